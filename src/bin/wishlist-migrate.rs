@@ -1,0 +1,127 @@
+//! `wishlist-migrate`: the command-line edge. Parses flags over the environment, calls the
+//! library's run loop, prints the report and maps it to the documented exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wishlist_migrator::config::{self, process_env};
+use wishlist_migrator::{runner, Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
+
+#[derive(Parser)]
+#[command(name = "wishlist-migrate", version, about = "Apply drizzle-kit migrations to PostgreSQL safely, keeping drizzle-orm's ledger")]
+struct Cli {
+    /// PostgreSQL URL [env: DATABASE_URL, or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE]
+    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// drizzle-kit output folder; default: the migrations built into this binary [env: MIGRATIONS_DIR]
+    #[arg(long = "migrations", global = true, value_name = "DIR")]
+    migrations: Option<PathBuf>,
+    /// Environment name for reports and state [env: APP_ENV] [default: dev]
+    #[arg(long = "env", global = true, value_name = "NAME")]
+    environment: Option<String>,
+    /// Print exactly one JSON report on stdout
+    #[arg(long, global = true)]
+    json: bool,
+    /// Go on despite ledger rows that match no journal entry [env: ALLOW_UNKNOWN_MIGRATIONS]
+    #[arg(long, global = true)]
+    allow_unknown_migrations: bool,
+    /// Give up waiting for another run's lock after this long [env: LOCK_WAIT_SECONDS] [default: 30]
+    #[arg(long, global = true, value_name = "SECONDS")]
+    lock_wait: Option<u64>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Applied and pending migrations, and every problem between the ledger and the files
+    Status,
+    /// What `migrate` would do, changing nothing
+    Plan {
+        #[arg(long, value_name = "TAG")]
+        to: Option<String>,
+    },
+    /// Apply pending migrations
+    Migrate {
+        /// Stop after this migration
+        #[arg(long, value_name = "TAG")]
+        to: Option<String>,
+        /// Show the plan and change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let report = runtime.block_on(execute(&cli));
+    if cli.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render_human());
+        if let Some(error) = report.render_error() {
+            eprintln!("{error}");
+        }
+    }
+    ExitCode::from(report.exit_code() as u8)
+}
+
+async fn execute(cli: &Cli) -> Report {
+    let command = match &cli.command {
+        Cmd::Status => Command::Status,
+        Cmd::Plan { to } => Command::Plan { target: to.clone() },
+        Cmd::Migrate { to, dry_run } => Command::Migrate { target: to.clone(), dry_run: *dry_run },
+    };
+    let (settings, connection) = match configure(cli) {
+        Ok(pair) => pair,
+        Err(e) => {
+            let environment = cli.environment.clone().or_else(|| process_env("APP_ENV")).unwrap_or_else(|| "dev".into());
+            return runner::refused(command.action(), &environment, e.into()).report;
+        }
+    };
+    let source = MigrationSource::from(settings.migrations_dir.as_deref());
+    let invoker = format!("cli:{}", process_env("USER").unwrap_or_else(|| "unknown".into()));
+    let invocation = Invocation {
+        command,
+        settings: &settings,
+        connection: &connection,
+        source: &source,
+        invoker: &invoker,
+        deadline: None,
+    };
+    match wishlist_migrator::run(&invocation).await {
+        Ok(report) => report,
+        Err(failure) => failure.report,
+    }
+}
+
+fn configure(cli: &Cli) -> Result<(RunSettings, ConnectionSettings), config::ConfigError> {
+    let mut settings = RunSettings::from_env(&process_env)?;
+    if let Some(dir) = &cli.migrations {
+        settings.migrations_dir = Some(dir.clone());
+    }
+    if let Some(name) = &cli.environment {
+        settings.environment = config::validate_environment(name)?;
+    }
+    if cli.allow_unknown_migrations {
+        settings.allow_unknown_rows = true;
+    }
+    if let Some(seconds) = cli.lock_wait {
+        settings.lock_wait = std::time::Duration::from_secs(seconds);
+    }
+    let connection = match &cli.database_url {
+        Some(url) => {
+            let mut c = ConnectionSettings::from_url("--database-url", url)?;
+            c.apply_tls_env(&process_env, TlsMode::Prefer)?;
+            c
+        }
+        None => ConnectionSettings::from_env(&process_env, TlsMode::Prefer)?,
+    };
+    Ok((settings, connection))
+}

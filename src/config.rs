@@ -1,0 +1,346 @@
+//! Run settings read from the environment (flags override them at the CLI edge), and the
+//! connection settings for the database.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::database::{ConnectionSettings, TlsMode};
+use crate::ledger::LedgerTable;
+
+/// The advisory lock key every run takes unless `MIGRATION_LOCK_KEY` says otherwise: the ASCII
+/// bytes `wishlist` read as a big-endian i64. Advisory locks are per database, so one key
+/// serialises all runners of one database and nothing else.
+pub const DEFAULT_LOCK_KEY: i64 = 8_604_535_455_400_686_452;
+pub const APPLICATION_NAME: &str = "wishlist-migrator";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{variable}={value:?} is not valid: {expected}")]
+    Invalid {
+        variable: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{variable} is not a valid PostgreSQL connection string ({reason}); the value is not shown because it may hold a password")]
+    InvalidUrl { variable: &'static str, reason: String },
+    #[error("no database configured: set DATABASE_URL (or --database-url), or the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE")]
+    NoDatabase,
+    #[error("{variable}: {reason}")]
+    Unusable { variable: &'static str, reason: String },
+}
+
+/// Everything about a run except where the database is.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub environment: String,
+    pub migrations_dir: Option<PathBuf>,
+    pub ledger: LedgerTable,
+    pub lock_key: i64,
+    pub lock_wait: Duration,
+    /// `SET LOCAL lock_timeout` for migration transactions: DDL must not queue ahead of traffic.
+    pub pg_lock_timeout: Duration,
+    /// How often a transaction that hit `lock_timeout` (55P03) is tried again.
+    pub lock_timeout_retries: u32,
+    pub statement_timeout: Option<Duration>,
+    pub allow_unknown_rows: bool,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            environment: "dev".into(),
+            migrations_dir: None,
+            ledger: LedgerTable::default(),
+            lock_key: DEFAULT_LOCK_KEY,
+            lock_wait: Duration::from_secs(30),
+            pg_lock_timeout: Duration::from_millis(5_000),
+            lock_timeout_retries: 3,
+            statement_timeout: None,
+            allow_unknown_rows: false,
+        }
+    }
+}
+
+/// Reads variables; a closure so tests and the Lambda can supply their own environment.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl RunSettings {
+    pub fn from_env(env: Lookup<'_>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            environment: match env("APP_ENV") {
+                Some(name) => environment_name("APP_ENV", name)?,
+                None => defaults.environment,
+            },
+            migrations_dir: env("MIGRATIONS_DIR").map(PathBuf::from),
+            ledger: LedgerTable {
+                schema: identifier(env, "MIGRATIONS_SCHEMA")?.unwrap_or(defaults.ledger.schema),
+                table: identifier(env, "MIGRATIONS_TABLE")?.unwrap_or(defaults.ledger.table),
+            },
+            lock_key: parse(env, "MIGRATION_LOCK_KEY", "a 64-bit signed integer")?.unwrap_or(defaults.lock_key),
+            lock_wait: parse::<u64>(env, "LOCK_WAIT_SECONDS", "a whole number of seconds")?
+                .map_or(defaults.lock_wait, Duration::from_secs),
+            pg_lock_timeout: positive_ms(env, "PG_LOCK_TIMEOUT_MS")?.unwrap_or(defaults.pg_lock_timeout),
+            lock_timeout_retries: parse(env, "LOCK_TIMEOUT_RETRIES", "a whole number")?
+                .unwrap_or(defaults.lock_timeout_retries),
+            statement_timeout: positive_ms(env, "STATEMENT_TIMEOUT_MS")?,
+            allow_unknown_rows: parse_bool(env, "ALLOW_UNKNOWN_MIGRATIONS")?.unwrap_or(false),
+        })
+    }
+}
+
+impl ConnectionSettings {
+    /// `DATABASE_URL`, else the libpq variables; `DB_SSLMODE` and `DB_CA_BUNDLE` on top.
+    pub fn from_env(env: Lookup<'_>, default_tls: TlsMode) -> Result<Self, ConfigError> {
+        let mut settings = match env("DATABASE_URL") {
+            Some(url) => Self::from_url("DATABASE_URL", &url)?,
+            None => Self::from_libpq_env(env)?,
+        };
+        if settings.pg.get_password().is_none() {
+            if let Some(password) = env("PGPASSWORD") {
+                settings.pg.password(password);
+            }
+        }
+        settings.apply_tls_env(env, default_tls)?;
+        Ok(settings)
+    }
+
+    pub fn from_url(variable: &'static str, url: &str) -> Result<Self, ConfigError> {
+        let pg = tokio_postgres::Config::from_str(url).map_err(|e| ConfigError::InvalidUrl {
+            variable,
+            reason: redact_reason(&e.to_string(), url),
+        })?;
+        if pg.get_hosts().is_empty() {
+            return Err(ConfigError::Unusable {
+                variable,
+                reason: "names no host".into(),
+            });
+        }
+        let tls = TlsMode::from_pg(pg.get_ssl_mode());
+        Ok(Self::new(pg, tls))
+    }
+
+    fn from_libpq_env(env: Lookup<'_>) -> Result<Self, ConfigError> {
+        let Some(host) = env("PGHOST") else {
+            return Err(ConfigError::NoDatabase);
+        };
+        let mut pg = tokio_postgres::Config::new();
+        for h in host.split(',') {
+            if h.starts_with('/') {
+                pg.host_path(h);
+            } else {
+                pg.host(h);
+            }
+        }
+        if let Some(port) = parse::<u16>(env, "PGPORT", "a TCP port number")? {
+            pg.port(port);
+        }
+        let user = env("PGUSER").or_else(|| env("USER")).ok_or(ConfigError::Unusable {
+            variable: "PGUSER",
+            reason: "not set, and no USER to default to".into(),
+        })?;
+        pg.user(&user);
+        pg.dbname(env("PGDATABASE").unwrap_or(user).as_str());
+        Ok(Self::new(pg, TlsMode::Prefer))
+    }
+
+    /// `DB_SSLMODE` wins over the URL's `sslmode`; without either, `default_tls` applies
+    /// (the CLI prefers TLS like libpq, the Lambda requires it).
+    pub fn apply_tls_env(&mut self, env: Lookup<'_>, default_tls: TlsMode) -> Result<(), ConfigError> {
+        if let Some(mode) = env("DB_SSLMODE") {
+            self.tls = TlsMode::parse(&mode).ok_or(ConfigError::Invalid {
+                variable: "DB_SSLMODE",
+                value: mode,
+                expected: "one of disable, prefer, require, verify-full",
+            })?;
+        } else if self.tls == TlsMode::Prefer {
+            self.tls = default_tls;
+        }
+        if let Some(path) = env("DB_CA_BUNDLE") {
+            self.ca_bundle = Some(PathBuf::from(path));
+        }
+        Ok(())
+    }
+}
+
+fn environment_name(variable: &'static str, name: String) -> Result<String, ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(ConfigError::Invalid {
+            variable,
+            value: name,
+            expected: "letters, digits, '-' or '_' (at most 64), e.g. dev, staging, prod",
+        })
+    }
+}
+
+/// Validates an environment name given on the command line the same way as `APP_ENV`.
+pub fn validate_environment(name: &str) -> Result<String, ConfigError> {
+    environment_name("--env", name.to_string())
+}
+
+fn identifier(env: Lookup<'_>, variable: &'static str) -> Result<Option<String>, ConfigError> {
+    match env(variable) {
+        None => Ok(None),
+        Some(v) if v.len() <= 63 && !v.contains('\0') => Ok(Some(v)),
+        Some(v) => Err(ConfigError::Invalid {
+            variable,
+            value: v,
+            expected: "a PostgreSQL identifier of at most 63 bytes",
+        }),
+    }
+}
+
+fn parse<T: FromStr>(env: Lookup<'_>, variable: &'static str, expected: &'static str) -> Result<Option<T>, ConfigError> {
+    match env(variable) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| ConfigError::Invalid {
+            variable,
+            value: v,
+            expected,
+        }),
+    }
+}
+
+fn positive_ms(env: Lookup<'_>, variable: &'static str) -> Result<Option<Duration>, ConfigError> {
+    match parse::<u64>(env, variable, "a whole number of milliseconds greater than 0")? {
+        Some(0) => Err(ConfigError::Invalid {
+            variable,
+            value: "0".into(),
+            expected: "a whole number of milliseconds greater than 0",
+        }),
+        other => Ok(other.map(Duration::from_millis)),
+    }
+}
+
+pub fn parse_bool(env: Lookup<'_>, variable: &'static str) -> Result<Option<bool>, ConfigError> {
+    match env(variable).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
+        Some("0" | "false" | "no" | "off") => Ok(Some(false)),
+        Some(other) => Err(ConfigError::Invalid {
+            variable,
+            value: other.to_string(),
+            expected: "true or false",
+        }),
+    }
+}
+
+/// Parse errors may quote the input; never let the URL (and its password) through.
+fn redact_reason(reason: &str, url: &str) -> String {
+    if url.len() > 3 && reason.contains(url) {
+        reason.replace(url, "<url>")
+    } else {
+        reason.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let s = RunSettings::from_env(&env(&[])).unwrap();
+        assert_eq!(s.environment, "dev");
+        assert_eq!(s.lock_wait, Duration::from_secs(30));
+        assert_eq!(s.pg_lock_timeout, Duration::from_millis(5000));
+        assert_eq!(s.ledger.schema, "drizzle");
+        assert_eq!(s.ledger.table, "__drizzle_migrations");
+        assert_eq!(s.lock_key, i64::from_be_bytes(*b"wishlist"));
+        assert!(s.statement_timeout.is_none());
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let s = RunSettings::from_env(&env(&[
+            ("APP_ENV", "prod"),
+            ("MIGRATIONS_DIR", "db/out"),
+            ("MIGRATIONS_SCHEMA", "ops"),
+            ("MIGRATIONS_TABLE", "ledger"),
+            ("MIGRATION_LOCK_KEY", "-42"),
+            ("LOCK_WAIT_SECONDS", "5"),
+            ("PG_LOCK_TIMEOUT_MS", "250"),
+            ("LOCK_TIMEOUT_RETRIES", "0"),
+            ("STATEMENT_TIMEOUT_MS", "60000"),
+            ("ALLOW_UNKNOWN_MIGRATIONS", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(s.environment, "prod");
+        assert_eq!(s.migrations_dir, Some(PathBuf::from("db/out")));
+        assert_eq!((s.ledger.schema.as_str(), s.ledger.table.as_str()), ("ops", "ledger"));
+        assert_eq!(s.lock_key, -42);
+        assert_eq!(s.lock_wait, Duration::from_secs(5));
+        assert_eq!(s.pg_lock_timeout, Duration::from_millis(250));
+        assert_eq!(s.lock_timeout_retries, 0);
+        assert_eq!(s.statement_timeout, Some(Duration::from_secs(60)));
+        assert!(s.allow_unknown_rows);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases = [
+            ("LOCK_WAIT_SECONDS", "soon"),
+            ("PG_LOCK_TIMEOUT_MS", "0"),
+            ("MIGRATION_LOCK_KEY", "12x"),
+            ("APP_ENV", "prod env"),
+            ("ALLOW_UNKNOWN_MIGRATIONS", "maybe"),
+        ];
+        for (var, value) in cases {
+            let err = RunSettings::from_env(&env(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn database_url_and_libpq_variables() {
+        let c = ConnectionSettings::from_env(&env(&[("DATABASE_URL", "postgres://app:pw@db.internal:6432/wish")]), TlsMode::Prefer).unwrap();
+        assert_eq!(c.info().name, "wish");
+        assert_eq!(c.info().port, 6432);
+        let c = ConnectionSettings::from_env(
+            &env(&[("PGHOST", "h"), ("PGPORT", "7"), ("PGUSER", "u"), ("PGPASSWORD", "p"), ("PGDATABASE", "d")]),
+            TlsMode::Prefer,
+        )
+        .unwrap();
+        let info = c.info();
+        assert_eq!((info.host.as_str(), info.port, info.user.as_str(), info.name.as_str()), ("h", 7, "u", "d"));
+        assert_eq!(c.pg.get_password(), Some(&b"p"[..]));
+        assert_eq!(ConnectionSettings::from_env(&env(&[]), TlsMode::Prefer).unwrap_err(), ConfigError::NoDatabase);
+    }
+
+    #[test]
+    fn an_invalid_url_never_echoes_the_password() {
+        let err = ConnectionSettings::from_env(&env(&[("DATABASE_URL", "postgres://u:s3cr3t@h:notaport/d")]), TlsMode::Prefer).unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        assert!(err.to_string().contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn tls_mode_precedence() {
+        let url = "postgres://u@h/d?sslmode=disable";
+        let c = ConnectionSettings::from_env(&env(&[("DATABASE_URL", url)]), TlsMode::Require).unwrap();
+        assert_eq!(c.tls, TlsMode::Disable, "an explicit sslmode in the URL stands");
+        let c = ConnectionSettings::from_env(&env(&[("DATABASE_URL", "postgres://u@h/d")]), TlsMode::Require).unwrap();
+        assert_eq!(c.tls, TlsMode::Require, "the caller's default applies");
+        let c = ConnectionSettings::from_env(&env(&[("DATABASE_URL", url), ("DB_SSLMODE", "require"), ("DB_CA_BUNDLE", "ca.pem")]), TlsMode::Prefer).unwrap();
+        assert_eq!(c.tls, TlsMode::Require);
+        assert_eq!(c.ca_bundle, Some(PathBuf::from("ca.pem")));
+        let err = ConnectionSettings::from_env(&env(&[("DATABASE_URL", url), ("DB_SSLMODE", "sometimes")]), TlsMode::Prefer).unwrap_err();
+        assert!(err.to_string().contains("DB_SSLMODE"));
+    }
+}

@@ -1,0 +1,341 @@
+//! The run's one dedicated database connection: settings, TLS, opening and closing it, the
+//! session checks made before anything else, and Postgres errors in an owned, reportable form.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::Client;
+
+use crate::config::APPLICATION_NAME;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    /// TLS when the server offers it.
+    Prefer,
+    /// TLS or no connection. Certificates are verified (host name included) when `DB_CA_BUNDLE`
+    /// names the trusted CAs; without a bundle the link is encrypted but the server unverified,
+    /// as with libpq's `require`.
+    Require,
+    /// Like `Require`, but refuses to connect without a CA bundle.
+    VerifyFull,
+}
+
+impl TlsMode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "disable" => Some(Self::Disable),
+            "prefer" | "allow" => Some(Self::Prefer),
+            "require" => Some(Self::Require),
+            "verify-full" | "verify-ca" => Some(Self::VerifyFull),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_pg(mode: SslMode) -> Self {
+        match mode {
+            SslMode::Disable => Self::Disable,
+            SslMode::Require => Self::Require,
+            _ => Self::Prefer,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    pub pg: tokio_postgres::Config,
+    pub tls: TlsMode,
+    pub ca_bundle: Option<PathBuf>,
+    pub connect_timeout: Duration,
+}
+
+/// Where a run connected, for reports: never the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseInfo {
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+    pub user: String,
+}
+
+impl std::fmt::Display for DatabaseInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}:{}/{}", self.user, self.host, self.port, self.name)
+    }
+}
+
+impl ConnectionSettings {
+    pub fn new(pg: tokio_postgres::Config, tls: TlsMode) -> Self {
+        Self {
+            pg,
+            tls,
+            ca_bundle: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    pub fn info(&self) -> DatabaseInfo {
+        let host = match self.pg.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        let user = self.pg.get_user().unwrap_or("").to_string();
+        DatabaseInfo {
+            host,
+            port: self.pg.get_ports().first().copied().unwrap_or(5432),
+            name: self.pg.get_dbname().map(str::to_string).unwrap_or_else(|| user.clone()),
+            user,
+        }
+    }
+}
+
+/// A Postgres error as reported to operators: SQLSTATE, message, detail and hint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PgError {
+    pub sqlstate: Option<String>,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl PgError {
+    pub fn is(&self, sqlstate: &str) -> bool {
+        self.sqlstate.as_deref() == Some(sqlstate)
+    }
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => Self {
+                sqlstate: Some(db.code().code().to_string()),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                hint: db.hint().map(str::to_string),
+            },
+            None => {
+                // Client-side errors (closed connection, timeouts) carry their cause in the chain.
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    message.push_str(": ");
+                    message.push_str(&s.to_string());
+                    source = s.source();
+                }
+                Self {
+                    sqlstate: e.code().map(|c| c.code().to_string()),
+                    message,
+                    detail: None,
+                    hint: None,
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.sqlstate {
+            Some(code) => write!(f, "{} (SQLSTATE {code})", self.message)?,
+            None => f.write_str(&self.message)?,
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, "; detail: {detail}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "; hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("DB_CA_BUNDLE {path}: {reason}")]
+    CaBundle { path: String, reason: String },
+    #[error("cannot set up TLS: {reason}")]
+    Tls { reason: String },
+    #[error("cannot connect to {target}: {error}")]
+    Connect { target: DatabaseInfo, error: PgError },
+    #[error("cannot connect to {target}: no answer within {seconds} s; check the host, port, security group and that the database is up")]
+    Timeout { target: DatabaseInfo, seconds: u64 },
+}
+
+impl ConnectError {
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Self::Connect { error, .. } => error.sqlstate.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Wrong password (or a rotated secret): the Lambda refetches the secret once on this.
+    pub fn is_authentication_failure(&self) -> bool {
+        matches!(self.sqlstate(), Some("28P01" | "28000"))
+    }
+}
+
+/// An open connection and the task driving it.
+pub struct Database {
+    client: Client,
+    driver: JoinHandle<()>,
+    pub info: DatabaseInfo,
+}
+
+/// What the session may do, read before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionState {
+    pub read_only: bool,
+    pub in_recovery: bool,
+}
+
+impl Database {
+    pub async fn connect(settings: &ConnectionSettings) -> Result<Self, ConnectError> {
+        let info = settings.info();
+        let mut pg = settings.pg.clone();
+        pg.application_name(APPLICATION_NAME);
+        pg.connect_timeout(settings.connect_timeout);
+        pg.ssl_mode(match settings.tls {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            TlsMode::Require | TlsMode::VerifyFull => SslMode::Require,
+        });
+        let tls = tls_connector(settings)?;
+        let connecting = pg.connect(tls);
+        // connect_timeout covers each socket attempt, not the whole handshake: bound it all.
+        let (client, connection) = match tokio::time::timeout(settings.connect_timeout + Duration::from_secs(1), connecting).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(ConnectError::Connect { target: info, error: e.into() }),
+            Err(_) => {
+                return Err(ConnectError::Timeout {
+                    seconds: settings.connect_timeout.as_secs() + 1,
+                    target: info,
+                })
+            }
+        };
+        let driver = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "database connection ended with an error");
+            }
+        });
+        Ok(Self { client, driver, info })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    pub async fn session_state(&self) -> Result<SessionState, PgError> {
+        let row = self
+            .client
+            .query_one("select current_setting('transaction_read_only') = 'on', pg_is_in_recovery()", &[])
+            .await?;
+        Ok(SessionState {
+            read_only: row.get(0),
+            in_recovery: row.get(1),
+        })
+    }
+
+    /// Ends the session; the server releases anything it still holds for it.
+    pub async fn close(self) {
+        drop(self.client);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.driver).await;
+    }
+}
+
+fn tls_connector(settings: &ConnectionSettings) -> Result<postgres_native_tls::MakeTlsConnector, ConnectError> {
+    let mut builder = native_tls::TlsConnector::builder();
+    match (&settings.ca_bundle, settings.tls) {
+        (Some(path), _) => {
+            let display = path.display().to_string();
+            let pem = std::fs::read(path).map_err(|e| ConnectError::CaBundle {
+                path: display.clone(),
+                reason: e.to_string(),
+            })?;
+            let certificates = pem_certificates(&pem).map_err(|reason| ConnectError::CaBundle {
+                path: display.clone(),
+                reason,
+            })?;
+            builder.disable_built_in_roots(true);
+            for certificate in certificates {
+                builder.add_root_certificate(certificate);
+            }
+        }
+        (None, TlsMode::VerifyFull) => {
+            return Err(ConnectError::Tls {
+                reason: "DB_SSLMODE=verify-full needs DB_CA_BUNDLE naming the CA certificates to trust".into(),
+            })
+        }
+        (None, _) => {
+            builder.danger_accept_invalid_certs(true);
+            builder.danger_accept_invalid_hostnames(true);
+        }
+    }
+    let connector = builder.build().map_err(|e| ConnectError::Tls { reason: e.to_string() })?;
+    Ok(postgres_native_tls::MakeTlsConnector::new(connector))
+}
+
+/// Every certificate of a PEM bundle (native-tls parses one certificate per call).
+fn pem_certificates(pem: &[u8]) -> Result<Vec<native_tls::Certificate>, String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = std::str::from_utf8(pem).map_err(|_| "not a PEM text file".to_string())?;
+    let mut certificates = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let end = rest[start..]
+            .find(END)
+            .map(|e| start + e + END.len())
+            .ok_or_else(|| format!("certificate {} has no END line", certificates.len() + 1))?;
+        let certificate = native_tls::Certificate::from_pem(rest[start..end].as_bytes())
+            .map_err(|e| format!("certificate {} is invalid: {e}", certificates.len() + 1))?;
+        certificates.push(certificate);
+        rest = &rest[end..];
+    }
+    if certificates.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(certificates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_modes_parse_like_libpq() {
+        assert_eq!(TlsMode::parse("disable"), Some(TlsMode::Disable));
+        assert_eq!(TlsMode::parse("Require"), Some(TlsMode::Require));
+        assert_eq!(TlsMode::parse("verify-full"), Some(TlsMode::VerifyFull));
+        assert_eq!(TlsMode::parse("on"), None);
+    }
+
+    #[test]
+    fn a_bundle_without_certificates_is_refused() {
+        let error = |pem: &[u8]| pem_certificates(pem).err().expect("refused");
+        assert!(error(b"hello").contains("no PEM"));
+        assert!(error(b"-----BEGIN CERTIFICATE-----\nMIIB").contains("no END"));
+    }
+
+    #[test]
+    fn pg_error_display_carries_sqlstate_detail_and_hint() {
+        let e = PgError {
+            sqlstate: Some("42P07".into()),
+            message: "relation \"wishlist_items\" already exists".into(),
+            detail: Some("d".into()),
+            hint: Some("h".into()),
+        };
+        assert_eq!(e.to_string(), "relation \"wishlist_items\" already exists (SQLSTATE 42P07); detail: d; hint: h");
+        assert!(e.is("42P07"));
+    }
+}

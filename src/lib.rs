@@ -1,0 +1,22 @@
+//! wishlist-migrator: applies drizzle-kit migrations to PostgreSQL safely, keeping drizzle-orm's
+//! ledger, from a CLI or an AWS Lambda function that share one run loop.
+
+pub mod config;
+pub mod database;
+pub mod embedded;
+pub mod error;
+pub mod journal;
+pub mod ledger;
+pub mod lock;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod source;
+pub mod statement;
+
+pub use config::{ConfigError, RunSettings};
+pub use database::{ConnectionSettings, TlsMode};
+pub use error::{Error, ErrorType};
+pub use report::{Action, Report, Status};
+pub use runner::{run, Command, Failure, Invocation};
+pub use source::{MigrationSet, MigrationSource};

@@ -1,0 +1,548 @@
+//! Deciding what a run does: matching ledger rows to local migrations, finding what drizzle-orm
+//! would silently get wrong, and cutting the pending migrations into commit segments. Pure: no I/O.
+
+use std::collections::HashMap;
+
+use crate::ledger::LedgerRow;
+use crate::source::{Migration, TransactionMode};
+
+/// Something wrong between the ledger and the local migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The migration was applied, and its file has changed since.
+    ChecksumMismatch {
+        tag: String,
+        applied_hash: String,
+        file_hash: String,
+    },
+    /// Not applied, but not newer than the newest applied row: drizzle-orm would skip it forever.
+    OutOfOrder {
+        tag: String,
+        when: i64,
+        newest_applied_when: i64,
+    },
+    /// A ledger row that matches no journal entry (a migration deleted locally, or a `when` edited).
+    UnknownRow {
+        id: i32,
+        hash: String,
+        created_at: Option<i64>,
+        /// A local migration with the same hash, which points at an edited journal `when`.
+        same_hash_as: Option<String>,
+    },
+}
+
+impl Problem {
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Self::ChecksumMismatch { tag, .. } | Self::OutOfOrder { tag, .. } => Some(tag),
+            Self::UnknownRow { .. } => None,
+        }
+    }
+
+    /// Stable camelCase name used in reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ChecksumMismatch { .. } => "checksumMismatch",
+            Self::OutOfOrder { .. } => "outOfOrder",
+            Self::UnknownRow { .. } => "unknownLedgerRow",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::ChecksumMismatch { tag, applied_hash, file_hash } => format!(
+                "{tag}: applied with hash {applied_hash} but the file now hashes to {file_hash}"
+            ),
+            Self::OutOfOrder { tag, when, newest_applied_when } => format!(
+                "{tag}: not applied, and its journal when={when} is not newer than the newest applied migration (created_at={newest_applied_when})"
+            ),
+            Self::UnknownRow { id, hash, created_at, same_hash_as } => {
+                let created = created_at.map_or("null".to_string(), |c| c.to_string());
+                let hint = same_hash_as
+                    .as_ref()
+                    .map(|tag| format!(" (same hash as {tag}: was its journal `when` edited?)"))
+                    .unwrap_or_default();
+                format!("ledger row id={id} hash={hash} created_at={created} matches no journal entry{hint}")
+            }
+        }
+    }
+}
+
+/// A local migration the ledger records as applied.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied<'m> {
+    pub migration: &'m Migration,
+    pub row_id: i32,
+}
+
+/// The ledger read against the local migrations: the answer to `status`.
+#[derive(Debug, Clone)]
+pub struct Assessment<'m> {
+    /// In journal order.
+    pub applied: Vec<Applied<'m>>,
+    /// In journal order; only migrations drizzle-orm would also apply.
+    pub pending: Vec<&'m Migration>,
+    pub problems: Vec<Problem>,
+}
+
+impl<'m> Assessment<'m> {
+    /// The last applied migration in journal order: the database's schema version.
+    pub fn current(&self) -> Option<&'m Migration> {
+        self.applied.last().map(|a| a.migration)
+    }
+}
+
+pub fn assess<'m>(rows: &[LedgerRow], migrations: &'m [Migration]) -> Assessment<'m> {
+    let by_when: HashMap<i64, &Migration> = migrations.iter().map(|m| (m.created_at, m)).collect();
+    let mut applied_ids: HashMap<usize, i32> = HashMap::new();
+    let mut problems = Vec::new();
+    for row in rows {
+        match row.created_at.and_then(|when| by_when.get(&when)) {
+            Some(m) if m.hash == row.hash => {
+                applied_ids.entry(m.idx).or_insert(row.id);
+            }
+            Some(m) => {
+                // Still counts as applied: the schema change happened, only the file moved on.
+                applied_ids.entry(m.idx).or_insert(row.id);
+                problems.push(Problem::ChecksumMismatch {
+                    tag: m.tag.clone(),
+                    applied_hash: row.hash.clone(),
+                    file_hash: m.hash.clone(),
+                });
+            }
+            None => problems.push(Problem::UnknownRow {
+                id: row.id,
+                hash: row.hash.clone(),
+                created_at: row.created_at,
+                same_hash_as: migrations.iter().find(|m| m.hash == row.hash).map(|m| m.tag.clone()),
+            }),
+        }
+    }
+    // drizzle-orm applies exactly the entries newer than its newest row; mirror that cut-off.
+    let newest_applied_when = rows.iter().filter_map(|r| r.created_at).max();
+    let mut applied = Vec::new();
+    let mut pending = Vec::new();
+    for m in migrations {
+        if let Some(&row_id) = applied_ids.get(&m.idx) {
+            applied.push(Applied { migration: m, row_id });
+        } else {
+            match newest_applied_when {
+                Some(newest) if m.created_at <= newest => problems.push(Problem::OutOfOrder {
+                    tag: m.tag.clone(),
+                    when: m.created_at,
+                    newest_applied_when: newest,
+                }),
+                _ => pending.push(m),
+            }
+        }
+    }
+    Assessment {
+        applied,
+        pending,
+        problems,
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions<'a> {
+    /// Apply up to and including this tag.
+    pub target: Option<&'a str>,
+    /// Go on despite ledger rows that match no journal entry.
+    pub allow_unknown_rows: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentMode {
+    /// All migrations of the segment and their ledger rows commit together or not at all.
+    Transaction,
+    /// One migration whose statements cannot run in a transaction; each commits on its own.
+    Autocommit,
+}
+
+#[derive(Debug, Clone)]
+pub struct Segment<'m> {
+    pub mode: SegmentMode,
+    pub migrations: Vec<&'m Migration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan<'m> {
+    pub segments: Vec<Segment<'m>>,
+    /// Pending migrations left for later because they come after the target.
+    pub deferred: Vec<&'m Migration>,
+}
+
+impl<'m> Plan<'m> {
+    pub fn migrations(&self) -> impl Iterator<Item = &'m Migration> + '_ {
+        self.segments.iter().flat_map(|s| s.migrations.iter().copied())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("{tag}: applied with hash {applied_hash}, but the file now hashes to {file_hash}. An applied migration must not change: restore the file from the release that applied it and put the change in a new migration")]
+    ChecksumMismatch {
+        tag: String,
+        applied_hash: String,
+        file_hash: String,
+    },
+    #[error("{tag}: pending, but its journal when={when} is not newer than the newest applied migration (created_at={newest_applied_when}); drizzle-orm would skip it forever. Regenerate it with drizzle-kit so it comes after what is applied")]
+    OutOfOrder {
+        tag: String,
+        when: i64,
+        newest_applied_when: i64,
+    },
+    #[error("{count} ledger row(s) match no journal entry (first: {first}). Restore the missing migrations, or pass --allow-unknown-migrations (ALLOW_UNKNOWN_MIGRATIONS=true) if they were removed on purpose")]
+    UnknownRows { count: usize, first: String },
+    #[error("--to {tag}: no migration with that tag in the journal")]
+    UnknownTarget { tag: String },
+}
+
+impl PlanError {
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Self::ChecksumMismatch { tag, .. }
+            | Self::OutOfOrder { tag, .. }
+            | Self::UnknownTarget { tag } => Some(tag),
+            Self::UnknownRows { .. } => None,
+        }
+    }
+}
+
+/// Refuses what drizzle-orm would get wrong; otherwise returns the segments to run.
+pub fn plan<'m>(
+    assessment: &Assessment<'m>,
+    migrations: &'m [Migration],
+    options: PlanOptions<'_>,
+) -> Result<Plan<'m>, PlanError> {
+    refuse_problems(&assessment.problems, options)?;
+    let target_idx = match options.target {
+        None => None,
+        Some(tag) => Some(
+            migrations
+                .iter()
+                .find(|m| m.tag == tag)
+                .map(|m| m.idx)
+                .ok_or_else(|| PlanError::UnknownTarget { tag: tag.to_string() })?,
+        ),
+    };
+    let (selected, deferred): (Vec<&Migration>, Vec<&Migration>) = assessment
+        .pending
+        .iter()
+        .partition(|m| target_idx.is_none_or(|t| m.idx <= t));
+    Ok(Plan {
+        segments: segments(&selected),
+        deferred,
+    })
+}
+
+fn refuse_problems(problems: &[Problem], options: PlanOptions<'_>) -> Result<(), PlanError> {
+    if let Some(Problem::ChecksumMismatch { tag, applied_hash, file_hash }) =
+        problems.iter().find(|p| matches!(p, Problem::ChecksumMismatch { .. }))
+    {
+        return Err(PlanError::ChecksumMismatch {
+            tag: tag.clone(),
+            applied_hash: applied_hash.clone(),
+            file_hash: file_hash.clone(),
+        });
+    }
+    if let Some(Problem::OutOfOrder { tag, when, newest_applied_when }) =
+        problems.iter().find(|p| matches!(p, Problem::OutOfOrder { .. }))
+    {
+        return Err(PlanError::OutOfOrder {
+            tag: tag.clone(),
+            when: *when,
+            newest_applied_when: *newest_applied_when,
+        });
+    }
+    let unknown: Vec<&Problem> = problems
+        .iter()
+        .filter(|p| matches!(p, Problem::UnknownRow { .. }))
+        .collect();
+    if !unknown.is_empty() && !options.allow_unknown_rows {
+        return Err(PlanError::UnknownRows {
+            count: unknown.len(),
+            first: unknown[0].describe(),
+        });
+    }
+    Ok(())
+}
+
+/// One transaction for everything, except that an autocommit migration runs alone and an enum
+/// value addition must commit before anything after it can use the value.
+fn segments<'m>(pending: &[&'m Migration]) -> Vec<Segment<'m>> {
+    let mut segments = Vec::new();
+    let mut open: Vec<&Migration> = Vec::new();
+    let close = |open: &mut Vec<&'m Migration>, segments: &mut Vec<Segment<'m>>| {
+        if !open.is_empty() {
+            segments.push(Segment {
+                mode: SegmentMode::Transaction,
+                migrations: std::mem::take(open),
+            });
+        }
+    };
+    for m in pending {
+        match m.mode {
+            TransactionMode::Autocommit { .. } => {
+                close(&mut open, &mut segments);
+                segments.push(Segment {
+                    mode: SegmentMode::Autocommit,
+                    migrations: vec![m],
+                });
+            }
+            TransactionMode::Transaction => {
+                open.push(m);
+                if m.adds_enum_value {
+                    close(&mut open, &mut segments);
+                }
+            }
+        }
+    }
+    close(&mut open, &mut segments);
+    segments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migration(idx: usize, when: i64, mode: TransactionMode, adds_enum_value: bool) -> Migration {
+        Migration {
+            idx,
+            tag: format!("{idx:04}_m"),
+            created_at: when,
+            hash: format!("hash{idx}"),
+            statements: vec![],
+            mode,
+            adds_enum_value,
+            down: None,
+        }
+    }
+
+    fn plain(n: usize) -> Vec<Migration> {
+        (0..n).map(|i| migration(i, 100 * (i as i64 + 1), TransactionMode::Transaction, false)).collect()
+    }
+
+    fn row(id: i32, m: &Migration) -> LedgerRow {
+        LedgerRow { id, hash: m.hash.clone(), created_at: Some(m.created_at) }
+    }
+
+    fn tags(ms: &[&Migration]) -> Vec<String> {
+        ms.iter().map(|m| m.tag.clone()).collect()
+    }
+
+    fn autocommit() -> TransactionMode {
+        TransactionMode::Autocommit { reason: "test".into() }
+    }
+
+    #[test]
+    fn empty_ledger_everything_pending_in_one_transaction() {
+        let ms = plain(3);
+        let a = assess(&[], &ms);
+        assert!(a.applied.is_empty() && a.problems.is_empty());
+        assert_eq!(a.pending.len(), 3);
+        assert!(a.current().is_none());
+        let p = plan(&a, &ms, PlanOptions::default()).unwrap();
+        assert_eq!(p.segments.len(), 1);
+        assert_eq!(p.segments[0].mode, SegmentMode::Transaction);
+        assert_eq!(p.segments[0].migrations.len(), 3);
+    }
+
+    #[test]
+    fn applied_rows_are_matched_by_when_and_hash() {
+        let ms = plain(3);
+        let a = assess(&[row(1, &ms[0]), row(2, &ms[1])], &ms);
+        assert_eq!(a.applied.len(), 2);
+        assert_eq!(a.applied[1].row_id, 2);
+        assert_eq!(a.current().unwrap().tag, ms[1].tag);
+        assert_eq!(tags(&a.pending), [ms[2].tag.clone()]);
+        assert!(a.problems.is_empty());
+    }
+
+    #[test]
+    fn everything_applied_plans_nothing() {
+        let ms = plain(2);
+        let a = assess(&[row(1, &ms[0]), row(2, &ms[1])], &ms);
+        let p = plan(&a, &ms, PlanOptions::default()).unwrap();
+        assert!(p.is_empty());
+        assert!(p.deferred.is_empty());
+    }
+
+    #[test]
+    fn changed_file_is_a_checksum_mismatch_and_refuses() {
+        let ms = plain(2);
+        let mut r = row(1, &ms[0]);
+        r.hash = "old".into();
+        let a = assess(&[r], &ms);
+        assert_eq!(a.applied.len(), 1, "the schema change still happened");
+        assert_eq!(a.problems.len(), 1);
+        assert_eq!(a.problems[0].kind(), "checksumMismatch");
+        let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
+        assert!(matches!(&err, PlanError::ChecksumMismatch { tag, applied_hash, .. } if tag == "0000_m" && applied_hash == "old"));
+        // Not even unknown-row tolerance lets a changed file through.
+        let options = PlanOptions { allow_unknown_rows: true, ..Default::default() };
+        assert!(plan(&a, &ms, options).is_err());
+    }
+
+    #[test]
+    fn pending_entry_older_than_newest_applied_is_out_of_order() {
+        // 0001 was merged with an older `when` after 0002 was applied elsewhere.
+        let ms = vec![
+            migration(0, 100, TransactionMode::Transaction, false),
+            migration(1, 200, TransactionMode::Transaction, false),
+            migration(2, 300, TransactionMode::Transaction, false),
+        ];
+        let a = assess(&[row(1, &ms[0]), row(2, &ms[2])], &ms);
+        assert_eq!(a.problems.len(), 1);
+        assert!(matches!(&a.problems[0], Problem::OutOfOrder { tag, newest_applied_when: 300, .. } if tag == "0001_m"));
+        assert!(a.pending.is_empty());
+        let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
+        assert!(matches!(err, PlanError::OutOfOrder { when: 200, .. }));
+    }
+
+    #[test]
+    fn unknown_rows_refuse_unless_allowed() {
+        let ms = plain(2);
+        let stray = LedgerRow { id: 7, hash: "zzz".into(), created_at: Some(50) };
+        let a = assess(&[stray, row(8, &ms[0])], &ms);
+        assert_eq!(a.problems.len(), 1);
+        assert_eq!(a.problems[0].kind(), "unknownLedgerRow");
+        let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
+        assert!(matches!(&err, PlanError::UnknownRows { count: 1, first } if first.contains("id=7")));
+        let options = PlanOptions { allow_unknown_rows: true, ..Default::default() };
+        let p = plan(&a, &ms, options).unwrap();
+        assert_eq!(tags(&p.migrations().collect::<Vec<_>>()), [ms[1].tag.clone()]);
+    }
+
+    #[test]
+    fn unknown_row_newer_than_local_migrations_makes_them_out_of_order() {
+        // drizzle-orm compares with the newest row, known or not.
+        let ms = plain(2);
+        let stray = LedgerRow { id: 9, hash: "zzz".into(), created_at: Some(10_000) };
+        let a = assess(&[row(1, &ms[0]), stray], &ms);
+        assert!(a.problems.iter().any(|p| p.kind() == "outOfOrder"));
+        assert!(a.pending.is_empty());
+    }
+
+    #[test]
+    fn an_edited_when_is_hinted_by_hash() {
+        let ms = plain(1);
+        let moved = LedgerRow { id: 1, hash: ms[0].hash.clone(), created_at: Some(1) };
+        let a = assess(&[moved], &ms);
+        assert!(matches!(&a.problems[0], Problem::UnknownRow { same_hash_as: Some(t), .. } if t == "0000_m"));
+        assert!(a.problems[0].describe().contains("edited"));
+    }
+
+    #[test]
+    fn null_created_at_is_unknown() {
+        let ms = plain(1);
+        let a = assess(&[LedgerRow { id: 1, hash: "x".into(), created_at: None }], &ms);
+        assert_eq!(a.problems[0].kind(), "unknownLedgerRow");
+        assert_eq!(a.pending.len(), 1);
+    }
+
+    #[test]
+    fn target_stops_at_the_tag_and_defers_the_rest() {
+        let ms = plain(4);
+        let a = assess(&[row(1, &ms[0])], &ms);
+        let options = PlanOptions { target: Some("0002_m"), ..Default::default() };
+        let p = plan(&a, &ms, options).unwrap();
+        assert_eq!(tags(&p.migrations().collect::<Vec<_>>()), ["0001_m", "0002_m"]);
+        assert_eq!(tags(&p.deferred), ["0003_m"]);
+    }
+
+    #[test]
+    fn target_already_applied_plans_nothing() {
+        let ms = plain(3);
+        let a = assess(&[row(1, &ms[0]), row(2, &ms[1])], &ms);
+        let p = plan(&a, &ms, PlanOptions { target: Some("0000_m"), ..Default::default() }).unwrap();
+        assert!(p.is_empty());
+        assert_eq!(p.deferred.len(), 1);
+    }
+
+    #[test]
+    fn unknown_target_is_named() {
+        let ms = plain(1);
+        let a = assess(&[], &ms);
+        let err = plan(&a, &ms, PlanOptions { target: Some("9999_nope"), ..Default::default() }).unwrap_err();
+        assert_eq!(err, PlanError::UnknownTarget { tag: "9999_nope".into() });
+    }
+
+    #[test]
+    fn autocommit_migration_runs_alone_between_transactions() {
+        let ms = vec![
+            migration(0, 1, TransactionMode::Transaction, false),
+            migration(1, 2, TransactionMode::Transaction, false),
+            migration(2, 3, autocommit(), false),
+            migration(3, 4, TransactionMode::Transaction, false),
+        ];
+        let a = assess(&[], &ms);
+        let p = plan(&a, &ms, PlanOptions::default()).unwrap();
+        let shape: Vec<(SegmentMode, usize)> = p.segments.iter().map(|s| (s.mode, s.migrations.len())).collect();
+        assert_eq!(
+            shape,
+            [(SegmentMode::Transaction, 2), (SegmentMode::Autocommit, 1), (SegmentMode::Transaction, 1)]
+        );
+    }
+
+    #[test]
+    fn consecutive_autocommit_migrations_each_get_a_segment() {
+        let ms = vec![migration(0, 1, autocommit(), false), migration(1, 2, autocommit(), false)];
+        let p = plan(&assess(&[], &ms), &ms, PlanOptions::default()).unwrap();
+        assert_eq!(p.segments.len(), 2);
+        assert!(p.segments.iter().all(|s| s.mode == SegmentMode::Autocommit && s.migrations.len() == 1));
+    }
+
+    #[test]
+    fn enum_value_addition_closes_its_segment() {
+        let ms = vec![
+            migration(0, 1, TransactionMode::Transaction, false),
+            migration(1, 2, TransactionMode::Transaction, true),
+            migration(2, 3, TransactionMode::Transaction, false),
+            migration(3, 4, TransactionMode::Transaction, false),
+        ];
+        let p = plan(&assess(&[], &ms), &ms, PlanOptions::default()).unwrap();
+        let groups: Vec<Vec<String>> = p.segments.iter().map(|s| tags(&s.migrations)).collect();
+        assert_eq!(groups, [vec!["0000_m", "0001_m"], vec!["0002_m", "0003_m"]]);
+    }
+
+    #[test]
+    fn enum_value_addition_as_last_pending_leaves_no_empty_segment() {
+        let ms = vec![
+            migration(0, 1, TransactionMode::Transaction, false),
+            migration(1, 2, TransactionMode::Transaction, true),
+        ];
+        let p = plan(&assess(&[], &ms), &ms, PlanOptions::default()).unwrap();
+        assert_eq!(p.segments.len(), 1);
+    }
+
+    #[test]
+    fn every_pending_migration_lands_in_exactly_one_segment_in_order() {
+        // Exhaustive over all mode/enum combinations of 5 migrations.
+        for bits in 0..(1u32 << 10) {
+            let ms: Vec<Migration> = (0..5)
+                .map(|i| {
+                    let mode = if bits & (1 << i) != 0 { autocommit() } else { TransactionMode::Transaction };
+                    migration(i, i as i64 + 1, mode, bits & (1 << (i + 5)) != 0)
+                })
+                .collect();
+            let p = plan(&assess(&[], &ms), &ms, PlanOptions::default()).unwrap();
+            let order: Vec<usize> = p.migrations().map(|m| m.idx).collect();
+            assert_eq!(order, [0, 1, 2, 3, 4], "bits={bits:b}");
+            for s in &p.segments {
+                assert!(!s.migrations.is_empty());
+                if s.mode == SegmentMode::Autocommit {
+                    assert_eq!(s.migrations.len(), 1);
+                }
+                // An enum addition is only ever the last of its transaction.
+                for m in &s.migrations[..s.migrations.len() - 1] {
+                    assert!(!m.adds_enum_value, "bits={bits:b}");
+                }
+            }
+        }
+    }
+}

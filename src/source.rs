@@ -1,0 +1,348 @@
+//! Where migrations come from (embedded at build time or a folder) and loading them into
+//! validated, hashed [`Migration`]s exactly as drizzle-orm reads them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::journal::Journal;
+use crate::statement::{self, Statement};
+
+pub const JOURNAL_PATH: &str = "meta/_journal.json";
+
+/// Where the migration files are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationSource {
+    /// The folder compiled into the binary: a deployed artifact's migration set is fixed per build.
+    Embedded,
+    Dir(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: no drizzle journal found; point --migrations / MIGRATIONS_DIR at a drizzle-kit output folder (it holds meta/_journal.json)")]
+    JournalMissing { path: String },
+    #[error("{path}: not a valid drizzle journal: {source}")]
+    JournalInvalid { path: String, source: serde_json::Error },
+    #[error("{path}: journal dialect is {dialect:?}; this tool applies postgresql migrations only")]
+    WrongDialect { path: String, dialect: String },
+    #[error("journal entry {tag} has no migration file {path}; restore the file or remove the entry with drizzle-kit drop")]
+    MissingFile { tag: String, path: String },
+    #[error("{path}: cannot read: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: not valid UTF-8; drizzle-orm reads migration files as UTF-8 text")]
+    NotUtf8 { path: String },
+    #[error("journal entry {tag} has when={when}, not newer than {previous_tag} (when={previous_when}); drizzle-orm would skip it forever. Give it a later `when` before anyone applies it")]
+    WhenNotIncreasing {
+        tag: String,
+        when: i64,
+        previous_tag: String,
+        previous_when: i64,
+    },
+    #[error("journal lists tag {tag} twice; each migration must appear once")]
+    DuplicateTag { tag: String },
+}
+
+impl SourceError {
+    /// The migration the error is about, when there is one.
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Self::MissingFile { tag, .. }
+            | Self::WhenNotIncreasing { tag, .. }
+            | Self::DuplicateTag { tag } => Some(tag),
+            _ => None,
+        }
+    }
+}
+
+/// How the runner must execute a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionMode {
+    Transaction,
+    /// Runs alone, each statement committing on its own.
+    Autocommit { reason: String },
+}
+
+/// A migration as read from the source; what the database has applied is a [`crate::ledger::LedgerRow`].
+#[derive(Debug, Clone)]
+pub struct Migration {
+    /// Position in the journal.
+    pub idx: usize,
+    pub tag: String,
+    /// The journal entry's `when`, stored by drizzle-orm as the ledger row's `created_at`.
+    pub created_at: i64,
+    /// Lowercase hex SHA-256 of the file's bytes, as drizzle-orm computes it.
+    pub hash: String,
+    pub statements: Vec<Statement>,
+    pub mode: TransactionMode,
+    pub adds_enum_value: bool,
+    pub down: Option<DownScript>,
+}
+
+/// The hand-written `<tag>.down.sql` that undoes a migration.
+#[derive(Debug, Clone)]
+pub struct DownScript {
+    pub statements: Vec<Statement>,
+}
+
+/// A loaded, validated migration folder.
+#[derive(Debug, Clone)]
+pub struct MigrationSet {
+    pub source: MigrationSource,
+    pub migrations: Vec<Migration>,
+}
+
+impl fmt::Display for MigrationSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Embedded => f.write_str("embedded migrations"),
+            Self::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+impl MigrationSource {
+    /// A file of the folder by its path relative to the folder root; `None` when absent.
+    pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        match self {
+            Self::Embedded => Ok(crate::embedded::FILES
+                .iter()
+                .find(|(path, _)| *path == rel)
+                .map(|(_, bytes)| bytes.to_vec())),
+            Self::Dir(dir) => match std::fs::read(dir.join(rel)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(SourceError::Io {
+                    path: self.display_path(rel),
+                    source,
+                }),
+            },
+        }
+    }
+
+    pub fn display_path(&self, rel: &str) -> String {
+        match self {
+            Self::Embedded => format!("embedded:{rel}"),
+            Self::Dir(dir) => dir.join(rel).display().to_string(),
+        }
+    }
+
+    pub fn load(&self) -> Result<MigrationSet, SourceError> {
+        let journal_path = self.display_path(JOURNAL_PATH);
+        let bytes = self.read(JOURNAL_PATH)?.ok_or_else(|| SourceError::JournalMissing {
+            path: journal_path.clone(),
+        })?;
+        let journal = Journal::parse(&bytes).map_err(|source| SourceError::JournalInvalid {
+            path: journal_path.clone(),
+            source,
+        })?;
+        if journal.dialect != "postgresql" {
+            return Err(SourceError::WrongDialect {
+                path: journal_path,
+                dialect: journal.dialect,
+            });
+        }
+        let mut migrations: Vec<Migration> = Vec::with_capacity(journal.entries.len());
+        for (idx, entry) in journal.entries.iter().enumerate() {
+            if migrations.iter().any(|m| m.tag == entry.tag) {
+                return Err(SourceError::DuplicateTag { tag: entry.tag.clone() });
+            }
+            if let Some(previous) = migrations.last() {
+                if entry.when <= previous.created_at {
+                    return Err(SourceError::WhenNotIncreasing {
+                        tag: entry.tag.clone(),
+                        when: entry.when,
+                        previous_tag: previous.tag.clone(),
+                        previous_when: previous.created_at,
+                    });
+                }
+            }
+            let rel = format!("{}.sql", entry.tag);
+            let bytes = self.read(&rel)?.ok_or_else(|| SourceError::MissingFile {
+                tag: entry.tag.clone(),
+                path: self.display_path(&rel),
+            })?;
+            let down_rel = format!("{}.down.sql", entry.tag);
+            let down = match self.read(&down_rel)? {
+                Some(down_bytes) => Some(DownScript {
+                    statements: statement::split(&self.utf8(&down_rel, down_bytes)?),
+                }),
+                None => None,
+            };
+            let hash = hex::encode(Sha256::digest(&bytes));
+            let sql = self.utf8(&rel, bytes)?;
+            migrations.push(Migration::new(idx, entry.tag.clone(), entry.when, hash, &sql, down));
+        }
+        Ok(MigrationSet {
+            source: self.clone(),
+            migrations,
+        })
+    }
+
+    fn utf8(&self, rel: &str, bytes: Vec<u8>) -> Result<String, SourceError> {
+        String::from_utf8(bytes).map_err(|_| SourceError::NotUtf8 {
+            path: self.display_path(rel),
+        })
+    }
+}
+
+impl Migration {
+    fn new(idx: usize, tag: String, created_at: i64, hash: String, sql: &str, down: Option<DownScript>) -> Self {
+        let statements = statement::split(sql);
+        let mode = if statement::has_no_transaction_marker(sql) {
+            TransactionMode::Autocommit {
+                reason: "marked no-transaction".into(),
+            }
+        } else if let Some(reason) = statements.iter().find_map(Statement::autocommit_reason) {
+            TransactionMode::Autocommit {
+                reason: format!("{reason} cannot run in a transaction"),
+            }
+        } else {
+            TransactionMode::Transaction
+        };
+        let adds_enum_value = statements.iter().any(Statement::adds_enum_value);
+        Self {
+            idx,
+            tag,
+            created_at,
+            hash,
+            statements,
+            mode,
+            adds_enum_value,
+            down,
+        }
+    }
+}
+
+impl MigrationSet {
+    pub fn find(&self, tag: &str) -> Option<&Migration> {
+        self.migrations.iter().find(|m| m.tag == tag)
+    }
+}
+
+impl From<Option<&Path>> for MigrationSource {
+    /// The configured folder, or the embedded set when none is configured.
+    fn from(dir: Option<&Path>) -> Self {
+        match dir {
+            Some(dir) => Self::Dir(dir.to_path_buf()),
+            None => Self::Embedded,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Folder(tempfile::TempDir);
+
+    impl Folder {
+        fn new(journal: &str) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("meta")).unwrap();
+            std::fs::write(dir.path().join(JOURNAL_PATH), journal).unwrap();
+            Folder(dir)
+        }
+        fn file(self, name: &str, body: &str) -> Self {
+            std::fs::write(self.0.path().join(name), body).unwrap();
+            self
+        }
+        fn load(&self) -> Result<MigrationSet, SourceError> {
+            MigrationSource::Dir(self.0.path().to_path_buf()).load()
+        }
+    }
+
+    fn journal(entries: &[(&str, i64)]) -> String {
+        let entries: Vec<String> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (tag, when))| {
+                format!(r#"{{"idx":{i},"version":"7","when":{when},"tag":"{tag}","breakpoints":true}}"#)
+            })
+            .collect();
+        format!(r#"{{"version":"7","dialect":"postgresql","entries":[{}]}}"#, entries.join(","))
+    }
+
+    #[test]
+    fn loads_in_journal_order_with_drizzle_hashes() {
+        let set = Folder::new(&journal(&[("0000_a", 10), ("0001_b", 20)]))
+            .file("0000_a.sql", "CREATE TABLE a (id int);")
+            .file("0001_b.sql", "CREATE TABLE b (id int);\n--> statement-breakpoint\nCREATE INDEX bi ON b (id);")
+            .file("0001_b.down.sql", "DROP TABLE b;")
+            .load()
+            .unwrap();
+        let tags: Vec<_> = set.migrations.iter().map(|m| m.tag.as_str()).collect();
+        assert_eq!(tags, ["0000_a", "0001_b"]);
+        // sha256("CREATE TABLE a (id int);"), as `printf %s ... | sha256sum` prints it.
+        assert_eq!(
+            set.migrations[0].hash,
+            hex::encode(Sha256::digest(b"CREATE TABLE a (id int);"))
+        );
+        assert_eq!(set.migrations[0].hash.len(), 64);
+        assert_eq!(set.migrations[1].statements.len(), 2);
+        assert_eq!(set.migrations[1].created_at, 20);
+        assert!(set.migrations[0].down.is_none());
+        assert_eq!(set.migrations[1].down.as_ref().unwrap().statements.len(), 1);
+    }
+
+    #[test]
+    fn refuses_a_journal_whose_when_does_not_increase() {
+        let err = Folder::new(&journal(&[("0000_a", 20), ("0001_b", 20)]))
+            .file("0000_a.sql", "SELECT 1;")
+            .file("0001_b.sql", "SELECT 1;")
+            .load()
+            .unwrap_err();
+        assert!(matches!(&err, SourceError::WhenNotIncreasing { tag, previous_tag, .. } if tag == "0001_b" && previous_tag == "0000_a"), "{err}");
+    }
+
+    #[test]
+    fn refuses_an_entry_without_its_file() {
+        let err = Folder::new(&journal(&[("0000_a", 10)])).load().unwrap_err();
+        assert!(matches!(&err, SourceError::MissingFile { tag, .. } if tag == "0000_a"));
+        assert!(err.to_string().contains("0000_a.sql"));
+    }
+
+    #[test]
+    fn refuses_duplicate_tags_other_dialects_and_broken_json() {
+        let dup = Folder::new(&journal(&[("0000_a", 10), ("0000_a", 20)]))
+            .file("0000_a.sql", "SELECT 1;")
+            .load()
+            .unwrap_err();
+        assert!(matches!(dup, SourceError::DuplicateTag { .. }));
+        let mysql = Folder::new(r#"{"dialect":"mysql","entries":[]}"#).load().unwrap_err();
+        assert!(matches!(mysql, SourceError::WrongDialect { .. }));
+        let broken = Folder::new("{not json").load().unwrap_err();
+        assert!(matches!(broken, SourceError::JournalInvalid { .. }));
+    }
+
+    #[test]
+    fn a_folder_without_journal_says_where_it_looked() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = MigrationSource::Dir(dir.path().to_path_buf()).load().unwrap_err();
+        assert!(matches!(err, SourceError::JournalMissing { .. }));
+        assert!(err.to_string().contains("_journal.json"));
+    }
+
+    #[test]
+    fn classifies_transaction_needs() {
+        let set = Folder::new(&journal(&[("0000_a", 10), ("0001_b", 20), ("0002_c", 30)]))
+            .file("0000_a.sql", "CREATE INDEX CONCURRENTLY i ON t (a);")
+            .file("0001_b.sql", "-- wishlist-migrator: no-transaction\nANALYZE t;")
+            .file("0002_c.sql", "ALTER TYPE s ADD VALUE 'x';")
+            .load()
+            .unwrap();
+        assert!(matches!(set.migrations[0].mode, TransactionMode::Autocommit { .. }));
+        assert!(matches!(set.migrations[1].mode, TransactionMode::Autocommit { .. }));
+        assert_eq!(set.migrations[2].mode, TransactionMode::Transaction);
+        assert!(set.migrations[2].adds_enum_value);
+    }
+
+    #[test]
+    fn invalid_utf8_is_named() {
+        let folder = Folder::new(&journal(&[("0000_a", 10)]));
+        std::fs::write(folder.0.path().join("0000_a.sql"), [0xff, 0xfe]).unwrap();
+        let err = folder.load().unwrap_err();
+        assert!(matches!(&err, SourceError::NotUtf8 { path } if path.ends_with("0000_a.sql")), "{err}");
+    }
+}

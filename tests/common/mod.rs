@@ -1,0 +1,727 @@
+//! Shared harness for the integration tests (`mod common;` in each `tests/*.rs`).
+//!
+//! Each test binary gets one real PostgreSQL cluster and, if it asks, one moto
+//! server, both started on first use and shared by every test in the binary.
+//! Tests isolate themselves with `pg().fresh_db()` rather than separate servers,
+//! because a cluster costs a second or two to initdb and a database costs
+//! milliseconds.
+//!
+//! Statics are never dropped and tests may panic, so the servers are not
+//! stopped from Rust. Instead each one runs under a tiny `sh` wrapper whose
+//! stdin is a pipe this process holds open for its whole life: when the test
+//! binary exits for any reason (even SIGKILL) the kernel closes the pipe, the
+//! wrapper's `read` returns, and it kills the server and deletes its files.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Port collisions with other processes are possible between choosing a port
+/// and the server binding it; a collision is retried with a new port.
+const START_ATTEMPTS: u32 = 5;
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+// ---------------------------------------------------------------------------
+// PostgreSQL
+
+pub struct PgServer {
+    port: u16,
+    password: String,
+    dir: PathBuf,
+    // Held, never written: closing it (at process exit) tells the wrapper to stop the server.
+    _lifeline: ChildStdin,
+}
+
+static PG: OnceLock<Result<PgServer, String>> = OnceLock::new();
+
+/// The test binary's PostgreSQL cluster, started on first call.
+pub fn pg() -> &'static PgServer {
+    // A failed start is remembered so every test reports it at once instead of
+    // each waiting out its own startup timeout.
+    match PG.get_or_init(start_pg) {
+        Ok(server) => server,
+        Err(msg) => panic!("{msg}"),
+    }
+}
+
+impl PgServer {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Password of the `postgres` superuser; random per run.
+    pub fn admin_password(&self) -> &str {
+        &self.password
+    }
+
+    /// Directory holding the cluster's data, socket and `server.log`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn url(&self, user: &str, password: &str, db: &str) -> String {
+        format!(
+            "postgres://{}:{}@127.0.0.1:{}/{}",
+            pct(user),
+            pct(password),
+            self.port,
+            pct(db)
+        )
+    }
+
+    pub fn admin_url(&self, db: &str) -> String {
+        self.url("postgres", &self.password, db)
+    }
+
+    /// Last lines of the server log, for assertion messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail_file(&self.dir.join("server.log"), lines)
+    }
+
+    /// A new, empty database with a name unique across tests and test binaries.
+    pub async fn fresh_db(&'static self) -> TestDb {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "wm_test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = connect(&self.admin_url("postgres")).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {}", ident(&name)))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        TestDb {
+            url: self.admin_url(&name),
+            name,
+            server: self,
+        }
+    }
+}
+
+pub struct TestDb {
+    pub name: String,
+    /// Superuser URL for this database.
+    pub url: String,
+    server: &'static PgServer,
+}
+
+impl TestDb {
+    /// A superuser connection to this database; its connection task is spawned
+    /// on the current runtime.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.url).await
+    }
+
+    /// The cluster-wide name `create_role(name, ..)` gives its role.
+    pub fn role_name(&self, name: &str) -> String {
+        format!("{name}_{}", self.name)
+    }
+
+    /// Creates a LOGIN role and returns a URL that logs in as it to this database.
+    ///
+    /// Roles are cluster-wide, so the role is really named `role_name(name)`.
+    /// `grants_sql` runs as superuser in this database after the role exists;
+    /// in it `{role}` and `{db}` stand for the quoted role and database names,
+    /// e.g. `"GRANT CREATE ON SCHEMA public TO {role}"`.
+    pub async fn create_role(&self, name: &str, password: &str, grants_sql: &[&str]) -> String {
+        let role = self.role_name(name);
+        let client = self.client().await;
+        client
+            .batch_execute(&format!(
+                "CREATE ROLE {} LOGIN PASSWORD {}",
+                ident(&role),
+                literal(password)
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE ROLE {role}: {e}"));
+        for sql in grants_sql {
+            let sql = sql
+                .replace("{role}", &ident(&role))
+                .replace("{db}", &ident(&self.name));
+            client
+                .batch_execute(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        self.server.url(&role, password, &self.name)
+    }
+
+    /// Advisory locks currently held or awaited in this database.
+    pub async fn advisory_locks(&self) -> i64 {
+        let client = self.client().await;
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_locks \
+                 WHERE locktype = 'advisory' \
+                   AND database = (SELECT oid FROM pg_database WHERE datname = $1)",
+                &[&self.name],
+            )
+            .await
+            .expect("count advisory locks")
+            .get(0)
+    }
+
+    /// Whether e.g. `"public.wishlists"` or `"drizzle.__drizzle_migrations"` exists.
+    pub async fn table_exists(&self, qualified: &str) -> bool {
+        let client = self.client().await;
+        client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])
+            .await
+            .expect("to_regclass")
+            .get(0)
+    }
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// PG_BIN, else the newest Debian-installed server, else whatever PATH has.
+fn pg_bin() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((major, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        if dir.join("initdb").exists() && dir.join("postgres").exists() {
+            return Ok(dir);
+        }
+    }
+    Err("no PostgreSQL server found (set PG_BIN or run scripts/bootstrap.sh)".into())
+}
+
+/// initdb and postgres refuse to run as root; as root they run as this user.
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn id_of(flag: &str, user: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, user]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn postgres_user() -> Result<RunAs, String> {
+    if id_of("-u", "postgres").is_none() {
+        // Another test binary may be creating it at the same moment; only the
+        // re-check below matters.
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                "postgres",
+            ])
+            .status();
+    }
+    match (id_of("-u", "postgres"), id_of("-g", "postgres")) {
+        (Some(uid), Some(gid)) => Ok(RunAs { uid, gid }),
+        _ => Err("running as root but there is no `postgres` user and useradd failed".into()),
+    }
+}
+
+/// Prefix that makes `cmd` run as the unprivileged user (empty when not root).
+/// setpriv execs rather than forking, so the wrapper's `$!` is the server itself.
+fn as_user_prefix(run_as: &Option<RunAs>) -> Vec<String> {
+    match run_as {
+        None => vec![],
+        Some(u) => vec![
+            "setpriv".into(),
+            format!("--reuid={}", u.uid),
+            format!("--regid={}", u.gid),
+            "--init-groups".into(),
+            "--".into(),
+        ],
+    }
+}
+
+fn start_pg() -> Result<PgServer, String> {
+    let bin = pg_bin()?;
+    let run_as = if is_root() { Some(postgres_user()?) } else { None };
+    let mut last_err = String::new();
+    for _ in 0..START_ATTEMPTS {
+        match try_start_pg(&bin, &run_as) {
+            Ok(server) => return Ok(server),
+            Err(StartError::PortTaken(msg)) => last_err = msg,
+            Err(StartError::Fatal(msg)) => return Err(msg),
+        }
+    }
+    Err(format!("PostgreSQL never got a free port: {last_err}"))
+}
+
+enum StartError {
+    PortTaken(String),
+    Fatal(String),
+}
+
+fn try_start_pg(bin: &Path, run_as: &Option<RunAs>) -> Result<PgServer, StartError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fatal = StartError::Fatal;
+
+    // As root, a TMPDIR private to root would be unreachable for the postgres user.
+    let base = if run_as.is_some() {
+        PathBuf::from("/tmp")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!(
+        "wm-pg-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir(&dir).map_err(|e| fatal(format!("mkdir {}: {e}", dir.display())))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| fatal(e.to_string()))?;
+
+    let password: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(24)
+        .collect();
+    let pwfile = dir.join("pwfile");
+    std::fs::write(&pwfile, format!("{password}\n")).map_err(|e| fatal(e.to_string()))?;
+    if let Some(u) = run_as {
+        for p in [&dir, &pwfile] {
+            std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid))
+                .map_err(|e| fatal(format!("chown {}: {e}", p.display())))?;
+        }
+    }
+
+    let prefix = as_user_prefix(run_as);
+    let data = dir.join("data");
+    let sock = dir.join("sock");
+    let mut initdb_argv = prefix.clone();
+    initdb_argv.push(bin.join("initdb").display().to_string());
+    let out = Command::new(&initdb_argv[0])
+        .args(&initdb_argv[1..])
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "--username=postgres",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        // The postgres user may not be allowed into the caller's cwd.
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| fatal(format!("run initdb: {e}")))?;
+    let _ = std::fs::remove_file(&pwfile);
+    if !out.status.success() {
+        let msg = format!(
+            "initdb failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(fatal(msg));
+    }
+    std::fs::create_dir(&sock).map_err(|e| fatal(e.to_string()))?;
+    if let Some(u) = run_as {
+        std::os::unix::fs::chown(&sock, Some(u.uid), Some(u.gid))
+            .map_err(|e| fatal(e.to_string()))?;
+    }
+
+    let port = pick_port();
+    let mut server_cmd: Vec<String> = prefix;
+    server_cmd.push(bin.join("postgres").display().to_string());
+    server_cmd.extend(
+        [
+            "-D",
+            &data.display().to_string(),
+            "-p",
+            &port.to_string(),
+            "-k",
+            &sock.display().to_string(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            // Durability is pointless for a cluster deleted at exit, and costs seconds.
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            // Concurrency tests run many CLI processes, each with its own connections.
+            "-c",
+            "max_connections=200",
+            "-c",
+            "log_min_messages=warning",
+        ]
+        .map(String::from),
+    );
+
+    // Immediate shutdown (SIGQUIT): nothing here needs a clean checkpoint.
+    const WRAPPER: &str = r#"
+dir=$1; shift
+"$@" </dev/null >>"$dir/server.log" 2>&1 &
+pg=$!
+read _
+kill -QUIT "$pg" 2>/dev/null
+wait "$pg" 2>/dev/null
+rm -rf "$dir"
+"#;
+    let mut args = vec![dir.display().to_string()];
+    args.extend(server_cmd);
+    let lifeline = spawn_with_lifeline(WRAPPER, &args).map_err(fatal)?;
+
+    let log = dir.join("server.log");
+    let url = format!(
+        "postgres://postgres:{}@127.0.0.1:{port}/postgres",
+        pct(&password)
+    );
+    // Probing needs a runtime; the caller may already be inside one (a
+    // #[tokio::test]), where block_on would panic, so probe from a fresh thread.
+    let probe_log = log.clone();
+    let ready = std::thread::spawn(move || wait_for_pg(&url, &probe_log))
+        .join()
+        .unwrap_or_else(|_| Err(WaitError::Timeout("probe thread panicked".into())));
+    match ready {
+        Ok(()) => Ok(PgServer {
+            port,
+            password,
+            dir,
+            _lifeline: lifeline,
+        }),
+        // Dropping the lifeline makes the wrapper clean up this attempt's directory.
+        Err(WaitError::PortTaken) => Err(StartError::PortTaken(tail_file(&log, 5))),
+        Err(WaitError::Timeout(last)) => Err(fatal(format!(
+            "PostgreSQL on 127.0.0.1:{port} did not accept connections within {STARTUP_TIMEOUT:?} \
+             (last error: {last}); server log tail:\n{}",
+            tail_file(&log, 30)
+        ))),
+    }
+}
+
+enum WaitError {
+    PortTaken,
+    Timeout(String),
+}
+
+fn wait_for_pg(url: &str, log: &Path) -> Result<(), WaitError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| WaitError::Timeout(e.to_string()))?;
+    rt.block_on(async {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut last = String::from("none");
+        while Instant::now() < deadline {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio_postgres::connect(url, tokio_postgres::NoTls),
+            )
+            .await;
+            match attempt {
+                Ok(Ok((client, conn))) => {
+                    let conn = tokio::spawn(conn);
+                    let ok = client.simple_query("SELECT 1").await.is_ok();
+                    drop(client);
+                    let _ = conn.await;
+                    if ok {
+                        return Ok(());
+                    }
+                }
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "connect timed out".into(),
+            }
+            let log_text = std::fs::read_to_string(log).unwrap_or_default();
+            if log_text.contains("could not create any TCP/IP sockets")
+                || log_text.contains("Address already in use")
+            {
+                return Err(WaitError::PortTaken);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(WaitError::Timeout(last))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// moto (local AWS API emulator)
+
+pub struct Moto {
+    port: u16,
+    _lifeline: ChildStdin,
+}
+
+static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
+
+/// The test binary's moto server (from the repo's .venv), started on first call.
+pub fn moto() -> &'static Moto {
+    match MOTO.get_or_init(start_moto) {
+        Ok(m) => m,
+        Err(msg) => panic!("{msg}"),
+    }
+}
+
+impl Moto {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn endpoint_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Points an AWS SDK-using process at this server with dummy credentials.
+    /// moto's state is shared by all tests in the binary: use unique resource names.
+    pub fn aws_env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("AWS_ENDPOINT_URL", self.endpoint_url())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+    }
+
+    /// A plain HTTP/1.1 GET; returns (status, body).
+    pub fn http_get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        http_get(self.port, path)
+    }
+}
+
+fn start_moto() -> Result<Moto, String> {
+    let venv = Path::new(MANIFEST_DIR).join(".venv/bin");
+    let cmd: Vec<String> = if venv.join("moto_server").exists() {
+        vec![venv.join("moto_server").display().to_string()]
+    } else if venv.join("python").exists() {
+        vec![
+            venv.join("python").display().to_string(),
+            "-m".into(),
+            "moto.server".into(),
+        ]
+    } else {
+        return Err("moto is not installed in .venv: run scripts/bootstrap.sh".into());
+    };
+
+    const WRAPPER: &str = r#"
+log=$1; shift
+"$@" </dev/null >"$log" 2>&1 &
+pid=$!
+read _
+kill "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+rm -f "$log"
+"#;
+    let mut last_err = String::new();
+    for _ in 0..START_ATTEMPTS {
+        let port = pick_port();
+        let log = std::env::temp_dir().join(format!(
+            "wm-moto-{}-{}.log",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let mut args = vec![log.display().to_string()];
+        args.extend(cmd.iter().cloned());
+        args.extend(["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from));
+        let lifeline = spawn_with_lifeline(WRAPPER, &args)?;
+
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if http_get(port, "/").is_ok() {
+                return Ok(Moto {
+                    port,
+                    _lifeline: lifeline,
+                });
+            }
+            let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+            if log_text.contains("Address already in use") {
+                last_err = log_text;
+                break; // dropping the lifeline stops this attempt
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "moto did not answer on 127.0.0.1:{port} within {STARTUP_TIMEOUT:?}; log tail:\n{}",
+                    tail_file(&log, 30)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Err(format!("moto never got a free port: {last_err}"))
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:.200}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+// ---------------------------------------------------------------------------
+// CLI and fixtures
+
+/// The CLI binary, with no database/migration settings inherited from the
+/// developer's shell, so each test states exactly what it passes.
+pub fn cli() -> Command {
+    const SCRUBBED_PREFIXES: &[&str] = &[
+        "PG",
+        "DATABASE_",
+        "MIGRATIONS_",
+        "MIGRATOR_",
+        "WISHLIST_",
+        "AWS_",
+        "RUST_LOG",
+    ];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wishlist-migrate"));
+    for (key, _) in std::env::vars_os() {
+        if let Some(k) = key.to_str() {
+            if SCRUBBED_PREFIXES.iter().any(|p| k.starts_with(p)) {
+                cmd.env_remove(&key);
+            }
+        }
+    }
+    // Output assertions shouldn't depend on whether colour was detected.
+    cmd.env("NO_COLOR", "1");
+    cmd.current_dir(MANIFEST_DIR);
+    cmd
+}
+
+/// Copies a folder of the repo (e.g. "migrations" or
+/// "tests/fixtures/engine/failing") into a new temp dir, which is returned
+/// as the copy's root, so a test can modify migrations freely.
+pub fn copy_fixture(rel: &str) -> tempfile::TempDir {
+    let src = Path::new(MANIFEST_DIR).join(rel);
+    assert!(src.is_dir(), "fixture folder {} does not exist", src.display());
+    let dst = tempfile::Builder::new()
+        .prefix("wm-fixture-")
+        .tempdir()
+        .expect("create temp dir");
+    copy_dir(&src, dst.path()).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+    dst
+}
+
+fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let to = dst.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&to)?;
+            copy_dir(&entry.path(), &to)?;
+        } else {
+            std::fs::copy(entry.path(), &to)?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// helpers
+
+/// Runs `sh -c script sh args...` whose stdin is a pipe only we hold the write
+/// end of (std marks it close-on-exec, so no other child inherits it).
+fn spawn_with_lifeline(script: &str, args: &[String]) -> Result<ChildStdin, String> {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Out of the terminal's process group, so Ctrl-C on `cargo test` kills
+        // only the test binary and the wrapper still gets to clean up.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("spawn sh: {e}"))?;
+    Ok(child.stdin.take().expect("piped stdin"))
+}
+
+/// A port that was free a moment ago. Random rather than kernel-assigned
+/// (bind to 0) so parallel test binaries rarely pick the same one.
+fn pick_port() -> u16 {
+    loop {
+        let port = fastrand::u16(20000..60000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn tail_file(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{}: {e}>", path.display()));
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn pct(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// SQL identifier quoting.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// SQL string literal quoting (standard_conforming_strings is on by default).
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
