@@ -14,7 +14,7 @@ use crate::ledger::LedgerTable;
 pub const DEFAULT_LOCK_KEY: i64 = 8_604_535_455_400_686_452;
 pub const APPLICATION_NAME: &str = "wishlist-migrator";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{variable}={value:?} is not valid: {expected}")]
     Invalid {
@@ -44,6 +44,8 @@ pub struct RunSettings {
     pub lock_timeout_retries: u32,
     pub statement_timeout: Option<Duration>,
     pub allow_unknown_rows: bool,
+    /// `SSM_PREFIX`; by default `/wishlist/<environment>/migrations`.
+    pub ssm_prefix: Option<String>,
 }
 
 impl Default for RunSettings {
@@ -58,6 +60,7 @@ impl Default for RunSettings {
             lock_timeout_retries: 3,
             statement_timeout: None,
             allow_unknown_rows: false,
+            ssm_prefix: None,
         }
     }
 }
@@ -90,7 +93,15 @@ impl RunSettings {
                 .unwrap_or(defaults.lock_timeout_retries),
             statement_timeout: positive_ms(env, "STATEMENT_TIMEOUT_MS")?,
             allow_unknown_rows: parse_bool(env, "ALLOW_UNKNOWN_MIGRATIONS")?.unwrap_or(false),
+            ssm_prefix: env("SSM_PREFIX"),
         })
+    }
+
+    /// Where this environment's state lives in SSM Parameter Store.
+    pub fn state_prefix(&self) -> String {
+        self.ssm_prefix
+            .clone()
+            .unwrap_or_else(|| crate::state::default_prefix(&self.environment))
     }
 }
 

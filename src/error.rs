@@ -8,7 +8,9 @@ use crate::database::{ConnectError, PgError};
 use crate::ledger::LedgerError;
 use crate::lock::LockError;
 use crate::plan::PlanError;
+use crate::request::RequestError;
 use crate::runner::MigrationError;
+use crate::secrets::SecretError;
 use crate::source::SourceError;
 
 /// Stable error names: Step Functions `Retry`/`Catch` and operators match on these.
@@ -76,7 +78,11 @@ impl std::fmt::Display for ErrorType {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
@@ -102,7 +108,9 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 impl Error {
     pub fn error_type(&self) -> ErrorType {
         match self {
+            Self::Request(_) => ErrorType::InvalidRequest,
             Self::Config(_) => ErrorType::ConfigError,
+            Self::Secret(_) => ErrorType::SecretUnavailable,
             Self::Source(_) => ErrorType::InvalidMigrations,
             Self::Connect(ConnectError::CaBundle { .. } | ConnectError::Tls { .. }) => ErrorType::ConfigError,
             Self::Connect(_) | Self::Session(_) => ErrorType::ConnectionFailed,

@@ -1,17 +1,22 @@
 //! wishlist-migrator: applies drizzle-kit migrations to PostgreSQL safely, keeping drizzle-orm's
 //! ledger, from a CLI or an AWS Lambda function that share one run loop.
 
+pub mod cfn;
 pub mod config;
 pub mod database;
 pub mod embedded;
 pub mod error;
 pub mod journal;
+pub mod lambda;
 pub mod ledger;
 pub mod lock;
 pub mod plan;
 pub mod report;
+pub mod request;
 pub mod runner;
+pub mod secrets;
 pub mod source;
+pub mod state;
 pub mod statement;
 
 pub use config::{ConfigError, RunSettings};

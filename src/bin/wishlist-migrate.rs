@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use wishlist_migrator::config::{self, process_env};
+use wishlist_migrator::state::{EnvironmentState, StateStore};
 use wishlist_migrator::{runner, Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
 
 #[derive(Parser)]
@@ -29,6 +30,9 @@ struct Cli {
     /// Give up waiting for another run's lock after this long [env: LOCK_WAIT_SECONDS] [default: 30]
     #[arg(long, global = true, value_name = "SECONDS")]
     lock_wait: Option<u64>,
+    /// After `migrate`, write the environment's state to SSM Parameter Store (${SSM_PREFIX}/state)
+    #[arg(long, global = true)]
+    record: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -60,7 +64,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    let report = runtime.block_on(execute(&cli));
+    let report = runtime.block_on(async {
+        let mut report = execute(&cli).await;
+        if cli.record && report.action == wishlist_migrator::Action::Migrate && !report.dry_run {
+            record(&mut report).await;
+        }
+        report
+    });
     if cli.json {
         println!("{}", report.to_json());
     } else {
@@ -98,6 +108,23 @@ async fn execute(cli: &Cli) -> Report {
     match wishlist_migrator::run(&invocation).await {
         Ok(report) => report,
         Err(failure) => failure.report,
+    }
+}
+
+/// The same SSM state the Lambda writes, so a laptop or CI run is visible too.
+async fn record(report: &mut Report) {
+    let prefix = match RunSettings::from_env(&process_env) {
+        Ok(mut settings) => {
+            settings.environment = report.environment.clone();
+            settings.state_prefix()
+        }
+        Err(_) => wishlist_migrator::state::default_prefix(&report.environment),
+    };
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = StateStore::new(aws_sdk_ssm::Client::new(&aws), &prefix);
+    let state = EnvironmentState::from_report(report, "cli", time::OffsetDateTime::now_utc());
+    if let Err(e) = store.write(&state).await {
+        report.warnings.push(format!("{e}; the database ledger is unaffected"));
     }
 }
 

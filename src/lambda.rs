@@ -1,0 +1,428 @@
+//! The Lambda function: turns an invocation into a run of the shared loop, answers
+//! CloudFormation on every path, records each migrate in SSM, and maps errors to stable
+//! `errorType`s.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::cfn::{self, Answer, CfnRequest, RequestType};
+use crate::config::{parse_bool, ConfigError, RunSettings};
+use crate::database::{ConnectionSettings, TlsMode};
+use crate::error::{Error, ErrorType};
+use crate::report::{Report, Status};
+use crate::request::{self, Request};
+use crate::runner::{self, Command, Failure, Invocation};
+use crate::secrets::{CredentialsError, SecretCache};
+use crate::source::MigrationSource;
+use crate::state::{EnvironmentState, StateStore};
+
+/// Work stops this long before the invocation deadline unless `DEADLINE_MARGIN_MS` says otherwise.
+const DEFAULT_MARGIN: Duration = Duration::from_secs(5);
+/// Kept back from a custom resource's work so the response can still be delivered.
+const CFN_RESPONSE_RESERVE: Duration = Duration::from_secs(3);
+/// Time a run gets past its deadline to wind down (roll back, unlock) before it is abandoned.
+const WIND_DOWN: Duration = Duration::from_secs(2);
+
+/// Variables read once at init.
+const VARIABLES: &[&str] = &[
+    "APP_ENV", "MIGRATIONS_DIR", "MIGRATIONS_SCHEMA", "MIGRATIONS_TABLE", "MIGRATION_LOCK_KEY", "LOCK_WAIT_SECONDS",
+    "PG_LOCK_TIMEOUT_MS", "LOCK_TIMEOUT_RETRIES", "STATEMENT_TIMEOUT_MS", "ALLOW_UNKNOWN_MIGRATIONS", "DATABASE_URL",
+    "DB_SECRET_ID", "DB_HOST", "DB_PORT", "DB_NAME", "DB_SSLMODE", "DB_CA_BUNDLE", "SSM_PREFIX", "DEADLINE_MARGIN_MS",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "PGPASSWORD",
+];
+
+enum Credentials {
+    Url(ConnectionSettings),
+    Secret(SecretCache),
+}
+
+/// What the function knows after init; a configuration error is kept and reported per
+/// invocation, because a custom resource must still be answered.
+struct Setup {
+    settings: RunSettings,
+    source: MigrationSource,
+    credentials: Credentials,
+    state: StateStore,
+}
+
+pub struct Function {
+    setup: Result<Setup, ConfigError>,
+    env: HashMap<String, String>,
+    environment: String,
+    margin: Duration,
+    version: String,
+    invoker: String,
+    http: reqwest::Client,
+    /// Custom resource answers already given by this container, by RequestId.
+    answered: Mutex<HashMap<String, Answer>>,
+}
+
+impl Function {
+    pub async fn from_env() -> Self {
+        let env: HashMap<String, String> = VARIABLES
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).map(|v| (k.to_string(), v)))
+            .collect();
+        let lookup = |k: &str| env.get(k).cloned();
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let setup = Self::setup(&lookup, &aws);
+        let environment = match &setup {
+            Ok(s) => s.settings.environment.clone(),
+            Err(_) => lookup("APP_ENV").unwrap_or_else(|| "dev".into()),
+        };
+        let margin = lookup("DEADLINE_MARGIN_MS")
+            .and_then(|v| v.parse().ok())
+            .map_or(DEFAULT_MARGIN, Duration::from_millis);
+        let version = lookup("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_else(|| "$LATEST".into());
+        let invoker = format!("lambda:{}:{version}", lookup("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default());
+        if let Err(e) = &setup {
+            tracing::error!(error = %e, "configuration error; every invocation will report it");
+        }
+        Self {
+            setup,
+            environment,
+            margin,
+            version,
+            invoker,
+            env,
+            http: reqwest::Client::new(),
+            answered: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn setup(lookup: &dyn Fn(&str) -> Option<String>, aws: &aws_config::SdkConfig) -> Result<Setup, ConfigError> {
+        let settings = RunSettings::from_env(lookup)?;
+        let credentials = match (lookup("DB_SECRET_ID"), lookup("DATABASE_URL")) {
+            (Some(id), _) => Credentials::Secret(SecretCache::new(aws_sdk_secretsmanager::Client::new(aws), id)),
+            (None, Some(_)) => Credentials::Url(ConnectionSettings::from_env(lookup, TlsMode::Require)?),
+            (None, None) => {
+                return Err(ConfigError::Unusable {
+                    variable: "DB_SECRET_ID",
+                    reason: "not set: name the Secrets Manager secret holding the database credentials (or DATABASE_URL for local runs)".into(),
+                })
+            }
+        };
+        parse_bool(lookup, "ALLOW_UNKNOWN_MIGRATIONS")?;
+        Ok(Setup {
+            source: MigrationSource::from(settings.migrations_dir.as_deref()),
+            state: StateStore::new(aws_sdk_ssm::Client::new(aws), &settings.state_prefix()),
+            settings,
+            credentials,
+        })
+    }
+
+    fn lookup(&self, k: &str) -> Option<String> {
+        self.env.get(k).cloned()
+    }
+
+    pub async fn handle(self: Arc<Self>, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+        let (payload, context) = event.into_parts();
+        let deadline = deadline_from(context.deadline, self.margin);
+        match request::parse(&payload) {
+            Err(e) => Err(Error::Request(e).into()),
+            Ok(Request::Direct(command)) => {
+                let this = self.clone();
+                let work = tokio::spawn(async move { this.direct(command, deadline).await });
+                match guard(work, deadline).await {
+                    Guarded::Done(result) => result.map_err(Diagnostic::from),
+                    Guarded::Panicked(message) => Err(Diagnostic {
+                        error_type: "InternalError".into(),
+                        error_message: format!("the handler panicked: {message}"),
+                    }),
+                    Guarded::Abandoned => Err(Error::Deadline { during: "running" }.into()),
+                }
+            }
+            Ok(Request::CloudFormation(event)) => match CfnRequest::from_event(*event) {
+                Ok(cfn) => self.cloudformation(cfn, deadline).await,
+                Err(e) => Err(Error::Request(e).into()),
+            },
+        }
+    }
+
+    async fn direct(&self, command: Command, deadline: Instant) -> Result<Value, Error> {
+        let records = matches!(command, Command::Migrate { dry_run: false, .. });
+        let mut result = self.run(command, deadline).await;
+        if records {
+            let report = match &mut result {
+                Ok(report) => report,
+                Err(failure) => &mut failure.report,
+            };
+            self.record(report, None).await;
+        }
+        match result {
+            Ok(report) => Ok(serde_json::to_value(&report).expect("report serializes")),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// One run of the shared loop; a rejected password is retried once with a refetched
+    /// secret, since rotation changes it under a warm container.
+    async fn run(&self, command: Command, deadline: Instant) -> Result<Report, Box<Failure>> {
+        let setup = match &self.setup {
+            Ok(setup) => setup,
+            Err(e) => return Err(Box::new(runner::refused(command.action(), &self.environment, e.clone().into()))),
+        };
+        let lookup = |k: &str| self.lookup(k);
+        let mut refreshed = false;
+        loop {
+            let connection = match &setup.credentials {
+                Credentials::Url(c) => Ok(c.clone()),
+                Credentials::Secret(cache) => {
+                    let secret = if refreshed { cache.refresh().await } else { cache.get().await };
+                    secret
+                        .map_err(Error::from)
+                        .and_then(|s| s.connection(&cache.id, &lookup).map_err(|e| match e {
+                            CredentialsError::Secret(e) => Error::Secret(e),
+                            CredentialsError::Config(e) => Error::Config(e),
+                        }))
+                }
+            };
+            let connection = match connection {
+                Ok(c) => c,
+                Err(e) => return Err(Box::new(runner::refused(command.action(), &self.environment, e))),
+            };
+            let invocation = Invocation {
+                command: command.clone(),
+                settings: &setup.settings,
+                connection: &connection,
+                source: &setup.source,
+                invoker: &self.invoker,
+                deadline: Some(deadline),
+            };
+            let result = runner::run(&invocation).await;
+            let rejected = matches!(&result, Err(f) if matches!(&f.error, Error::Connect(c) if c.is_authentication_failure()));
+            if rejected && !refreshed && matches!(setup.credentials, Credentials::Secret(_)) {
+                tracing::warn!("database rejected the credentials; fetching the secret again (rotation?)");
+                refreshed = true;
+                continue;
+            }
+            return result;
+        }
+    }
+
+    /// Writes the SSM state; a failure is a warning, never the run's failure: the ledger is the
+    /// truth and the next run rewrites the state.
+    async fn record(&self, report: &mut Report, cfn_request_id: Option<&str>) {
+        let Ok(setup) = &self.setup else { return };
+        let mut state = EnvironmentState::from_report(report, &self.version, time::OffsetDateTime::now_utc());
+        state.cfn_request_id = cfn_request_id.map(str::to_string);
+        if let Err(e) = setup.state.write(&state).await {
+            tracing::warn!(error = %e, "migration state not recorded");
+            report.warnings.push(format!("{e}; the database ledger is unaffected and the next run rewrites the state"));
+        }
+    }
+
+    async fn cloudformation(self: Arc<Self>, request: CfnRequest, deadline: Instant) -> Result<Value, Diagnostic> {
+        let physical_id = self.physical_resource_id();
+        let work_deadline = deadline.checked_sub(CFN_RESPONSE_RESERVE).unwrap_or(deadline).max(Instant::now());
+        let answer = match request.request_type {
+            // Never drop data: removing the resource (or the stack) leaves the database as it is.
+            RequestType::Delete => Answer {
+                success: true,
+                reason: "Delete leaves the database and its data as they are".into(),
+                data: HashMap::new(),
+            },
+            RequestType::Create | RequestType::Update => match self.previous_answer(&request).await {
+                Some(answer) => answer,
+                None => {
+                    let this = self.clone();
+                    let cfn = request.clone();
+                    let work = tokio::spawn(async move { this.cfn_migrate(&cfn, work_deadline).await });
+                    match guard(work, work_deadline).await {
+                        Guarded::Done(answer) => answer,
+                        Guarded::Panicked(message) => Answer::failed(format!("InternalError: the handler panicked: {message}")),
+                        Guarded::Abandoned => Answer::failed(format!("DeadlineExceeded: {}", Error::Deadline { during: "migrating" })),
+                    }
+                }
+            },
+        };
+        self.answered.lock().expect("not poisoned").insert(request.request_id.clone(), answer.clone());
+        let physical_id = match (request.request_type, &request.physical_resource_id) {
+            (RequestType::Delete, Some(id)) => id.clone(),
+            _ => physical_id,
+        };
+        let body = cfn::response_body(&request, &physical_id, &answer);
+        let summary = json!({
+            "Status": if answer.success { "SUCCESS" } else { "FAILED" },
+            "PhysicalResourceId": physical_id,
+            "Reason": answer.reason,
+            "Data": answer.data,
+        });
+        match cfn::deliver(&self.http, &request.response_url, body, deadline + self.margin).await {
+            Ok(_) => Ok(summary),
+            // Returning an error makes Lambda invoke again, which is the only way left to answer;
+            // the RequestId check keeps the retry from migrating twice.
+            Err(e) => Err(Diagnostic {
+                error_type: "ResponseNotDelivered".into(),
+                error_message: e.to_string(),
+            }),
+        }
+    }
+
+    async fn cfn_migrate(&self, request: &CfnRequest, deadline: Instant) -> Answer {
+        let command = Command::Migrate {
+            target: None,
+            dry_run: request.dry_run,
+        };
+        let mut result = self.run(command, deadline).await;
+        if request.request_type == RequestType::Update {
+            if let Err(failure) = &result {
+                if failure.error.error_type() == ErrorType::UnknownMigrations {
+                    // A stack rollback redeploys the previous function with fewer migrations while the
+                    // database keeps the newer ones: report, never roll the schema back from here.
+                    if let Ok(mut status) = self.run(Command::Status, deadline).await {
+                        if status.pending.is_empty() {
+                            status.warnings.push("the database is ahead of this build (a stack rollback?); schema left as it is".into());
+                            result = Ok(status);
+                        }
+                    }
+                }
+            }
+        }
+        if !request.dry_run {
+            let report = match &mut result {
+                Ok(report) => report,
+                Err(failure) => &mut failure.report,
+            };
+            self.record(report, Some(&request.request_id)).await;
+        }
+        match result {
+            Ok(report) => Answer {
+                success: true,
+                reason: success_reason(&report),
+                data: data(&report),
+            },
+            Err(failure) => {
+                let mut answer = Answer::failed(format!("{}: {}", failure.error.error_type(), failure.error));
+                answer.data = data(&failure.report);
+                answer
+            }
+        }
+    }
+
+    /// The answer already given to this RequestId, by this container or (through the SSM
+    /// state) by another one: a redelivered request is answered the same, not migrated twice.
+    async fn previous_answer(&self, request: &CfnRequest) -> Option<Answer> {
+        if let Some(answer) = self.answered.lock().expect("not poisoned").get(&request.request_id) {
+            return Some(answer.clone());
+        }
+        let setup = self.setup.as_ref().ok()?;
+        let state = setup.state.read().await.ok()??;
+        if state.cfn_request_id.as_deref() != Some(request.request_id.as_str()) {
+            return None;
+        }
+        let mut data = HashMap::new();
+        data.insert("Current".into(), state.current.clone().unwrap_or_default());
+        data.insert("AppliedCount".into(), state.applied_count.to_string());
+        data.insert("RunId".into(), state.run_id.clone());
+        let failed = state.status == Status::Failed || state.error.is_some();
+        Some(if failed {
+            Answer {
+                success: false,
+                reason: state
+                    .error
+                    .as_ref()
+                    .map_or_else(|| "failed".to_string(), |e| format!("{}: {}", e.error_type, e.message)),
+                data,
+            }
+        } else {
+            Answer {
+                success: true,
+                reason: format!(
+                    "already answered this request (run {}); current: {}",
+                    state.run_id,
+                    state.current.as_deref().unwrap_or("none")
+                ),
+                data,
+            }
+        })
+    }
+
+    /// Stable for one environment and database, and free of secrets: changing it would make
+    /// CloudFormation delete the old resource.
+    fn physical_resource_id(&self) -> String {
+        let identity: Vec<String> = ["DB_SECRET_ID", "DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME"]
+            .iter()
+            .map(|k| match (*k, self.lookup(k)) {
+                ("DATABASE_URL", Some(url)) => ConnectionSettings::from_url("DATABASE_URL", &url)
+                    .map(|c| c.info().to_string())
+                    .unwrap_or_default(),
+                (_, v) => v.unwrap_or_default(),
+            })
+            .collect();
+        let digest = hex::encode(Sha256::digest(identity.join("\n").as_bytes()));
+        format!("wishlist-migrator-{}-{}", self.environment, &digest[..12])
+    }
+}
+
+fn success_reason(report: &Report) -> String {
+    let current = report.current.as_deref().unwrap_or("none");
+    let mut reason = match report.status {
+        Status::Applied => format!("applied {} migration(s); current: {current}", report.applied.len()),
+        Status::Planned => format!("dry run: {} migration(s) would be applied; current: {current}", report.pending.len()),
+        _ => format!("up to date; current: {current}"),
+    };
+    for w in &report.warnings {
+        reason.push_str("; warning: ");
+        reason.push_str(w);
+    }
+    reason
+}
+
+fn data(report: &Report) -> HashMap<String, String> {
+    HashMap::from([
+        ("Current".to_string(), report.current.clone().unwrap_or_default()),
+        ("AppliedCount".to_string(), report.applied.len().to_string()),
+        ("RunId".to_string(), report.run_id.clone()),
+    ])
+}
+
+/// The instant work must stop: the invocation deadline less the margin.
+fn deadline_from(deadline_epoch_ms: u64, margin: Duration) -> Instant {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let left = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms)).saturating_sub(margin);
+    Instant::now() + left
+}
+
+enum Guarded<T> {
+    Done(T),
+    Panicked(String),
+    Abandoned,
+}
+
+/// Awaits spawned work, turning a panic into a value and giving up shortly after `deadline`
+/// (aborting the task drops its connection, so the server rolls back and frees the lock).
+async fn guard<T>(work: tokio::task::JoinHandle<T>, deadline: Instant) -> Guarded<T> {
+    let abort = work.abort_handle();
+    match tokio::time::timeout_at((deadline + WIND_DOWN).into(), work).await {
+        Ok(Ok(value)) => Guarded::Done(value),
+        Ok(Err(e)) if e.is_panic() => {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Guarded::Panicked(message)
+        }
+        Ok(Err(_)) => Guarded::Panicked("task cancelled".into()),
+        Err(_) => {
+            abort.abort();
+            Guarded::Abandoned
+        }
+    }
+}
+
+impl From<Error> for Diagnostic {
+    fn from(error: Error) -> Self {
+        Diagnostic {
+            error_type: error.error_type().as_str().to_string(),
+            error_message: error.to_string(),
+        }
+    }
+}
