@@ -16,7 +16,7 @@ test: bootstrap
 	@# Further checks (cfn-lint on the template, drizzle peer tests, ...) go below.
 
 demo: bootstrap
-	$(CARGO) build --locked --bin wishlist-migrate
+	$(CARGO) build --locked --bins
 	scripts/demo.sh
 
 bench: bootstrap
