@@ -1,5 +1,7 @@
 //! Embeds the migration folder in the binaries: a deployed artifact's migration set is fixed per
 //! build. `EMBED_MIGRATIONS_DIR` embeds another folder (benchmarks embed a long history).
+//! Also embeds `certs/rds-ca-bundle.pem` (or `EMBED_CA_BUNDLE`) when present, for
+//! `DB_CA_BUNDLE=embedded`: SAM packages only the `bootstrap` binary, so the CA travels inside it.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,17 @@ fn main() {
         out.push_str(&format!("    ({rel:?}, include_bytes!({abs:?})),\n"));
     }
     out.push_str("];\n");
+    println!("cargo:rerun-if-env-changed=EMBED_CA_BUNDLE");
+    let bundle = std::env::var("EMBED_CA_BUNDLE")
+        .map(|p| manifest.join(p))
+        .unwrap_or_else(|_| manifest.join("certs/rds-ca-bundle.pem"));
+    println!("cargo:rerun-if-changed={}", bundle.display());
+    out.push_str("/// The CA bundle built in for `DB_CA_BUNDLE=embedded`, if the build had one.\n");
+    if bundle.is_file() {
+        out.push_str(&format!("pub static CA_BUNDLE: Option<&[u8]> = Some(include_bytes!({:?}));\n", bundle.display().to_string()));
+    } else {
+        out.push_str("pub static CA_BUNDLE: Option<&[u8]> = None;\n");
+    }
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("embedded_migrations.rs");
     std::fs::write(dest, out).unwrap();
 }

@@ -11,6 +11,9 @@ use tokio_postgres::Client;
 
 use crate::config::APPLICATION_NAME;
 
+/// `DB_CA_BUNDLE` value naming the bundle compiled into the binary.
+pub const EMBEDDED_CA_BUNDLE: &str = "embedded";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
     Disable,
@@ -258,10 +261,17 @@ fn tls_connector(settings: &ConnectionSettings) -> Result<postgres_native_tls::M
     match (&settings.ca_bundle, settings.tls) {
         (Some(path), _) => {
             let display = path.display().to_string();
-            let pem = std::fs::read(path).map_err(|e| ConnectError::CaBundle {
-                path: display.clone(),
-                reason: e.to_string(),
-            })?;
+            let pem = if display == EMBEDDED_CA_BUNDLE {
+                crate::embedded::CA_BUNDLE.map(<[u8]>::to_vec).ok_or_else(|| ConnectError::CaBundle {
+                    path: display.clone(),
+                    reason: "this build has no CA bundle built in: put the PEM at certs/rds-ca-bundle.pem before building (see certs/README.md)".into(),
+                })?
+            } else {
+                std::fs::read(path).map_err(|e| ConnectError::CaBundle {
+                    path: display.clone(),
+                    reason: e.to_string(),
+                })?
+            };
             let certificates = pem_certificates(&pem).map_err(|reason| ConnectError::CaBundle {
                 path: display.clone(),
                 reason,
