@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::cfn::{self, Answer, CfnRequest, RequestType};
-use crate::config::{parse_bool, ConfigError, RunSettings};
+use crate::config::{ConfigError, RunSettings};
 use crate::database::{ConnectionSettings, TlsMode};
 use crate::error::{Error, ErrorType};
 use crate::report::{Report, Status};
@@ -107,7 +107,6 @@ impl Function {
                 })
             }
         };
-        parse_bool(lookup, "ALLOW_UNKNOWN_MIGRATIONS")?;
         Ok(Setup {
             source: MigrationSource::from(settings.migrations_dir.as_deref()),
             state: StateStore::new(aws_sdk_ssm::Client::new(aws), &settings.state_prefix()),

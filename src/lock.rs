@@ -37,6 +37,7 @@ pub async fn acquire(client: &Client, key: i64, wait: Duration) -> Result<HeldLo
     let started = Instant::now();
     let db = |error: tokio_postgres::Error| LockError::Database { key, error: error.into() };
     let mut attempt: u32 = 0;
+    let mut freed_meanwhile: u32 = 0;
     loop {
         let row = client
             .query_one("select pg_try_advisory_lock($1)", &[&key])
@@ -51,6 +52,12 @@ pub async fn acquire(client: &Client, key: i64, wait: Duration) -> Result<HeldLo
         let elapsed = started.elapsed();
         if elapsed >= wait {
             let holder_pid = holder(client, key).await.map_err(db)?;
+            // No holder: it was released between our try and the look-up. Reporting a free lock
+            // as busy (exit 4, holder unknown) would fail a deploy for nothing; try again a few times.
+            if holder_pid.is_none() && freed_meanwhile < 3 {
+                freed_meanwhile += 1;
+                continue;
+            }
             return Err(LockError::Busy {
                 key,
                 holder_pid,

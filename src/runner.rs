@@ -166,7 +166,16 @@ async fn migrate(
         Some(left) => inv.settings.lock_wait.min(left),
         None => inv.settings.lock_wait,
     };
-    let held = lock::acquire(db.client(), inv.settings.lock_key, wait).await?;
+    let held = match lock::acquire(db.client(), inv.settings.lock_key, wait).await {
+        Ok(held) => held,
+        Err(e) => {
+            // A run that gave up waiting reports how long it waited, like one that got the lock.
+            if let lock::LockError::Busy { waited_ms, .. } = &e {
+                report.lock_wait_ms = *waited_ms;
+            }
+            return Err(e.into());
+        }
+    };
     report.lock_wait_ms = held.waited.as_millis() as u64;
     tracing::info!(key = inv.settings.lock_key, wait_ms = report.lock_wait_ms, "advisory lock held");
     let result = migrate_locked(db, inv, set, run_id, report).await;
@@ -523,6 +532,35 @@ impl<'a> Applier<'a> {
         autocommit: bool,
     ) -> Result<(), (MigrationError, PgError)> {
         for (i, statement) in m.statements.iter().enumerate() {
+            let location = || format!("statement {} (line {})", i + 1, statement.line);
+            if let Some(left) = remaining(self.deadline) {
+                // statement_timeout bounds each statement, not the segment: re-arm it with what is
+                // left so the whole run ends by the deadline.
+                let limit = self.settings.statement_timeout.map_or(left, |c| c.min(left));
+                let scope = if autocommit { "SESSION" } else { "LOCAL" };
+                let armed = if left.is_zero() {
+                    Err(PgError {
+                        sqlstate: None,
+                        message: "the invocation deadline was reached before this statement started".into(),
+                        detail: None,
+                        hint: None,
+                    })
+                } else {
+                    let sql = format!("SET {scope} statement_timeout = '{}ms'", limit.as_millis().max(1));
+                    client.batch_execute(&sql).await.map_err(PgError::from)
+                };
+                if let Err(pg) = armed {
+                    let error = MigrationError {
+                        tag: m.tag.clone(),
+                        location: location(),
+                        statement: Some(statement.summary()),
+                        error: pg.clone(),
+                        deadline: true,
+                        advice: "Stopped at the invocation deadline".into(),
+                    };
+                    return Err((error, pg));
+                }
+            }
             if let Err(e) = client.batch_execute(&statement.sql).await {
                 let pg = PgError::from(e);
                 let deadline = timeouts.deadline_bound && pg.is(QUERY_CANCELED);
@@ -539,7 +577,7 @@ impl<'a> Applier<'a> {
                 };
                 let error = MigrationError {
                     tag: m.tag.clone(),
-                    location: format!("statement {} (line {})", i + 1, statement.line),
+                    location: location(),
                     statement: Some(statement.summary()),
                     error: pg.clone(),
                     deadline,
