@@ -13,6 +13,8 @@
 //! wrapper's `read` returns, and it kills the server and deletes its files.
 #![allow(dead_code)]
 
+pub mod support;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
