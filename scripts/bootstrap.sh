@@ -58,6 +58,15 @@ else
     apt_install postgresql
 fi
 
+# --- openssl CLI ------------------------------------------------------------
+# tests/tls.rs makes its test CAs and server certificates with it at test time,
+# and minimal Debian images do not ship it.
+if command -v openssl >/dev/null 2>&1; then
+    say "openssl: present"
+else
+    apt_install openssl
+fi
+
 # --- Node / npm -------------------------------------------------------------
 if [ -f package.json ]; then
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

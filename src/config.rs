@@ -122,6 +122,13 @@ impl ConnectionSettings {
     }
 
     pub fn from_url(variable: &'static str, url: &str) -> Result<Self, ConfigError> {
+        // tokio-postgres parses only disable/prefer/require; libpq's verifying modes map to ours.
+        let verifying = ["sslmode=verify-full", "sslmode=verify-ca"].iter().find(|m| url.contains(*m));
+        let url = match verifying {
+            Some(mode) => url.replacen(mode, "sslmode=require", 1),
+            None => url.to_string(),
+        };
+        let url = url.as_str();
         let pg = tokio_postgres::Config::from_str(url).map_err(|e| ConfigError::InvalidUrl {
             variable,
             reason: redact_reason(&e.to_string(), url),
@@ -132,7 +139,10 @@ impl ConnectionSettings {
                 reason: "names no host".into(),
             });
         }
-        let tls = TlsMode::from_pg(pg.get_ssl_mode());
+        let tls = match verifying {
+            Some(_) => TlsMode::VerifyFull,
+            None => TlsMode::from_pg(pg.get_ssl_mode()),
+        };
         Ok(Self::new(pg, tls))
     }
 
@@ -351,6 +361,8 @@ mod tests {
         let c = ConnectionSettings::from_env(&env(&[("DATABASE_URL", url), ("DB_SSLMODE", "require"), ("DB_CA_BUNDLE", "ca.pem")]), TlsMode::Prefer).unwrap();
         assert_eq!(c.tls, TlsMode::Require);
         assert_eq!(c.ca_bundle, Some(PathBuf::from("ca.pem")));
+        let verifying = ConnectionSettings::from_env(&env(&[("DATABASE_URL", "postgres://u@h/d?sslmode=verify-full")]), TlsMode::Prefer).unwrap();
+        assert_eq!(verifying.tls, TlsMode::VerifyFull, "libpq's verify-full in a URL is honoured");
         let err = ConnectionSettings::from_env(&env(&[("DATABASE_URL", url), ("DB_SSLMODE", "sometimes")]), TlsMode::Prefer).unwrap_err();
         assert!(err.to_string().contains("DB_SSLMODE"));
     }

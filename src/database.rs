@@ -127,8 +127,12 @@ impl From<tokio_postgres::Error> for PgError {
                 let mut message = e.to_string();
                 let mut source = std::error::Error::source(&e);
                 while let Some(s) = source {
-                    message.push_str(": ");
-                    message.push_str(&s.to_string());
+                    // Some errors already print their cause (native-tls's does): say it once.
+                    let text = s.to_string();
+                    if !message.contains(&text) {
+                        message.push_str(": ");
+                        message.push_str(&text);
+                    }
                     source = s.source();
                 }
                 Self {
@@ -214,7 +218,19 @@ impl Database {
         // connect_timeout covers each socket attempt, not the whole handshake: bound it all.
         let (client, connection) = match tokio::time::timeout(settings.connect_timeout + Duration::from_secs(1), connecting).await {
             Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(ConnectError::Connect { target: info, error: e.into() }),
+            Ok(Err(e)) => {
+                // OpenSSL's reasons ("IP address mismatch", "unable to get local issuer
+                // certificate") do not say which setting to fix.
+                let tls_failed = std::error::Error::source(&e).is_some_and(|s| s.is::<native_tls::Error>());
+                let mut error = PgError::from(e);
+                if tls_failed && settings.ca_bundle.is_some() && error.hint.is_none() {
+                    error.hint = Some(format!(
+                        "the server's certificate must be signed by a CA in DB_CA_BUNDLE and name {:?} (the host connected to) in its subjectAltName",
+                        info.host
+                    ));
+                }
+                return Err(ConnectError::Connect { target: info, error });
+            }
             Err(_) => {
                 return Err(ConnectError::Timeout {
                     seconds: settings.connect_timeout.as_secs() + 1,

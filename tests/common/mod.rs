@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod support;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -182,8 +183,20 @@ impl TestDb {
     }
 }
 
+/// TLS when the server offers it (the URL's default `sslmode=prefer`), certificates unchecked:
+/// the harness itself must also reach the TLS-only clusters of `tls`, and what the tests
+/// prove about certificates is the CLI's verification, never the harness's.
+fn harness_tls() -> postgres_native_tls::MakeTlsConnector {
+    let connector = native_tls::TlsConnector::builder()
+        .danger_accept_invalid_certs(true)
+        .danger_accept_invalid_hostnames(true)
+        .build()
+        .expect("build the harness's TLS connector");
+    postgres_native_tls::MakeTlsConnector::new(connector)
+}
+
 async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    let (client, connection) = tokio_postgres::connect(url, harness_tls())
         .await
         .unwrap_or_else(|e| panic!("connect {url}: {e}"));
     tokio::spawn(async move {
@@ -280,11 +293,19 @@ fn as_user_prefix(run_as: &Option<RunAs>) -> Vec<String> {
 }
 
 fn start_pg() -> Result<PgServer, String> {
+    start_pg_with(&|_, _| Ok(Vec::new()))
+}
+
+/// Prepares a specialised cluster between initdb and the first start: writes what it needs
+/// into the data directory (given first) and returns extra `postgres` arguments.
+type Customize<'a> = &'a dyn Fn(&Path, &Option<RunAs>) -> Result<Vec<String>, String>;
+
+fn start_pg_with(customize: Customize<'_>) -> Result<PgServer, String> {
     let bin = pg_bin()?;
     let run_as = if is_root() { Some(postgres_user()?) } else { None };
     let mut last_err = String::new();
     for _ in 0..START_ATTEMPTS {
-        match try_start_pg(&bin, &run_as) {
+        match try_start_pg(&bin, &run_as, customize) {
             Ok(server) => return Ok(server),
             Err(StartError::PortTaken(msg)) => last_err = msg,
             Err(StartError::Fatal(msg)) => return Err(msg),
@@ -298,7 +319,7 @@ enum StartError {
     Fatal(String),
 }
 
-fn try_start_pg(bin: &Path, run_as: &Option<RunAs>) -> Result<PgServer, StartError> {
+fn try_start_pg(bin: &Path, run_as: &Option<RunAs>, customize: Customize<'_>) -> Result<PgServer, StartError> {
     use std::os::unix::fs::PermissionsExt;
     let fatal = StartError::Fatal;
 
@@ -368,6 +389,11 @@ fn try_start_pg(bin: &Path, run_as: &Option<RunAs>) -> Result<PgServer, StartErr
             .map_err(|e| fatal(e.to_string()))?;
     }
 
+    let extra_args = customize(&data, run_as).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&dir);
+        fatal(e)
+    })?;
+
     let port = pick_port();
     let mut server_cmd: Vec<String> = prefix;
     server_cmd.push(bin.join("postgres").display().to_string());
@@ -396,6 +422,7 @@ fn try_start_pg(bin: &Path, run_as: &Option<RunAs>) -> Result<PgServer, StartErr
         ]
         .map(String::from),
     );
+    server_cmd.extend(extra_args);
 
     // Immediate shutdown (SIGQUIT): nothing here needs a clean checkpoint.
     const WRAPPER: &str = r#"
@@ -455,7 +482,7 @@ fn wait_for_pg(url: &str, log: &Path) -> Result<(), WaitError> {
         while Instant::now() < deadline {
             let attempt = tokio::time::timeout(
                 Duration::from_secs(2),
-                tokio_postgres::connect(url, tokio_postgres::NoTls),
+                tokio_postgres::connect(url, harness_tls()),
             )
             .await;
             match attempt {
