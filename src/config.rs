@@ -46,6 +46,8 @@ pub struct RunSettings {
     pub allow_unknown_rows: bool,
     /// `SSM_PREFIX`; by default `/wishlist/<environment>/migrations`.
     pub ssm_prefix: Option<String>,
+    /// `DRIFT_IGNORE`: tables drizzle does not own, never reported as drift.
+    pub drift_ignore: Vec<crate::drift::IgnoreRule>,
 }
 
 impl Default for RunSettings {
@@ -61,6 +63,7 @@ impl Default for RunSettings {
             statement_timeout: None,
             allow_unknown_rows: false,
             ssm_prefix: None,
+            drift_ignore: Vec::new(),
         }
     }
 }
@@ -94,6 +97,7 @@ impl RunSettings {
             statement_timeout: positive_ms(env, "STATEMENT_TIMEOUT_MS")?,
             allow_unknown_rows: parse_bool(env, "ALLOW_UNKNOWN_MIGRATIONS")?.unwrap_or(false),
             ssm_prefix: env("SSM_PREFIX"),
+            drift_ignore: env("DRIFT_IGNORE").map(|v| crate::drift::IgnoreRule::parse_list(&v)).unwrap_or_default(),
         })
     }
 

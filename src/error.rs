@@ -3,15 +3,20 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::CatalogError;
 use crate::config::ConfigError;
 use crate::database::{ConnectError, PgError};
+use crate::drift::DriftError;
 use crate::ledger::LedgerError;
 use crate::lock::LockError;
 use crate::plan::PlanError;
 use crate::request::RequestError;
+use crate::rollback::RollbackError;
 use crate::runner::MigrationError;
 use crate::secrets::SecretError;
+use crate::snapshot::SnapshotError;
 use crate::source::SourceError;
+use crate::verify::VerifyError;
 
 /// Stable error names: Step Functions `Retry`/`Catch` and operators match on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +34,16 @@ pub enum ErrorType {
     UnknownMigrations,
     MigrationFailed,
     DeadlineExceeded,
+    /// The live schema differs from the snapshot (`drift` with failOnDrift, or after a rollback).
+    DriftDetected,
+    /// A `verify` or `check-rollback` check failed.
+    VerificationFailed,
+    /// A rollback would lose data, lacks a down file, or cannot be undone safely.
+    RollbackRefused,
+    /// A drizzle-kit snapshot is missing, unreadable or of an unsupported version.
+    InvalidSnapshot,
+    /// Reading the live schema from pg_catalog failed.
+    InspectionFailed,
 }
 
 impl ErrorType {
@@ -47,6 +62,11 @@ impl ErrorType {
             Self::UnknownMigrations => "UnknownMigrations",
             Self::MigrationFailed => "MigrationFailed",
             Self::DeadlineExceeded => "DeadlineExceeded",
+            Self::DriftDetected => "DriftDetected",
+            Self::VerificationFailed => "VerificationFailed",
+            Self::RollbackRefused => "RollbackRefused",
+            Self::InvalidSnapshot => "InvalidSnapshot",
+            Self::InspectionFailed => "InspectionFailed",
         }
     }
 
@@ -57,14 +77,19 @@ impl ErrorType {
             Self::InvalidMigrations
             | Self::ChecksumMismatch
             | Self::OutOfOrderMigration
-            | Self::UnknownMigrations => 3,
+            | Self::UnknownMigrations
+            | Self::DriftDetected
+            | Self::VerificationFailed
+            | Self::RollbackRefused
+            | Self::InvalidSnapshot => 3,
             Self::MigrationLockBusy => 4,
             Self::SecretUnavailable
             | Self::ConnectionFailed
             | Self::ReadOnlyDatabase
             | Self::PermissionDenied
             | Self::MigrationFailed
-            | Self::DeadlineExceeded => 1,
+            | Self::DeadlineExceeded
+            | Self::InspectionFailed => 1,
         }
     }
 }
@@ -101,6 +126,16 @@ pub enum Error {
     Migration(#[from] MigrationError),
     #[error("stopped before the invocation deadline while {during}; nothing of the unfinished transaction was kept. Give the function more time (timeout) or apply fewer migrations per run (--to)")]
     Deadline { during: &'static str },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Drift(#[from] DriftError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Rollback(#[from] RollbackError),
 }
 
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
@@ -127,6 +162,20 @@ impl Error {
             Self::Migration(e) if e.deadline => ErrorType::DeadlineExceeded,
             Self::Migration(_) => ErrorType::MigrationFailed,
             Self::Deadline { .. } => ErrorType::DeadlineExceeded,
+            Self::Snapshot(SnapshotError::Source(_)) => ErrorType::InvalidMigrations,
+            Self::Snapshot(_) => ErrorType::InvalidSnapshot,
+            Self::Catalog(e) if e.error.is(INSUFFICIENT_PRIVILEGE) => ErrorType::PermissionDenied,
+            Self::Catalog(_) => ErrorType::InspectionFailed,
+            Self::Drift(_) => ErrorType::DriftDetected,
+            Self::Verify(VerifyError::Catalogue { .. }) => ErrorType::InvalidMigrations,
+            Self::Verify(VerifyError::Failed { .. }) => ErrorType::VerificationFailed,
+            Self::Rollback(RollbackError::Plan(PlanError::ChecksumMismatch { .. })) => ErrorType::ChecksumMismatch,
+            Self::Rollback(RollbackError::Plan(PlanError::UnknownRows { .. })) => ErrorType::UnknownMigrations,
+            Self::Rollback(RollbackError::Plan(PlanError::UnknownTarget { .. })) => ErrorType::InvalidRequest,
+            Self::Rollback(RollbackError::Plan(PlanError::OutOfOrder { .. })) => ErrorType::OutOfOrderMigration,
+            Self::Rollback(RollbackError::Inspect { error, .. }) if error.is(INSUFFICIENT_PRIVILEGE) => ErrorType::PermissionDenied,
+            Self::Rollback(RollbackError::Inspect { .. }) => ErrorType::InspectionFailed,
+            Self::Rollback(_) => ErrorType::RollbackRefused,
         }
     }
 
@@ -140,6 +189,8 @@ impl Error {
             Self::Source(e) => e.tag(),
             Self::Plan(e) => e.tag(),
             Self::Migration(e) => Some(&e.tag),
+            Self::Snapshot(e) => e.tag(),
+            Self::Rollback(e) => e.tag(),
             _ => None,
         }
     }
@@ -151,6 +202,8 @@ impl Error {
             | Self::Lock(LockError::Database { error, .. }) => Some(error),
             Self::Ledger(e) => Some(e.pg()),
             Self::Migration(e) => Some(&e.error),
+            Self::Catalog(e) => Some(&e.error),
+            Self::Rollback(e) => e.pg(),
             _ => None,
         }
     }
@@ -168,6 +221,10 @@ mod tests {
         assert_eq!(ErrorType::InvalidMigrations.exit_code(), 3);
         assert_eq!(ErrorType::MigrationLockBusy.exit_code(), 4);
         assert_eq!(ErrorType::MigrationFailed.exit_code(), 1);
+        for finding in [ErrorType::DriftDetected, ErrorType::VerificationFailed, ErrorType::RollbackRefused, ErrorType::InvalidSnapshot] {
+            assert_eq!(finding.exit_code(), 3, "{finding}");
+        }
+        assert_eq!(ErrorType::InspectionFailed.exit_code(), 1);
     }
 
     #[test]

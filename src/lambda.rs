@@ -144,7 +144,8 @@ impl Function {
     }
 
     async fn direct(&self, command: Command, deadline: Instant) -> Result<Value, Error> {
-        let records = matches!(command, Command::Migrate { dry_run: false, .. });
+        // Every run that can change the schema publishes the environment's state.
+        let records = matches!(command, Command::Migrate { dry_run: false, .. } | Command::Rollback { dry_run: false, .. });
         let mut result = self.run(command, deadline).await;
         if records {
             let report = match &mut result {

@@ -169,6 +169,17 @@ impl LedgerTable {
         Ok(())
     }
 
+    /// Removes a migration's rows from drizzle's ledger: drizzle-orm then sees it as not applied
+    /// and applies it again on its next `migrate()`. Rows are matched on `created_at`, the
+    /// journal `when` drizzle-orm compares.
+    pub async fn delete(&self, client: &impl GenericClient, migration: &Migration) -> Result<u64, LedgerError> {
+        let sql = format!("delete from {} where created_at = $1", self.qualified());
+        client
+            .execute(&sql, &[&migration.created_at])
+            .await
+            .map_err(self.err("delete from"))
+    }
+
     pub async fn record(&self, client: &impl GenericClient, entry: &HistoryEntry<'_>) -> Result<(), LedgerError> {
         let sql = format!(
             "insert into {} (run_id, action, tag, hash, created_at, succeeded, duration_ms, invoker, environment, tool_version, error_sqlstate, error_message)

@@ -6,7 +6,10 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::database::DatabaseInfo;
+use crate::drift::Difference;
 use crate::error::{Error, ErrorType};
+use crate::rollback::DataAtRisk;
+use crate::verify::{Check, CheckStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -14,6 +17,10 @@ pub enum Action {
     Status,
     Plan,
     Migrate,
+    Drift,
+    Verify,
+    Rollback,
+    CheckRollback,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +37,17 @@ pub enum Status {
     /// `plan` or `migrate --dry-run`: what would happen, nothing changed.
     Planned,
     Failed,
+    /// `drift`: the live schema is what the snapshot says.
+    #[serde(rename = "ok")]
+    NoDrift,
+    /// `drift`: differences found (listed in `differences`).
+    DriftDetected,
+    /// `verify` / `check-rollback`: every check passed.
+    Verified,
+    /// `verify` / `check-rollback`: a check failed (see `checks`).
+    VerificationFailed,
+    /// `rollback`: the down files ran and the ledger rows are gone.
+    RolledBack,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +154,38 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub migrations: Option<MigrationsInfo>,
     pub tool_version: String,
+    /// `drift`, `verify`, `rollback`: how the live schema differs from the expected snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differences: Option<Vec<Difference>>,
+    /// `verify`, `check-rollback`: every check made and its outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<Check>>,
+    /// `rollback`: what is (or would be, with `--dry-run`) undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackReport {
+    /// The migration left as the newest applied one, or `none`.
+    pub to: String,
+    /// Newest first, in the order the down files run.
+    pub migrations: Vec<RolledBackEntry>,
+    /// Tables and columns holding data that the down files drop.
+    pub data_at_risk: Vec<DataAtRisk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolledBackEntry {
+    pub tag: String,
+    pub hash: String,
+    /// The down file's statements, as they run.
+    pub statements: Vec<String>,
+    /// Set once the rollback committed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 impl Report {
@@ -159,12 +209,19 @@ impl Report {
             database: None,
             migrations: None,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            differences: None,
+            checks: None,
+            rollback: None,
         }
     }
 
     /// Marks the report failed with `error`'s type and details.
     pub fn fail(&mut self, error: &Error) {
-        self.status = Status::Failed;
+        // A finding keeps the status that names it (a rollback that committed stays rolledBack);
+        // the error adds its type and exit code.
+        if !matches!(self.status, Status::DriftDetected | Status::VerificationFailed | Status::RolledBack) {
+            self.status = Status::Failed;
+        }
         let pg = error.pg();
         self.error = Some(ErrorReport {
             error_type: error.error_type(),
@@ -188,9 +245,9 @@ impl Report {
     /// 3 validation refused (also `status` finding problems), 4 lock wait exceeded.
     pub fn exit_code(&self) -> i32 {
         match (&self.status, &self.error) {
-            (Status::Failed, Some(e)) => e.error_type.exit_code(),
+            (_, Some(e)) => e.error_type.exit_code(),
             (Status::Failed, None) => 1,
-            (Status::Invalid, _) => 3,
+            (Status::Invalid | Status::DriftDetected | Status::VerificationFailed, None) => 3,
             _ => 0,
         }
     }
@@ -227,6 +284,41 @@ impl Report {
                 }
             }
         }
+        if let Some(rollback) = &self.rollback {
+            for m in &rollback.migrations {
+                let took = m.duration_ms.map(|d| format!(" {d:>7} ms")).unwrap_or_default();
+                let _ = writeln!(out, "  ↩ {:<48}{took}", m.tag);
+                if self.dry_run || m.duration_ms.is_none() {
+                    for statement in &m.statements {
+                        let _ = writeln!(out, "      {}", statement.replace('\n', "\n      "));
+                    }
+                }
+            }
+            for d in &rollback.data_at_risk {
+                let _ = writeln!(out, "  ! data loss: {} ({})", d.object, d.migration);
+            }
+        }
+        for c in self.checks.iter().flatten() {
+            let mark = match c.status {
+                CheckStatus::Passed => "✓",
+                CheckStatus::Failed => "✗",
+                CheckStatus::Skipped => "-",
+            };
+            let detail = c.detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default();
+            let timing = c
+                .timing
+                .as_ref()
+                .map(|t| format!(" (planning {:.3} ms, execution {:.3} ms, buffers hit {} read {})", t.planning_us as f64 / 1000.0, t.execution_us as f64 / 1000.0, t.shared_hit_blocks, t.shared_read_blocks))
+                .unwrap_or_default();
+            let kind = serde_json::to_value(c.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let _ = writeln!(out, "  {mark} {kind} {}{detail}{timing}", c.object);
+            for d in &c.differences {
+                let _ = writeln!(out, "      ≠ {d}");
+            }
+        }
+        for d in self.differences.iter().flatten() {
+            let _ = writeln!(out, "  ≠ {d}");
+        }
         for w in &self.warnings {
             let _ = writeln!(out, "  warning: {w}");
         }
@@ -240,8 +332,14 @@ impl Report {
                     self.duration_ms
                 )
             }
+            Status::UpToDate if self.action == Action::Rollback => format!("nothing to roll back; current: {current}"),
             Status::UpToDate => format!("up to date; current: {current}"),
             Status::Pending => format!("{} pending; current: {current}", self.pending.len()),
+            Status::Planned if self.action == Action::Rollback => format!(
+                "would roll back {} migration(s) to {}; nothing changed; current: {current}",
+                self.rollback.as_ref().map_or(0, |r| r.migrations.len()),
+                self.rollback.as_ref().map_or("?", |r| r.to.as_str())
+            ),
             Status::Planned => format!(
                 "would apply {} migration(s) in {} segment(s); nothing changed; current: {current}",
                 self.segments.iter().map(|s| s.migrations.len()).sum::<usize>(),
@@ -249,6 +347,26 @@ impl Report {
             ),
             Status::Invalid => format!("{} problem(s) found; migrate would refuse; current: {current}", self.problems.len()),
             Status::Failed => format!("failed after {} ms; current: {current}", self.duration_ms),
+            Status::NoDrift => format!("no drift: the schema matches the snapshot of {current}"),
+            Status::DriftDetected => format!(
+                "drift: {} difference(s) from the snapshot of {current}",
+                self.differences.as_ref().map_or(0, Vec::len)
+            ),
+            Status::Verified => format!("verified: {} check(s) passed; current: {current}", self.checks.as_ref().map_or(0, Vec::len)),
+            Status::VerificationFailed => format!(
+                "verification failed: {} of {} check(s) failed; current: {current}",
+                self.checks.iter().flatten().filter(|c| c.failed()).count(),
+                self.checks.as_ref().map_or(0, Vec::len)
+            ),
+            Status::RolledBack => {
+                let n = self.rollback.as_ref().map_or(0, |r| r.migrations.len());
+                let drift = self.differences.as_ref().map_or(0, Vec::len);
+                if drift == 0 {
+                    format!("rolled back {n} migration(s) in {} ms; current: {current}; schema matches its snapshot", self.duration_ms)
+                } else {
+                    format!("rolled back {n} migration(s); current: {current}; but {drift} difference(s) from its snapshot")
+                }
+            }
         };
         let _ = writeln!(out, "{summary}");
         out
@@ -270,6 +388,10 @@ fn action_name(action: Action) -> &'static str {
         Action::Status => "status",
         Action::Plan => "plan",
         Action::Migrate => "migrate",
+        Action::Drift => "drift",
+        Action::Verify => "verify",
+        Action::Rollback => "rollback",
+        Action::CheckRollback => "check-rollback",
     }
 }
 

@@ -4,10 +4,26 @@
 use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
 use serde_json::Value;
 
+use crate::rollback::RollbackTarget;
 use crate::runner::Command;
 
 /// The actions a direct request may name.
-pub const ACTIONS: &[&str] = &["migrate", "plan", "status"];
+pub const ACTIONS: &[&str] = &["migrate", "plan", "status", "drift", "verify", "rollback", "check-rollback"];
+
+/// Every field a direct request may carry besides `action`.
+const FIELDS: &str = "action, to, dryRun, failOnDrift, analyze, allowDataLoss";
+
+/// The fields each action accepts besides `action`.
+fn accepted(action: &str) -> &'static [&'static str] {
+    match action {
+        "plan" => &["to"],
+        "migrate" => &["to", "dryRun"],
+        "drift" => &["failOnDrift"],
+        "verify" => &["analyze"],
+        "rollback" => &["to", "dryRun", "allowDataLoss"],
+        _ => &[],
+    }
+}
 
 #[derive(Debug)]
 pub enum Request {
@@ -52,35 +68,57 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
         return Err(RequestError::UnknownAction { action: action.to_string() });
     }
     let mut target = None;
-    let mut dry_run = None;
+    let mut flags = std::collections::HashMap::new();
     for (field, value) in fields {
-        match (field.as_str(), value) {
-            ("action", _) => {}
-            ("to", Value::String(tag)) if action != "status" => target = Some(tag.clone()),
-            ("dryRun", Value::Bool(b)) if action == "migrate" => dry_run = Some(*b),
-            ("to" | "dryRun", Value::Null) => {}
-            ("to", Value::String(_)) | ("dryRun", Value::Bool(_)) => {
-                return Err(RequestError::BadField {
-                    field: field.clone(),
-                    reason: format!("not accepted by the {action} action"),
-                })
-            }
+        let name = field.as_str();
+        if name == "action" || value.is_null() {
+            continue;
+        }
+        if !FIELDS.split(", ").any(|f| f == name) {
+            return Err(RequestError::BadField {
+                field: field.clone(),
+                reason: format!("unknown field (accepted: {FIELDS})"),
+            });
+        }
+        if !accepted(action).contains(&name) {
+            return Err(RequestError::BadField {
+                field: field.clone(),
+                reason: format!("not accepted by the {action} action"),
+            });
+        }
+        match (name, value) {
+            ("to", Value::String(tag)) => target = Some(tag.clone()),
             ("to", other) => return Err(wrong_type(field, "a migration tag string", other)),
-            ("dryRun", other) => return Err(wrong_type(field, "true or false", other)),
-            _ => {
-                return Err(RequestError::BadField {
-                    field: field.clone(),
-                    reason: "unknown field (accepted: action, to, dryRun)".into(),
-                })
+            (_, Value::Bool(b)) => {
+                flags.insert(name, *b);
             }
+            (_, other) => return Err(wrong_type(field, "true or false", other)),
         }
     }
+    let flag = |name: &str| flags.get(name).copied().unwrap_or(false);
     let command = match action {
         "status" => Command::Status,
         "plan" => Command::Plan { target },
+        "drift" => Command::Drift {
+            fail_on_drift: flag("failOnDrift"),
+        },
+        "verify" => Command::Verify { analyze: flag("analyze") },
+        "rollback" => {
+            // Rolling back is never a default: the request names how far.
+            let to = target.ok_or_else(|| RequestError::BadField {
+                field: "to".into(),
+                reason: "required by the rollback action: the migration to keep as the newest applied one, or \"none\" to roll back every migration".into(),
+            })?;
+            Command::Rollback {
+                target: RollbackTarget::parse(&to),
+                dry_run: flag("dryRun"),
+                allow_data_loss: flag("allowDataLoss"),
+            }
+        }
+        "check-rollback" => Command::CheckRollback,
         _ => Command::Migrate {
             target,
-            dry_run: dry_run.unwrap_or(false),
+            dry_run: flag("dryRun"),
         },
     };
     Ok(Request::Direct(command))
@@ -138,6 +176,36 @@ mod tests {
             assert_eq!(err, expected);
             assert!(err.to_string().contains("migrate, plan, status"), "{err}");
         }
+    }
+
+    #[test]
+    fn maps_verify_drift_and_rollback_actions() {
+        assert_eq!(direct(json!({"action": "drift"})), Command::Drift { fail_on_drift: false });
+        assert_eq!(direct(json!({"action": "drift", "failOnDrift": true})), Command::Drift { fail_on_drift: true });
+        assert_eq!(direct(json!({"action": "verify", "analyze": true})), Command::Verify { analyze: true });
+        assert_eq!(direct(json!({"action": "check-rollback"})), Command::CheckRollback);
+        assert_eq!(
+            direct(json!({"action": "rollback", "to": "0000_x", "dryRun": true})),
+            Command::Rollback {
+                target: RollbackTarget::Migration("0000_x".into()),
+                dry_run: true,
+                allow_data_loss: false
+            }
+        );
+        assert_eq!(
+            direct(json!({"action": "rollback", "to": "none", "allowDataLoss": true})),
+            Command::Rollback {
+                target: RollbackTarget::Empty,
+                dry_run: false,
+                allow_data_loss: true
+            }
+        );
+        let err = parse(&json!({"action": "rollback"})).unwrap_err();
+        assert!(matches!(&err, RequestError::BadField { field, .. } if field == "to"), "{err}");
+        let err = parse(&json!({"action": "drift", "failOnDrift": "yes"})).unwrap_err();
+        assert!(matches!(&err, RequestError::BadField { field, .. } if field == "failOnDrift"), "{err}");
+        let err = parse(&json!({"action": "migrate", "allowDataLoss": true})).unwrap_err();
+        assert!(err.to_string().contains("not accepted by the migrate action"), "{err}");
     }
 
     #[test]

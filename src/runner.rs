@@ -5,16 +5,22 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, GenericClient};
 
+use crate::catalog::{self, Catalog};
 use crate::config::RunSettings;
 use crate::database::{ConnectionSettings, Database, PgError};
+use crate::drift::{self, Difference, DriftError, DriftOptions};
 use crate::error::Error;
 use crate::ledger::{HistoryEntry, LedgerTable};
 use crate::lock;
 use crate::plan::{self, Assessment, PlanOptions, Segment, SegmentMode};
 use crate::report::{
-    Action, AppliedEntry, MigrationsInfo, PendingEntry, ProblemReport, Report, SegmentReport, SegmentStatus, Status,
+    Action, AppliedEntry, MigrationsInfo, PendingEntry, ProblemReport, Report, RollbackReport, RolledBackEntry, SegmentReport,
+    SegmentStatus, Status,
 };
+use crate::rollback::{self, DataAtRisk, RollbackError, RollbackPlan, RollbackTarget};
+use crate::snapshot::Snapshot;
 use crate::source::{Migration, MigrationSet, MigrationSource, TransactionMode};
+use crate::verify::{self, Check, CheckKind, CheckStatus, VerifyError};
 
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 const QUERY_CANCELED: &str = "57014";
@@ -24,6 +30,19 @@ pub enum Command {
     Status,
     Plan { target: Option<String> },
     Migrate { target: Option<String>, dry_run: bool },
+    /// Compares the live schema with the snapshot of the newest applied migration. Differences
+    /// give status `driftDetected`; with `fail_on_drift` they are also an error (`DriftDetected`).
+    Drift { fail_on_drift: bool },
+    /// Drift, plus enum values, index validity and the hot queries' plans (`analyze`: timings).
+    Verify { analyze: bool },
+    /// Undoes every applied migration newer than `target`, newest first, in one transaction.
+    Rollback {
+        target: RollbackTarget,
+        dry_run: bool,
+        allow_data_loss: bool,
+    },
+    /// On a scratch database: apply, roll back, compare and re-apply each migration in turn.
+    CheckRollback,
 }
 
 impl Command {
@@ -32,21 +51,26 @@ impl Command {
             Self::Status => Action::Status,
             Self::Plan { .. } => Action::Plan,
             Self::Migrate { .. } => Action::Migrate,
+            Self::Drift { .. } => Action::Drift,
+            Self::Verify { .. } => Action::Verify,
+            Self::Rollback { .. } => Action::Rollback,
+            Self::CheckRollback => Action::CheckRollback,
         }
     }
 
     fn target(&self) -> Option<&str> {
         match self {
-            Self::Status => None,
+            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback => None,
             Self::Plan { target } | Self::Migrate { target, .. } => target.as_deref(),
+            Self::Rollback { target, .. } => Some(target.tag().unwrap_or(rollback::EMPTY_TARGET)),
         }
     }
 
     fn dry_run(&self) -> bool {
         match self {
-            Self::Status => false,
+            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback => false,
             Self::Plan { .. } => true,
-            Self::Migrate { dry_run, .. } => *dry_run,
+            Self::Migrate { dry_run, .. } | Self::Rollback { dry_run, .. } => *dry_run,
         }
     }
 }
@@ -132,6 +156,14 @@ async fn execute(inv: &Invocation<'_>, run_id: &str, report: &mut Report) -> Res
     let result = match &inv.command {
         Command::Status => status(&db, inv, &set, report).await,
         Command::Plan { .. } | Command::Migrate { .. } => migrate(&mut db, inv, &set, run_id, report).await,
+        Command::Drift { fail_on_drift } => drift_check(&db, inv, &set, report, *fail_on_drift).await,
+        Command::Verify { analyze } => verify_all(&mut db, inv, &set, report, *analyze).await,
+        Command::Rollback {
+            target,
+            dry_run,
+            allow_data_loss,
+        } => roll_back(&mut db, inv, &set, run_id, report, target, *dry_run, *allow_data_loss).await,
+        Command::CheckRollback => check_rollback(&mut db, inv, &set, run_id, report).await,
     };
     db.close().await;
     result
@@ -157,10 +189,20 @@ async fn migrate(
     run_id: &str,
     report: &mut Report,
 ) -> Result<Status, Error> {
+    let target = inv.command.target();
     if inv.command.dry_run() {
         // Changes nothing and takes no lock, so it can run beside a real migration.
-        return migrate_locked(db, inv, set, run_id, report).await;
+        return migrate_locked(db, inv, set, run_id, target, true, report).await;
     }
+    let held = take_lock(db, inv, report).await?;
+    let result = migrate_locked(db, inv, set, run_id, target, false, report).await;
+    give_back(db, held, report).await;
+    result
+}
+
+/// Checks the session can write, then waits for the advisory lock. Every caller gives it back
+/// with [`give_back`] on every path.
+async fn take_lock(db: &Database, inv: &Invocation<'_>, report: &mut Report) -> Result<lock::HeldLock, Error> {
     check_writable(db).await?;
     let wait = match remaining(inv.deadline) {
         Some(left) => inv.settings.lock_wait.min(left),
@@ -178,13 +220,15 @@ async fn migrate(
     };
     report.lock_wait_ms = held.waited.as_millis() as u64;
     tracing::info!(key = inv.settings.lock_key, wait_ms = report.lock_wait_ms, "advisory lock held");
-    let result = migrate_locked(db, inv, set, run_id, report).await;
+    Ok(held)
+}
+
+async fn give_back(db: &Database, held: lock::HeldLock, report: &mut Report) {
     if let Err(e) = held.release(db.client()).await {
         report
             .warnings
             .push(format!("{e}; the lock is freed anyway when the connection closes"));
     }
-    result
 }
 
 async fn check_writable(db: &Database) -> Result<(), Error> {
@@ -202,12 +246,15 @@ async fn check_writable(db: &Database) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads the ledger, plans and applies; the caller holds the lock (or changes nothing).
+/// Reads the ledger, plans and applies up to `target`; the caller holds the lock (or changes
+/// nothing: `dry_run`).
 async fn migrate_locked(
     db: &mut Database,
     inv: &Invocation<'_>,
     set: &MigrationSet,
     run_id: &str,
+    target: Option<&str>,
+    dry_run: bool,
     report: &mut Report,
 ) -> Result<Status, Error> {
     let ledger = &inv.settings.ledger;
@@ -215,7 +262,7 @@ async fn migrate_locked(
     let assessment = plan::assess(&rows, &set.migrations);
     describe(&assessment, report);
     let options = PlanOptions {
-        target: inv.command.target(),
+        target,
         allow_unknown_rows: inv.settings.allow_unknown_rows,
     };
     let plan = plan::plan(&assessment, &set.migrations, options)?;
@@ -228,7 +275,7 @@ async fn migrate_locked(
     if plan.is_empty() {
         return Ok(Status::UpToDate);
     }
-    if inv.command.dry_run() {
+    if dry_run {
         return Ok(Status::Planned);
     }
     ledger.ensure(db.client()).await?;
@@ -278,6 +325,364 @@ async fn migrate_locked(
         }
     }
     Ok(Status::Applied)
+}
+
+/// The name of a schema version in messages: a tag, or the empty schema before any migration.
+fn version_label(version: Option<&Migration>) -> String {
+    version.map_or_else(|| "none (no migration applied)".to_string(), |m| m.tag.clone())
+}
+
+fn drift_options(settings: &RunSettings) -> DriftOptions {
+    DriftOptions {
+        ledger: settings.ledger.clone(),
+        ignore: settings.drift_ignore.clone(),
+    }
+}
+
+/// The live schema against the snapshot of `version` (the empty schema for `None`).
+async fn differences_at(
+    db: &Database,
+    inv: &Invocation<'_>,
+    set: &MigrationSet,
+    version: Option<&Migration>,
+) -> Result<(Snapshot, Catalog, Vec<Difference>), Error> {
+    let expected = Snapshot::at(&set.source, version)?;
+    let actual = catalog::read(db.client()).await?;
+    let differences = drift::compare(&expected, &actual, &drift_options(inv.settings));
+    Ok((expected, actual, differences))
+}
+
+async fn drift_check(
+    db: &Database,
+    inv: &Invocation<'_>,
+    set: &MigrationSet,
+    report: &mut Report,
+    fail_on_drift: bool,
+) -> Result<Status, Error> {
+    let rows = inv.settings.ledger.read(db.client()).await?;
+    let assessment = plan::assess(&rows, &set.migrations);
+    describe(&assessment, report);
+    let version = assessment.current();
+    let (_, _, differences) = differences_at(db, inv, set, version).await?;
+    report.differences = Some(differences.clone());
+    if differences.is_empty() {
+        return Ok(Status::NoDrift);
+    }
+    tracing::info!(count = differences.len(), first = %differences[0], "drift detected");
+    report.status = Status::DriftDetected;
+    if fail_on_drift {
+        return Err(DriftError::detected(&version_label(version), &differences).into());
+    }
+    Ok(Status::DriftDetected)
+}
+
+async fn verify_all(
+    db: &mut Database,
+    inv: &Invocation<'_>,
+    set: &MigrationSet,
+    report: &mut Report,
+    analyze: bool,
+) -> Result<Status, Error> {
+    let rows = inv.settings.ledger.read(db.client()).await?;
+    let assessment = plan::assess(&rows, &set.migrations);
+    describe(&assessment, report);
+    let version = assessment.current();
+    let (expected, actual, differences) = differences_at(db, inv, set, version).await?;
+    let mut checks = Vec::new();
+    let mut schema = Check::new(CheckKind::Schema, version_label(version));
+    if differences.is_empty() {
+        schema.detail = Some("the schema matches the snapshot".into());
+    } else {
+        schema.fail(format!("{} difference(s) from the snapshot (see differences)", differences.len()));
+    }
+    checks.push(schema);
+    report.differences = Some(differences);
+    checks.extend(verify::enum_checks(&expected, &actual));
+    let options = drift_options(inv.settings);
+    checks.extend(verify::index_checks(&actual, |schema, table| {
+        schema != options.ledger.schema && !options.ignored(schema, table)
+    }));
+    match set.source.read(verify::QUERY_CATALOGUE)? {
+        None => report.warnings.push(format!(
+            "no query catalogue ({}) among the migrations: no query plans were checked",
+            verify::QUERY_CATALOGUE
+        )),
+        Some(bytes) => {
+            let path = set.source.display_path(verify::QUERY_CATALOGUE);
+            let text = String::from_utf8(bytes).map_err(|_| VerifyError::Catalogue {
+                path: path.clone(),
+                line: 0,
+                reason: "not valid UTF-8".into(),
+            })?;
+            let timeout = inv.settings.statement_timeout.unwrap_or(Duration::from_secs(30));
+            for query in verify::parse_catalogue(&text, &path)? {
+                if let Some(since) = &query.since {
+                    if set.find(since).is_none() {
+                        return Err(VerifyError::Catalogue {
+                            path,
+                            line: query.line,
+                            reason: format!("`-- since: {since}` names no migration of the journal"),
+                        }
+                        .into());
+                    }
+                    if !assessment.applied.iter().any(|a| &a.migration.tag == since) {
+                        let mut skipped = Check::new(CheckKind::QueryPlan, query.name.clone());
+                        skipped.status = CheckStatus::Skipped;
+                        skipped.detail = Some(format!("needs {since}, which is not applied"));
+                        checks.push(skipped);
+                        continue;
+                    }
+                }
+                let timeout = remaining(inv.deadline).map_or(timeout, |left| timeout.min(left));
+                checks.push(verify::plan_check(db.client_mut(), &query, &actual, analyze, timeout).await);
+            }
+        }
+    }
+    let failed: Vec<&Check> = checks.iter().filter(|c| c.failed()).collect();
+    let outcome = match failed.first() {
+        None => Ok(Status::Verified),
+        Some(first) => {
+            report.status = Status::VerificationFailed;
+            Err(VerifyError::Failed {
+                count: failed.len(),
+                first: first.describe(),
+            }
+            .into())
+        }
+    };
+    report.checks = Some(checks);
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn roll_back(
+    db: &mut Database,
+    inv: &Invocation<'_>,
+    set: &MigrationSet,
+    run_id: &str,
+    report: &mut Report,
+    target: &RollbackTarget,
+    dry_run: bool,
+    allow_data_loss: bool,
+) -> Result<Status, Error> {
+    if dry_run {
+        // Changes nothing and takes no lock, like `migrate --dry-run`.
+        return rollback_locked(db, inv, set, run_id, target, true, allow_data_loss, report).await;
+    }
+    let held = take_lock(db, inv, report).await?;
+    let result = rollback_locked(db, inv, set, run_id, target, false, allow_data_loss, report).await;
+    give_back(db, held, report).await;
+    let status = result?;
+    match report.differences.as_deref() {
+        Some(differences) if status == Status::RolledBack && !differences.is_empty() => {
+            Err(DriftError::after_rollback(&target.to_string(), differences).into())
+        }
+        _ => Ok(status),
+    }
+}
+
+fn data_loss(risk: &[DataAtRisk]) -> Error {
+    RollbackError::DataLoss {
+        tag: risk.first().map(|d| d.migration.clone()).unwrap_or_default(),
+        objects: risk.iter().map(|d| d.object.clone()).collect(),
+    }
+    .into()
+}
+
+/// Plans the rollback to `target`, runs it in one transaction (unless `dry_run`) and compares
+/// the schema with `target`'s snapshot into `report.differences`. The caller holds the lock.
+#[allow(clippy::too_many_arguments)]
+async fn rollback_locked(
+    db: &mut Database,
+    inv: &Invocation<'_>,
+    set: &MigrationSet,
+    run_id: &str,
+    target: &RollbackTarget,
+    dry_run: bool,
+    allow_data_loss: bool,
+    report: &mut Report,
+) -> Result<Status, Error> {
+    let ledger = &inv.settings.ledger;
+    let rows = ledger.read(db.client()).await?;
+    let assessment = plan::assess(&rows, &set.migrations);
+    describe(&assessment, report);
+    let plan = rollback::plan(&assessment, &set.migrations, target, inv.settings.allow_unknown_rows)?;
+    report.rollback = Some(RollbackReport {
+        to: target.to_string(),
+        migrations: plan
+            .steps
+            .iter()
+            .map(|s| RolledBackEntry {
+                tag: s.migration.tag.clone(),
+                hash: s.migration.hash.clone(),
+                statements: s.down.statements.iter().map(|st| st.sql.trim().to_string()).collect(),
+                duration_ms: None,
+            })
+            .collect(),
+        data_at_risk: Vec::new(),
+    });
+    if plan.steps.is_empty() {
+        return Ok(Status::UpToDate);
+    }
+    // The schema is checked against this snapshot afterwards: refuse now, not after the commit.
+    let version = target.tag().and_then(|t| set.find(t));
+    Snapshot::at(&set.source, version)?;
+    if dry_run {
+        let risk = rollback::data_at_risk(db.client(), &plan).await?;
+        if let Some(r) = report.rollback.as_mut() {
+            r.data_at_risk = risk.clone();
+        }
+        if !risk.is_empty() && !allow_data_loss {
+            return Err(data_loss(&risk));
+        }
+        return Ok(Status::Planned);
+    }
+    ledger.ensure(db.client()).await?;
+    let applier = Applier {
+        settings: inv.settings,
+        ledger,
+        run_id,
+        invoker: inv.invoker,
+        deadline: inv.deadline,
+    };
+    let (durations, risk) = applier.rollback(db.client_mut(), &plan, allow_data_loss, &mut report.warnings).await?;
+    report.status = Status::RolledBack;
+    if let Some(r) = report.rollback.as_mut() {
+        for (entry, duration) in r.migrations.iter_mut().zip(&durations) {
+            entry.duration_ms = Some(duration.as_millis() as u64);
+        }
+        r.data_at_risk = risk.clone();
+    }
+    if !risk.is_empty() {
+        let objects: Vec<&str> = risk.iter().map(|d| d.object.as_str()).collect();
+        report.warnings.push(format!("dropped data (--allow-data-loss): {}", objects.join(", ")));
+    }
+    let rows = ledger.read(db.client()).await?;
+    describe(&plan::assess(&rows, &set.migrations), report);
+    let (_, _, differences) = differences_at(db, inv, set, version).await?;
+    report.differences = Some(differences);
+    Ok(Status::RolledBack)
+}
+
+async fn check_rollback(
+    db: &mut Database,
+    inv: &Invocation<'_>,
+    set: &MigrationSet,
+    run_id: &str,
+    report: &mut Report,
+) -> Result<Status, Error> {
+    let held = take_lock(db, inv, report).await?;
+    let result = check_rollback_locked(db, inv, set, run_id, report).await;
+    give_back(db, held, report).await;
+    result
+}
+
+/// For each migration in order: apply it, compare with its snapshot, roll it back, compare with
+/// the previous snapshot, apply it again and compare once more; with the same functions
+/// `migrate` and `rollback` use.
+async fn check_rollback_locked(
+    db: &mut Database,
+    inv: &Invocation<'_>,
+    set: &MigrationSet,
+    run_id: &str,
+    report: &mut Report,
+) -> Result<Status, Error> {
+    let rows = inv.settings.ledger.read(db.client()).await?;
+    if !rows.is_empty() {
+        return Err(RollbackError::NotScratch { rows: rows.len() }.into());
+    }
+    let environment = inv.settings.environment.clone();
+    let scratch = |action| Report::new(action, &environment, run_id);
+    let mut checks: Vec<Check> = Vec::new();
+    let mut stopped = false;
+    for (i, m) in set.migrations.iter().enumerate() {
+        let mut check = Check::new(CheckKind::RollbackRoundTrip, m.tag.clone());
+        if stopped {
+            check.status = CheckStatus::Skipped;
+            check.detail = Some("an earlier migration could not be re-applied".into());
+            checks.push(check);
+            continue;
+        }
+        let previous = i.checked_sub(1).map(|p| &set.migrations[p]);
+        let target = previous.map_or(RollbackTarget::Empty, |p| RollbackTarget::Migration(p.tag.clone()));
+        let mut step = scratch(Action::Migrate);
+        // A migration that does not apply on an empty database is an error, not a finding.
+        if let Err(e) = migrate_locked(db, inv, set, run_id, Some(&m.tag), false, &mut step).await {
+            check.fail(format!("applying it failed: {e}"));
+            checks.push(check);
+            report.checks = Some(checks);
+            return Err(e);
+        }
+        report.warnings.append(&mut step.warnings);
+        let (_, _, applied) = differences_at(db, inv, set, Some(m)).await?;
+        if !applied.is_empty() {
+            check.fail(format!("once applied, the schema differs from {}'s snapshot in {} place(s)", m.tag, applied.len()));
+            check.differences.extend(applied);
+        }
+        if m.down.is_none() {
+            check.fail(format!("no down file {}.down.sql", m.tag));
+            checks.push(check);
+            continue;
+        }
+        // A scratch database holds no data worth keeping.
+        let mut back = scratch(Action::Rollback);
+        match rollback_locked(db, inv, set, run_id, &target, false, true, &mut back).await {
+            Ok(_) => {
+                let differences = back.differences.take().unwrap_or_default();
+                if !differences.is_empty() {
+                    check.fail(format!(
+                        "rolled back to {target}, the schema differs from its snapshot in {} place(s)",
+                        differences.len()
+                    ));
+                    check.differences.extend(differences);
+                }
+            }
+            Err(e) => {
+                // Its transaction was rolled back: the migration is still applied, go on.
+                check.fail(format!("rolling back failed: {e}"));
+                checks.push(check);
+                continue;
+            }
+        }
+        let mut again = scratch(Action::Migrate);
+        match migrate_locked(db, inv, set, run_id, Some(&m.tag), false, &mut again).await {
+            Ok(_) => {
+                let (_, _, reapplied) = differences_at(db, inv, set, Some(m)).await?;
+                if !reapplied.is_empty() {
+                    check.fail(format!(
+                        "applied again after the rollback, the schema differs from {}'s snapshot in {} place(s)",
+                        m.tag,
+                        reapplied.len()
+                    ));
+                    check.differences.extend(reapplied);
+                }
+            }
+            Err(e) => {
+                check.fail(format!("applying it again after the rollback failed: {e}"));
+                stopped = true;
+            }
+        }
+        if !check.failed() {
+            check.detail = Some(format!("applied, rolled back to {target} matching its snapshot, applied again"));
+        }
+        checks.push(check);
+    }
+    let rows = inv.settings.ledger.read(db.client()).await?;
+    describe(&plan::assess(&rows, &set.migrations), report);
+    let failed: Vec<&Check> = checks.iter().filter(|c| c.failed()).collect();
+    let outcome = match failed.first() {
+        None => Ok(Status::Verified),
+        Some(first) => {
+            report.status = Status::VerificationFailed;
+            Err(VerifyError::Failed {
+                count: failed.len(),
+                first: first.describe(),
+            }
+            .into())
+        }
+    };
+    report.checks = Some(checks);
+    outcome
 }
 
 fn describe(assessment: &Assessment<'_>, report: &mut Report) {
@@ -616,6 +1021,109 @@ impl<'a> Applier<'a> {
         let entry = self.history(m, "apply", false, duration, Some(pg));
         if let Err(e) = self.ledger.record(client, &entry).await {
             warnings.push(format!("could not record the failure in the history table: {e}"));
+        }
+    }
+
+    /// Runs the plan's down files newest first and deletes their ledger rows, all in one
+    /// transaction, retried like a migration segment when `lock_timeout` strikes.
+    async fn rollback(
+        &self,
+        client: &mut Client,
+        plan: &RollbackPlan<'_>,
+        allow_data_loss: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Vec<Duration>, Vec<DataAtRisk>), Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if remaining(self.deadline).is_some_and(|left| left.is_zero()) {
+                return Err(Error::Deadline {
+                    during: "starting the rollback transaction",
+                });
+            }
+            let (error, failed) = match self.try_rollback(client, plan, allow_data_loss).await {
+                Ok(done) => return Ok(done),
+                Err(failure) => failure,
+            };
+            let lock_timeout = matches!(&error, Error::Migration(e) if e.error.is(LOCK_NOT_AVAILABLE));
+            let delay = retry_delay(attempt);
+            let time_left = remaining(self.deadline).is_none_or(|left| left > delay * 2);
+            if lock_timeout && attempt <= self.settings.lock_timeout_retries && time_left {
+                let tag = failed.as_ref().map_or("?", |(m, _, _)| m.tag.as_str());
+                tracing::warn!(tag, attempt, delay_ms = delay.as_millis() as u64, "lock_timeout; retrying the rollback");
+                warnings.push(format!(
+                    "{tag}: lock_timeout on rollback attempt {attempt} (other sessions held conflicting locks); retried after {} ms",
+                    delay.as_millis()
+                ));
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if let Some((m, pg, duration)) = &failed {
+                let entry = self.history(m, "rollback", false, *duration, Some(pg));
+                if let Err(e) = self.ledger.record(&*client, &entry).await {
+                    warnings.push(format!("could not record the failed rollback in the history table: {e}"));
+                }
+            }
+            return Err(error);
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn try_rollback<'m>(
+        &self,
+        client: &mut Client,
+        plan: &RollbackPlan<'m>,
+        allow_data_loss: bool,
+    ) -> Result<(Vec<Duration>, Vec<DataAtRisk>), (Error, Option<(&'m Migration, PgError, Duration)>)> {
+        let tx = client.transaction().await.map_err(|e| (Error::Session(e.into()), None))?;
+        let timeouts = self.timeouts("LOCAL");
+        let body = async {
+            tx.batch_execute(&timeouts.sql).await.map_err(|e| (Error::Session(e.into()), None))?;
+            // Checked inside the transaction, before any down statement takes its locks.
+            let risk = rollback::data_at_risk(&tx, plan).await.map_err(|e| (e.into(), None))?;
+            if !risk.is_empty() && !allow_data_loss {
+                return Err((data_loss(&risk), None));
+            }
+            let mut durations = Vec::with_capacity(plan.steps.len());
+            for step in &plan.steps {
+                let m = step.migration;
+                let started = Instant::now();
+                for (i, statement) in step.down.statements.iter().enumerate() {
+                    if let Err(e) = tx.batch_execute(&statement.sql).await {
+                        let pg = PgError::from(e);
+                        let deadline = timeouts.deadline_bound && pg.is(QUERY_CANCELED);
+                        let error = MigrationError {
+                            tag: m.tag.clone(),
+                            location: format!("down statement {} (line {} of {}.down.sql)", i + 1, statement.line, m.tag),
+                            statement: Some(statement.summary()),
+                            error: pg.clone(),
+                            deadline,
+                            advice: "The rollback transaction was rolled back: the schema and the ledger are as they were".into(),
+                        };
+                        return Err((Error::Migration(error), Some((m, pg, started.elapsed()))));
+                    }
+                }
+                // The "journal cleanup": drizzle-orm decides what is applied from these rows.
+                self.ledger.delete(&tx, m).await.map_err(|e| (e.into(), None))?;
+                let duration = started.elapsed();
+                self.ledger
+                    .record(&tx, &self.history(m, "rollback", true, duration, None))
+                    .await
+                    .map_err(|e| (e.into(), None))?;
+                tracing::info!(tag = %m.tag, duration_ms = duration.as_millis() as u64, "migration rolled back (commits with the rollback)");
+                durations.push(duration);
+            }
+            Ok((durations, risk))
+        };
+        match body.await {
+            Ok(done) => {
+                tx.commit().await.map_err(|e| (Error::Session(e.into()), None))?;
+                Ok(done)
+            }
+            Err(failure) => {
+                let _ = tx.rollback().await;
+                Err(failure)
+            }
         }
     }
 }

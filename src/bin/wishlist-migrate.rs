@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use wishlist_migrator::config::{self, process_env};
+use wishlist_migrator::rollback::RollbackTarget;
 use wishlist_migrator::state::{EnvironmentState, StateStore};
 use wishlist_migrator::{runner, Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
 
@@ -30,7 +31,7 @@ struct Cli {
     /// Give up waiting for another run's lock after this long [env: LOCK_WAIT_SECONDS] [default: 30]
     #[arg(long, global = true, value_name = "SECONDS")]
     lock_wait: Option<u64>,
-    /// After `migrate`, write the environment's state to SSM Parameter Store (${SSM_PREFIX}/state)
+    /// After `migrate` or `rollback`, write the environment's state to SSM Parameter Store (${SSM_PREFIX}/state)
     #[arg(long, global = true)]
     record: bool,
     #[command(subcommand)]
@@ -55,6 +56,28 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Compare the live schema with drizzle-kit's snapshot of the newest applied migration
+    Drift,
+    /// Drift, plus enum values, index validity and the plans of the hot queries (verify/queries.sql)
+    Verify {
+        /// Also run EXPLAIN (ANALYZE, BUFFERS) under the normal planner and report the timings
+        #[arg(long)]
+        analyze: bool,
+    },
+    /// Undo the applied migrations newer than TAG with their <tag>.down.sql files, in one transaction
+    Rollback {
+        /// The migration to keep as the newest applied one; `none` rolls back every migration
+        #[arg(long, value_name = "TAG")]
+        to: String,
+        /// Show the statements and the data at risk, and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Go on although the down files drop tables or columns that hold data
+        #[arg(long)]
+        allow_data_loss: bool,
+    },
+    /// On a scratch database: apply, roll back, compare and re-apply every migration in turn
+    CheckRollback,
 }
 
 fn main() -> ExitCode {
@@ -66,7 +89,8 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let report = runtime.block_on(async {
         let mut report = execute(&cli).await;
-        if cli.record && report.action == wishlist_migrator::Action::Migrate && !report.dry_run {
+        let changes_schema = matches!(report.action, wishlist_migrator::Action::Migrate | wishlist_migrator::Action::Rollback);
+        if cli.record && changes_schema && !report.dry_run {
             record(&mut report).await;
         }
         report
@@ -87,6 +111,19 @@ async fn execute(cli: &Cli) -> Report {
         Cmd::Status => Command::Status,
         Cmd::Plan { to } => Command::Plan { target: to.clone() },
         Cmd::Migrate { to, dry_run } => Command::Migrate { target: to.clone(), dry_run: *dry_run },
+        // On the command line drift is always a failure (exit 3), so scripts can gate on it.
+        Cmd::Drift => Command::Drift { fail_on_drift: true },
+        Cmd::Verify { analyze } => Command::Verify { analyze: *analyze },
+        Cmd::Rollback {
+            to,
+            dry_run,
+            allow_data_loss,
+        } => Command::Rollback {
+            target: RollbackTarget::parse(to),
+            dry_run: *dry_run,
+            allow_data_loss: *allow_data_loss,
+        },
+        Cmd::CheckRollback => Command::CheckRollback,
     };
     let (settings, connection) = match configure(cli) {
         Ok(pair) => pair,

@@ -1,0 +1,552 @@
+//! Rolling back: which applied migrations `rollback --to TAG` undoes (newest first), the
+//! hand-written `<tag>.down.sql` files that undo them, and which tables and columns holding data
+//! those files would drop. Planning is pure; only [`data_at_risk`] reads the database.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::GenericClient;
+
+use crate::database::PgError;
+use crate::expression::{self, Token};
+use crate::ledger::quote_ident;
+use crate::plan::{Assessment, PlanError, Problem};
+use crate::source::{DownScript, Migration};
+use crate::statement::Statement;
+
+/// Where a rollback stops: the migration left as the newest applied one, or nothing at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTarget {
+    Migration(String),
+    /// Before the first migration: every applied migration is rolled back.
+    Empty,
+}
+
+/// The `--to` value that rolls back every migration. drizzle-kit tags start with digits, so no
+/// migration can be named this.
+pub const EMPTY_TARGET: &str = "none";
+
+impl RollbackTarget {
+    pub fn parse(text: &str) -> Self {
+        match text.trim() {
+            EMPTY_TARGET => Self::Empty,
+            tag => Self::Migration(tag.to_string()),
+        }
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Self::Migration(tag) => Some(tag),
+            Self::Empty => None,
+        }
+    }
+}
+
+impl fmt::Display for RollbackTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag().unwrap_or(EMPTY_TARGET))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("--to {target}: that migration is not applied (current: {current}); rollback only goes back to an applied migration, or to `none`")]
+    TargetNotApplied { target: String, current: String },
+    #[error("{tag}: no down file {file}; write it (statements separated by --> statement-breakpoint) before rolling back past this migration")]
+    MissingDownFile { tag: String, file: String },
+    #[error("{tag}: down statement {index} ({reason}) cannot run inside a transaction, and a rollback is one transaction; use the plain form (e.g. DROP INDEX without CONCURRENTLY)")]
+    NeedsAutocommit { tag: String, index: usize, reason: &'static str },
+    #[error("{count} ledger row(s) newer than {target} match no journal entry (first: {first}); they cannot be rolled back and drizzle-orm would never re-apply what lies under them")]
+    UnknownRowsAfterTarget { target: String, count: usize, first: String },
+    #[error("rolling back would destroy data: {} holds data ({tag}). Back it up (take a snapshot), then run again with --allow-data-loss", objects.join(", "))]
+    DataLoss { tag: String, objects: Vec<String> },
+    #[error("check-rollback needs a scratch database with no migration applied, and this one has {rows} ledger row(s); point it at an empty database")]
+    NotScratch { rows: usize },
+    #[error("checking whether {object} holds data failed: {error}")]
+    Inspect { object: String, error: PgError },
+}
+
+impl RollbackError {
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Self::Plan(e) => e.tag(),
+            Self::MissingDownFile { tag, .. } | Self::NeedsAutocommit { tag, .. } | Self::DataLoss { tag, .. } => Some(tag),
+            Self::TargetNotApplied { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
+    pub fn pg(&self) -> Option<&PgError> {
+        match self {
+            Self::Inspect { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// One migration to undo.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'m> {
+    pub migration: &'m Migration,
+    pub down: &'m DownScript,
+}
+
+#[derive(Debug, Clone)]
+pub struct RollbackPlan<'m> {
+    pub target: RollbackTarget,
+    /// Newest first: the order the down files run in.
+    pub steps: Vec<Step<'m>>,
+}
+
+/// Checks that `target` can be rolled back to and lists the down files to run. Refuses what
+/// would leave the ledger or the schema in a state nobody can reason about.
+pub fn plan<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], target: &RollbackTarget, allow_unknown_rows: bool) -> Result<RollbackPlan<'m>, RollbackError> {
+    let target_idx = match target {
+        RollbackTarget::Empty => None,
+        RollbackTarget::Migration(tag) => {
+            let m = migrations
+                .iter()
+                .find(|m| &m.tag == tag)
+                .ok_or_else(|| PlanError::UnknownTarget { tag: tag.clone() })?;
+            if !assessment.applied.iter().any(|a| a.migration.idx == m.idx) {
+                return Err(RollbackError::TargetNotApplied {
+                    target: tag.clone(),
+                    current: assessment.current().map_or("none".into(), |c| c.tag.clone()),
+                });
+            }
+            Some(m.idx)
+        }
+    };
+    let undone: Vec<&Migration> = assessment
+        .applied
+        .iter()
+        .rev()
+        .map(|a| a.migration)
+        .filter(|m| target_idx.is_none_or(|t| m.idx > t))
+        .collect();
+    for p in &assessment.problems {
+        if let Problem::ChecksumMismatch { tag, applied_hash, file_hash } = p {
+            // Its down file was written for the file as it is now, not for what was applied.
+            if undone.iter().any(|m| &m.tag == tag) {
+                return Err(PlanError::ChecksumMismatch {
+                    tag: tag.clone(),
+                    applied_hash: applied_hash.clone(),
+                    file_hash: file_hash.clone(),
+                }
+                .into());
+            }
+        }
+    }
+    let unknown: Vec<&Problem> = assessment.problems.iter().filter(|p| matches!(p, Problem::UnknownRow { .. })).collect();
+    let target_when = target_idx.map(|t| migrations[t].created_at);
+    let newer: Vec<&&Problem> = unknown
+        .iter()
+        .filter(|p| matches!(p, Problem::UnknownRow { created_at, .. } if target_when.is_none_or(|w| created_at.is_none_or(|c| c > w))))
+        .collect();
+    if !newer.is_empty() {
+        return Err(RollbackError::UnknownRowsAfterTarget {
+            target: target.to_string(),
+            count: newer.len(),
+            first: newer[0].describe(),
+        });
+    }
+    if !unknown.is_empty() && !allow_unknown_rows {
+        return Err(PlanError::UnknownRows {
+            count: unknown.len(),
+            first: unknown[0].describe(),
+        }
+        .into());
+    }
+    let mut steps = Vec::with_capacity(undone.len());
+    for m in undone {
+        let down = m.down.as_ref().ok_or_else(|| RollbackError::MissingDownFile {
+            tag: m.tag.clone(),
+            file: format!("{}.down.sql", m.tag),
+        })?;
+        if let Some((index, reason)) = down.statements.iter().enumerate().find_map(|(i, s)| s.autocommit_reason().map(|r| (i + 1, r))) {
+            return Err(RollbackError::NeedsAutocommit {
+                tag: m.tag.clone(),
+                index,
+                reason,
+            });
+        }
+        steps.push(Step { migration: m, down });
+    }
+    Ok(RollbackPlan {
+        target: target.clone(),
+        steps,
+    })
+}
+
+/// A table, column or schema a down statement destroys with whatever it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destroys {
+    /// `DROP TABLE` or `TRUNCATE`; the name as an SQL reference (`"public"."t"` or `"t"`).
+    Table(String),
+    Column { table: String, column: String },
+    Schema(String),
+}
+
+/// What `statement` drops: `DROP TABLE a, b`, `TRUNCATE a`, `ALTER TABLE t DROP [COLUMN] c, ...`,
+/// `DROP SCHEMA s`. Other statements (constraints, indexes, types, defaults) lose no rows.
+pub fn destroys(statement: &Statement) -> Vec<Destroys> {
+    let Ok(tokens) = expression::tokenize(&statement.sql) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for part in tokens.split(|t| *t == Token::Semicolon) {
+        let mut c = Cursor { tokens: part, pos: 0 };
+        if c.keyword("drop") && c.keyword("table") {
+            c.if_exists();
+            while let Some(name) = c.qualified_name() {
+                out.push(Destroys::Table(name));
+                if !c.eat(&Token::Comma) {
+                    break;
+                }
+            }
+        } else if c.reset() && c.keyword("truncate") {
+            c.keyword("table");
+            c.keyword("only");
+            while let Some(name) = c.qualified_name() {
+                out.push(Destroys::Table(name));
+                if !c.eat(&Token::Comma) {
+                    break;
+                }
+            }
+        } else if c.reset() && c.keyword("drop") && c.keyword("schema") {
+            c.if_exists();
+            while let Some(name) = c.name() {
+                out.push(Destroys::Schema(name));
+                if !c.eat(&Token::Comma) {
+                    break;
+                }
+            }
+        } else if c.reset() && c.keyword("alter") && c.keyword("table") {
+            c.if_exists();
+            c.keyword("only");
+            let Some(table) = c.qualified_name() else { continue };
+            // Actions are separated by top-level commas.
+            for action in split_top_level(&part[c.pos..]) {
+                let mut a = Cursor { tokens: action, pos: 0 };
+                if !a.keyword("drop") || a.peek_keyword("constraint") {
+                    continue;
+                }
+                a.keyword("column");
+                a.if_exists();
+                if let Some(column) = a.name() {
+                    out.push(Destroys::Column {
+                        table: table.clone(),
+                        column,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn split_top_level(tokens: &[Token]) -> Vec<&[Token]> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                parts.push(&tokens[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&tokens[start..]);
+    parts
+}
+
+struct Cursor<'t> {
+    tokens: &'t [Token],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn reset(&mut self) -> bool {
+        self.pos = 0;
+        true
+    }
+
+    fn keyword(&mut self, word: &str) -> bool {
+        if self.peek_keyword(word) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn peek_keyword(&self, word: &str) -> bool {
+        self.tokens.get(self.pos).is_some_and(|t| t.is_keyword(word))
+    }
+
+    fn eat(&mut self, token: &Token) -> bool {
+        if self.tokens.get(self.pos) == Some(token) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn if_exists(&mut self) {
+        if self.peek_keyword("if") && self.tokens.get(self.pos + 1).is_some_and(|t| t.is_keyword("exists")) {
+            self.pos += 2;
+        }
+    }
+
+    fn name(&mut self) -> Option<String> {
+        let name = self.tokens.get(self.pos)?.name()?.to_string();
+        self.pos += 1;
+        Some(name)
+    }
+
+    /// `a`, `"A"`, `s.t` → an SQL reference with every part quoted exactly.
+    fn qualified_name(&mut self) -> Option<String> {
+        let mut parts = vec![quote_ident(&self.name()?)];
+        while self.eat(&Token::Dot) {
+            parts.push(quote_ident(&self.name()?));
+        }
+        Some(parts.join("."))
+    }
+}
+
+/// An object a rollback would destroy that holds data right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataAtRisk {
+    /// The migration whose down file destroys it.
+    pub migration: String,
+    /// `table "public"."t"`, `column "t"."c"` or `schema "s"`.
+    pub object: String,
+}
+
+/// The tables (with rows) and columns (with a non-null value) the plan's down statements would
+/// drop. Objects that do not exist (yet) are skipped: `IF EXISTS` drops, or objects an earlier
+/// down statement of the same rollback creates.
+pub async fn data_at_risk(client: &impl GenericClient, plan: &RollbackPlan<'_>) -> Result<Vec<DataAtRisk>, RollbackError> {
+    let mut out: Vec<DataAtRisk> = Vec::new();
+    for step in &plan.steps {
+        for statement in &step.down.statements {
+            for target in destroys(statement) {
+                let found = match &target {
+                    Destroys::Table(table) => table_has_rows(client, table).await?.then(|| format!("table {table}")),
+                    Destroys::Column { table, column } => column_has_values(client, table, column)
+                        .await?
+                        .then(|| format!("column {table}.{}", quote_ident(column))),
+                    Destroys::Schema(schema) => {
+                        let tables = schema_tables(client, schema).await?;
+                        let mut with_rows = Vec::new();
+                        for t in tables {
+                            if table_has_rows(client, &t).await? {
+                                with_rows.push(t);
+                            }
+                        }
+                        (!with_rows.is_empty()).then(|| format!("schema {} ({})", quote_ident(schema), with_rows.join(", ")))
+                    }
+                };
+                if let Some(object) = found {
+                    if !out.iter().any(|d| d.object == object) {
+                        out.push(DataAtRisk {
+                            migration: step.migration.tag.clone(),
+                            object,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn inspect(object: &str) -> impl Fn(tokio_postgres::Error) -> RollbackError + '_ {
+    move |e| RollbackError::Inspect {
+        object: object.to_string(),
+        error: e.into(),
+    }
+}
+
+async fn table_has_rows(client: &impl GenericClient, table: &str) -> Result<bool, RollbackError> {
+    let exists: bool = client
+        .query_one("select to_regclass($1) is not null", &[&table])
+        .await
+        .map_err(inspect(table))?
+        .get(0);
+    if !exists {
+        return Ok(false);
+    }
+    let sql = format!("select exists (select 1 from {table})");
+    Ok(client.query_one(&sql, &[]).await.map_err(inspect(table))?.get(0))
+}
+
+async fn column_has_values(client: &impl GenericClient, table: &str, column: &str) -> Result<bool, RollbackError> {
+    let exists: bool = client
+        .query_one(
+            "select exists (select 1 from pg_attribute where attrelid = to_regclass($1) and attname = $2 and attnum > 0 and not attisdropped)",
+            &[&table, &column],
+        )
+        .await
+        .map_err(inspect(table))?
+        .get(0);
+    if !exists {
+        return Ok(false);
+    }
+    // A column of nothing but NULLs loses nothing when dropped.
+    let sql = format!("select exists (select 1 from {table} where {} is not null)", quote_ident(column));
+    Ok(client.query_one(&sql, &[]).await.map_err(inspect(table))?.get(0))
+}
+
+async fn schema_tables(client: &impl GenericClient, schema: &str) -> Result<Vec<String>, RollbackError> {
+    let rows = client
+        .query(
+            "select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = $1 and c.relkind in ('r', 'p') order by 1",
+            &[&schema],
+        )
+        .await
+        .map_err(inspect(schema))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::LedgerRow;
+    use crate::plan::assess;
+    use crate::source::TransactionMode;
+    use crate::statement::split;
+
+    fn stmt(sql: &str) -> Statement {
+        Statement { sql: sql.into(), line: 1 }
+    }
+
+    #[test]
+    fn finds_what_down_statements_destroy() {
+        let t = |s: &str| Destroys::Table(s.into());
+        let col = |t: &str, c: &str| Destroys::Column { table: t.into(), column: c.into() };
+        assert_eq!(destroys(&stmt("DROP TABLE \"wishlist_items\";")), [t("\"wishlist_items\"")]);
+        assert_eq!(destroys(&stmt("drop table if exists a, public.B cascade")), [t("\"a\""), t("\"public\".\"b\"")]);
+        assert_eq!(destroys(&stmt("TRUNCATE TABLE ONLY \"x\"")), [t("\"x\"")]);
+        assert_eq!(destroys(&stmt("ALTER TABLE \"wishlist_items\" DROP COLUMN \"updated_by\";")), [col("\"wishlist_items\"", "updated_by")]);
+        assert_eq!(
+            destroys(&stmt("alter table if exists only t drop column if exists a, drop b cascade, add column c int, alter column d drop default")),
+            [col("\"t\"", "a"), col("\"t\"", "b")]
+        );
+        assert_eq!(destroys(&stmt("DROP SCHEMA IF EXISTS \"app\" CASCADE")), [Destroys::Schema("app".into())]);
+        for harmless in [
+            "ALTER TABLE \"wishlist_items\" DROP CONSTRAINT \"priority_range_check\";",
+            "ALTER TABLE \"wishlist_items\" ALTER COLUMN \"currency\" DROP DEFAULT;",
+            "DROP INDEX \"idx_wishlist_user_store_priority\";",
+            "DROP TYPE \"public\".\"wishlist_store\";",
+            "-- DROP TABLE x\nSELECT 1",
+        ] {
+            assert_eq!(destroys(&stmt(harmless)), [], "{harmless}");
+        }
+    }
+
+    #[test]
+    fn the_projects_down_files_destroy_what_they_should() {
+        let down = split(include_str!("../migrations/0001_wish_2007_enums_audit.down.sql"));
+        let all: Vec<Destroys> = down.iter().flat_map(destroys).collect();
+        assert_eq!(
+            all,
+            [
+                Destroys::Column { table: "\"wishlist_items\"".into(), column: "updated_by".into() },
+                Destroys::Column { table: "\"wishlist_items\"".into(), column: "created_by".into() },
+            ]
+        );
+        let down = split(include_str!("../migrations/0000_create_wishlist_items.down.sql"));
+        assert_eq!(down.iter().flat_map(destroys).collect::<Vec<_>>(), [Destroys::Table("\"wishlist_items\"".into())]);
+    }
+
+    fn migration(idx: usize, down: Option<&str>) -> Migration {
+        Migration {
+            idx,
+            tag: format!("000{idx}_m"),
+            created_at: 100 * (idx as i64 + 1),
+            hash: format!("h{idx}"),
+            statements: vec![],
+            mode: TransactionMode::Transaction,
+            adds_enum_value: false,
+            down: down.map(|sql| DownScript { statements: split(sql) }),
+        }
+    }
+
+    fn rows(ms: &[Migration]) -> Vec<LedgerRow> {
+        ms.iter()
+            .enumerate()
+            .map(|(i, m)| LedgerRow {
+                id: i as i32 + 1,
+                hash: m.hash.clone(),
+                created_at: Some(m.created_at),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plans_newest_first_down_to_the_target() {
+        let ms = vec![migration(0, Some("DROP TABLE a")), migration(1, Some("DROP TABLE b")), migration(2, Some("DROP TABLE c"))];
+        let a = assess(&rows(&ms), &ms);
+        let p = plan(&a, &ms, &RollbackTarget::parse("0000_m"), false).unwrap();
+        let tags: Vec<&str> = p.steps.iter().map(|s| s.migration.tag.as_str()).collect();
+        assert_eq!(tags, ["0002_m", "0001_m"]);
+        let p = plan(&a, &ms, &RollbackTarget::parse("none"), false).unwrap();
+        assert_eq!(p.steps.len(), 3);
+        let p = plan(&a, &ms, &RollbackTarget::parse("0002_m"), false).unwrap();
+        assert!(p.steps.is_empty());
+    }
+
+    #[test]
+    fn refuses_missing_down_files_and_unknown_or_unapplied_targets() {
+        let ms = vec![migration(0, Some("DROP TABLE a")), migration(1, None), migration(2, Some("DROP TABLE c"))];
+        let a = assess(&rows(&ms), &ms);
+        let err = plan(&a, &ms, &RollbackTarget::parse("0000_m"), false).unwrap_err();
+        assert!(matches!(&err, RollbackError::MissingDownFile { tag, .. } if tag == "0001_m"), "{err}");
+        assert!(plan(&a, &ms, &RollbackTarget::parse("0001_m"), false).is_ok(), "0001 itself stays applied");
+        let err = plan(&a, &ms, &RollbackTarget::parse("0009_x"), false).unwrap_err();
+        assert!(matches!(err, RollbackError::Plan(PlanError::UnknownTarget { .. })));
+        let partial = assess(&rows(&ms[..1]), &ms);
+        let err = plan(&partial, &ms, &RollbackTarget::parse("0002_m"), false).unwrap_err();
+        assert!(matches!(&err, RollbackError::TargetNotApplied { current, .. } if current == "0000_m"), "{err}");
+    }
+
+    #[test]
+    fn refuses_concurrent_statements_changed_files_and_stray_rows() {
+        let ms = vec![migration(0, Some("DROP TABLE a")), migration(1, Some("DROP INDEX CONCURRENTLY i"))];
+        let a = assess(&rows(&ms), &ms);
+        assert!(matches!(plan(&a, &ms, &RollbackTarget::Empty, false), Err(RollbackError::NeedsAutocommit { index: 1, .. })));
+
+        let ms = vec![migration(0, Some("DROP TABLE a")), migration(1, Some("DROP TABLE b"))];
+        let mut changed = rows(&ms);
+        changed[1].hash = "old".into();
+        let a = assess(&changed, &ms);
+        assert!(matches!(plan(&a, &ms, &RollbackTarget::parse("0000_m"), false), Err(RollbackError::Plan(PlanError::ChecksumMismatch { .. }))));
+
+        let mut stray = rows(&ms);
+        stray.push(LedgerRow { id: 9, hash: "zz".into(), created_at: Some(50) });
+        let a = assess(&stray, &ms);
+        assert!(matches!(plan(&a, &ms, &RollbackTarget::parse("0000_m"), false), Err(RollbackError::Plan(PlanError::UnknownRows { .. }))));
+        assert!(plan(&a, &ms, &RollbackTarget::parse("0000_m"), true).is_ok(), "an old stray row may be allowed");
+        let mut newer = rows(&ms);
+        newer.push(LedgerRow { id: 9, hash: "zz".into(), created_at: Some(10_000) });
+        let a = assess(&newer, &ms);
+        assert!(matches!(plan(&a, &ms, &RollbackTarget::parse("0000_m"), true), Err(RollbackError::UnknownRowsAfterTarget { .. })));
+    }
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(RollbackTarget::parse("none"), RollbackTarget::Empty);
+        assert_eq!(RollbackTarget::parse(" 0000_x "), RollbackTarget::Migration("0000_x".into()));
+        assert_eq!(RollbackTarget::Empty.to_string(), "none");
+    }
+}
