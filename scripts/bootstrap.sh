@@ -125,6 +125,28 @@ if command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' >/d
     fi
 fi
 
+# --- Lambda cross build -----------------------------------------------------
+# make test builds the arm64 Lambda artifact (cargo lambda, zig from .venv).
+# rustup installs only the host's standard library by default, and the
+# vendored OpenSSL build runs OpenSSL's Configure (perl with IPC::Cmd) and make.
+LAMBDA_TARGET=aarch64-unknown-linux-gnu
+if command -v rustup >/dev/null 2>&1; then
+    if rustup target list --installed 2>/dev/null | grep -qx "$LAMBDA_TARGET"; then
+        say "rust target $LAMBDA_TARGET: present"
+    else
+        say "rustup target add $LAMBDA_TARGET"
+        rustup target add "$LAMBDA_TARGET"
+    fi
+else
+    say "no rustup: install the $LAMBDA_TARGET standard library for the Lambda build yourself" >&2
+fi
+if ! perl -MIPC::Cmd -MFindBin -e 1 >/dev/null 2>&1; then
+    apt_install perl
+fi
+if ! command -v make >/dev/null 2>&1; then
+    apt_install make
+fi
+
 if [ "${#MISSING_APT[@]}" -gt 0 ]; then
     say "not root, so nothing was installed system-wide. Please run:" >&2
     say "  sudo apt-get install -y ${MISSING_APT[*]}" >&2

@@ -13,6 +13,7 @@
 //! wrapper's `read` returns, and it kills the server and deletes its files.
 #![allow(dead_code)]
 
+pub mod lambda;
 pub mod support;
 pub mod tls;
 
