@@ -32,6 +32,9 @@ pub struct CfnRequest {
     /// Present on Update and Delete: the id CloudFormation has on record.
     pub physical_resource_id: Option<String>,
     pub migrations_version: Option<String>,
+    /// The function version the stack wants to run this (the template passes the published
+    /// version's ARN); lets a rollback Update be told apart from a forward one.
+    pub function_version: Option<String>,
     pub dry_run: bool,
 }
 
@@ -64,7 +67,12 @@ impl CfnRequest {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         });
+        let function_version = match properties.get("FunctionVersion") {
+            Some(Value::String(arn)) if !arn.is_empty() => Some(arn.clone()),
+            _ => None,
+        };
         Ok(Self {
+            function_version,
             request_type,
             request_id,
             response_url,
@@ -74,6 +82,18 @@ impl CfnRequest {
             migrations_version,
             dry_run,
         })
+    }
+}
+
+impl CfnRequest {
+    /// During a stack rollback CloudFormation sends an Update carrying the previous properties
+    /// while the new function still runs: the requested version is then not the running one.
+    /// `running` is `AWS_LAMBDA_FUNCTION_VERSION`; the property is a version ARN (or number).
+    pub fn is_rollback_of(&self, running: &str) -> bool {
+        match (&self.request_type, &self.function_version) {
+            (RequestType::Update, Some(requested)) => requested.rsplit(':').next() != Some(running),
+            _ => false,
+        }
     }
 }
 
@@ -193,6 +213,15 @@ mod tests {
         let r = request("Create", json!({"ServiceToken": "arn"}));
         assert!(!r.dry_run);
         assert!(r.physical_resource_id.is_none());
+    }
+
+    #[test]
+    fn an_update_asking_for_another_version_is_a_rollback() {
+        let arn = |v: &str| json!({"FunctionVersion": format!("arn:aws:lambda:eu-west-1:000000000000:function:wishlist-migrator-prod:{v}")});
+        assert!(request("Update", arn("6")).is_rollback_of("7"));
+        assert!(!request("Update", arn("7")).is_rollback_of("7"));
+        assert!(!request("Create", arn("6")).is_rollback_of("7"), "a Create is never a rollback");
+        assert!(!request("Update", json!({})).is_rollback_of("7"), "without the property, migrate as usual");
     }
 
     #[test]

@@ -227,6 +227,7 @@ impl Function {
                 reason: "Delete leaves the database and its data as they are".into(),
                 data: HashMap::new(),
             },
+            RequestType::Update if request.is_rollback_of(&self.version) => self.cfn_rollback_update(&request, work_deadline).await,
             RequestType::Create | RequestType::Update => match self.previous_answer(&request).await {
                 Some(answer) => answer,
                 None => {
@@ -302,6 +303,34 @@ impl Function {
                 answer.data = data(&failure.report);
                 answer
             }
+        }
+    }
+
+    /// A stack rollback's Update: the schema is never rolled back (or re-migrated) from here, so
+    /// the answer is the database's current state.
+    async fn cfn_rollback_update(&self, request: &CfnRequest, deadline: Instant) -> Answer {
+        let requested = request.function_version.as_deref().unwrap_or("?");
+        match self.run(Command::Status, deadline).await {
+            Ok(report) => Answer {
+                success: true,
+                reason: format!(
+                    "stack rollback (requested function version {requested}, running {}): schema left as it is; current: {}",
+                    self.version,
+                    report.current.as_deref().unwrap_or("none")
+                ),
+                data: data(&report),
+            },
+            // Failing here would leave the stack in UPDATE_ROLLBACK_FAILED for a read we could not
+            // make; the rollback itself changes nothing in the database.
+            Err(failure) => Answer {
+                success: true,
+                reason: format!(
+                    "stack rollback: schema left as it is; its state could not be read ({}: {})",
+                    failure.error.error_type(),
+                    failure.error
+                ),
+                data: data(&failure.report),
+            },
         }
     }
 

@@ -1,0 +1,447 @@
+//! The Lambda function end to end: the real binary under the Runtime API emulator, credentials
+//! from Secrets Manager and state in SSM (moto), a real PostgreSQL with password authentication,
+//! and a local server standing in for CloudFormation's pre-signed ResponseURL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
+use common::lambda::{Invocation, LambdaProcess, RecordedRequest, ResponseServer};
+use common::support::{self, TAG_0000, TAG_0001};
+use common::{moto, pg, TestDb};
+use serde_json::{json, Value};
+
+/// A database, a migration role whose credentials live in a Secrets Manager secret, and the
+/// environment the function needs to find them.
+struct Stack {
+    db: TestDb,
+    role: String,
+    password: String,
+    secret_id: String,
+    ssm_prefix: String,
+}
+
+async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto().endpoint_url())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await
+}
+
+fn secret_json(role: &str, password: &str, db: &TestDb) -> String {
+    // Port as a string on purpose: the RDS format allows both.
+    json!({"engine": "postgres", "username": role, "password": password, "host": "127.0.0.1",
+           "port": pg().port().to_string(), "dbname": db.name, "dbInstanceIdentifier": "ignored"})
+    .to_string()
+}
+
+impl Stack {
+    async fn new() -> Self {
+        let db = pg().fresh_db().await;
+        let password = support::secret_password();
+        db.create_role(
+            "migrator",
+            &password,
+            &["GRANT CREATE ON DATABASE {db} TO {role}", "GRANT CREATE ON SCHEMA public TO {role}"],
+        )
+        .await;
+        let role = db.role_name("migrator");
+        let secret_id = format!("wishlist/{}/database", db.name);
+        aws_sdk_secretsmanager::Client::new(&aws().await)
+            .create_secret()
+            .name(&secret_id)
+            .secret_string(secret_json(&role, &password, &db))
+            .send()
+            .await
+            .expect("seed the secret");
+        let ssm_prefix = format!("/wishlist/{}/migrations", db.name);
+        Stack { db, role, password, secret_id, ssm_prefix }
+    }
+
+    fn env<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, String)> {
+        let mut env = vec![
+            ("DB_SECRET_ID", self.secret_id.clone()),
+            ("DB_SSLMODE", "disable".to_string()),
+            ("APP_ENV", "test".to_string()),
+            ("SSM_PREFIX", self.ssm_prefix.clone()),
+            ("AWS_ENDPOINT_URL", moto().endpoint_url()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "7".to_string()),
+            ("LOCK_WAIT_SECONDS", "5".to_string()),
+        ];
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push((k, v.to_string()));
+        }
+        env
+    }
+
+    fn start(&self, extra: &[(&str, &str)]) -> LambdaProcess {
+        let env = self.env(extra);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        LambdaProcess::start(&pairs)
+    }
+
+    async fn state(&self) -> Option<Value> {
+        let name = format!("{}/state", self.ssm_prefix);
+        let out = aws_sdk_ssm::Client::new(&aws().await).get_parameter().name(&name).send().await.ok()?;
+        Some(serde_json::from_str(out.parameter()?.value()?).expect("state is JSON"))
+    }
+
+    fn assert_no_password(&self, lambda: &LambdaProcess) {
+        let logs = lambda.logs();
+        assert!(!logs.contains(&self.password), "the database password appeared in the function's logs");
+        assert!(!logs.contains(pg().admin_password()));
+    }
+}
+
+fn cfn_event(kind: &str, request_id: &str, url: &str, properties: Value) -> Value {
+    let mut event = json!({
+        "RequestType": kind,
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:wishlist-migrator-test:live",
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/wishlist-test/0a1b2c3d",
+        "RequestId": request_id,
+        "LogicalResourceId": "DatabaseMigrations",
+        "ResourceType": "Custom::WishlistMigration",
+        "ResourceProperties": properties,
+    });
+    if kind != "Create" {
+        event["PhysicalResourceId"] = json!("wishlist-migrator-test-previous");
+        event["OldResourceProperties"] = json!({"MigrationsVersion": "0"});
+    }
+    event
+}
+
+/// The one PUT CloudFormation would receive for this request, checked for the protocol's rules.
+fn cfn_answer(server: &ResponseServer, path: &str) -> Value {
+    let puts: Vec<RecordedRequest> = server
+        .wait_for_requests(1, Duration::from_secs(30))
+        .into_iter()
+        .filter(|r| r.path == path)
+        .collect();
+    assert_eq!(puts.len(), 1, "exactly one answer per request: {puts:?}");
+    let put = &puts[0];
+    assert_eq!(put.method, "PUT");
+    // The pre-signed URL's signature covers an empty Content-Type: present and empty, or S3 rejects it.
+    assert_eq!(put.header_all("content-type"), vec![""], "Content-Type must be sent empty");
+    assert!(put.body.len() <= 4096, "CloudFormation's body limit");
+    put.body_json()
+}
+
+fn response(invocation: Invocation, context: &str) -> Value {
+    invocation.expect_response(context)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_migrate_and_again_through_the_runtime_api_with_state_in_ssm() {
+    let stack = Stack::new().await;
+    let lambda = stack.start(&[]);
+
+    let status = response(lambda.invoke(json!({"action": "status"})), "status");
+    assert_eq!(status["status"], "pending");
+    assert_eq!(support::tags(&status["pending"]), [TAG_0000, TAG_0001]);
+    assert!(stack.state().await.is_none(), "status records nothing");
+
+    let migrated = response(lambda.invoke(json!({"action": "migrate"})), "migrate");
+    assert_eq!(migrated["status"], "applied");
+    assert_eq!(migrated["current"], TAG_0001);
+    assert_eq!(support::tags(&migrated["applied"]), [TAG_0000, TAG_0001]);
+    assert_eq!(migrated["database"]["user"], stack.role.as_str());
+    assert_eq!(support::ledger(&stack.db).await.len(), 2);
+    assert_eq!(stack.db.advisory_locks().await, 0);
+
+    let state = stack.state().await.expect("migrate writes the state");
+    assert_eq!(state["environment"], "test");
+    assert_eq!(state["current"], TAG_0001);
+    assert_eq!(state["status"], "applied");
+    assert_eq!(state["lastAction"], "migrate");
+    assert_eq!(state["applied"], json!([TAG_0000, TAG_0001]));
+    assert_eq!(state["runId"], migrated["runId"]);
+    assert_eq!(state["pending"], 0);
+    assert_eq!(state["functionVersion"], "7");
+    assert!(state["appliedAt"].as_str().unwrap().contains('T'), "RFC 3339");
+    assert!(state["durationMs"].is_u64());
+
+    let again = response(lambda.invoke(json!({"action": "migrate"})), "second migrate");
+    assert_eq!(again["status"], "upToDate");
+    assert_eq!(again["applied"], json!([]));
+    let rewritten = stack.state().await.unwrap();
+    assert_eq!(rewritten["runId"], again["runId"], "every migrate rewrites the state");
+    assert_eq!(rewritten["status"], "upToDate");
+
+    let plan = response(lambda.invoke(json!({"action": "plan"})), "plan");
+    assert_eq!(plan["status"], "upToDate");
+    stack.assert_no_password(&lambda);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_requests_are_typed_and_list_the_valid_actions() {
+    let stack = Stack::new().await;
+    let lambda = stack.start(&[]);
+    for (event, needle) in [
+        (json!("migrate"), "JSON object"),
+        (json!([{"action": "migrate"}]), "JSON object"),
+        (json!(42), "JSON object"),
+        (json!({"action": "drop-everything"}), "drop-everything"),
+        (json!({"action": "migrate", "dryRun": "yes"}), "dryRun"),
+        (json!({"verb": "migrate"}), "action"),
+    ] {
+        let (error_type, message) = lambda.invoke(event.clone()).expect_error(&event.to_string());
+        assert_eq!(error_type, "InvalidRequest", "{event}");
+        assert!(message.contains(needle), "{event}: {message}");
+        assert!(message.contains("migrate, plan, status"), "lists the valid actions: {message}");
+    }
+    assert!(support::ledger(&stack.db).await.is_empty(), "nothing ran");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudformation_create_update_delete_answer_the_response_url() {
+    let stack = Stack::new().await;
+    let server = ResponseServer::start();
+    let lambda = stack.start(&[]);
+
+    let create = cfn_event("Create", "req-create", &server.url("/create?X-Amz-Signature=abc"), json!({"MigrationsVersion": "1"}));
+    let returned = response(lambda.invoke(create.clone()), "Create");
+    assert_eq!(returned["Status"], "SUCCESS", "after the PUT the function returns success to Lambda");
+    let answer = cfn_answer(&server, "/create?X-Amz-Signature=abc");
+    assert_eq!(answer["Status"], "SUCCESS");
+    assert_eq!(answer["StackId"], create["StackId"]);
+    assert_eq!(answer["RequestId"], "req-create");
+    assert_eq!(answer["LogicalResourceId"], "DatabaseMigrations");
+    assert_eq!(answer["Data"]["Current"], TAG_0001);
+    assert_eq!(answer["Data"]["AppliedCount"], "2");
+    let physical_id = answer["PhysicalResourceId"].as_str().unwrap().to_string();
+    assert!(physical_id.starts_with("wishlist-migrator-test-"), "{physical_id}");
+    assert!(!physical_id.contains(&stack.password));
+    assert_eq!(support::ledger(&stack.db).await.len(), 2);
+    let state = stack.state().await.unwrap();
+    assert_eq!(state["runId"], answer["Data"]["RunId"]);
+
+    let update = cfn_event("Update", "req-update", &server.url("/update"), json!({"MigrationsVersion": "2"}));
+    response(lambda.invoke(update), "Update");
+    let answer = cfn_answer(&server, "/update");
+    assert_eq!(answer["Status"], "SUCCESS");
+    assert_eq!(answer["Data"]["AppliedCount"], "0");
+    assert_eq!(answer["PhysicalResourceId"], physical_id.as_str(), "stable for the same environment and database");
+
+    let delete = cfn_event("Delete", "req-delete", &server.url("/delete"), json!({"MigrationsVersion": "2"}));
+    response(lambda.invoke(delete), "Delete");
+    let answer = cfn_answer(&server, "/delete");
+    assert_eq!(answer["Status"], "SUCCESS");
+    assert_eq!(answer["PhysicalResourceId"], "wishlist-migrator-test-previous", "Delete echoes the id on record");
+    assert_eq!(support::ledger(&stack.db).await.len(), 2, "Delete never touches the database");
+    assert!(stack.db.table_exists("public.wishlist_items").await);
+    stack.assert_no_password(&lambda);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_request_gets_the_same_answer_without_migrating_twice() {
+    let stack = Stack::new().await;
+    let server = ResponseServer::start();
+    let first = stack.start(&[]);
+    let create = cfn_event("Create", "req-twice", &server.url("/first"), json!({}));
+    response(first.invoke(create.clone()), "Create");
+    let original = cfn_answer(&server, "/first");
+    let history_before = support::history(&stack.db).await.len();
+
+    // Same container: answered from memory.
+    let mut again = create.clone();
+    again["ResponseURL"] = json!(server.url("/same-container"));
+    response(first.invoke(again), "redelivery");
+    let repeated = cfn_answer(&server, "/same-container");
+    // Another container (Lambda retried on a new one): answered from the SSM state.
+    drop(first);
+    let second = stack.start(&[]);
+    let mut again = create;
+    again["ResponseURL"] = json!(server.url("/new-container"));
+    response(second.invoke(again), "redelivery to a new container");
+    let from_state = cfn_answer(&server, "/new-container");
+
+    for answer in [&repeated, &from_state] {
+        assert_eq!(answer["Status"], "SUCCESS");
+        assert_eq!(answer["Data"]["RunId"], original["Data"]["RunId"], "the same run's result");
+        assert_eq!(answer["Data"]["AppliedCount"], "2");
+        assert_eq!(answer["PhysicalResourceId"], original["PhysicalResourceId"]);
+    }
+    assert_eq!(support::history(&stack.db).await.len(), history_before, "no second run touched the database");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_response_put_is_retried_on_server_errors() {
+    let stack = Stack::new().await;
+    let server = ResponseServer::start();
+    server.fail_next_puts(2);
+    let lambda = stack.start(&[]);
+    let create = cfn_event("Create", "req-retry", &server.url("/flaky"), json!({}));
+    response(lambda.invoke(create), "Create");
+    let puts = server.wait_for_requests(3, Duration::from_secs(30));
+    assert_eq!(puts.len(), 3, "two 500s, then delivered");
+    assert_eq!(puts[0].body, puts[2].body, "the same answer each time");
+    assert_eq!(puts[2].body_json()["Status"], "SUCCESS");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudformation_with_a_missing_secret_answers_failed_promptly() {
+    let stack = Stack::new().await;
+    let server = ResponseServer::start();
+    let lambda = stack.start(&[("DB_SECRET_ID", "wishlist/nowhere/database")]);
+    let started = Instant::now();
+    let create = cfn_event("Create", "req-nosecret", &server.url("/nosecret"), json!({}));
+    let returned = response(lambda.invoke(create), "Create with a missing secret");
+    assert!(started.elapsed() < Duration::from_secs(20), "no hang: {:?}", started.elapsed());
+    assert_eq!(returned["Status"], "FAILED", "reported to CloudFormation, not as a function error");
+    let answer = cfn_answer(&server, "/nosecret");
+    assert_eq!(answer["Status"], "FAILED");
+    let reason = answer["Reason"].as_str().unwrap();
+    assert!(reason.starts_with("SecretUnavailable"), "{reason}");
+    assert!(reason.contains("wishlist/nowhere/database"), "names the secret: {reason}");
+    assert!(support::ledger(&stack.db).await.is_empty());
+
+    // A direct invocation gets the same failure as a typed function error.
+    let (error_type, _) = lambda.invoke(json!({"action": "status"})).expect_error("status");
+    assert_eq!(error_type, "SecretUnavailable");
+}
+
+/// The project's migrations plus one that outlasts any short deadline.
+fn slow_history() -> tempfile::TempDir {
+    let dir = common::copy_fixture("migrations");
+    std::fs::write(
+        dir.path().join("0002_slow.sql"),
+        "CREATE TABLE slow_marker (id int);\n--> statement-breakpoint\nSELECT pg_sleep(60);\n",
+    )
+    .unwrap();
+    let mut entries = support::journal(dir.path());
+    entries.push(("0002_slow".into(), entries.last().unwrap().1 + 1_000));
+    let refs: Vec<(&str, i64)> = entries.iter().map(|(t, w)| (t.as_str(), *w)).collect();
+    support::rewrite_journal(dir.path(), &refs);
+    dir
+}
+
+async fn assert_nothing_kept(db: &TestDb) {
+    assert!(support::ledger(db).await.is_empty(), "no ledger row");
+    assert!(!db.table_exists("public.wishlist_items").await, "the one transaction rolled back");
+    assert!(!db.table_exists("public.slow_marker").await);
+    assert!(support::eventually(|| async { db.advisory_locks().await == 0 }).await, "the lock is released");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deadline_too_short_stops_cleanly_with_deadline_exceeded() {
+    let stack = Stack::new().await;
+    let history = slow_history();
+    let dir = history.path().to_str().unwrap();
+    let lambda = stack.start(&[("MIGRATIONS_DIR", dir), ("DEADLINE_MARGIN_MS", "1000")]);
+    let started = Instant::now();
+    let (error_type, message) = lambda
+        .invoke_with_deadline(json!({"action": "migrate"}), Duration::from_secs(5))
+        .expect_error("migrate against the deadline");
+    assert!(started.elapsed() < Duration::from_secs(5), "answered before the deadline: {:?}", started.elapsed());
+    assert_eq!(error_type, "DeadlineExceeded", "{message}");
+    assert!(message.contains("0002_slow"), "names the migration: {message}");
+    assert_nothing_kept(&stack.db).await;
+    let state = stack.state().await.expect("a failed migrate is recorded too");
+    assert_eq!(state["status"], "failed");
+    assert_eq!(state["error"]["type"], "DeadlineExceeded");
+    stack.assert_no_password(&lambda);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudformation_is_answered_failed_before_the_deadline() {
+    let stack = Stack::new().await;
+    let history = slow_history();
+    let server = ResponseServer::start();
+    let dir = history.path().to_str().unwrap();
+    let lambda = stack.start(&[("MIGRATIONS_DIR", dir), ("DEADLINE_MARGIN_MS", "1000")]);
+    let started = Instant::now();
+    let create = cfn_event("Create", "req-deadline", &server.url("/deadline"), json!({}));
+    let returned = lambda
+        .invoke_with_deadline(create, Duration::from_secs(8))
+        .expect_response("Create against the deadline");
+    assert!(started.elapsed() < Duration::from_secs(8), "answered before the deadline: {:?}", started.elapsed());
+    assert_eq!(returned["Status"], "FAILED");
+    let answer = cfn_answer(&server, "/deadline");
+    assert_eq!(answer["Status"], "FAILED");
+    assert!(answer["Reason"].as_str().unwrap().starts_with("DeadlineExceeded"), "{}", answer["Reason"]);
+    assert_nothing_kept(&stack.db).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_secret_is_fetched_again_once() {
+    let stack = Stack::new().await;
+    let lambda = stack.start(&[]);
+    response(lambda.invoke(json!({"action": "status"})), "status caches the secret");
+
+    let rotated = support::secret_password();
+    let admin = stack.db.client().await;
+    admin
+        .batch_execute(&format!("ALTER ROLE {} PASSWORD {}", common::ident(&stack.role), common::literal(&rotated)))
+        .await
+        .unwrap();
+    aws_sdk_secretsmanager::Client::new(&aws().await)
+        .put_secret_value()
+        .secret_id(&stack.secret_id)
+        .secret_string(secret_json(&stack.role, &rotated, &stack.db))
+        .send()
+        .await
+        .unwrap();
+
+    let migrated = response(lambda.invoke(json!({"action": "migrate"})), "migrate after rotation");
+    assert_eq!(migrated["status"], "applied");
+    assert!(lambda.logs().contains("fetching the secret again"), "the retry is visible in the logs");
+    assert!(!lambda.logs().contains(&rotated));
+    stack.assert_no_password(&lambda);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_ssm_is_a_warning_not_a_failure() {
+    let stack = Stack::new().await;
+    // Secrets Manager stays on moto; only SSM points at a closed port.
+    let lambda = stack.start(&[("AWS_ENDPOINT_URL_SSM", "http://127.0.0.1:9")]);
+    let migrated = response(lambda.invoke(json!({"action": "migrate"})), "migrate");
+    assert_eq!(migrated["status"], "applied", "the ledger is the source of truth");
+    let warnings = migrated["warnings"].to_string();
+    assert!(warnings.contains("PutParameter"), "{warnings}");
+    assert_eq!(support::ledger(&stack.db).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_rollback_update_reports_state_and_never_migrates() {
+    let stack = Stack::new().await;
+    let server = ResponseServer::start();
+    let lambda = stack.start(&[]);
+    // The stack asks for version 6 while 7 runs: CloudFormation is rolling back.
+    let properties = json!({"MigrationsVersion": "1",
+        "FunctionVersion": "arn:aws:lambda:us-east-1:123456789012:function:wishlist-migrator-test:6"});
+    let update = cfn_event("Update", "req-rollback", &server.url("/rollback"), properties);
+    response(lambda.invoke(update), "rollback Update");
+    let answer = cfn_answer(&server, "/rollback");
+    assert_eq!(answer["Status"], "SUCCESS", "a rollback must not fail the stack");
+    assert!(answer["Reason"].as_str().unwrap().contains("rollback"), "{}", answer["Reason"]);
+    assert!(support::ledger(&stack.db).await.is_empty(), "nothing migrated");
+    assert!(!stack.db.table_exists("public.wishlist_items").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_on_a_database_ahead_of_the_build_leaves_it_alone() {
+    let stack = Stack::new().await;
+    // A newer release applied a third migration; the function still embeds two.
+    let newer = common::copy_fixture("migrations");
+    std::fs::write(newer.path().join("0002_newer.sql"), "CREATE TABLE newer_release (id int);\n").unwrap();
+    let mut entries = support::journal(newer.path());
+    entries.push(("0002_newer".into(), entries.last().unwrap().1 + 1_000));
+    let refs: Vec<(&str, i64)> = entries.iter().map(|(t, w)| (t.as_str(), *w)).collect();
+    support::rewrite_journal(newer.path(), &refs);
+    let role_url = pg().url(&stack.role, &stack.password, &stack.db.name);
+    support::run(&mut support::wm(&role_url, newer.path(), &["migrate"])).expect(0);
+
+    let server = ResponseServer::start();
+    let lambda = stack.start(&[]);
+    let update = cfn_event("Update", "req-ahead", &server.url("/ahead"), json!({"MigrationsVersion": "old"}));
+    response(lambda.invoke(update), "Update");
+    let answer = cfn_answer(&server, "/ahead");
+    assert_eq!(answer["Status"], "SUCCESS", "{}", answer["Reason"]);
+    assert!(answer["Reason"].as_str().unwrap().contains("ahead of this build"), "{}", answer["Reason"]);
+    assert_eq!(support::ledger(&stack.db).await.len(), 3, "schema left as it is");
+}
