@@ -438,20 +438,7 @@ async fn verify_all(
             }
         }
     }
-    let failed: Vec<&Check> = checks.iter().filter(|c| c.failed()).collect();
-    let outcome = match failed.first() {
-        None => Ok(Status::Verified),
-        Some(first) => {
-            report.status = Status::VerificationFailed;
-            Err(VerifyError::Failed {
-                count: failed.len(),
-                first: first.describe(),
-            }
-            .into())
-        }
-    };
-    report.checks = Some(checks);
-    outcome
+    conclude(checks, report)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -669,6 +656,11 @@ async fn check_rollback_locked(
     }
     let rows = inv.settings.ledger.read(db.client()).await?;
     describe(&plan::assess(&rows, &set.migrations), report);
+    conclude(checks, report)
+}
+
+/// `verified` when every check passed; otherwise the first failure names the rest's count.
+fn conclude(checks: Vec<Check>, report: &mut Report) -> Result<Status, Error> {
     let failed: Vec<&Check> = checks.iter().filter(|c| c.failed()).collect();
     let outcome = match failed.first() {
         None => Ok(Status::Verified),
