@@ -137,7 +137,8 @@ impl Function {
                 }
             }
             Ok(Request::CloudFormation(event)) => match CfnRequest::from_event(*event) {
-                Ok(cfn) => self.cloudformation(cfn, deadline).await,
+                // Boxed: the custom resource path nests deep enough to strain rustc's layout queries.
+                Ok(cfn) => Box::pin(self.cloudformation(cfn, deadline)).await,
                 Err(e) => Err(Error::Request(e).into()),
             },
         }
