@@ -89,9 +89,13 @@ impl CfnRequest {
     /// During a stack rollback CloudFormation sends an Update carrying the previous properties
     /// while the new function still runs: the requested version is then not the running one.
     /// `running` is `AWS_LAMBDA_FUNCTION_VERSION`; the property is a version ARN (or number).
+    /// `$LATEST` (an unqualified invocation) cannot be compared with a published version: then
+    /// the Update migrates as usual.
     pub fn is_rollback_of(&self, running: &str) -> bool {
         match (&self.request_type, &self.function_version) {
-            (RequestType::Update, Some(requested)) => requested.rsplit(':').next() != Some(running),
+            (RequestType::Update, Some(requested)) if running != "$LATEST" => {
+                requested.rsplit(':').next() != Some(running)
+            }
             _ => false,
         }
     }
@@ -222,6 +226,7 @@ mod tests {
         assert!(!request("Update", arn("7")).is_rollback_of("7"));
         assert!(!request("Create", arn("6")).is_rollback_of("7"), "a Create is never a rollback");
         assert!(!request("Update", json!({})).is_rollback_of("7"), "without the property, migrate as usual");
+        assert!(!request("Update", arn("6")).is_rollback_of("$LATEST"), "an unqualified invocation migrates");
     }
 
     #[test]
