@@ -1,12 +1,17 @@
 //! The run's one dedicated database connection: settings, TLS, opening and closing it, the
 //! session checks made before anything else, and Postgres errors in an owned, reportable form.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::Client;
 
 use crate::config::APPLICATION_NAME;
@@ -14,7 +19,7 @@ use crate::config::APPLICATION_NAME;
 /// `DB_CA_BUNDLE` value naming the bundle compiled into the binary.
 pub const EMBEDDED_CA_BUNDLE: &str = "embedded";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TlsMode {
     Disable,
     /// TLS when the server offers it.
@@ -213,7 +218,7 @@ impl Database {
             TlsMode::Prefer => SslMode::Prefer,
             TlsMode::Require | TlsMode::VerifyFull => SslMode::Require,
         });
-        let tls = tls_connector(settings)?;
+        let tls = LazyTls(tls_source(settings)?);
         let connecting = pg.connect(tls);
         // connect_timeout covers each socket attempt, not the whole handshake: bound it all.
         let (client, connection) = match tokio::time::timeout(settings.connect_timeout + Duration::from_secs(1), connecting).await {
@@ -255,13 +260,10 @@ impl Database {
     }
 
     pub async fn session_state(&self) -> Result<SessionState, PgError> {
-        let row = self
-            .client
-            .query_one("select current_setting('transaction_read_only') = 'on', pg_is_in_recovery()", &[])
-            .await?;
+        let row = first_row(&self.client, "select current_setting('transaction_read_only') = 'on', pg_is_in_recovery()").await?;
         Ok(SessionState {
-            read_only: row.get(0),
-            in_recovery: row.get(1),
+            read_only: row.first().is_some_and(|v| v.as_deref() == Some("t")),
+            in_recovery: row.get(1).is_some_and(|v| v.as_deref() == Some("t")),
         })
     }
 
@@ -272,9 +274,34 @@ impl Database {
     }
 }
 
-fn tls_connector(settings: &ConnectionSettings) -> Result<postgres_native_tls::MakeTlsConnector, ConnectError> {
-    let mut builder = native_tls::TlsConnector::builder();
-    match (&settings.ca_bundle, settings.tls) {
+/// The first row of a simple-protocol query, as text. The simple protocol takes one round trip
+/// where a prepared statement takes two: it serves the queries every run makes, with no
+/// parameters or with integer literals only.
+pub(crate) async fn first_row(client: &Client, sql: &str) -> Result<Vec<Option<String>>, tokio_postgres::Error> {
+    for message in client.simple_query(sql).await? {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+            return Ok((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect());
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// A one-boolean query (`select pg_try_advisory_lock(...)`) through the simple protocol.
+pub(crate) async fn query_bool(client: &Client, sql: &str) -> Result<bool, tokio_postgres::Error> {
+    Ok(first_row(client, sql).await?.first().is_some_and(|v| v.as_deref() == Some("t")))
+}
+
+/// What the TLS connector is built from; also the key of the per-process connector cache.
+#[derive(Clone)]
+struct TlsSource {
+    mode: TlsMode,
+    bundle: Option<(String, Arc<Vec<native_tls::Certificate>>)>,
+}
+
+/// Checks the TLS settings and loads the CA bundle now (a bad bundle is a configuration error,
+/// not a connection failure), but leaves building the connector to [`LazyTls`].
+fn tls_source(settings: &ConnectionSettings) -> Result<TlsSource, ConnectError> {
+    let bundle = match (&settings.ca_bundle, settings.tls) {
         (Some(path), _) => {
             let display = path.display().to_string();
             let pem = if display == EMBEDDED_CA_BUNDLE {
@@ -292,23 +319,101 @@ fn tls_connector(settings: &ConnectionSettings) -> Result<postgres_native_tls::M
                 path: display.clone(),
                 reason,
             })?;
-            builder.disable_built_in_roots(true);
-            for certificate in certificates {
-                builder.add_root_certificate(certificate);
-            }
+            Some((display, Arc::new(certificates)))
         }
         (None, TlsMode::VerifyFull) => {
             return Err(ConnectError::Tls {
                 reason: "DB_SSLMODE=verify-full needs DB_CA_BUNDLE naming the CA certificates to trust".into(),
             })
         }
-        (None, _) => {
-            builder.danger_accept_invalid_certs(true);
-            builder.danger_accept_invalid_hostnames(true);
-        }
+        (None, _) => None,
+    };
+    Ok(TlsSource {
+        mode: settings.tls,
+        bundle,
+    })
+}
+
+impl TlsSource {
+    fn key(&self) -> (TlsMode, Option<String>) {
+        (self.mode, self.bundle.as_ref().map(|(path, _)| path.clone()))
     }
-    let connector = builder.build().map_err(|e| ConnectError::Tls { reason: e.to_string() })?;
-    Ok(postgres_native_tls::MakeTlsConnector::new(connector))
+
+    fn build(&self) -> Result<native_tls::TlsConnector, native_tls::Error> {
+        let mut builder = native_tls::TlsConnector::builder();
+        match &self.bundle {
+            Some((_, certificates)) => {
+                builder.disable_built_in_roots(true);
+                for certificate in certificates.iter() {
+                    builder.add_root_certificate(certificate.clone());
+                }
+            }
+            None => {
+                builder.danger_accept_invalid_certs(true);
+                builder.danger_accept_invalid_hostnames(true);
+            }
+        }
+        builder.build()
+    }
+
+    /// Building a connector loads the system trust store (tens of milliseconds): do it once per
+    /// process and settings, so warm Lambda invocations and retries reuse it.
+    fn connector(&self) -> Result<native_tls::TlsConnector, native_tls::Error> {
+        static CACHE: Mutex<Vec<((TlsMode, Option<String>), native_tls::TlsConnector)>> = Mutex::new(Vec::new());
+        let key = self.key();
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, connector)) = cache.iter().find(|(k, _)| *k == key) {
+            return Ok(connector.clone());
+        }
+        let connector = self.build()?;
+        cache.push((key, connector.clone()));
+        Ok(connector)
+    }
+}
+
+/// A `MakeTlsConnect` that builds the real connector only once the server has agreed to TLS:
+/// a `prefer` connection to a server without TLS never pays for it.
+#[derive(Clone)]
+struct LazyTls(TlsSource);
+
+struct LazyConnect {
+    source: TlsSource,
+    domain: String,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S> MakeTlsConnect<S> for LazyTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = postgres_native_tls::TlsStream<S>;
+    type TlsConnect = LazyConnect;
+    type Error = BoxError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<LazyConnect, BoxError> {
+        Ok(LazyConnect {
+            source: self.0.clone(),
+            domain: domain.to_string(),
+        })
+    }
+}
+
+impl<S> TlsConnect<S> for LazyConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = postgres_native_tls::TlsStream<S>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Stream, BoxError>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            let connector = self.source.connector()?;
+            let tls = postgres_native_tls::TlsConnector::new(connector, &self.domain);
+            Ok(TlsConnect::connect(tls, stream).await?)
+        })
+    }
 }
 
 /// Every certificate of a PEM bundle (native-tls parses one certificate per call).

@@ -156,7 +156,7 @@ impl Error {
             Self::Plan(PlanError::OutOfOrder { .. }) => ErrorType::OutOfOrderMigration,
             Self::Plan(PlanError::UnknownRows { .. }) => ErrorType::UnknownMigrations,
             Self::Plan(PlanError::UnknownTarget { .. }) => ErrorType::InvalidRequest,
-            Self::Ledger(e) if e.pg().is(INSUFFICIENT_PRIVILEGE) => ErrorType::PermissionDenied,
+            Self::Ledger(e) if e.pg().is_some_and(|pg| pg.is(INSUFFICIENT_PRIVILEGE)) => ErrorType::PermissionDenied,
             Self::Ledger(_) => ErrorType::MigrationFailed,
             Self::Migration(e) if e.error.is(INSUFFICIENT_PRIVILEGE) => ErrorType::PermissionDenied,
             Self::Migration(e) if e.deadline => ErrorType::DeadlineExceeded,
@@ -200,7 +200,7 @@ impl Error {
             Self::Connect(ConnectError::Connect { error, .. })
             | Self::Session(error)
             | Self::Lock(LockError::Database { error, .. }) => Some(error),
-            Self::Ledger(e) => Some(e.pg()),
+            Self::Ledger(e) => e.pg(),
             Self::Migration(e) => Some(&e.error),
             Self::Catalog(e) => Some(&e.error),
             Self::Rollback(e) => e.pg(),

@@ -1,7 +1,7 @@
 //! drizzle-orm's ledger table (`"drizzle"."__drizzle_migrations"`, kept exactly as drizzle
 //! creates it) and this tool's own append-only history table beside it.
 
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, SimpleQueryMessage};
 
 use crate::database::PgError;
 use crate::source::Migration;
@@ -40,12 +40,15 @@ pub enum LedgerError {
         table: String,
         error: PgError,
     },
+    #[error("{table} is not drizzle's ledger as expected: {reason}")]
+    Corrupt { table: String, reason: String },
 }
 
 impl LedgerError {
-    pub fn pg(&self) -> &PgError {
+    pub fn pg(&self) -> Option<&PgError> {
         match self {
-            Self::Database { error, .. } => error,
+            Self::Database { error, .. } => Some(error),
+            Self::Corrupt { .. } => None,
         }
     }
 }
@@ -89,19 +92,31 @@ impl LedgerTable {
     /// The applied rows in insertion order; none when drizzle's table does not exist yet.
     pub async fn read(&self, client: &Client) -> Result<Vec<LedgerRow>, LedgerError> {
         let sql = format!("select id, hash, created_at from {} order by id", self.qualified());
-        match client.query(&sql, &[]).await {
-            Ok(rows) => Ok(rows
-                .iter()
-                .map(|r| LedgerRow {
-                    id: r.get(0),
-                    hash: r.get(1),
-                    created_at: r.get(2),
-                })
-                .collect()),
+        // The simple protocol: one round trip on the path every no-op deploy takes.
+        let messages = match client.simple_query(&sql).await {
+            Ok(messages) => messages,
             // undefined_table / invalid_schema_name: nothing was ever applied here.
-            Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01" | "3F000")) => Ok(Vec::new()),
-            Err(e) => Err(self.err("read")(e)),
+            Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01" | "3F000")) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err("read")(e)),
+        };
+        let mut rows = Vec::new();
+        for message in messages {
+            if let SimpleQueryMessage::Row(row) = message {
+                let corrupt = |what: &str| LedgerError::Corrupt {
+                    table: self.qualified(),
+                    reason: format!("{what} in row {:?}", row.get(0)),
+                };
+                rows.push(LedgerRow {
+                    id: row.get(0).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt("no id"))?,
+                    hash: row.get(1).ok_or_else(|| corrupt("no hash"))?.to_string(),
+                    created_at: match row.get(2) {
+                        None => None,
+                        Some(v) => Some(v.parse().map_err(|_| corrupt("created_at is not a bigint"))?),
+                    },
+                });
+            }
         }
+        Ok(rows)
     }
 
     /// Creates drizzle's schema and table exactly as drizzle-orm does, and the history table.
@@ -161,12 +176,32 @@ impl LedgerTable {
 
     /// drizzle-orm's own insert: the row that makes drizzle see the migration as applied.
     pub async fn insert(&self, client: &impl GenericClient, migration: &Migration) -> Result<(), LedgerError> {
-        let sql = format!("insert into {} (\"hash\", \"created_at\") values ($1, $2)", self.qualified());
         client
-            .execute(&sql, &[&migration.hash, &migration.created_at])
+            .batch_execute(&self.insert_sql(migration))
             .await
-            .map_err(self.err("insert into"))?;
-        Ok(())
+            .map_err(self.err("insert into"))
+    }
+
+    /// The ledger row and the history row of an applied migration, in one round trip.
+    pub async fn insert_and_record(
+        &self,
+        client: &impl GenericClient,
+        migration: &Migration,
+        entry: &HistoryEntry<'_>,
+    ) -> Result<(), LedgerError> {
+        let sql = format!("{}; {}", self.insert_sql(migration), self.record_sql(entry));
+        client.batch_execute(&sql).await.map_err(self.err("insert into"))
+    }
+
+    // Literals instead of parameters: the simple protocol takes one round trip where a
+    // parameterised statement takes two (prepare, execute), and this runs once per migration.
+    fn insert_sql(&self, migration: &Migration) -> String {
+        format!(
+            "insert into {} (\"hash\", \"created_at\") values ({}, {})",
+            self.qualified(),
+            quote_literal(&migration.hash),
+            migration.created_at
+        )
     }
 
     /// Removes a migration's rows from drizzle's ledger: drizzle-orm then sees it as not applied
@@ -181,40 +216,57 @@ impl LedgerTable {
     }
 
     pub async fn record(&self, client: &impl GenericClient, entry: &HistoryEntry<'_>) -> Result<(), LedgerError> {
-        let sql = format!(
-            "insert into {} (run_id, action, tag, hash, created_at, succeeded, duration_ms, invoker, environment, tool_version, error_sqlstate, error_message)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            self.history()
-        );
-        let sqlstate = entry.error.and_then(|e| e.sqlstate.as_deref());
-        let message = entry.error.map(|e| e.to_string());
         client
-            .execute(
-                &sql,
-                &[
-                    &entry.run_id,
-                    &entry.action,
-                    &entry.tag,
-                    &entry.hash,
-                    &entry.created_at,
-                    &entry.succeeded,
-                    &entry.duration_ms,
-                    &entry.invoker,
-                    &entry.environment,
-                    &env!("CARGO_PKG_VERSION"),
-                    &sqlstate,
-                    &message,
-                ],
-            )
+            .batch_execute(&self.record_sql(entry))
             .await
-            .map_err(self.err("insert into"))?;
-        Ok(())
+            .map_err(self.err("insert into"))
+    }
+
+    fn record_sql(&self, entry: &HistoryEntry<'_>) -> String {
+        let text = |v: Option<&str>| v.map_or_else(|| "NULL".to_string(), quote_literal);
+        let message = entry.error.map(|e| e.to_string());
+        format!(
+            "insert into {} (run_id, action, tag, hash, created_at, succeeded, duration_ms, invoker, environment, tool_version, error_sqlstate, error_message) \
+             values ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+            self.history(),
+            quote_literal(entry.run_id),
+            quote_literal(entry.action),
+            quote_literal(entry.tag),
+            quote_literal(entry.hash),
+            entry.created_at,
+            entry.succeeded,
+            entry.duration_ms,
+            quote_literal(entry.invoker),
+            quote_literal(entry.environment),
+            quote_literal(env!("CARGO_PKG_VERSION")),
+            text(entry.error.and_then(|e| e.sqlstate.as_deref())),
+            text(message.as_deref()),
+        )
+    }
+}
+
+/// A SQL string literal, as Postgres's `quote_literal` writes it: safe whatever
+/// `standard_conforming_strings` says, because backslashes get the `E''` form.
+pub fn quote_literal(text: &str) -> String {
+    let quoted = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_are_quoted_like_postgres_quote_literal() {
+        assert_eq!(quote_literal("plain"), "'plain'");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal(r"C:\dir's"), r"E'C:\\dir''s'");
+        assert_eq!(quote_literal(""), "''");
+    }
 
     #[test]
     fn identifiers_are_quoted_and_escaped() {

@@ -39,11 +39,10 @@ pub async fn acquire(client: &Client, key: i64, wait: Duration) -> Result<HeldLo
     let mut attempt: u32 = 0;
     let mut freed_meanwhile: u32 = 0;
     loop {
-        let row = client
-            .query_one("select pg_try_advisory_lock($1)", &[&key])
+        if crate::database::query_bool(client, &format!("select pg_try_advisory_lock({key})"))
             .await
-            .map_err(db)?;
-        if row.get::<_, bool>(0) {
+            .map_err(db)?
+        {
             return Ok(HeldLock {
                 key,
                 waited: started.elapsed(),
@@ -76,11 +75,10 @@ pub async fn acquire(client: &Client, key: i64, wait: Duration) -> Result<HeldLo
 impl HeldLock {
     pub async fn release(self, client: &Client) -> Result<(), LockError> {
         let key = self.key;
-        let row = client
-            .query_one("select pg_advisory_unlock($1)", &[&key])
+        let released = crate::database::query_bool(client, &format!("select pg_advisory_unlock({key})"))
             .await
             .map_err(|error| LockError::Database { key, error: error.into() })?;
-        if !row.get::<_, bool>(0) {
+        if !released {
             tracing::warn!(key, "advisory lock was not held at release");
         }
         Ok(())

@@ -833,10 +833,9 @@ impl<'a> Applier<'a> {
                 self.statements(&tx, m, &timeouts, false)
                     .await
                     .map_err(|(e, pg)| rolled_back(Error::Migration(e), Some((*m, pg, started.elapsed()))))?;
-                self.ledger.insert(&tx, m).await.map_err(|e| rolled_back(e.into(), None))?;
                 let duration = started.elapsed();
                 self.ledger
-                    .record(&tx, &self.history(m, "apply", true, duration, None))
+                    .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
                     .await
                     .map_err(|e| rolled_back(e.into(), None))?;
                 tracing::info!(tag = %m.tag, duration_ms = duration.as_millis() as u64, statements = m.statements.len(), "migration applied (commits with its segment)");
@@ -902,11 +901,10 @@ impl<'a> Applier<'a> {
             .transaction()
             .await
             .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::PartiallyApplied, None))?;
-        let recorded = async {
-            self.ledger.insert(&tx, m).await?;
-            self.ledger.record(&tx, &self.history(m, "apply", true, duration, None)).await
-        }
-        .await;
+        let recorded = self
+            .ledger
+            .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
+            .await;
         match recorded {
             Ok(()) => tx
                 .commit()
