@@ -28,14 +28,6 @@ const CFN_RESPONSE_RESERVE: Duration = Duration::from_secs(3);
 /// Time a run gets past its deadline to wind down (roll back, unlock) before it is abandoned.
 const WIND_DOWN: Duration = Duration::from_secs(2);
 
-/// Variables read once at init.
-const VARIABLES: &[&str] = &[
-    "APP_ENV", "MIGRATIONS_DIR", "MIGRATIONS_SCHEMA", "MIGRATIONS_TABLE", "MIGRATION_LOCK_KEY", "LOCK_WAIT_SECONDS",
-    "PG_LOCK_TIMEOUT_MS", "LOCK_TIMEOUT_RETRIES", "STATEMENT_TIMEOUT_MS", "ALLOW_UNKNOWN_MIGRATIONS", "DATABASE_URL",
-    "DB_SECRET_ID", "DB_HOST", "DB_PORT", "DB_NAME", "DB_SSLMODE", "DB_CA_BUNDLE", "SSM_PREFIX", "DEADLINE_MARGIN_MS",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "PGPASSWORD",
-];
-
 enum Credentials {
     Url(ConnectionSettings),
     Secret(SecretCache),
@@ -64,10 +56,8 @@ pub struct Function {
 
 impl Function {
     pub async fn from_env() -> Self {
-        let env: HashMap<String, String> = VARIABLES
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).map(|v| (k.to_string(), v)))
-            .collect();
+        // Read once at init: the environment of a Lambda container never changes.
+        let env: HashMap<String, String> = std::env::vars().filter(|(_, v)| !v.is_empty()).collect();
         let lookup = |k: &str| env.get(k).cloned();
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let setup = Self::setup(&lookup, &aws);
