@@ -352,6 +352,21 @@ async fn differences_at(
     Ok((expected, actual, differences))
 }
 
+/// The ledger read against the migrations (and described in the report), and the schema compared
+/// with the current version's snapshot: where `drift` and `verify` both start.
+async fn schema_at_current<'m>(
+    db: &Database,
+    inv: &Invocation<'_>,
+    set: &'m MigrationSet,
+    report: &mut Report,
+) -> Result<(Assessment<'m>, Snapshot, Catalog, Vec<Difference>), Error> {
+    let rows = inv.settings.ledger.read(db.client()).await?;
+    let assessment = plan::assess(&rows, &set.migrations);
+    describe(&assessment, report);
+    let (expected, actual, differences) = differences_at(db, inv, set, assessment.current()).await?;
+    Ok((assessment, expected, actual, differences))
+}
+
 async fn drift_check(
     db: &Database,
     inv: &Invocation<'_>,
@@ -359,11 +374,8 @@ async fn drift_check(
     report: &mut Report,
     fail_on_drift: bool,
 ) -> Result<Status, Error> {
-    let rows = inv.settings.ledger.read(db.client()).await?;
-    let assessment = plan::assess(&rows, &set.migrations);
-    describe(&assessment, report);
+    let (assessment, _, _, differences) = schema_at_current(db, inv, set, report).await?;
     let version = assessment.current();
-    let (_, _, differences) = differences_at(db, inv, set, version).await?;
     report.differences = Some(differences.clone());
     if differences.is_empty() {
         return Ok(Status::NoDrift);
@@ -383,11 +395,8 @@ async fn verify_all(
     report: &mut Report,
     analyze: bool,
 ) -> Result<Status, Error> {
-    let rows = inv.settings.ledger.read(db.client()).await?;
-    let assessment = plan::assess(&rows, &set.migrations);
-    describe(&assessment, report);
+    let (assessment, expected, actual, differences) = schema_at_current(db, inv, set, report).await?;
     let version = assessment.current();
-    let (expected, actual, differences) = differences_at(db, inv, set, version).await?;
     let mut checks = Vec::new();
     let mut schema = Check::new(CheckKind::Schema, version_label(version));
     if differences.is_empty() {
