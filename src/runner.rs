@@ -279,13 +279,7 @@ async fn migrate_locked(
         return Ok(Status::Planned);
     }
     ledger.ensure(db.client()).await?;
-    let applier = Applier {
-        settings: inv.settings,
-        ledger,
-        run_id,
-        invoker: inv.invoker,
-        deadline: inv.deadline,
-    };
+    let applier = Applier::new(inv, run_id);
     for (i, segment) in plan.segments.iter().enumerate() {
         let outcome = match remaining(inv.deadline) {
             Some(left) if left.is_zero() => Err(SegmentFailure {
@@ -534,13 +528,7 @@ async fn rollback_locked(
         return Ok(Status::Planned);
     }
     ledger.ensure(db.client()).await?;
-    let applier = Applier {
-        settings: inv.settings,
-        ledger,
-        run_id,
-        invoker: inv.invoker,
-        deadline: inv.deadline,
-    };
+    let applier = Applier::new(inv, run_id);
     let (durations, risk) = applier.rollback(db.client_mut(), &plan, allow_data_loss, &mut report.warnings).await?;
     report.status = Status::RolledBack;
     if let Some(r) = report.rollback.as_mut() {
@@ -760,6 +748,16 @@ struct Timeouts {
 }
 
 impl<'a> Applier<'a> {
+    fn new(inv: &'a Invocation<'a>, run_id: &'a str) -> Self {
+        Self {
+            settings: inv.settings,
+            ledger: &inv.settings.ledger,
+            run_id,
+            invoker: inv.invoker,
+            deadline: inv.deadline,
+        }
+    }
+
     fn timeouts(&self, scope: &str) -> Timeouts {
         let lock_ms = self.settings.pg_lock_timeout.as_millis();
         let configured = self.settings.statement_timeout;
