@@ -3,20 +3,20 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::CatalogError;
+use crate::db::catalog::CatalogError;
 use crate::config::ConfigError;
-use crate::database::{ConnectError, PgError};
-use crate::drift::DriftError;
-use crate::ledger::LedgerError;
-use crate::lock::LockError;
-use crate::plan::PlanError;
-use crate::request::RequestError;
-use crate::rollback::RollbackError;
-use crate::runner::MigrationError;
-use crate::secrets::SecretError;
-use crate::snapshot::SnapshotError;
-use crate::source::SourceError;
-use crate::verify::VerifyError;
+use crate::db::connection::{ConnectError, PgError};
+use crate::schema::drift::DriftError;
+use crate::db::ledger::LedgerError;
+use crate::db::lock::LockError;
+use crate::engine::plan::PlanError;
+use crate::lambda::request::RequestError;
+use crate::engine::rollback::RollbackError;
+use crate::engine::runner::MigrationError;
+use crate::aws::secrets::SecretError;
+use crate::schema::snapshot::SnapshotError;
+use crate::migrations::source::SourceError;
+use crate::schema::verify::VerifyError;
 
 /// Stable error names: Step Functions `Retry`/`Catch` and operators match on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,33 +1,23 @@
 //! wishlist-migrator: applies drizzle-kit migrations to PostgreSQL safely, keeping drizzle-orm's
 //! ledger, from a CLI or an AWS Lambda function that share one run loop.
+//!
+//! The folders are layers and imports point down (`scripts/check-layers.py` enforces it):
+//! `migrations` < `db` < `schema` < `config` < `engine` < `report` < `aws` < `lambda`;
+//! `error` is a leaf every layer may use. `ARCHITECTURE.md` walks one run through them.
 
-pub mod catalog;
-pub mod cfn;
+pub mod aws;
 pub mod config;
-pub mod database;
-pub mod drift;
-pub mod embedded;
+pub mod db;
+pub mod engine;
 pub mod error;
-pub mod expression;
-pub mod journal;
 pub mod lambda;
-pub mod ledger;
-pub mod lock;
-pub mod plan;
+pub mod migrations;
 pub mod report;
-pub mod request;
-pub mod rollback;
-pub mod runner;
-pub mod secrets;
-pub mod snapshot;
-pub mod source;
-pub mod state;
-pub mod statement;
-pub mod verify;
+pub mod schema;
 
 pub use config::{ConfigError, RunSettings};
-pub use database::{ConnectionSettings, TlsMode};
+pub use db::connection::{ConnectionSettings, TlsMode};
+pub use engine::runner::{run, Command, Failure, Invocation};
 pub use error::{Error, ErrorType};
+pub use migrations::source::{MigrationSet, MigrationSource};
 pub use report::{Action, Report, Status};
-pub use runner::{run, Command, Failure, Invocation};
-pub use source::{MigrationSet, MigrationSource};

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use wishlist_migrator::config::{self, process_env};
-use wishlist_migrator::rollback::RollbackTarget;
-use wishlist_migrator::state::{EnvironmentState, StateStore};
-use wishlist_migrator::{runner, Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
+use wishlist_migrator::engine::rollback::RollbackTarget;
+use wishlist_migrator::aws::state::{EnvironmentState, StateStore};
+use wishlist_migrator::engine::runner;
+use wishlist_migrator::{Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
 
 #[derive(Parser)]
 #[command(name = "wishlist-migrate", version, about = "Apply drizzle-kit migrations to PostgreSQL safely, keeping drizzle-orm's ledger")]
@@ -155,7 +156,7 @@ async fn record(report: &mut Report) {
             settings.environment = report.environment.clone();
             settings.state_prefix()
         }
-        Err(_) => wishlist_migrator::state::default_prefix(&report.environment),
+        Err(_) => wishlist_migrator::aws::state::default_prefix(&report.environment),
     };
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = StateStore::new(aws_sdk_ssm::Client::new(&aws), &prefix);

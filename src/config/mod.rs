@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::database::{ConnectionSettings, TlsMode};
-use crate::ledger::LedgerTable;
+use crate::db::connection::{ConnectionSettings, TlsMode};
+use crate::db::ledger::LedgerTable;
 
 /// The advisory lock key every run takes unless `MIGRATION_LOCK_KEY` says otherwise: the ASCII
 /// bytes `wishlist` read as a big-endian i64. Advisory locks are per database, so one key
@@ -47,7 +47,7 @@ pub struct RunSettings {
     /// `SSM_PREFIX`; by default `/wishlist/<environment>/migrations`.
     pub ssm_prefix: Option<String>,
     /// `DRIFT_IGNORE`: tables drizzle does not own, never reported as drift.
-    pub drift_ignore: Vec<crate::drift::IgnoreRule>,
+    pub drift_ignore: Vec<crate::schema::drift::IgnoreRule>,
 }
 
 impl Default for RunSettings {
@@ -97,7 +97,7 @@ impl RunSettings {
             statement_timeout: positive_ms(env, "STATEMENT_TIMEOUT_MS")?,
             allow_unknown_rows: parse_bool(env, "ALLOW_UNKNOWN_MIGRATIONS")?.unwrap_or(false),
             ssm_prefix: env("SSM_PREFIX"),
-            drift_ignore: env("DRIFT_IGNORE").map(|v| crate::drift::IgnoreRule::parse_list(&v)).unwrap_or_default(),
+            drift_ignore: env("DRIFT_IGNORE").map(|v| crate::schema::drift::IgnoreRule::parse_list(&v)).unwrap_or_default(),
         })
     }
 
@@ -105,7 +105,7 @@ impl RunSettings {
     pub fn state_prefix(&self) -> String {
         self.ssm_prefix
             .clone()
-            .unwrap_or_else(|| crate::state::default_prefix(&self.environment))
+            .unwrap_or_else(|| crate::aws::state::default_prefix(&self.environment))
     }
 }
 

@@ -7,12 +7,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 
-use crate::database::PgError;
-use crate::expression::{self, Token};
-use crate::ledger::quote_ident;
-use crate::plan::{Assessment, PlanError, Problem};
-use crate::source::{DownScript, Migration};
-use crate::statement::Statement;
+use crate::db::connection::PgError;
+use crate::schema::expression::{self, Token};
+use crate::db::ledger::quote_ident;
+use crate::engine::plan::{Assessment, PlanError, Problem};
+use crate::migrations::source::{DownScript, Migration};
+use crate::migrations::statement::Statement;
 
 /// Where a rollback stops: the migration left as the newest applied one, or nothing at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,10 +421,10 @@ async fn schema_tables(client: &impl GenericClient, schema: &str) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::LedgerRow;
-    use crate::plan::assess;
-    use crate::source::TransactionMode;
-    use crate::statement::split;
+    use crate::db::ledger::LedgerRow;
+    use crate::engine::plan::assess;
+    use crate::migrations::source::TransactionMode;
+    use crate::migrations::statement::split;
 
     fn stmt(sql: &str) -> Statement {
         Statement { sql: sql.into(), line: 1 }
@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn the_projects_down_files_destroy_what_they_should() {
-        let down = split(include_str!("../migrations/0001_wish_2007_enums_audit.down.sql"));
+        let down = split(include_str!("../../migrations/0001_wish_2007_enums_audit.down.sql"));
         let all: Vec<Destroys> = down.iter().flat_map(destroys).collect();
         assert_eq!(
             all,
@@ -465,7 +465,7 @@ mod tests {
                 Destroys::Column { table: "\"wishlist_items\"".into(), column: "created_by".into() },
             ]
         );
-        let down = split(include_str!("../migrations/0000_create_wishlist_items.down.sql"));
+        let down = split(include_str!("../../migrations/0000_create_wishlist_items.down.sql"));
         assert_eq!(down.iter().flat_map(destroys).collect::<Vec<_>>(), [Destroys::Table("\"wishlist_items\"".into())]);
     }
 

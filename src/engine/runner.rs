@@ -5,22 +5,22 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, GenericClient};
 
-use crate::catalog::{self, Catalog};
+use crate::db::catalog::{self, Catalog};
 use crate::config::RunSettings;
-use crate::database::{ConnectionSettings, Database, PgError};
-use crate::drift::{self, Difference, DriftError, DriftOptions};
+use crate::db::connection::{ConnectionSettings, Database, PgError};
+use crate::schema::drift::{self, Difference, DriftError, DriftOptions};
 use crate::error::Error;
-use crate::ledger::{HistoryEntry, LedgerTable};
-use crate::lock;
-use crate::plan::{self, Assessment, PlanOptions, Segment, SegmentMode};
+use crate::db::ledger::{HistoryEntry, LedgerTable};
+use crate::db::lock;
+use crate::engine::plan::{self, Assessment, PlanOptions, Segment, SegmentMode};
 use crate::report::{
     Action, AppliedEntry, MigrationsInfo, PendingEntry, ProblemReport, Report, RollbackReport, RolledBackEntry, SegmentReport,
     SegmentStatus, Status,
 };
-use crate::rollback::{self, DataAtRisk, RollbackError, RollbackPlan, RollbackTarget};
-use crate::snapshot::Snapshot;
-use crate::source::{Migration, MigrationSet, MigrationSource, TransactionMode};
-use crate::verify::{self, Check, CheckKind, CheckStatus, VerifyError};
+use crate::engine::rollback::{self, DataAtRisk, RollbackError, RollbackPlan, RollbackTarget};
+use crate::schema::snapshot::Snapshot;
+use crate::migrations::source::{Migration, MigrationSet, MigrationSource, TransactionMode};
+use crate::schema::verify::{self, Check, CheckKind, CheckStatus, VerifyError};
 
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 const QUERY_CANCELED: &str = "57014";

@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::database::DatabaseInfo;
-use crate::drift::Difference;
+use crate::db::connection::DatabaseInfo;
+use crate::schema::drift::Difference;
 use crate::error::{Error, ErrorType};
-use crate::rollback::DataAtRisk;
-use crate::verify::{Check, CheckStatus};
+use crate::engine::rollback::DataAtRisk;
+use crate::schema::verify::{Check, CheckStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -235,7 +235,7 @@ impl Report {
             detail: pg.and_then(|p| p.detail.clone()),
             hint: pg.and_then(|p| p.hint.clone()),
             holder_pid: match error {
-                Error::Lock(crate::lock::LockError::Busy { holder_pid, .. }) => *holder_pid,
+                Error::Lock(crate::db::lock::LockError::Busy { holder_pid, .. }) => *holder_pid,
                 _ => None,
             },
         });
@@ -414,7 +414,7 @@ mod tests {
     #[test]
     fn failure_carries_type_and_migration() {
         let mut r = Report::new(Action::Migrate, "dev", "run-1");
-        let e = Error::Plan(crate::plan::PlanError::OutOfOrder {
+        let e = Error::Plan(crate::engine::plan::PlanError::OutOfOrder {
             tag: "0003_x".into(),
             when: 1,
             newest_applied_when: 2,

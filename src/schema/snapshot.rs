@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::source::{Migration, MigrationSource};
+use crate::migrations::source::{Migration, MigrationSource};
 
 /// The only snapshot format this tool reads (drizzle-kit 0.23 to at least 0.31 write it).
 pub const SUPPORTED_VERSION: &str = "7";
@@ -26,7 +26,7 @@ pub enum SnapshotError {
         source: serde_json::Error,
     },
     #[error(transparent)]
-    Source(#[from] crate::source::SourceError),
+    Source(#[from] crate::migrations::source::SourceError),
 }
 
 impl SnapshotError {
@@ -368,7 +368,7 @@ pub fn snapshot_path(tag: &str) -> String {
 mod tests {
     use super::*;
 
-    const PROJECT_0001: &[u8] = include_bytes!("../migrations/meta/0001_snapshot.json");
+    const PROJECT_0001: &[u8] = include_bytes!("../../migrations/meta/0001_snapshot.json");
 
     #[test]
     fn parses_the_projects_snapshot_fully() {

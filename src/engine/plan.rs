@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use crate::ledger::LedgerRow;
-use crate::source::{Migration, TransactionMode};
+use crate::db::ledger::LedgerRow;
+use crate::migrations::source::{Migration, TransactionMode};
 
 /// Something wrong between the ledger and the local migrations.
 #[derive(Debug, Clone, PartialEq, Eq)]

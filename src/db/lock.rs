@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use crate::database::PgError;
+use crate::db::connection::PgError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -39,7 +39,7 @@ pub async fn acquire(client: &Client, key: i64, wait: Duration) -> Result<HeldLo
     let mut attempt: u32 = 0;
     let mut freed_meanwhile: u32 = 0;
     loop {
-        if crate::database::query_bool(client, &format!("select pg_try_advisory_lock({key})"))
+        if crate::db::connection::query_bool(client, &format!("select pg_try_advisory_lock({key})"))
             .await
             .map_err(db)?
         {
@@ -75,7 +75,7 @@ pub async fn acquire(client: &Client, key: i64, wait: Duration) -> Result<HeldLo
 impl HeldLock {
     pub async fn release(self, client: &Client) -> Result<(), LockError> {
         let key = self.key;
-        let released = crate::database::query_bool(client, &format!("select pg_advisory_unlock({key})"))
+        let released = crate::db::connection::query_bool(client, &format!("select pg_advisory_unlock({key})"))
             .await
             .map_err(|error| LockError::Database { key, error: error.into() })?;
         if !released {

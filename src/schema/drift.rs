@@ -9,10 +9,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{self, Catalog, ConstraintKind};
-use crate::expression::{self, canonical_number, Literal};
-use crate::ledger::{LedgerTable, HISTORY_TABLE};
-use crate::snapshot::{self, schema_or_public, Snapshot};
+use crate::db::catalog::{self, Catalog, ConstraintKind};
+use crate::schema::expression::{self, canonical_number, Literal};
+use crate::db::ledger::{LedgerTable, HISTORY_TABLE};
+use crate::schema::snapshot::{self, schema_or_public, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -1333,7 +1333,7 @@ fn actual_policy(p: &catalog::Policy) -> Shown {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Column, Constraint, Index, IndexColumn, Table};
+    use crate::db::catalog::{Column, Constraint, Index, IndexColumn, Table};
 
     fn snapshot(json: serde_json::Value) -> Snapshot {
         let mut base = serde_json::json!({

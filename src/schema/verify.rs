@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::catalog::Catalog;
-use crate::drift::Difference;
-use crate::snapshot::Snapshot;
+use crate::db::catalog::Catalog;
+use crate::schema::drift::Difference;
+use crate::schema::snapshot::Snapshot;
 
 /// The query catalogue, relative to the migrations folder.
 pub const QUERY_CATALOGUE: &str = "verify/queries.sql";
@@ -260,14 +260,14 @@ fn timing_of(plan: &serde_json::Value) -> Timing {
 /// Runs `EXPLAIN` in a transaction that is always rolled back, so even a data-changing query
 /// changes nothing.
 async fn explain(client: &mut Client, settings: &[String], options: &str, sql: &str) -> Result<serde_json::Value, String> {
-    let tx = client.transaction().await.map_err(|e| crate::database::PgError::from(e).to_string())?;
+    let tx = client.transaction().await.map_err(|e| crate::db::connection::PgError::from(e).to_string())?;
     for s in settings {
-        tx.batch_execute(s).await.map_err(|e| crate::database::PgError::from(e).to_string())?;
+        tx.batch_execute(s).await.map_err(|e| crate::db::connection::PgError::from(e).to_string())?;
     }
     let messages = tx
         .simple_query(&format!("EXPLAIN ({options}) {sql}"))
         .await
-        .map_err(|e| crate::database::PgError::from(e).to_string())?;
+        .map_err(|e| crate::db::connection::PgError::from(e).to_string())?;
     let _ = tx.rollback().await;
     let text: String = messages
         .iter()
@@ -317,7 +317,7 @@ fn judge_plan(check: &mut Check, expected: &str, used: &[String], catalog: &Cata
         check.detail = Some(format!("uses {expected}"));
         return;
     }
-    let keys = |i: &crate::catalog::Index| i.columns.iter().map(|c| c.expression.clone()).collect::<Vec<_>>();
+    let keys = |i: &crate::db::catalog::Index| i.columns.iter().map(|c| c.expression.clone()).collect::<Vec<_>>();
     let wanted = keys(index);
     let equivalent = used.iter().find(|u| {
         find(u).is_some_and(|(t, i)| t.schema == table.schema && t.name == table.name && i.method == index.method && keys(i).starts_with(&wanted))
@@ -346,7 +346,7 @@ mod tests {
 
     #[test]
     fn the_projects_catalogue_parses() {
-        let text = include_str!("../migrations/verify/queries.sql");
+        let text = include_str!("../../migrations/verify/queries.sql");
         let queries = parse_catalogue(text, "queries.sql").unwrap();
         assert!(queries.len() >= 4);
         assert!(queries.iter().all(|q| !q.sql.ends_with(';') && q.index.starts_with("idx_wishlist_")));
@@ -389,15 +389,15 @@ mod tests {
 
     #[test]
     fn a_plan_passes_with_its_index_or_an_equivalent_longer_one() {
-        let index = |name: &str, columns: &[&str], valid: bool| crate::catalog::Index {
+        let index = |name: &str, columns: &[&str], valid: bool| crate::db::catalog::Index {
             name: name.into(),
             method: "btree".into(),
             valid,
-            columns: columns.iter().map(|c| crate::catalog::IndexColumn { expression: c.to_string(), ..Default::default() }).collect(),
+            columns: columns.iter().map(|c| crate::db::catalog::IndexColumn { expression: c.to_string(), ..Default::default() }).collect(),
             ..Default::default()
         };
         let catalog = Catalog {
-            tables: vec![crate::catalog::Table {
+            tables: vec![crate::db::catalog::Table {
                 schema: "public".into(),
                 name: "t".into(),
                 indexes: vec![index("a_b", &["a", "b"], true), index("a_b_c", &["a", "b", "c"], true), index("a_c", &["a", "c"], true), index("bad", &["a"], false)],
@@ -423,25 +423,25 @@ mod tests {
 
     #[test]
     fn enum_and_index_checks() {
-        let snapshot = Snapshot::parse(include_bytes!("../migrations/meta/0001_snapshot.json"), "t", "p").unwrap();
+        let snapshot = Snapshot::parse(include_bytes!("../../migrations/meta/0001_snapshot.json"), "t", "p").unwrap();
         let mut catalog = Catalog::default();
         let checks = enum_checks(&snapshot, &catalog);
         assert!(checks.iter().all(Check::failed) && checks.len() == 2);
         catalog.enums = snapshot
             .enums
             .values()
-            .map(|e| crate::catalog::Enum { schema: e.schema.clone(), name: e.name.clone(), values: e.values.clone() })
+            .map(|e| crate::db::catalog::Enum { schema: e.schema.clone(), name: e.name.clone(), values: e.values.clone() })
             .collect();
         assert!(enum_checks(&snapshot, &catalog).iter().all(|c| !c.failed()));
         catalog.enums[0].values.reverse();
         assert_eq!(enum_checks(&snapshot, &catalog).iter().filter(|c| c.failed()).count(), 1);
 
-        catalog.tables = vec![crate::catalog::Table {
+        catalog.tables = vec![crate::db::catalog::Table {
             schema: "public".into(),
             name: "t".into(),
             indexes: vec![
-                crate::catalog::Index { name: "ok".into(), valid: true, ..Default::default() },
-                crate::catalog::Index { name: "broken".into(), valid: false, ..Default::default() },
+                crate::db::catalog::Index { name: "ok".into(), valid: true, ..Default::default() },
+                crate::db::catalog::Index { name: "broken".into(), valid: false, ..Default::default() },
             ],
             ..Default::default()
         }];

@@ -10,16 +10,16 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::cfn::{self, Answer, CfnRequest, RequestType};
+use crate::lambda::cfn::{self, Answer, CfnRequest, RequestType};
 use crate::config::{ConfigError, RunSettings};
-use crate::database::{ConnectionSettings, TlsMode};
+use crate::db::connection::{ConnectionSettings, TlsMode};
 use crate::error::{Error, ErrorType};
 use crate::report::{Report, Status};
-use crate::request::{self, Request};
-use crate::runner::{self, Command, Failure, Invocation};
-use crate::secrets::{CredentialsError, SecretCache};
-use crate::source::MigrationSource;
-use crate::state::{EnvironmentState, StateStore};
+use crate::lambda::request::{self, Request};
+use crate::engine::runner::{self, Command, Failure, Invocation};
+use crate::aws::secrets::{CredentialsError, SecretCache};
+use crate::migrations::source::MigrationSource;
+use crate::aws::state::{EnvironmentState, StateStore};
 
 /// Work stops this long before the invocation deadline unless `DEADLINE_MARGIN_MS` says otherwise.
 const DEFAULT_MARGIN: Duration = Duration::from_secs(5);

@@ -5,7 +5,7 @@
 
 use tokio_postgres::Client;
 
-use crate::database::PgError;
+use crate::db::connection::PgError;
 
 #[derive(Debug, thiserror::Error)]
 #[error("reading the live schema ({what}) failed: {error}")]

@@ -10,7 +10,7 @@ use aws_lambda_events::cloudformation::{
 };
 use serde_json::Value;
 
-use crate::request::RequestError;
+use crate::lambda::request::RequestError;
 
 /// CloudFormation rejects larger response bodies.
 pub const MAX_BODY_BYTES: usize = 4096;

@@ -3,8 +3,8 @@
 
 use tokio_postgres::{Client, GenericClient, SimpleQueryMessage};
 
-use crate::database::PgError;
-use crate::source::Migration;
+use crate::db::connection::PgError;
+use crate::migrations::source::Migration;
 
 /// Our richer, append-only record of every apply and rollback; drizzle's table stays untouched.
 pub const HISTORY_TABLE: &str = "wishlist_migrator_history";

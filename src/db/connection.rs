@@ -305,7 +305,7 @@ fn tls_source(settings: &ConnectionSettings) -> Result<TlsSource, ConnectError> 
         (Some(path), _) => {
             let display = path.display().to_string();
             let pem = if display == EMBEDDED_CA_BUNDLE {
-                crate::embedded::CA_BUNDLE.map(<[u8]>::to_vec).ok_or_else(|| ConnectError::CaBundle {
+                crate::migrations::embedded::CA_BUNDLE.map(<[u8]>::to_vec).ok_or_else(|| ConnectError::CaBundle {
                     path: display.clone(),
                     reason: "this build has no CA bundle built in: put the PEM at certs/rds-ca-bundle.pem before building (see certs/README.md)".into(),
                 })?

@@ -4,8 +4,8 @@
 use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
 use serde_json::Value;
 
-use crate::rollback::RollbackTarget;
-use crate::runner::Command;
+use crate::engine::rollback::RollbackTarget;
+use crate::engine::runner::Command;
 
 /// The actions a direct request may name.
 pub const ACTIONS: &[&str] = &["migrate", "plan", "status", "drift", "verify", "rollback", "check-rollback"];

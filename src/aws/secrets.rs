@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::config::{ConfigError, Lookup};
-use crate::database::{ConnectionSettings, TlsMode};
+use crate::db::connection::{ConnectionSettings, TlsMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

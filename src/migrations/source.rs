@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::journal::Journal;
-use crate::statement::{self, Statement};
+use crate::migrations::journal::Journal;
+use crate::migrations::statement::{self, Statement};
 
 pub const JOURNAL_PATH: &str = "meta/_journal.json";
 
@@ -64,7 +64,7 @@ pub enum TransactionMode {
     Autocommit { reason: String },
 }
 
-/// A migration as read from the source; what the database has applied is a [`crate::ledger::LedgerRow`].
+/// A migration as read from the source; what the database has applied is a [`crate::db::ledger::LedgerRow`].
 #[derive(Debug, Clone)]
 pub struct Migration {
     /// Position in the journal.
@@ -106,7 +106,7 @@ impl MigrationSource {
     /// A file of the folder by its path relative to the folder root; `None` when absent.
     pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, SourceError> {
         match self {
-            Self::Embedded => Ok(crate::embedded::FILES
+            Self::Embedded => Ok(crate::migrations::embedded::FILES
                 .iter()
                 .find(|(path, _)| *path == rel)
                 .map(|(_, bytes)| bytes.to_vec())),

@@ -1,0 +1,4 @@
+//! AWS services the tool talks to: Secrets Manager for credentials, SSM Parameter Store for state.
+
+pub mod secrets;
+pub mod state;

@@ -1,0 +1,8 @@
+//! The Lambda function: the event parser, the CloudFormation custom-resource protocol and the
+//! handler that calls the same run loop as the CLI.
+
+pub mod cfn;
+pub mod function;
+pub mod request;
+
+pub use function::Function;

@@ -1,0 +1,7 @@
+//! What the schema should be and what it is: drizzle-kit snapshots, the comparison with the live
+//! catalog (drift), and the verification checks built on it.
+
+pub mod drift;
+pub mod expression;
+pub mod snapshot;
+pub mod verify;
