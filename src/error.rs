@@ -1,22 +1,9 @@
-//! A run's error: every layer's error under one type, with the stable name deploy automation
-//! matches on (`errorType`) and the CLI's exit code.
+//! The error contract every layer shares: the stable names deploy automation matches on
+//! (`errorType`), their exit codes, and the [`Classified`] trait through which each layer's own
+//! error type states its name. A leaf: it imports nothing of the crate.
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::catalog::CatalogError;
-use crate::config::ConfigError;
-use crate::db::connection::{ConnectError, PgError};
-use crate::schema::drift::DriftError;
-use crate::db::ledger::LedgerError;
-use crate::db::lock::LockError;
-use crate::engine::plan::PlanError;
-use crate::lambda::request::RequestError;
-use crate::engine::rollback::RollbackError;
-use crate::engine::runner::MigrationError;
-use crate::aws::secrets::SecretError;
-use crate::schema::snapshot::SnapshotError;
-use crate::migrations::source::SourceError;
-use crate::schema::verify::VerifyError;
 
 /// Stable error names: Step Functions `Retry`/`Catch` and operators match on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,114 +87,38 @@ impl std::fmt::Display for ErrorType {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Request(#[from] RequestError),
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Secret(#[from] SecretError),
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error("the database session is read-only ({reason}); migrations need the writer: point the connection at the primary / cluster writer endpoint")]
-    ReadOnly { reason: &'static str },
-    #[error("cannot inspect the session: {0}")]
-    Session(PgError),
-    #[error(transparent)]
-    Lock(#[from] LockError),
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error(transparent)]
-    Migration(#[from] MigrationError),
-    #[error("stopped before the invocation deadline while {during}; nothing of the unfinished transaction was kept. Give the function more time (timeout) or apply fewer migrations per run (--to)")]
-    Deadline { during: &'static str },
-    #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
-    #[error(transparent)]
-    Drift(#[from] DriftError),
-    #[error(transparent)]
-    Verify(#[from] VerifyError),
-    #[error(transparent)]
-    Rollback(#[from] RollbackError),
+/// What an error report carries besides the message, filled by the layer that knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
+    pub sqlstate: Option<String>,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// The first line of the statement that failed.
+    pub statement: Option<String>,
+    /// The backend holding the advisory lock.
+    pub holder_pid: Option<i32>,
 }
 
-const INSUFFICIENT_PRIVILEGE: &str = "42501";
+/// Every layer's error type says what it is in the contract's words: its stable
+/// [`ErrorType`] (and so its exit code), the migration it is about, and its details.
+pub trait Classified: std::error::Error + Send + Sync + 'static {
+    fn error_type(&self) -> ErrorType;
 
-impl Error {
-    pub fn error_type(&self) -> ErrorType {
-        match self {
-            Self::Request(_) => ErrorType::InvalidRequest,
-            Self::Config(_) => ErrorType::ConfigError,
-            Self::Secret(_) => ErrorType::SecretUnavailable,
-            Self::Source(_) => ErrorType::InvalidMigrations,
-            Self::Connect(ConnectError::CaBundle { .. } | ConnectError::Tls { .. }) => ErrorType::ConfigError,
-            Self::Connect(_) | Self::Session(_) => ErrorType::ConnectionFailed,
-            Self::ReadOnly { .. } => ErrorType::ReadOnlyDatabase,
-            Self::Lock(LockError::Busy { .. }) => ErrorType::MigrationLockBusy,
-            Self::Lock(LockError::Database { .. }) => ErrorType::ConnectionFailed,
-            Self::Plan(PlanError::ChecksumMismatch { .. }) => ErrorType::ChecksumMismatch,
-            Self::Plan(PlanError::OutOfOrder { .. }) => ErrorType::OutOfOrderMigration,
-            Self::Plan(PlanError::UnknownRows { .. }) => ErrorType::UnknownMigrations,
-            Self::Plan(PlanError::UnknownTarget { .. }) => ErrorType::InvalidRequest,
-            Self::Ledger(e) if e.pg().is_some_and(|pg| pg.is(INSUFFICIENT_PRIVILEGE)) => ErrorType::PermissionDenied,
-            Self::Ledger(_) => ErrorType::MigrationFailed,
-            Self::Migration(e) if e.error.is(INSUFFICIENT_PRIVILEGE) => ErrorType::PermissionDenied,
-            Self::Migration(e) if e.deadline => ErrorType::DeadlineExceeded,
-            Self::Migration(_) => ErrorType::MigrationFailed,
-            Self::Deadline { .. } => ErrorType::DeadlineExceeded,
-            Self::Snapshot(SnapshotError::Source(_)) => ErrorType::InvalidMigrations,
-            Self::Snapshot(_) => ErrorType::InvalidSnapshot,
-            Self::Catalog(e) if e.error.is(INSUFFICIENT_PRIVILEGE) => ErrorType::PermissionDenied,
-            Self::Catalog(_) => ErrorType::InspectionFailed,
-            Self::Drift(_) => ErrorType::DriftDetected,
-            Self::Verify(VerifyError::Catalogue { .. }) => ErrorType::InvalidMigrations,
-            Self::Verify(VerifyError::Failed { .. }) => ErrorType::VerificationFailed,
-            Self::Rollback(RollbackError::Plan(PlanError::ChecksumMismatch { .. })) => ErrorType::ChecksumMismatch,
-            Self::Rollback(RollbackError::Plan(PlanError::UnknownRows { .. })) => ErrorType::UnknownMigrations,
-            Self::Rollback(RollbackError::Plan(PlanError::UnknownTarget { .. })) => ErrorType::InvalidRequest,
-            Self::Rollback(RollbackError::Plan(PlanError::OutOfOrder { .. })) => ErrorType::OutOfOrderMigration,
-            Self::Rollback(RollbackError::Inspect { error, .. }) if error.is(INSUFFICIENT_PRIVILEGE) => ErrorType::PermissionDenied,
-            Self::Rollback(RollbackError::Inspect { .. }) => ErrorType::InspectionFailed,
-            Self::Rollback(_) => ErrorType::RollbackRefused,
-        }
+    fn migration(&self) -> Option<&str> {
+        None
     }
 
-    pub fn exit_code(&self) -> i32 {
+    fn details(&self) -> Details {
+        Details::default()
+    }
+
+    fn exit_code(&self) -> i32 {
         self.error_type().exit_code()
     }
-
-    /// The migration the error is about, when there is one.
-    pub fn migration(&self) -> Option<&str> {
-        match self {
-            Self::Source(e) => e.tag(),
-            Self::Plan(e) => e.tag(),
-            Self::Migration(e) => Some(&e.tag),
-            Self::Snapshot(e) => e.tag(),
-            Self::Rollback(e) => e.tag(),
-            _ => None,
-        }
-    }
-
-    pub fn pg(&self) -> Option<&PgError> {
-        match self {
-            Self::Connect(ConnectError::Connect { error, .. })
-            | Self::Session(error)
-            | Self::Lock(LockError::Database { error, .. }) => Some(error),
-            Self::Ledger(e) => e.pg(),
-            Self::Migration(e) => Some(&e.error),
-            Self::Catalog(e) => Some(&e.error),
-            Self::Rollback(e) => e.pg(),
-            _ => None,
-        }
-    }
 }
+
+/// `insufficient_privilege`: the role may not do what the migration asks.
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@ pub mod schema;
 
 pub use config::{ConfigError, RunSettings};
 pub use db::connection::{ConnectionSettings, TlsMode};
-pub use engine::runner::{run, Command, Failure, Invocation};
-pub use error::{Error, ErrorType};
+pub use engine::{Action, Command, Error, Invocation};
+pub use error::{Classified, ErrorType};
 pub use migrations::source::{MigrationSet, MigrationSource};
-pub use report::{Action, Report, Status};
+pub use report::{run, Failure, Report, Status};

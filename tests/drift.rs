@@ -189,7 +189,7 @@ async fn drift_ignore_and_the_ledger_schema_are_never_drift() {
 
 #[tokio::test]
 async fn without_fail_on_drift_the_library_reports_drift_as_a_result() {
-    use wishlist_migrator::{Command, ConnectionSettings, Invocation, MigrationSource, RunSettings, Status, TlsMode};
+    use wishlist_migrator::{Classified, Command, ConnectionSettings, Invocation, MigrationSource, RunSettings, Status, TlsMode};
     let db = pg().fresh_db().await;
     run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
     db.client().await.batch_execute("DROP INDEX idx_wishlist_user_store").await.unwrap();

@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 
 use crate::config::{ConfigError, Lookup};
 use crate::db::connection::{ConnectionSettings, TlsMode};
+use crate::error::{Classified, ErrorType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -172,6 +173,21 @@ impl SecretCache {
         let text = output.secret_string().ok_or_else(|| SecretError::NoString { id: self.id.clone() })?;
         tracing::info!(secret_id = %self.id, "database secret fetched");
         DbSecret::parse(&self.id, text)
+    }
+}
+
+impl Classified for SecretError {
+    fn error_type(&self) -> ErrorType {
+        ErrorType::SecretUnavailable
+    }
+}
+
+impl Classified for CredentialsError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Self::Secret(e) => e.error_type(),
+            Self::Config(e) => e.error_type(),
+        }
     }
 }
 

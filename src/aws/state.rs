@@ -52,10 +52,6 @@ pub enum StateStoreError {
     Corrupt { name: String, reason: String },
 }
 
-pub fn default_prefix(environment: &str) -> String {
-    format!("/wishlist/{environment}/migrations")
-}
-
 impl EnvironmentState {
     pub fn from_report(report: &Report, function_version: &str, finished_at: time::OffsetDateTime) -> Self {
         Self {

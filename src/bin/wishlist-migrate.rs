@@ -6,10 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use wishlist_migrator::config::{self, process_env};
-use wishlist_migrator::engine::rollback::RollbackTarget;
+use wishlist_migrator::engine::rollback_plan::RollbackTarget;
 use wishlist_migrator::aws::state::{EnvironmentState, StateStore};
-use wishlist_migrator::engine::runner;
-use wishlist_migrator::{Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
+use wishlist_migrator::{Action, Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
 
 #[derive(Parser)]
 #[command(name = "wishlist-migrate", version, about = "Apply drizzle-kit migrations to PostgreSQL safely, keeping drizzle-orm's ledger")]
@@ -90,7 +89,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let report = runtime.block_on(async {
         let mut report = execute(&cli).await;
-        let changes_schema = matches!(report.action, wishlist_migrator::Action::Migrate | wishlist_migrator::Action::Rollback);
+        let changes_schema = matches!(report.action, Action::Migrate | Action::Rollback);
         if cli.record && changes_schema && !report.dry_run {
             record(&mut report).await;
         }
@@ -130,7 +129,7 @@ async fn execute(cli: &Cli) -> Report {
         Ok(pair) => pair,
         Err(e) => {
             let environment = cli.environment.clone().or_else(|| process_env("APP_ENV")).unwrap_or_else(|| "dev".into());
-            return runner::refused(command.action(), &environment, e.into()).report;
+            return Report::refused(command.action(), &environment, &e);
         }
     };
     let source = MigrationSource::from(settings.migrations_dir.as_deref());
@@ -156,7 +155,7 @@ async fn record(report: &mut Report) {
             settings.environment = report.environment.clone();
             settings.state_prefix()
         }
-        Err(_) => wishlist_migrator::aws::state::default_prefix(&report.environment),
+        Err(_) => config::default_state_prefix(&report.environment),
     };
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = StateStore::new(aws_sdk_ssm::Client::new(&aws), &prefix);

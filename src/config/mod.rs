@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use crate::db::connection::{ConnectionSettings, TlsMode};
 use crate::db::ledger::LedgerTable;
+use crate::error::{Classified, ErrorType};
 
 /// The advisory lock key every run takes unless `MIGRATION_LOCK_KEY` says otherwise: the ASCII
 /// bytes `wishlist` read as a big-endian i64. Advisory locks are per database, so one key
 /// serialises all runners of one database and nothing else.
 pub const DEFAULT_LOCK_KEY: i64 = 8_604_535_455_400_686_452;
-pub const APPLICATION_NAME: &str = "wishlist-migrator";
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -105,8 +105,13 @@ impl RunSettings {
     pub fn state_prefix(&self) -> String {
         self.ssm_prefix
             .clone()
-            .unwrap_or_else(|| crate::aws::state::default_prefix(&self.environment))
+            .unwrap_or_else(|| default_state_prefix(&self.environment))
     }
+}
+
+/// Where an environment's state lives in SSM unless `SSM_PREFIX` says otherwise.
+pub fn default_state_prefix(environment: &str) -> String {
+    format!("/wishlist/{environment}/migrations")
 }
 
 impl ConnectionSettings {
@@ -266,6 +271,12 @@ fn redact_reason(reason: &str, url: &str) -> String {
         reason.replace(url, "<url>")
     } else {
         reason.to_string()
+    }
+}
+
+impl Classified for ConfigError {
+    fn error_type(&self) -> ErrorType {
+        ErrorType::ConfigError
     }
 }
 

@@ -6,6 +6,7 @@
 use tokio_postgres::Client;
 
 use crate::db::connection::PgError;
+use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
 
 #[derive(Debug, thiserror::Error)]
 #[error("reading the live schema ({what}) failed: {error}")]
@@ -492,4 +493,18 @@ pub async fn read(client: &Client) -> Result<Catalog, CatalogError> {
         enums,
         sequences,
     })
+}
+
+impl Classified for CatalogError {
+    fn error_type(&self) -> ErrorType {
+        if self.error.is(INSUFFICIENT_PRIVILEGE) {
+            ErrorType::PermissionDenied
+        } else {
+            ErrorType::InspectionFailed
+        }
+    }
+
+    fn details(&self) -> Details {
+        self.error.details()
+    }
 }

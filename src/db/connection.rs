@@ -14,7 +14,10 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::Client;
 
-use crate::config::APPLICATION_NAME;
+use crate::error::{Classified, Details, ErrorType};
+
+/// How the server sees this tool's sessions (`pg_stat_activity.application_name`).
+pub const APPLICATION_NAME: &str = "wishlist-migrator";
 
 /// `DB_CA_BUNDLE` value naming the bundle compiled into the binary.
 pub const EMBEDDED_CA_BUNDLE: &str = "embedded";
@@ -437,6 +440,33 @@ fn pem_certificates(pem: &[u8]) -> Result<Vec<native_tls::Certificate>, String> 
         return Err("holds no PEM certificate".into());
     }
     Ok(certificates)
+}
+
+impl PgError {
+    pub fn details(&self) -> Details {
+        Details {
+            sqlstate: self.sqlstate.clone(),
+            detail: self.detail.clone(),
+            hint: self.hint.clone(),
+            ..Details::default()
+        }
+    }
+}
+
+impl Classified for ConnectError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Self::CaBundle { .. } | Self::Tls { .. } => ErrorType::ConfigError,
+            Self::Connect { .. } | Self::Timeout { .. } => ErrorType::ConnectionFailed,
+        }
+    }
+
+    fn details(&self) -> Details {
+        match self {
+            Self::Connect { error, .. } => error.details(),
+            _ => Details::default(),
+        }
+    }
 }
 
 #[cfg(test)]

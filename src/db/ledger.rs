@@ -5,6 +5,7 @@ use tokio_postgres::{Client, GenericClient, SimpleQueryMessage};
 
 use crate::db::connection::PgError;
 use crate::migrations::source::Migration;
+use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
 
 /// Our richer, append-only record of every apply and rollback; drizzle's table stays untouched.
 pub const HISTORY_TABLE: &str = "wishlist_migrator_history";
@@ -253,6 +254,19 @@ pub fn quote_literal(text: &str) -> String {
         format!("E'{}'", quoted.replace('\\', "\\\\"))
     } else {
         format!("'{quoted}'")
+    }
+}
+
+impl Classified for LedgerError {
+    fn error_type(&self) -> ErrorType {
+        match self.pg() {
+            Some(pg) if pg.is(INSUFFICIENT_PRIVILEGE) => ErrorType::PermissionDenied,
+            _ => ErrorType::MigrationFailed,
+        }
+    }
+
+    fn details(&self) -> Details {
+        self.pg().map(PgError::details).unwrap_or_default()
     }
 }
 

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
+use crate::db::backoff::Backoff;
 use crate::db::connection::PgError;
+use crate::error::{Classified, Details, ErrorType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -67,7 +69,7 @@ pub async fn acquire(client: &Client, key: i64, wait: Duration) -> Result<HeldLo
             let holder_pid = holder(client, key).await.map_err(db)?;
             tracing::info!(key, holder_pid, "advisory lock busy; waiting");
         }
-        tokio::time::sleep(backoff(attempt).min(wait - elapsed)).await;
+        tokio::time::sleep(POLL.delay(attempt).min(wait - elapsed)).await;
         attempt = attempt.saturating_add(1);
     }
 }
@@ -101,24 +103,28 @@ async fn holder(client: &Client, key: i64) -> Result<Option<i32>, tokio_postgres
     Ok(row.map(|r| r.get(0)))
 }
 
-/// Exponential from 50 ms to 1 s, with ±50 % jitter so waiting runners do not poll in step.
-fn backoff(attempt: u32) -> Duration {
-    let base = 50u64.saturating_mul(1 << attempt.min(5)).min(1_000);
-    Duration::from_millis(base / 2 + fastrand::u64(0..=base))
-}
+/// From 50 ms to 1 s: short enough to notice a freed lock quickly, long enough not to hammer.
+const POLL: Backoff = Backoff {
+    first: Duration::from_millis(50),
+    cap: Duration::from_secs(1),
+    jitter: 0.5,
+};
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        for attempt in 0..20 {
-            let d = backoff(attempt).as_millis() as u64;
-            let base = (50u64 << attempt.min(5)).min(1_000);
-            assert!(d >= base / 2 && d <= base / 2 + base, "attempt {attempt}: {d}");
+impl Classified for LockError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Self::Busy { .. } => ErrorType::MigrationLockBusy,
+            Self::Database { .. } => ErrorType::ConnectionFailed,
         }
-        let samples: std::collections::HashSet<u128> = (0..50).map(|_| backoff(4).as_millis()).collect();
-        assert!(samples.len() > 1, "jitter varies the delay");
+    }
+
+    fn details(&self) -> Details {
+        match self {
+            Self::Busy { holder_pid, .. } => Details {
+                holder_pid: *holder_pid,
+                ..Details::default()
+            },
+            Self::Database { error, .. } => error.details(),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! One connection to PostgreSQL and the SQL this tool sends over it, without policy: connection
 //! settings and TLS, the ledger and history tables, the advisory lock, the catalog reader.
 
+pub mod backoff;
 pub mod catalog;
 pub mod connection;
 pub mod ledger;

@@ -1,5 +1,20 @@
-//! The run: one session per invocation, the planner, the applier, one function per command.
+//! The run: one [`Session`](session::Session) per invocation, the pure planners, the applier
+//! with its one retry policy, and one file per command, each returning a typed outcome.
 
+pub mod applier;
+pub mod command;
+pub mod commands;
+pub mod error;
+pub mod invocation;
+pub mod outcome;
 pub mod plan;
-pub mod rollback;
-pub mod runner;
+pub mod retry;
+pub mod rollback_plan;
+pub mod run;
+pub mod session;
+
+pub use command::{Action, Command};
+pub use error::Error;
+pub use invocation::Invocation;
+pub use outcome::RunOutcome;
+pub use run::run;

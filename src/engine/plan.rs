@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::db::ledger::LedgerRow;
 use crate::migrations::source::{Migration, TransactionMode};
+use crate::error::{Classified, ErrorType};
 
 /// Something wrong between the ledger and the local migrations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,6 +305,21 @@ fn segments<'m>(pending: &[&'m Migration]) -> Vec<Segment<'m>> {
     }
     close(&mut open, &mut segments);
     segments
+}
+
+impl Classified for PlanError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Self::ChecksumMismatch { .. } => ErrorType::ChecksumMismatch,
+            Self::OutOfOrder { .. } => ErrorType::OutOfOrderMigration,
+            Self::UnknownRows { .. } => ErrorType::UnknownMigrations,
+            Self::UnknownTarget { .. } => ErrorType::InvalidRequest,
+        }
+    }
+
+    fn migration(&self) -> Option<&str> {
+        self.tag()
+    }
 }
 
 #[cfg(test)]

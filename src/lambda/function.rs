@@ -10,16 +10,19 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::lambda::cfn::{self, Answer, CfnRequest, RequestType};
+use crate::aws::secrets::{CredentialsError, SecretCache};
+use crate::aws::state::{EnvironmentState, StateStore};
 use crate::config::{ConfigError, RunSettings};
 use crate::db::connection::{ConnectionSettings, TlsMode};
-use crate::error::{Error, ErrorType};
-use crate::report::{Report, Status};
+use crate::engine::command::Command;
+use crate::engine::error::Error;
+use crate::engine::invocation::Invocation;
+use crate::error::{Classified, ErrorType};
+use crate::lambda::cfn::{self, Answer, CfnRequest, RequestType};
+use crate::lambda::error::InvocationError;
 use crate::lambda::request::{self, Request};
-use crate::engine::runner::{self, Command, Failure, Invocation};
-use crate::aws::secrets::{CredentialsError, SecretCache};
 use crate::migrations::source::MigrationSource;
-use crate::aws::state::{EnvironmentState, StateStore};
+use crate::report::{Failure, Report, Status};
 
 /// Work stops this long before the invocation deadline unless `DEADLINE_MARGIN_MS` says otherwise.
 const DEFAULT_MARGIN: Duration = Duration::from_secs(5);
@@ -113,7 +116,7 @@ impl Function {
         let (payload, context) = event.into_parts();
         let deadline = deadline_from(context.deadline, self.margin);
         match request::parse(&payload) {
-            Err(e) => Err(Error::Request(e).into()),
+            Err(e) => Err(InvocationError::from(e).into()),
             Ok(Request::Direct(command)) => {
                 let this = self.clone();
                 let work = tokio::spawn(async move { this.direct(command, deadline).await });
@@ -123,20 +126,20 @@ impl Function {
                         error_type: "InternalError".into(),
                         error_message: format!("the handler panicked: {message}"),
                     }),
-                    Guarded::Abandoned => Err(Error::Deadline { during: "running" }.into()),
+                    Guarded::Abandoned => Err(InvocationError::from(Error::Deadline { during: "running" }).into()),
                 }
             }
             Ok(Request::CloudFormation(event)) => match CfnRequest::from_event(*event) {
                 // Boxed: the custom resource path nests deep enough to strain rustc's layout queries.
                 Ok(cfn) => Box::pin(self.cloudformation(cfn, deadline)).await,
-                Err(e) => Err(Error::Request(e).into()),
+                Err(e) => Err(InvocationError::from(e).into()),
             },
         }
     }
 
-    async fn direct(&self, command: Command, deadline: Instant) -> Result<Value, Error> {
+    async fn direct(&self, command: Command, deadline: Instant) -> Result<Value, InvocationError> {
         // Every run that can change the schema publishes the environment's state.
-        let records = matches!(command, Command::Migrate { dry_run: false, .. } | Command::Rollback { dry_run: false, .. });
+        let records = command.changes_schema();
         let mut result = self.run(command, deadline).await;
         if records {
             let report = match &mut result {
@@ -153,10 +156,16 @@ impl Function {
 
     /// One run of the shared loop; a rejected password is retried once with a refetched
     /// secret, since rotation changes it under a warm container.
-    async fn run(&self, command: Command, deadline: Instant) -> Result<Report, Box<Failure>> {
+    async fn run(&self, command: Command, deadline: Instant) -> Result<Report, Box<Failure<InvocationError>>> {
+        let refused = |error: InvocationError| {
+            Box::new(Failure {
+                report: Report::refused(command.action(), &self.environment, &error),
+                error,
+            })
+        };
         let setup = match &self.setup {
             Ok(setup) => setup,
-            Err(e) => return Err(Box::new(runner::refused(command.action(), &self.environment, e.clone().into()))),
+            Err(e) => return Err(refused(e.clone().into())),
         };
         let lookup = |k: &str| self.lookup(k);
         let mut refreshed = false;
@@ -166,16 +175,13 @@ impl Function {
                 Credentials::Secret(cache) => {
                     let secret = if refreshed { cache.refresh().await } else { cache.get().await };
                     secret
-                        .map_err(Error::from)
-                        .and_then(|s| s.connection(&cache.id, &lookup).map_err(|e| match e {
-                            CredentialsError::Secret(e) => Error::Secret(e),
-                            CredentialsError::Config(e) => Error::Config(e),
-                        }))
+                        .map_err(CredentialsError::from)
+                        .and_then(|s| s.connection(&cache.id, &lookup))
                 }
             };
             let connection = match connection {
                 Ok(c) => c,
-                Err(e) => return Err(Box::new(runner::refused(command.action(), &self.environment, e))),
+                Err(e) => return Err(refused(e.into())),
             };
             let invocation = Invocation {
                 command: command.clone(),
@@ -185,14 +191,19 @@ impl Function {
                 invoker: &self.invoker,
                 deadline: Some(deadline),
             };
-            let result = runner::run(&invocation).await;
-            let rejected = matches!(&result, Err(f) if matches!(&f.error, Error::Connect(c) if c.is_authentication_failure()));
+            let result = crate::report::run(&invocation).await;
+            let rejected = matches!(&result, Err(f) if f.error.is_authentication_failure());
             if rejected && !refreshed && matches!(setup.credentials, Credentials::Secret(_)) {
                 tracing::warn!("database rejected the credentials; fetching the secret again (rotation?)");
                 refreshed = true;
                 continue;
             }
-            return result;
+            return result.map_err(|f| {
+                Box::new(Failure {
+                    report: f.report,
+                    error: f.error.into(),
+                })
+            });
         }
     }
 
@@ -438,11 +449,3 @@ async fn guard<T>(work: tokio::task::JoinHandle<T>, deadline: Instant) -> Guarde
     }
 }
 
-impl From<Error> for Diagnostic {
-    fn from(error: Error) -> Self {
-        Diagnostic {
-            error_type: error.error_type().as_str().to_string(),
-            error_message: error.to_string(),
-        }
-    }
-}

@@ -4,24 +4,22 @@
 use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
 use serde_json::Value;
 
-use crate::engine::rollback::RollbackTarget;
-use crate::engine::runner::Command;
-
-/// The actions a direct request may name.
-pub const ACTIONS: &[&str] = &["migrate", "plan", "status", "drift", "verify", "rollback", "check-rollback"];
+use crate::engine::rollback_plan::RollbackTarget;
+use crate::engine::command::{Action, Command};
+use crate::error::{Classified, ErrorType};
 
 /// Every field a direct request may carry besides `action`.
 const FIELDS: &str = "action, to, dryRun, failOnDrift, analyze, allowDataLoss";
 
 /// The fields each action accepts besides `action`.
-fn accepted(action: &str) -> &'static [&'static str] {
+fn accepted(action: Action) -> &'static [&'static str] {
     match action {
-        "plan" => &["to"],
-        "migrate" => &["to", "dryRun"],
-        "drift" => &["failOnDrift"],
-        "verify" => &["analyze"],
-        "rollback" => &["to", "dryRun", "allowDataLoss"],
-        _ => &[],
+        Action::Plan => &["to"],
+        Action::Migrate => &["to", "dryRun"],
+        Action::Drift => &["failOnDrift"],
+        Action::Verify => &["analyze"],
+        Action::Rollback => &["to", "dryRun", "allowDataLoss"],
+        Action::Status | Action::CheckRollback => &[],
     }
 }
 
@@ -33,13 +31,13 @@ pub enum Request {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
-    #[error("the event must be a JSON object like {{\"action\": \"migrate\"}}; got {got}. Valid actions: {}", ACTIONS.join(", "))]
+    #[error("the event must be a JSON object like {{\"action\": \"migrate\"}}; got {got}. Valid actions: {}", Action::names())]
     NotAnObject { got: &'static str },
-    #[error("the event has no \"action\". Valid actions: {}", ACTIONS.join(", "))]
+    #[error("the event has no \"action\". Valid actions: {}", Action::names())]
     MissingAction,
-    #[error("unknown action {action:?}. Valid actions: {}", ACTIONS.join(", "))]
+    #[error("unknown action {action:?}. Valid actions: {}", Action::names())]
     UnknownAction { action: String },
-    #[error("field {field:?}: {reason}. Valid actions: {}", ACTIONS.join(", "))]
+    #[error("field {field:?}: {reason}. Valid actions: {}", Action::names())]
     BadField { field: String, reason: String },
     #[error("not a valid CloudFormation custom resource event: {reason}")]
     CloudFormation { reason: String },
@@ -56,7 +54,7 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
     }
     let action = match fields.get("action") {
         None => return Err(RequestError::MissingAction),
-        Some(Value::String(a)) => a.as_str(),
+        Some(Value::String(a)) => Action::from_name(a).ok_or_else(|| RequestError::UnknownAction { action: a.clone() })?,
         Some(other) => {
             return Err(RequestError::BadField {
                 field: "action".into(),
@@ -64,9 +62,6 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
             })
         }
     };
-    if !ACTIONS.contains(&action) {
-        return Err(RequestError::UnknownAction { action: action.to_string() });
-    }
     let mut target = None;
     let mut flags = std::collections::HashMap::new();
     for (field, value) in fields {
@@ -83,7 +78,7 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
         if !accepted(action).contains(&name) {
             return Err(RequestError::BadField {
                 field: field.clone(),
-                reason: format!("not accepted by the {action} action"),
+                reason: format!("not accepted by the {} action", action.name()),
             });
         }
         match (name, value) {
@@ -97,13 +92,13 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
     }
     let flag = |name: &str| flags.get(name).copied().unwrap_or(false);
     let command = match action {
-        "status" => Command::Status,
-        "plan" => Command::Plan { target },
-        "drift" => Command::Drift {
+        Action::Status => Command::Status,
+        Action::Plan => Command::Plan { target },
+        Action::Drift => Command::Drift {
             fail_on_drift: flag("failOnDrift"),
         },
-        "verify" => Command::Verify { analyze: flag("analyze") },
-        "rollback" => {
+        Action::Verify => Command::Verify { analyze: flag("analyze") },
+        Action::Rollback => {
             // Rolling back is never a default: the request names how far.
             let to = target.ok_or_else(|| RequestError::BadField {
                 field: "to".into(),
@@ -115,8 +110,8 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
                 allow_data_loss: flag("allowDataLoss"),
             }
         }
-        "check-rollback" => Command::CheckRollback,
-        _ => Command::Migrate {
+        Action::CheckRollback => Command::CheckRollback,
+        Action::Migrate => Command::Migrate {
             target,
             dry_run: flag("dryRun"),
         },
@@ -139,6 +134,12 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+impl Classified for RequestError {
+    fn error_type(&self) -> ErrorType {
+        ErrorType::InvalidRequest
     }
 }
 

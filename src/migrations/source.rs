@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::migrations::journal::Journal;
 use crate::migrations::statement::{self, Statement};
+use crate::error::{Classified, ErrorType};
 
 pub const JOURNAL_PATH: &str = "meta/_journal.json";
 
@@ -228,6 +229,16 @@ impl From<Option<&Path>> for MigrationSource {
             Some(dir) => Self::Dir(dir.to_path_buf()),
             None => Self::Embedded,
         }
+    }
+}
+
+impl Classified for SourceError {
+    fn error_type(&self) -> ErrorType {
+        ErrorType::InvalidMigrations
+    }
+
+    fn migration(&self) -> Option<&str> {
+        self.tag()
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::migrations::source::{Migration, MigrationSource};
+use crate::error::{Classified, ErrorType};
 
 /// The only snapshot format this tool reads (drizzle-kit 0.23 to at least 0.31 write it).
 pub const SUPPORTED_VERSION: &str = "7";
@@ -362,6 +363,19 @@ impl Snapshot {
 pub fn snapshot_path(tag: &str) -> String {
     let prefix = tag.split('_').next().unwrap_or(tag);
     format!("meta/{prefix}_snapshot.json")
+}
+
+impl Classified for SnapshotError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Self::Source(e) => e.error_type(),
+            _ => ErrorType::InvalidSnapshot,
+        }
+    }
+
+    fn migration(&self) -> Option<&str> {
+        self.tag()
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use crate::db::catalog::Catalog;
 use crate::schema::drift::Difference;
 use crate::schema::snapshot::Snapshot;
+use crate::error::{Classified, ErrorType};
 
 /// The query catalogue, relative to the migrations folder.
 pub const QUERY_CATALOGUE: &str = "verify/queries.sql";
@@ -337,6 +338,15 @@ fn list_or_none(used: &[String]) -> String {
         "no index (a sequential scan)".into()
     } else {
         used.join(", ")
+    }
+}
+
+impl Classified for VerifyError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Self::Catalogue { .. } => ErrorType::InvalidMigrations,
+            Self::Failed { .. } => ErrorType::VerificationFailed,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::db::ledger::quote_ident;
 use crate::engine::plan::{Assessment, PlanError, Problem};
 use crate::migrations::source::{DownScript, Migration};
 use crate::migrations::statement::Statement;
+use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
 
 /// Where a rollback stops: the migration left as the newest applied one, or nothing at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -416,6 +417,25 @@ async fn schema_tables(client: &impl GenericClient, schema: &str) -> Result<Vec<
         .await
         .map_err(inspect(schema))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+impl Classified for RollbackError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Self::Plan(e) => e.error_type(),
+            Self::Inspect { error, .. } if error.is(INSUFFICIENT_PRIVILEGE) => ErrorType::PermissionDenied,
+            Self::Inspect { .. } => ErrorType::InspectionFailed,
+            _ => ErrorType::RollbackRefused,
+        }
+    }
+
+    fn migration(&self) -> Option<&str> {
+        self.tag()
+    }
+
+    fn details(&self) -> Details {
+        self.pg().map(PgError::details).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,417 @@
+//! Runs SQL for the engine: a commit segment in one transaction, a migration that cannot run in
+//! one statement by statement, and a rollback's down files in one transaction; with the ledger
+//! and history rows written beside the work they record. Each transaction goes through
+//! [`Retry`] when `lock_timeout` strikes.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, GenericClient};
+
+use crate::config::RunSettings;
+use crate::db::connection::PgError;
+use crate::db::ledger::{HistoryEntry, LedgerTable};
+use crate::engine::error::{Error, MigrationError};
+use crate::engine::invocation::{time_left, Invocation};
+use crate::engine::outcome::{AppliedMigration, SegmentStatus};
+use crate::engine::plan::Segment;
+use crate::engine::retry::{AttemptFailure, FailedMigration, Retry};
+use crate::engine::rollback_plan::{self, DataAtRisk, RollbackError, RollbackPlan};
+use crate::migrations::source::Migration;
+
+const QUERY_CANCELED: &str = "57014";
+
+pub struct Applier<'a> {
+    settings: &'a RunSettings,
+    ledger: &'a LedgerTable,
+    run_id: &'a str,
+    invoker: &'a str,
+    deadline: Option<Instant>,
+}
+
+/// What a committed segment applied, and in how many attempts.
+pub type Committed = (Vec<AppliedMigration>, u32);
+
+/// A segment that did not commit, and in how many attempts.
+pub struct NotCommitted<'m> {
+    pub failure: AttemptFailure<'m>,
+    pub attempts: u32,
+}
+
+/// Session settings for one attempt, and whether the deadline (not the operator) set the
+/// statement timeout.
+struct Timeouts {
+    sql: String,
+    deadline_bound: bool,
+}
+
+impl<'a> Applier<'a> {
+    pub fn new(inv: &'a Invocation<'a>, run_id: &'a str) -> Self {
+        Self {
+            settings: inv.settings,
+            ledger: &inv.settings.ledger,
+            run_id,
+            invoker: inv.invoker,
+            deadline: inv.deadline,
+        }
+    }
+
+    fn timeouts(&self, scope: &str) -> Timeouts {
+        let lock_ms = self.settings.pg_lock_timeout.as_millis();
+        let configured = self.settings.statement_timeout;
+        let (statement, deadline_bound) = match (configured, time_left(self.deadline)) {
+            (Some(c), Some(left)) if left < c => (Some(left), true),
+            (None, Some(left)) => (Some(left), true),
+            (c, _) => (c, false),
+        };
+        let mut sql = format!("SET {scope} lock_timeout = '{lock_ms}ms'");
+        if let Some(statement) = statement {
+            // 0 would mean "no limit": the deadline has passed, so use the smallest real one.
+            let ms = statement.as_millis().max(1);
+            sql.push_str(&format!("; SET {scope} statement_timeout = '{ms}ms'"));
+        }
+        Timeouts { sql, deadline_bound }
+    }
+
+    fn retry(&self, attempt_name: &'static str) -> Retry {
+        Retry::new(self.settings.lock_timeout_retries, self.deadline, attempt_name)
+    }
+
+    /// The segment's migrations and their ledger rows in one transaction, all or nothing.
+    pub async fn transaction<'m>(
+        &self,
+        client: &mut Client,
+        segment: &Segment<'m>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Committed, NotCommitted<'m>> {
+        let mut retry = self.retry("attempt");
+        loop {
+            retry.start();
+            let failure = match self.try_transaction(client, segment).await {
+                Ok(entries) => return Ok((entries, retry.attempts())),
+                Err(failure) => failure,
+            };
+            if let Some(failure) = retry.after(failure, warnings).await {
+                return Err(NotCommitted {
+                    failure,
+                    attempts: retry.attempts(),
+                });
+            }
+        }
+    }
+
+    async fn try_transaction<'m>(&self, client: &mut Client, segment: &Segment<'m>) -> Result<Vec<AppliedMigration>, AttemptFailure<'m>> {
+        let rolled_back = |error: Error, failed| AttemptFailure {
+            error,
+            status: SegmentStatus::RolledBack,
+            failed,
+        };
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| rolled_back(Error::Session(e.into()), None))?;
+        let timeouts = self.timeouts("LOCAL");
+        let body = async {
+            tx.batch_execute(&timeouts.sql)
+                .await
+                .map_err(|e| rolled_back(Error::Session(e.into()), None))?;
+            let mut entries = Vec::with_capacity(segment.migrations.len());
+            for m in &segment.migrations {
+                let started = Instant::now();
+                self.statements(&tx, m, &timeouts, false).await.map_err(|(e, pg)| {
+                    rolled_back(Error::Migration(e), Some(failed_migration(m, pg, started.elapsed())))
+                })?;
+                let duration = started.elapsed();
+                self.ledger
+                    .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
+                    .await
+                    .map_err(|e| rolled_back(e.into(), None))?;
+                tracing::info!(tag = %m.tag, duration_ms = duration.as_millis() as u64, statements = m.statements.len(), "migration applied (commits with its segment)");
+                entries.push(applied(m, duration));
+            }
+            Ok(entries)
+        };
+        match body.await {
+            Ok(entries) => {
+                let last = segment.migrations.last().expect("segments are never empty");
+                tx.commit().await.map_err(|e| {
+                    let pg = PgError::from(e);
+                    let error = MigrationError {
+                        tag: last.tag.clone(),
+                        location: "COMMIT".into(),
+                        statement: None,
+                        deadline: false,
+                        advice: "The transaction was rolled back; nothing of this segment was kept".into(),
+                        error: pg.clone(),
+                    };
+                    rolled_back(Error::Migration(error), Some(failed_migration(last, pg, Duration::ZERO)))
+                })?;
+                Ok(entries)
+            }
+            Err(failure) => {
+                let _ = tx.rollback().await;
+                Err(failure)
+            }
+        }
+    }
+
+    /// A migration that cannot run in a transaction: each statement commits on its own, then
+    /// its ledger row is written. A failure part-way leaves the earlier statements in place.
+    pub async fn autocommit<'m>(&self, client: &mut Client, m: &'m Migration) -> Result<Committed, NotCommitted<'m>> {
+        let started = Instant::now();
+        let timeouts = self.timeouts("SESSION");
+        let fail = |error: Error, status, failed| NotCommitted {
+            failure: AttemptFailure { error, status, failed },
+            attempts: 1,
+        };
+        client
+            .batch_execute(&timeouts.sql)
+            .await
+            .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::NotRun, None))?;
+        let result = self.statements(&*client, m, &timeouts, true).await;
+        let _ = client.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
+        if let Err((error, pg)) = result {
+            let status = if error.location.starts_with("statement 1 ") {
+                SegmentStatus::RolledBack
+            } else {
+                SegmentStatus::PartiallyApplied
+            };
+            return Err(fail(Error::Migration(error), status, Some(failed_migration(m, pg, started.elapsed()))));
+        }
+        let duration = started.elapsed();
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::PartiallyApplied, None))?;
+        let recorded = self
+            .ledger
+            .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
+            .await;
+        match recorded {
+            Ok(()) => tx
+                .commit()
+                .await
+                .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::PartiallyApplied, None))?,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(fail(e.into(), SegmentStatus::PartiallyApplied, None));
+            }
+        }
+        tracing::info!(tag = %m.tag, duration_ms = duration.as_millis() as u64, "migration applied outside a transaction");
+        Ok((vec![applied(m, duration)], 1))
+    }
+
+    async fn statements(
+        &self,
+        client: &impl GenericClient,
+        m: &Migration,
+        timeouts: &Timeouts,
+        autocommit: bool,
+    ) -> Result<(), (MigrationError, PgError)> {
+        for (i, statement) in m.statements.iter().enumerate() {
+            let location = || format!("statement {} (line {})", i + 1, statement.line);
+            if let Some(left) = time_left(self.deadline) {
+                // statement_timeout bounds each statement, not the segment: re-arm it with what is
+                // left so the whole run ends by the deadline.
+                let limit = self.settings.statement_timeout.map_or(left, |c| c.min(left));
+                let scope = if autocommit { "SESSION" } else { "LOCAL" };
+                let armed = if left.is_zero() {
+                    Err(PgError {
+                        sqlstate: None,
+                        message: "the invocation deadline was reached before this statement started".into(),
+                        detail: None,
+                        hint: None,
+                    })
+                } else {
+                    let sql = format!("SET {scope} statement_timeout = '{}ms'", limit.as_millis().max(1));
+                    client.batch_execute(&sql).await.map_err(PgError::from)
+                };
+                if let Err(pg) = armed {
+                    let error = MigrationError {
+                        tag: m.tag.clone(),
+                        location: location(),
+                        statement: Some(statement.summary()),
+                        error: pg.clone(),
+                        deadline: true,
+                        advice: "Stopped at the invocation deadline".into(),
+                    };
+                    return Err((error, pg));
+                }
+            }
+            if let Err(e) = client.batch_execute(&statement.sql).await {
+                let pg = PgError::from(e);
+                let deadline = timeouts.deadline_bound && pg.is(QUERY_CANCELED);
+                let advice = if deadline {
+                    "Cancelled at the invocation deadline".to_string()
+                } else if autocommit && i > 0 {
+                    format!("This migration runs outside a transaction: statements 1 to {i} were committed and stay, and no ledger row was written. Finish or undo them by hand, then run again")
+                } else if autocommit && statement.autocommit_reason() == Some("CREATE INDEX CONCURRENTLY") {
+                    "A failed CREATE INDEX CONCURRENTLY can leave an INVALID index behind: DROP INDEX CONCURRENTLY it before running again".to_string()
+                } else if autocommit {
+                    "Nothing was applied; no ledger row was written".to_string()
+                } else {
+                    "The transaction was rolled back: nothing of this segment was kept, and no ledger row was written".to_string()
+                };
+                let error = MigrationError {
+                    tag: m.tag.clone(),
+                    location: location(),
+                    statement: Some(statement.summary()),
+                    error: pg.clone(),
+                    deadline,
+                    advice,
+                };
+                return Err((error, pg));
+            }
+        }
+        Ok(())
+    }
+
+    fn history<'e>(
+        &'e self,
+        m: &'e Migration,
+        action: &'e str,
+        succeeded: bool,
+        duration: Duration,
+        error: Option<&'e PgError>,
+    ) -> HistoryEntry<'e> {
+        HistoryEntry {
+            run_id: self.run_id,
+            action,
+            tag: &m.tag,
+            hash: &m.hash,
+            created_at: m.created_at,
+            succeeded,
+            duration_ms: duration.as_millis() as i64,
+            invoker: self.invoker,
+            environment: &self.settings.environment,
+            error,
+        }
+    }
+
+    /// Best effort, after the transaction rolled back: the failure itself must not be lost,
+    /// nor hidden by this.
+    pub async fn record_failure(&self, client: &Client, action: &str, failed: &FailedMigration<'_>, warnings: &mut Vec<String>) {
+        let entry = self.history(failed.migration, action, false, failed.duration, Some(&failed.error));
+        if let Err(e) = self.ledger.record(client, &entry).await {
+            let what = if action == "rollback" { "the failed rollback" } else { "the failure" };
+            warnings.push(format!("could not record {what} in the history table: {e}"));
+        }
+    }
+
+    /// Runs the plan's down files newest first and deletes their ledger rows, all in one
+    /// transaction, retried like a migration segment when `lock_timeout` strikes.
+    pub async fn rollback(
+        &self,
+        client: &mut Client,
+        plan: &RollbackPlan<'_>,
+        allow_data_loss: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Vec<Duration>, Vec<DataAtRisk>), Error> {
+        let mut retry = self.retry("rollback attempt");
+        loop {
+            retry.start();
+            if time_left(self.deadline).is_some_and(|left| left.is_zero()) {
+                return Err(Error::Deadline {
+                    during: "starting the rollback transaction",
+                });
+            }
+            let failure = match self.try_rollback(client, plan, allow_data_loss).await {
+                Ok(done) => return Ok(done),
+                Err(failure) => failure,
+            };
+            if let Some(failure) = retry.after(failure, warnings).await {
+                if let Some(failed) = &failure.failed {
+                    self.record_failure(client, "rollback", failed, warnings).await;
+                }
+                return Err(failure.error);
+            }
+        }
+    }
+
+    async fn try_rollback<'m>(
+        &self,
+        client: &mut Client,
+        plan: &RollbackPlan<'m>,
+        allow_data_loss: bool,
+    ) -> Result<(Vec<Duration>, Vec<DataAtRisk>), AttemptFailure<'m>> {
+        let fail = |error: Error, failed| AttemptFailure {
+            error,
+            status: SegmentStatus::RolledBack,
+            failed,
+        };
+        let tx = client.transaction().await.map_err(|e| fail(Error::Session(e.into()), None))?;
+        let timeouts = self.timeouts("LOCAL");
+        let body = async {
+            tx.batch_execute(&timeouts.sql).await.map_err(|e| fail(Error::Session(e.into()), None))?;
+            // Checked inside the transaction, before any down statement takes its locks.
+            let risk = rollback_plan::data_at_risk(&tx, plan).await.map_err(|e| fail(e.into(), None))?;
+            if !risk.is_empty() && !allow_data_loss {
+                return Err(fail(data_loss(&risk), None));
+            }
+            let mut durations = Vec::with_capacity(plan.steps.len());
+            for step in &plan.steps {
+                let m = step.migration;
+                let started = Instant::now();
+                for (i, statement) in step.down.statements.iter().enumerate() {
+                    if let Err(e) = tx.batch_execute(&statement.sql).await {
+                        let pg = PgError::from(e);
+                        let deadline = timeouts.deadline_bound && pg.is(QUERY_CANCELED);
+                        let error = MigrationError {
+                            tag: m.tag.clone(),
+                            location: format!("down statement {} (line {} of {}.down.sql)", i + 1, statement.line, m.tag),
+                            statement: Some(statement.summary()),
+                            error: pg.clone(),
+                            deadline,
+                            advice: "The rollback transaction was rolled back: the schema and the ledger are as they were".into(),
+                        };
+                        return Err(fail(Error::Migration(error), Some(failed_migration(m, pg, started.elapsed()))));
+                    }
+                }
+                // The "journal cleanup": drizzle-orm decides what is applied from these rows.
+                self.ledger.delete(&tx, m).await.map_err(|e| fail(e.into(), None))?;
+                let duration = started.elapsed();
+                self.ledger
+                    .record(&tx, &self.history(m, "rollback", true, duration, None))
+                    .await
+                    .map_err(|e| fail(e.into(), None))?;
+                tracing::info!(tag = %m.tag, duration_ms = duration.as_millis() as u64, "migration rolled back (commits with the rollback)");
+                durations.push(duration);
+            }
+            Ok((durations, risk))
+        };
+        match body.await {
+            Ok(done) => {
+                tx.commit().await.map_err(|e| fail(Error::Session(e.into()), None))?;
+                Ok(done)
+            }
+            Err(failure) => {
+                let _ = tx.rollback().await;
+                Err(failure)
+            }
+        }
+    }
+}
+
+/// The refusal when down files would drop data and the operator did not allow it.
+pub fn data_loss(risk: &[DataAtRisk]) -> Error {
+    RollbackError::DataLoss {
+        tag: risk.first().map(|d| d.migration.clone()).unwrap_or_default(),
+        objects: risk.iter().map(|d| d.object.clone()).collect(),
+    }
+    .into()
+}
+
+fn failed_migration(migration: &Migration, error: PgError, duration: Duration) -> FailedMigration<'_> {
+    FailedMigration {
+        migration,
+        error,
+        duration,
+    }
+}
+
+fn applied(m: &Migration, duration: Duration) -> AppliedMigration {
+    AppliedMigration {
+        tag: m.tag.clone(),
+        hash: m.hash.clone(),
+        duration,
+    }
+}

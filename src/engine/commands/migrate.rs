@@ -1,0 +1,125 @@
+//! `plan` and `migrate`: read the ledger, plan the pending migrations into commit segments and
+//! apply them segment by segment under the advisory lock (a dry run takes no lock and changes
+//! nothing, so it can run beside a real migration).
+
+use crate::engine::applier::{Applier, NotCommitted};
+use crate::engine::error::Error;
+use crate::engine::invocation::expired;
+use crate::engine::outcome::{Finished, LedgerView, Migrated, SegmentOutcome, SegmentStatus};
+use crate::engine::plan::{self, PlanOptions, Segment, SegmentMode};
+use crate::engine::session::Session;
+use crate::migrations::source::TransactionMode;
+
+pub async fn migrate<'a>(session: Session<'a>, target: Option<&'a str>, dry_run: bool) -> (Session<'a>, Finished<Migrated>) {
+    if dry_run {
+        let mut session = session;
+        let finished = apply(&mut session, target, true).await;
+        return (session, finished);
+    }
+    session
+        .with_lock(|mut s| async move {
+            let finished = apply(&mut s, target, false).await;
+            (s, finished)
+        })
+        .await
+}
+
+/// Plans and applies up to `target`; the caller holds the lock (or changes nothing: `dry_run`).
+/// `check-rollback` applies through this too.
+pub async fn apply(session: &mut Session<'_>, target: Option<&str>, dry_run: bool) -> Finished<Migrated> {
+    let mut migrated = Migrated::default();
+    let mut warnings = Vec::new();
+    let error = apply_into(session, target, dry_run, &mut migrated, &mut warnings).await.err();
+    Finished {
+        outcome: migrated,
+        warnings,
+        error,
+    }
+}
+
+async fn apply_into(
+    session: &mut Session<'_>,
+    target: Option<&str>,
+    dry_run: bool,
+    migrated: &mut Migrated,
+    warnings: &mut Vec<String>,
+) -> Result<(), Error> {
+    let settings = session.settings();
+    let assessment = session.assess().await?;
+    let ledger = migrated.ledger.insert(LedgerView::of(&assessment));
+    let options = PlanOptions {
+        target,
+        allow_unknown_rows: settings.allow_unknown_rows,
+    };
+    let plan = plan::plan(&assessment, &session.set.migrations, options)?;
+    if !assessment.problems.is_empty() {
+        warnings.push("ledger rows that match no journal entry were ignored (allow unknown migrations is on)".into());
+    }
+    migrated.segments = plan.segments.iter().map(planned).collect();
+    if plan.is_empty() || dry_run {
+        return Ok(());
+    }
+    settings.ledger.ensure(session.client()).await?;
+    let applier = Applier::new(session.inv, session.run_id);
+    for (i, segment) in plan.segments.iter().enumerate() {
+        let outcome = if expired(session.inv.deadline) {
+            Err(NotCommitted {
+                failure: crate::engine::retry::AttemptFailure {
+                    error: Error::Deadline {
+                        during: "starting the next commit segment",
+                    },
+                    status: SegmentStatus::NotRun,
+                    failed: None,
+                },
+                attempts: 0,
+            })
+        } else {
+            match segment.mode {
+                SegmentMode::Transaction => applier.transaction(session.client_mut(), segment, warnings).await,
+                SegmentMode::Autocommit => applier.autocommit(session.client_mut(), segment.migrations[0]).await,
+            }
+        };
+        match outcome {
+            Ok((entries, attempts)) => {
+                migrated.segments[i].status = SegmentStatus::Committed;
+                migrated.segments[i].attempts = attempts;
+                for entry in entries {
+                    ledger.applied(&entry.tag);
+                    migrated.applied.push(entry);
+                }
+            }
+            Err(NotCommitted { failure, attempts }) => {
+                migrated.segments[i].status = failure.status;
+                migrated.segments[i].attempts = attempts;
+                for later in &mut migrated.segments[i + 1..] {
+                    later.status = SegmentStatus::NotRun;
+                }
+                if let Some(failed) = &failure.failed {
+                    applier.record_failure(session.client(), "apply", failed, warnings).await;
+                }
+                return Err(failure.error);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn planned(segment: &Segment<'_>) -> SegmentOutcome {
+    let reason = match (segment.mode, segment.migrations.last()) {
+        (SegmentMode::Autocommit, Some(m)) => match &m.mode {
+            TransactionMode::Autocommit { reason } => Some(reason.clone()),
+            TransactionMode::Transaction => None,
+        },
+        (SegmentMode::Transaction, Some(m)) if m.adds_enum_value => {
+            Some(format!("commits after {} so its new enum value can be used", m.tag))
+        }
+        _ => None,
+    };
+    SegmentOutcome {
+        mode: segment.mode,
+        migrations: segment.migrations.iter().map(|m| m.tag.clone()).collect(),
+        status: SegmentStatus::Planned,
+        attempts: 0,
+        reason,
+    }
+}

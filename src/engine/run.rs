@@ -1,0 +1,103 @@
+//! The one run loop behind every command, for the CLI and the Lambda alike: load the
+//! migrations, open the session, hand it to the command, close it, and say what happened.
+
+use std::time::Instant;
+
+use crate::engine::command::Command;
+use crate::engine::commands::{check_rollback, drift, migrate, rollback, status, verify};
+use crate::engine::error::Error;
+use crate::engine::invocation::Invocation;
+use crate::engine::outcome::{Done, Finished, MigrationsLoaded, RunOutcome};
+use crate::engine::session::Session;
+use crate::error::Classified;
+
+pub async fn run(inv: &Invocation<'_>) -> RunOutcome {
+    let started = Instant::now();
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let span = tracing::info_span!("run", run_id = %run_id, action = ?inv.command.action(), environment = %inv.settings.environment);
+    let _enter = span.enter();
+    let mut outcome = RunOutcome {
+        run_id: run_id.clone(),
+        command: inv.command.clone(),
+        environment: inv.settings.environment.clone(),
+        duration: Default::default(),
+        database: None,
+        migrations: None,
+        lock_wait: Default::default(),
+        warnings: Vec::new(),
+        done: Done::Nothing,
+        error: None,
+    };
+    if let Err(e) = execute(inv, &run_id, &mut outcome).await {
+        outcome.error = Some(e);
+    }
+    outcome.duration = started.elapsed();
+    match &outcome.error {
+        None => tracing::info!(duration_ms = outcome.duration.as_millis() as u64, "run finished"),
+        Some(error) => {
+            tracing::error!(error_type = %error.error_type(), migration = error.migration(), error = %error, "run failed")
+        }
+    }
+    outcome
+}
+
+/// Fills in what the run did; an error before the command started is returned.
+async fn execute(inv: &Invocation<'_>, run_id: &str, outcome: &mut RunOutcome) -> Result<(), Error> {
+    let set = inv.source.load()?;
+    outcome.migrations = Some(MigrationsLoaded {
+        source: set.source.to_string(),
+        count: set.migrations.len(),
+    });
+    let session = Session::open(inv, &set, run_id).await?;
+    outcome.database = Some(session.database().clone());
+    let (session, finished) = dispatch(session, &inv.command).await;
+    outcome.lock_wait = session.lock_wait();
+    session.close().await;
+    outcome.warnings.extend(finished.warnings);
+    outcome.done = finished.outcome;
+    outcome.error = finished.error;
+    Ok(())
+}
+
+async fn dispatch<'a>(mut session: Session<'a>, command: &'a Command) -> (Session<'a>, Finished<Done>) {
+    match command {
+        Command::Status => {
+            let finished = match status::status(&session).await {
+                Ok(view) => Finished {
+                    outcome: Done::Status(view),
+                    ..Finished::default()
+                },
+                Err(e) => Finished::failed(e),
+            };
+            (session, finished)
+        }
+        Command::Plan { target } => {
+            let (session, finished) = migrate::migrate(session, target.as_deref(), true).await;
+            (session, finished.map(Done::Migrate))
+        }
+        Command::Migrate { target, dry_run } => {
+            let (session, finished) = migrate::migrate(session, target.as_deref(), *dry_run).await;
+            (session, finished.map(Done::Migrate))
+        }
+        Command::Drift { fail_on_drift } => {
+            let finished = drift::drift(&session, *fail_on_drift).await;
+            (session, finished.map(Done::Drift))
+        }
+        Command::Verify { analyze } => {
+            let finished = verify::verify(&mut session, *analyze).await;
+            (session, finished.map(Done::Verify))
+        }
+        Command::Rollback {
+            target,
+            dry_run,
+            allow_data_loss,
+        } => {
+            let (session, finished) = rollback::rollback(session, target, *dry_run, *allow_data_loss).await;
+            (session, finished.map(Done::Rollback))
+        }
+        Command::CheckRollback => {
+            let (session, finished) = check_rollback::check_rollback(session).await;
+            (session, finished.map(Done::CheckRollback))
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! One run's connection: opened once, checked, locked and closed here, so the commands deal
+//! only in what they do. The ledger is read through [`Session::assess`] and the live schema
+//! through [`Session::compare`]; the advisory lock is held only inside [`Session::with_lock`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use crate::config::RunSettings;
+use crate::db::catalog::{self, Catalog};
+use crate::db::connection::{DatabaseInfo, Database};
+use crate::db::lock::{self, LockError};
+use crate::engine::error::Error;
+use crate::engine::invocation::Invocation;
+use crate::engine::outcome::Finished;
+use crate::engine::plan::{self, Assessment};
+use crate::migrations::source::{Migration, MigrationSet};
+use crate::schema::drift::{self, Difference, DriftOptions};
+use crate::schema::snapshot::Snapshot;
+
+pub struct Session<'a> {
+    db: Database,
+    pub inv: &'a Invocation<'a>,
+    pub set: &'a MigrationSet,
+    pub run_id: &'a str,
+    lock_wait: Duration,
+}
+
+/// The live schema against the snapshot of one version.
+pub struct Comparison {
+    pub expected: Snapshot,
+    pub actual: Catalog,
+    pub differences: Vec<Difference>,
+}
+
+impl<'a> Session<'a> {
+    pub async fn open(inv: &'a Invocation<'a>, set: &'a MigrationSet, run_id: &'a str) -> Result<Self, Error> {
+        let mut connection = inv.connection.clone();
+        if let Some(left) = inv.time_left() {
+            connection.connect_timeout = connection.connect_timeout.min(left.max(Duration::from_millis(100)));
+        }
+        let db = Database::connect(&connection).await?;
+        Ok(Self {
+            db,
+            inv,
+            set,
+            run_id,
+            lock_wait: Duration::ZERO,
+        })
+    }
+
+    pub fn database(&self) -> &DatabaseInfo {
+        &self.db.info
+    }
+
+    pub fn settings(&self) -> &'a RunSettings {
+        self.inv.settings
+    }
+
+    pub fn client(&self) -> &Client {
+        self.db.client()
+    }
+
+    pub fn client_mut(&mut self) -> &mut Client {
+        self.db.client_mut()
+    }
+
+    pub fn lock_wait(&self) -> Duration {
+        self.lock_wait
+    }
+
+    /// The ledger read and held against the local migrations.
+    pub async fn assess(&self) -> Result<Assessment<'a>, Error> {
+        let rows = self.settings().ledger.read(self.client()).await?;
+        Ok(plan::assess(&rows, &self.set.migrations))
+    }
+
+    /// The live schema against the snapshot of `version` (the empty schema for `None`).
+    pub async fn compare(&self, version: Option<&Migration>) -> Result<Comparison, Error> {
+        let expected = Snapshot::at(&self.set.source, version)?;
+        let actual = catalog::read(self.client()).await?;
+        let differences = drift::compare(&expected, &actual, &self.drift_options());
+        Ok(Comparison {
+            expected,
+            actual,
+            differences,
+        })
+    }
+
+    pub fn drift_options(&self) -> DriftOptions {
+        DriftOptions {
+            ledger: self.settings().ledger.clone(),
+            ignore: self.settings().drift_ignore.clone(),
+        }
+    }
+
+    /// Runs `work` holding the advisory lock, after checking the session can write. The lock is
+    /// given back on every path `work` returns by; if it panics, the connection is dropped and
+    /// the server frees the lock with it. The session goes to `work` and comes back with its
+    /// outcome: a plain value, so the future stays `Send` for the Lambda's spawned task.
+    pub async fn with_lock<T, F>(mut self, work: impl FnOnce(Session<'a>) -> F) -> (Session<'a>, Finished<T>)
+    where
+        T: Default,
+        F: Future<Output = (Session<'a>, Finished<T>)>,
+    {
+        let held = match self.take_lock().await {
+            Ok(held) => held,
+            Err(e) => return (self, Finished::failed(e)),
+        };
+        let (session, mut finished) = work(self).await;
+        if let Err(e) = held.release(session.client()).await {
+            finished
+                .warnings
+                .push(format!("{e}; the lock is freed anyway when the connection closes"));
+        }
+        (session, finished)
+    }
+
+    async fn take_lock(&mut self) -> Result<lock::HeldLock, Error> {
+        self.check_writable().await?;
+        let settings = self.settings();
+        let wait = self.inv.time_left().map_or(settings.lock_wait, |left| settings.lock_wait.min(left));
+        match lock::acquire(self.client(), settings.lock_key, wait).await {
+            Ok(held) => {
+                self.lock_wait = held.waited;
+                tracing::info!(key = settings.lock_key, wait_ms = held.waited.as_millis() as u64, "advisory lock held");
+                Ok(held)
+            }
+            Err(e) => {
+                // A run that gave up waiting reports how long it waited, like one that got the lock.
+                if let LockError::Busy { waited_ms, .. } = &e {
+                    self.lock_wait = Duration::from_millis(*waited_ms);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn check_writable(&self) -> Result<(), Error> {
+        let state = self.db.session_state().await.map_err(Error::Session)?;
+        if state.in_recovery {
+            return Err(Error::ReadOnly {
+                reason: "the server is a standby in recovery",
+            });
+        }
+        if state.read_only {
+            return Err(Error::ReadOnly {
+                reason: "transaction_read_only is on for this session",
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn close(self) {
+        self.db.close().await;
+    }
+}
+
+/// The name of a schema version in messages: a tag, or the empty schema before any migration.
+pub fn version_label(version: Option<&Migration>) -> String {
+    version.map_or_else(|| "none (no migration applied)".to_string(), |m| m.tag.clone())
+}

@@ -1,0 +1,177 @@
+//! The one place a report is made: from a run's typed outcome, or from an error that stopped
+//! the run before it started. The status is decided here and nowhere else.
+
+use crate::engine::command::{Action, Command};
+use crate::engine::error::Error;
+use crate::engine::outcome::{Done, LedgerView, Migrated, RollbackSteps, RunOutcome, SegmentOutcome};
+use crate::engine::plan::SegmentMode;
+use crate::error::Classified;
+use crate::report::{
+    AppliedEntry, ErrorReport, MigrationsInfo, PendingEntry, ProblemReport, Report, RollbackReport, RolledBackEntry, SegmentReport,
+    Status,
+};
+use crate::schema::verify::VerifyError;
+
+impl Report {
+    pub fn from_outcome(outcome: &RunOutcome) -> Self {
+        let mut report = Report::new(outcome.command.action(), &outcome.environment, &outcome.run_id);
+        report.dry_run = outcome.command.dry_run();
+        report.target = outcome.command.target().map(str::to_string);
+        report.duration_ms = outcome.duration.as_millis() as u64;
+        report.lock_wait_ms = outcome.lock_wait.as_millis() as u64;
+        report.database = outcome.database.clone();
+        report.migrations = outcome.migrations.as_ref().map(|m| MigrationsInfo {
+            source: m.source.clone(),
+            count: m.count,
+        });
+        report.status = status(&outcome.command, &outcome.done, outcome.error.as_ref());
+        let ledger = match &outcome.done {
+            Done::Nothing => None,
+            Done::Status(view) => Some(view),
+            Done::Migrate(m) => {
+                report.segments = m.segments.iter().enumerate().map(|(i, s)| segment(i, s)).collect();
+                report.applied = m
+                    .applied
+                    .iter()
+                    .map(|a| AppliedEntry {
+                        tag: a.tag.clone(),
+                        hash: a.hash.clone(),
+                        duration_ms: a.duration.as_millis() as u64,
+                    })
+                    .collect();
+                m.ledger.as_ref()
+            }
+            Done::Drift(d) => {
+                report.differences = d.differences.clone();
+                d.ledger.as_ref()
+            }
+            Done::Verify(v) => {
+                report.differences = v.differences.clone();
+                report.checks = v.checks.clone();
+                v.ledger.as_ref()
+            }
+            Done::Rollback(r) => {
+                report.rollback = r.plan.as_ref().map(rollback);
+                report.differences = r.differences.clone();
+                r.ledger.as_ref()
+            }
+            Done::CheckRollback(c) => {
+                report.checks = c.checks.clone();
+                c.ledger.as_ref()
+            }
+        };
+        if let Some(view) = ledger {
+            describe(view, &mut report);
+        }
+        report.warnings = outcome.warnings.clone();
+        report.error = outcome.error.as_ref().map(|e| ErrorReport::of(e));
+        report
+    }
+
+    /// A run that could not start (bad configuration, request or credentials): the same shape,
+    /// status `failed`.
+    pub fn refused(action: Action, environment: &str, error: &dyn Classified) -> Self {
+        let mut report = Report::new(action, environment, &uuid::Uuid::now_v7().to_string());
+        report.error = Some(ErrorReport::of(error));
+        report
+    }
+}
+
+impl ErrorReport {
+    pub fn of(error: &dyn Classified) -> Self {
+        let details = error.details();
+        Self {
+            error_type: error.error_type(),
+            message: error.to_string(),
+            migration: error.migration().map(str::to_string),
+            sqlstate: details.sqlstate,
+            statement: details.statement,
+            detail: details.detail,
+            hint: details.hint,
+            holder_pid: details.holder_pid,
+        }
+    }
+}
+
+fn status(command: &Command, done: &Done, error: Option<&Error>) -> Status {
+    // A finding keeps the status that names it, and a rollback that committed stays rolledBack;
+    // the error adds its type and exit code.
+    match (done, error) {
+        (Done::Rollback(r), _) if r.committed => Status::RolledBack,
+        (_, Some(Error::Drift(_))) => Status::DriftDetected,
+        (_, Some(Error::Verify(VerifyError::Failed { .. }))) => Status::VerificationFailed,
+        (_, Some(_)) | (Done::Nothing, None) => Status::Failed,
+        (Done::Status(view), None) => {
+            if !view.problems.is_empty() {
+                Status::Invalid
+            } else if view.pending.is_empty() {
+                Status::UpToDate
+            } else {
+                Status::Pending
+            }
+        }
+        (Done::Migrate(Migrated { segments, .. }), None) if segments.is_empty() => Status::UpToDate,
+        (Done::Migrate(_), None) if command.dry_run() => Status::Planned,
+        (Done::Migrate(_), None) => Status::Applied,
+        (Done::Drift(d), None) => match &d.differences {
+            Some(found) if !found.is_empty() => Status::DriftDetected,
+            _ => Status::NoDrift,
+        },
+        (Done::Verify(_) | Done::CheckRollback(_), None) => Status::Verified,
+        (Done::Rollback(r), None) if r.plan.as_ref().is_none_or(|p| p.steps.is_empty()) => Status::UpToDate,
+        (Done::Rollback(_), None) => Status::Planned,
+    }
+}
+
+fn describe(view: &LedgerView, report: &mut Report) {
+    report.current = view.current.clone();
+    report.pending = view
+        .pending
+        .iter()
+        .map(|p| PendingEntry {
+            tag: p.tag.clone(),
+            hash: p.hash.clone(),
+            statements: p.statements,
+        })
+        .collect();
+    report.problems = view
+        .problems
+        .iter()
+        .map(|p| ProblemReport {
+            kind: p.kind.to_string(),
+            migration: p.migration.clone(),
+            message: p.message.clone(),
+        })
+        .collect();
+}
+
+fn segment(index: usize, s: &SegmentOutcome) -> SegmentReport {
+    SegmentReport {
+        index,
+        mode: match s.mode {
+            SegmentMode::Transaction => "transaction".into(),
+            SegmentMode::Autocommit => "autocommit".into(),
+        },
+        migrations: s.migrations.clone(),
+        status: s.status,
+        attempts: s.attempts,
+        reason: s.reason.clone(),
+    }
+}
+
+fn rollback(plan: &RollbackSteps) -> RollbackReport {
+    RollbackReport {
+        to: plan.to.clone(),
+        migrations: plan
+            .steps
+            .iter()
+            .map(|s| RolledBackEntry {
+                tag: s.tag.clone(),
+                hash: s.hash.clone(),
+                statements: s.statements.clone(),
+                duration_ms: s.duration.map(|d| d.as_millis() as u64),
+            })
+            .collect(),
+        data_at_risk: plan.data_at_risk.clone(),
+    }
+}

@@ -1,0 +1,137 @@
+//! The report for a person at a terminal: one line per migration, check or difference, then a
+//! summary; the error goes to stderr.
+
+use std::fmt::Write as _;
+
+use crate::engine::command::Action;
+use crate::engine::outcome::SegmentStatus;
+use crate::report::{Report, Status};
+use crate::schema::verify::CheckStatus;
+
+impl Report {
+    /// Lines for a person at a terminal: one per migration, then a summary.
+    pub fn render_human(&self) -> String {
+        let mut out = String::new();
+        let db = self.database.as_ref().map(|d| format!(" · {d}")).unwrap_or_default();
+        let _ = writeln!(out, "wishlist-migrator {} · env {}{db}", self.action.name(), self.environment);
+        for p in &self.problems {
+            let _ = writeln!(out, "  ! {}", p.message);
+        }
+        for a in &self.applied {
+            let _ = writeln!(out, "  ✓ {:<48} {:>7} ms", a.tag, a.duration_ms);
+        }
+        let show_pending = matches!(self.status, Status::Planned | Status::Pending | Status::Invalid | Status::UpToDate)
+            || self.action == Action::Status;
+        if show_pending {
+            for s in self.segments.iter().filter(|s| s.status == SegmentStatus::Planned) {
+                let why = s.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+                let _ = writeln!(out, "  segment {} · {}{why}", s.index + 1, s.mode);
+                for tag in &s.migrations {
+                    let statements = self.pending.iter().find(|p| &p.tag == tag).map_or(0, |p| p.statements);
+                    let _ = writeln!(out, "    → {tag:<46} {statements} statement(s)");
+                }
+            }
+            if self.segments.is_empty() {
+                for p in &self.pending {
+                    let _ = writeln!(out, "  · {:<48} pending", p.tag);
+                }
+            }
+        }
+        if let Some(rollback) = &self.rollback {
+            for m in &rollback.migrations {
+                let took = m.duration_ms.map(|d| format!(" {d:>7} ms")).unwrap_or_default();
+                let _ = writeln!(out, "  ↩ {:<48}{took}", m.tag);
+                if self.dry_run || m.duration_ms.is_none() {
+                    for statement in &m.statements {
+                        let _ = writeln!(out, "      {}", statement.replace('\n', "\n      "));
+                    }
+                }
+            }
+            for d in &rollback.data_at_risk {
+                let _ = writeln!(out, "  ! data loss: {} ({})", d.object, d.migration);
+            }
+        }
+        for c in self.checks.iter().flatten() {
+            let mark = match c.status {
+                CheckStatus::Passed => "✓",
+                CheckStatus::Failed => "✗",
+                CheckStatus::Skipped => "-",
+            };
+            let detail = c.detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default();
+            let timing = c
+                .timing
+                .as_ref()
+                .map(|t| format!(" (planning {:.3} ms, execution {:.3} ms, buffers hit {} read {})", t.planning_us as f64 / 1000.0, t.execution_us as f64 / 1000.0, t.shared_hit_blocks, t.shared_read_blocks))
+                .unwrap_or_default();
+            let kind = serde_json::to_value(c.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let _ = writeln!(out, "  {mark} {kind} {}{detail}{timing}", c.object);
+            for d in &c.differences {
+                let _ = writeln!(out, "      ≠ {d}");
+            }
+        }
+        for d in self.differences.iter().flatten() {
+            let _ = writeln!(out, "  ≠ {d}");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "  warning: {w}");
+        }
+        let current = self.current.as_deref().unwrap_or("none");
+        let summary = match self.status {
+            Status::Applied => {
+                let committed = self.segments.iter().filter(|s| s.status == SegmentStatus::Committed).count();
+                format!(
+                    "applied {} migration(s) in {committed} commit(s) in {} ms; current: {current}",
+                    self.applied.len(),
+                    self.duration_ms
+                )
+            }
+            Status::UpToDate if self.action == Action::Rollback => format!("nothing to roll back; current: {current}"),
+            Status::UpToDate => format!("up to date; current: {current}"),
+            Status::Pending => format!("{} pending; current: {current}", self.pending.len()),
+            Status::Planned if self.action == Action::Rollback => format!(
+                "would roll back {} migration(s) to {}; nothing changed; current: {current}",
+                self.rollback.as_ref().map_or(0, |r| r.migrations.len()),
+                self.rollback.as_ref().map_or("?", |r| r.to.as_str())
+            ),
+            Status::Planned => format!(
+                "would apply {} migration(s) in {} segment(s); nothing changed; current: {current}",
+                self.segments.iter().map(|s| s.migrations.len()).sum::<usize>(),
+                self.segments.len()
+            ),
+            Status::Invalid => format!("{} problem(s) found; migrate would refuse; current: {current}", self.problems.len()),
+            Status::Failed => format!("failed after {} ms; current: {current}", self.duration_ms),
+            Status::NoDrift => format!("no drift: the schema matches the snapshot of {current}"),
+            Status::DriftDetected => format!(
+                "drift: {} difference(s) from the snapshot of {current}",
+                self.differences.as_ref().map_or(0, Vec::len)
+            ),
+            Status::Verified => format!("verified: {} check(s) passed; current: {current}", self.checks.as_ref().map_or(0, Vec::len)),
+            Status::VerificationFailed => format!(
+                "verification failed: {} of {} check(s) failed; current: {current}",
+                self.checks.iter().flatten().filter(|c| c.failed()).count(),
+                self.checks.as_ref().map_or(0, Vec::len)
+            ),
+            Status::RolledBack => {
+                let n = self.rollback.as_ref().map_or(0, |r| r.migrations.len());
+                let drift = self.differences.as_ref().map_or(0, Vec::len);
+                if drift == 0 {
+                    format!("rolled back {n} migration(s) in {} ms; current: {current}; schema matches its snapshot", self.duration_ms)
+                } else {
+                    format!("rolled back {n} migration(s); current: {current}; but {drift} difference(s) from its snapshot")
+                }
+            }
+        };
+        let _ = writeln!(out, "{summary}");
+        out
+    }
+
+    /// The error part for stderr.
+    pub fn render_error(&self) -> Option<String> {
+        let e = self.error.as_ref()?;
+        let mut out = format!("error[{}]: {}", e.error_type, e.message);
+        if let Some(statement) = &e.statement {
+            let _ = write!(out, "\n  statement: {statement}");
+        }
+        Some(out)
+    }
+}
