@@ -1,0 +1,132 @@
+//! What drift reports: one [`Difference`] per place the schemas disagree, and the [`DriftError`]
+//! a run fails with when there are any.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DifferenceKind {
+    MissingSchema,
+    ExtraSchema,
+    MissingTable,
+    ExtraTable,
+    MissingColumn,
+    ExtraColumn,
+    ColumnType,
+    ColumnNullability,
+    ColumnDefault,
+    ColumnIdentity,
+    ColumnGenerated,
+    MissingIndex,
+    ExtraIndex,
+    IndexDefinition,
+    MissingPrimaryKey,
+    ExtraPrimaryKey,
+    PrimaryKeyDefinition,
+    MissingConstraint,
+    ExtraConstraint,
+    ConstraintDefinition,
+    MissingEnum,
+    ExtraEnum,
+    MissingEnumValue,
+    ExtraEnumValue,
+    EnumValueOrder,
+    MissingSequence,
+    ExtraSequence,
+    SequenceDefinition,
+    MissingView,
+    ExtraView,
+    ViewDefinition,
+    RowLevelSecurity,
+    MissingPolicy,
+    ExtraPolicy,
+    PolicyDefinition,
+}
+
+impl DifferenceKind {
+    pub fn as_str(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// One way the live schema differs from the expected one. `object` is schema-qualified
+/// (`public.wishlist_items.idx_wishlist_user_sort`); `expected`/`actual` are absent for objects
+/// missing on that side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Difference {
+    pub kind: DifferenceKind,
+    pub object: String,
+    pub expected: Option<String>,
+    pub actual: Option<String>,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.as_str(), self.object)?;
+        match (&self.expected, &self.actual) {
+            (Some(e), Some(a)) => write!(f, ": expected {e}, actual {a}"),
+            (Some(e), None) => write!(f, ": expected {e}"),
+            (None, Some(a)) => write!(f, ": actual {a}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriftError {
+    #[error("{count} difference(s) between the live schema and the snapshot of {version}; first: {first}")]
+    Detected { version: String, count: usize, first: String },
+    #[error("rolled back to {version}, but the schema differs from its snapshot in {count} place(s); first: {first}. The down files do not restore what drizzle-kit expects: fix them, and the schema by hand")]
+    AfterRollback { version: String, count: usize, first: String },
+}
+
+impl DriftError {
+    pub fn detected(version: &str, differences: &[Difference]) -> Self {
+        Self::Detected {
+            version: version.to_string(),
+            count: differences.len(),
+            first: differences.first().map(ToString::to_string).unwrap_or_default(),
+        }
+    }
+
+    pub fn after_rollback(version: &str, differences: &[Difference]) -> Self {
+        Self::AfterRollback {
+            version: version.to_string(),
+            count: differences.len(),
+            first: differences.first().map(ToString::to_string).unwrap_or_default(),
+        }
+    }
+}
+
+pub(super) fn missing(kind: DifferenceKind, object: String, expected: &str) -> Difference {
+    Difference {
+        kind,
+        object,
+        expected: Some(expected.to_string()),
+        actual: None,
+    }
+}
+
+pub(super) fn extra(kind: DifferenceKind, object: String, actual: &str) -> Difference {
+    Difference {
+        kind,
+        object,
+        expected: None,
+        actual: Some(actual.to_string()),
+    }
+}
+
+pub(super) fn changed(kind: DifferenceKind, object: String, expected: &str, actual: &str) -> Difference {
+    Difference {
+        kind,
+        object,
+        expected: Some(expected.to_string()),
+        actual: Some(actual.to_string()),
+    }
+}

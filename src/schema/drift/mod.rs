@@ -1,0 +1,25 @@
+//! Drift: the live schema ([`Catalog`]) against the schema drizzle-kit expects ([`Snapshot`]),
+//! as a list of differences `{kind, object, expected, actual}`. Pure: both sides are first
+//! normalised into one model (Postgres and drizzle spell the same schema differently:
+//! `timestamptz` / `timestamp with time zone`, `'USD'` / `'USD'::wishlist_currency`, `serial` /
+//! `integer DEFAULT nextval(..)`, `"t"."c" IN (..)` / `c = ANY (ARRAY[..])`), then compared.
+//!
+//! [`Catalog`]: crate::db::catalog::Catalog
+//! [`Snapshot`]: crate::schema::snapshot::Snapshot
+
+mod column_type;
+mod comparison;
+mod constraints;
+mod defaults;
+mod difference;
+mod ident;
+mod indexes;
+mod model;
+mod options;
+mod policies;
+mod sequences;
+mod shown;
+
+pub use comparison::compare;
+pub use difference::{Difference, DifferenceKind, DriftError};
+pub use options::{DriftOptions, IgnoreRule};
