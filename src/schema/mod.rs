@@ -5,11 +5,3 @@ pub mod drift;
 pub mod expression;
 pub mod snapshot;
 pub mod verify;
-
-use crate::error::{Classified, ErrorType};
-
-impl Classified for drift::DriftError {
-    fn error_type(&self) -> ErrorType {
-        ErrorType::DriftDetected
-    }
-}

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use crate::error::{Classified, ErrorType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,5 +129,11 @@ pub(super) fn changed(kind: DifferenceKind, object: String, expected: &str, actu
         object,
         expected: Some(expected.to_string()),
         actual: Some(actual.to_string()),
+    }
+}
+
+impl Classified for DriftError {
+    fn error_type(&self) -> ErrorType {
+        ErrorType::DriftDetected
     }
 }
