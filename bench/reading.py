@@ -33,7 +33,7 @@ def sections(ctx):
                 f"Most of that is not database work: hiding the system CA store saves {p1['ca_ms']:.0f} ms per process and "
                 f"brings it to {n_psql:.2f}× psql and {n_drizzle:.2f}× drizzle-orm. native-tls parses the distribution's "
                 "whole CA bundle each time a connector is built, even for `sslmode=prefer`/`disable` where no certificate "
-                "is checked. **Plan** (src/database.rs): build no connector until the server accepts TLS, and without "
+                "is checked. **Plan** (src/db/connection.rs): build no connector until the server accepts TLS, and without "
                 "`DB_CA_BUNDLE` (any certificate accepted) call `disable_built_in_roots(true)`; the diagnostic row is the "
                 "measured effect. "
             )
