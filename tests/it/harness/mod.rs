@@ -17,6 +17,8 @@ pub mod lambda;
 pub mod support;
 pub mod tls;
 
+mod self_check;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

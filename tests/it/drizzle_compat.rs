@@ -2,12 +2,12 @@
 //! tests/peer/drizzle-migrate.mjs) on real drizzle-kit output: the same ledger rows, usable in
 //! either order, and the cases where drizzle-orm gets it wrong and this tool does not.
 
-mod common;
-use common::support;
+use crate::harness;
+use harness::support;
 
 use std::path::Path;
 
-use common::{copy_fixture, pg, TestDb};
+use harness::{copy_fixture, pg, TestDb};
 use support::*;
 
 /// The catalog minus our own history table, which drizzle-orm does not create.

@@ -1,10 +1,10 @@
 //! Several deploys racing on one database: the advisory lock lets exactly one apply, the others
 //! find nothing to do or give up with exit 4 naming who holds the lock.
 
-mod common;
-use common::support;
+use crate::harness;
+use harness::support;
 
-use common::{pg, TestDb};
+use harness::{pg, TestDb};
 use serde_json::Value;
 use support::*;
 

@@ -2,14 +2,14 @@
 //! from Secrets Manager and state in SSM (moto), a real PostgreSQL with password authentication,
 //! and a local server standing in for CloudFormation's pre-signed ResponseURL.
 
-mod common;
+use crate::harness;
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
-use common::lambda::{Invocation, LambdaProcess, RecordedRequest, ResponseServer};
-use common::support::{self, TAG_0000, TAG_0001};
-use common::{moto, pg, TestDb};
+use harness::lambda::{Invocation, LambdaProcess, RecordedRequest, ResponseServer};
+use harness::support::{self, TAG_0000, TAG_0001};
+use harness::{moto, pg, TestDb};
 use serde_json::{json, Value};
 
 /// A database, a migration role whose credentials live in a Secrets Manager secret, and the
@@ -307,7 +307,7 @@ async fn cloudformation_with_a_missing_secret_answers_failed_promptly() {
 
 /// The project's migrations plus one that outlasts any short deadline.
 fn slow_history() -> tempfile::TempDir {
-    let dir = common::copy_fixture("migrations");
+    let dir = harness::copy_fixture("migrations");
     std::fs::write(
         dir.path().join("0002_slow.sql"),
         "CREATE TABLE slow_marker (id int);\n--> statement-breakpoint\nSELECT pg_sleep(60);\n",
@@ -376,7 +376,7 @@ async fn a_rotated_secret_is_fetched_again_once() {
     let rotated = support::secret_password();
     let admin = stack.db.client().await;
     admin
-        .batch_execute(&format!("ALTER ROLE {} PASSWORD {}", common::ident(&stack.role), common::literal(&rotated)))
+        .batch_execute(&format!("ALTER ROLE {} PASSWORD {}", harness::ident(&stack.role), harness::literal(&rotated)))
         .await
         .unwrap();
     aws_sdk_secretsmanager::Client::new(&aws().await)
@@ -427,7 +427,7 @@ async fn a_stack_rollback_update_reports_state_and_never_migrates() {
 async fn an_update_on_a_database_ahead_of_the_build_leaves_it_alone() {
     let stack = Stack::new().await;
     // A newer release applied a third migration; the function still embeds two.
-    let newer = common::copy_fixture("migrations");
+    let newer = harness::copy_fixture("migrations");
     std::fs::write(newer.path().join("0002_newer.sql"), "CREATE TABLE newer_release (id int);\n").unwrap();
     let mut entries = support::journal(newer.path());
     entries.push(("0002_newer".into(), entries.last().unwrap().1 + 1_000));

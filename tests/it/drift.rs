@@ -2,12 +2,12 @@
 //! drizzle-kit generates (every fixture history, at every version), and every kind of manual
 //! change reported with the exact object it touched.
 
-mod common;
-use common::support;
+use crate::harness;
+use harness::support;
 
 use std::path::Path;
 
-use common::{copy_fixture, pg};
+use harness::{copy_fixture, pg};
 use serde_json::Value;
 use support::*;
 
@@ -115,7 +115,7 @@ async fn manual_changes_are_reported_with_their_exact_objects() {
     assert_eq!(by_kind("columnDefault")["actual"], "1");
     assert!(by_kind("missingConstraint")["expected"].as_str().unwrap().contains("priority"));
     // Human output names them too, and the error goes to stderr.
-    let human = run(common::cli()
+    let human = run(harness::cli()
         .env("DATABASE_URL", &db.url)
         .args(["--migrations", "migrations", "drift"]))
     .expect(3);

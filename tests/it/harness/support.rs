@@ -1,7 +1,7 @@
 //! What the engine tests share on top of `common`: running the CLI (and drizzle-orm's own
 //! `migrate()`) the way an operator would, and reading back what they left in the database.
 //!
-//! Part of the shared harness: `use common::support;`.
+//! Part of the shared harness: `use harness::support;`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{self, pg, TestDb};
+use crate::harness::{self, pg, TestDb};
 
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -55,7 +55,7 @@ fn assert_no_secret(what: &str, text: &str) {
 /// `wishlist-migrate --json <args>` against `db_url` (via DATABASE_URL, as deployments pass it)
 /// with migrations read from `migrations` (relative to the repo, or absolute).
 pub fn wm(db_url: &str, migrations: impl AsRef<Path>, args: &[&str]) -> Command {
-    let mut cmd = common::cli();
+    let mut cmd = harness::cli();
     cmd.env("DATABASE_URL", db_url)
         .arg("--json")
         .arg("--migrations")
@@ -193,7 +193,7 @@ pub fn expected_ledger(dir: &Path) -> Vec<(String, i64)> {
 
 /// Rows of drizzle's ledger in id order as (hash, created_at); empty when it does not exist.
 pub async fn ledger_in(db: &TestDb, schema: &str, table: &str) -> Vec<(String, i64)> {
-    let qualified = format!("{}.{}", common::ident(schema), common::ident(table));
+    let qualified = format!("{}.{}", harness::ident(schema), harness::ident(table));
     if !db.table_exists(&qualified).await {
         return Vec::new();
     }
@@ -253,7 +253,7 @@ pub async fn catalog(db: &TestDb) -> Vec<String> {
 pub async fn schema_exists(db: &TestDb, schema: &str) -> bool {
     db.client()
         .await
-        .query_one("select to_regnamespace($1) is not null", &[&common::ident(schema)])
+        .query_one("select to_regnamespace($1) is not null", &[&harness::ident(schema)])
         .await
         .expect("to_regnamespace")
         .get(0)
