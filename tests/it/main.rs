@@ -1,7 +1,6 @@
-//! Every integration test, in one binary: the harness is compiled once rather than once per
-//! test file, and one PostgreSQL cluster (and one moto server) serves the whole run.
-//! Each former `tests/<name>.rs` is the module `<name>` here, so `cargo test --test it drift::`
-//! runs what `cargo test --test drift` used to.
+//! Every integration test, in one binary: the harness is compiled once, not once per test
+//! file, and one PostgreSQL cluster (and one moto server) serves the whole run. One module per
+//! area; `cargo test --test it drift::` runs one of them.
 
 mod harness;
 
