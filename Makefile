@@ -12,8 +12,8 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 test: bootstrap
-	@# Includes check-rollback on the project's own migrations (tests/rollback.rs) and drift on
-	@# every drizzle-kit fixture history (tests/drift.rs), each against a real PostgreSQL.
+	@# Includes check-rollback on the project's own migrations (tests/it/rollback.rs) and drift on
+	@# every drizzle-kit fixture history (tests/it/drift.rs), each against a real PostgreSQL.
 	$(CARGO) test --locked --all-targets
 	@# Keeps every benchmark working (small sizes, debug build); fails only if one breaks.
 	$(MAKE) bench QUICK=1

@@ -59,7 +59,7 @@ else
 fi
 
 # --- openssl CLI ------------------------------------------------------------
-# tests/tls.rs makes its test CAs and server certificates with it at test time,
+# tests/it/harness/tls.rs makes the test CAs and server certificates with it at test time,
 # and minimal Debian images do not ship it.
 if command -v openssl >/dev/null 2>&1; then
     say "openssl: present"

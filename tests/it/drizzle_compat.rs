@@ -2,13 +2,9 @@
 //! tests/peer/drizzle-migrate.mjs) on real drizzle-kit output: the same ledger rows, usable in
 //! either order, and the cases where drizzle-orm gets it wrong and this tool does not.
 
-mod common;
-use common::support;
-
 use std::path::Path;
 
-use common::{copy_fixture, pg, TestDb};
-use support::*;
+use crate::harness::*;
 
 /// The catalog minus our own history table, which drizzle-orm does not create.
 async fn schema_and_ledger_shape(db: &TestDb) -> Vec<String> {

@@ -2,15 +2,15 @@
 //! from Secrets Manager and state in SSM (moto), a real PostgreSQL with password authentication,
 //! and a local server standing in for CloudFormation's pre-signed ResponseURL.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
-use common::lambda::{Invocation, LambdaProcess, RecordedRequest, ResponseServer};
-use common::support::{self, TAG_0000, TAG_0001};
-use common::{moto, pg, TestDb};
 use serde_json::{json, Value};
+
+use crate::harness::lambda_process::LambdaProcess;
+use crate::harness::response_url::{RecordedRequest, ResponseServer};
+use crate::harness::runtime_api::Invocation;
+use crate::harness::{self, moto, pg, TestDb, TAG_0000, TAG_0001};
 
 /// A database, a migration role whose credentials live in a Secrets Manager secret, and the
 /// environment the function needs to find them.
@@ -41,7 +41,7 @@ fn secret_json(role: &str, password: &str, db: &TestDb) -> String {
 impl Stack {
     async fn new() -> Self {
         let db = pg().fresh_db().await;
-        let password = support::secret_password();
+        let password = harness::secret_password();
         db.create_role(
             "migrator",
             &password,
@@ -142,15 +142,15 @@ async fn status_migrate_and_again_through_the_runtime_api_with_state_in_ssm() {
 
     let status = response(lambda.invoke(json!({"action": "status"})), "status");
     assert_eq!(status["status"], "pending");
-    assert_eq!(support::tags(&status["pending"]), [TAG_0000, TAG_0001]);
+    assert_eq!(harness::tags(&status["pending"]), [TAG_0000, TAG_0001]);
     assert!(stack.state().await.is_none(), "status records nothing");
 
     let migrated = response(lambda.invoke(json!({"action": "migrate"})), "migrate");
     assert_eq!(migrated["status"], "applied");
     assert_eq!(migrated["current"], TAG_0001);
-    assert_eq!(support::tags(&migrated["applied"]), [TAG_0000, TAG_0001]);
+    assert_eq!(harness::tags(&migrated["applied"]), [TAG_0000, TAG_0001]);
     assert_eq!(migrated["database"]["user"], stack.role.as_str());
-    assert_eq!(support::ledger(&stack.db).await.len(), 2);
+    assert_eq!(harness::ledger(&stack.db).await.len(), 2);
     assert_eq!(stack.db.advisory_locks().await, 0);
 
     let state = stack.state().await.expect("migrate writes the state");
@@ -194,7 +194,7 @@ async fn invalid_requests_are_typed_and_list_the_valid_actions() {
         assert!(message.contains(needle), "{event}: {message}");
         assert!(message.contains("migrate, plan, status"), "lists the valid actions: {message}");
     }
-    assert!(support::ledger(&stack.db).await.is_empty(), "nothing ran");
+    assert!(harness::ledger(&stack.db).await.is_empty(), "nothing ran");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,7 +216,7 @@ async fn cloudformation_create_update_delete_answer_the_response_url() {
     let physical_id = answer["PhysicalResourceId"].as_str().unwrap().to_string();
     assert!(physical_id.starts_with("wishlist-migrator-test-"), "{physical_id}");
     assert!(!physical_id.contains(&stack.password));
-    assert_eq!(support::ledger(&stack.db).await.len(), 2);
+    assert_eq!(harness::ledger(&stack.db).await.len(), 2);
     let state = stack.state().await.unwrap();
     assert_eq!(state["runId"], answer["Data"]["RunId"]);
 
@@ -232,7 +232,7 @@ async fn cloudformation_create_update_delete_answer_the_response_url() {
     let answer = cfn_answer(&server, "/delete");
     assert_eq!(answer["Status"], "SUCCESS");
     assert_eq!(answer["PhysicalResourceId"], "wishlist-migrator-test-previous", "Delete echoes the id on record");
-    assert_eq!(support::ledger(&stack.db).await.len(), 2, "Delete never touches the database");
+    assert_eq!(harness::ledger(&stack.db).await.len(), 2, "Delete never touches the database");
     assert!(stack.db.table_exists("public.wishlist_items").await);
     stack.assert_no_password(&lambda);
 }
@@ -245,7 +245,7 @@ async fn a_redelivered_request_gets_the_same_answer_without_migrating_twice() {
     let create = cfn_event("Create", "req-twice", &server.url("/first"), json!({}));
     response(first.invoke(create.clone()), "Create");
     let original = cfn_answer(&server, "/first");
-    let history_before = support::history(&stack.db).await.len();
+    let history_before = harness::history(&stack.db).await.len();
 
     // Same container: answered from memory.
     let mut again = create.clone();
@@ -266,7 +266,7 @@ async fn a_redelivered_request_gets_the_same_answer_without_migrating_twice() {
         assert_eq!(answer["Data"]["AppliedCount"], "2");
         assert_eq!(answer["PhysicalResourceId"], original["PhysicalResourceId"]);
     }
-    assert_eq!(support::history(&stack.db).await.len(), history_before, "no second run touched the database");
+    assert_eq!(harness::history(&stack.db).await.len(), history_before, "no second run touched the database");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -298,7 +298,7 @@ async fn cloudformation_with_a_missing_secret_answers_failed_promptly() {
     let reason = answer["Reason"].as_str().unwrap();
     assert!(reason.starts_with("SecretUnavailable"), "{reason}");
     assert!(reason.contains("wishlist/nowhere/database"), "names the secret: {reason}");
-    assert!(support::ledger(&stack.db).await.is_empty());
+    assert!(harness::ledger(&stack.db).await.is_empty());
 
     // A direct invocation gets the same failure as a typed function error.
     let (error_type, _) = lambda.invoke(json!({"action": "status"})).expect_error("status");
@@ -307,24 +307,24 @@ async fn cloudformation_with_a_missing_secret_answers_failed_promptly() {
 
 /// The project's migrations plus one that outlasts any short deadline.
 fn slow_history() -> tempfile::TempDir {
-    let dir = common::copy_fixture("migrations");
+    let dir = harness::copy_fixture("migrations");
     std::fs::write(
         dir.path().join("0002_slow.sql"),
         "CREATE TABLE slow_marker (id int);\n--> statement-breakpoint\nSELECT pg_sleep(60);\n",
     )
     .unwrap();
-    let mut entries = support::journal(dir.path());
+    let mut entries = harness::journal(dir.path());
     entries.push(("0002_slow".into(), entries.last().unwrap().1 + 1_000));
     let refs: Vec<(&str, i64)> = entries.iter().map(|(t, w)| (t.as_str(), *w)).collect();
-    support::rewrite_journal(dir.path(), &refs);
+    harness::rewrite_journal(dir.path(), &refs);
     dir
 }
 
 async fn assert_nothing_kept(db: &TestDb) {
-    assert!(support::ledger(db).await.is_empty(), "no ledger row");
+    assert!(harness::ledger(db).await.is_empty(), "no ledger row");
     assert!(!db.table_exists("public.wishlist_items").await, "the one transaction rolled back");
     assert!(!db.table_exists("public.slow_marker").await);
-    assert!(support::eventually(|| async { db.advisory_locks().await == 0 }).await, "the lock is released");
+    assert!(harness::eventually(|| async { db.advisory_locks().await == 0 }).await, "the lock is released");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -373,10 +373,10 @@ async fn a_rotated_secret_is_fetched_again_once() {
     let lambda = stack.start(&[]);
     response(lambda.invoke(json!({"action": "status"})), "status caches the secret");
 
-    let rotated = support::secret_password();
+    let rotated = harness::secret_password();
     let admin = stack.db.client().await;
     admin
-        .batch_execute(&format!("ALTER ROLE {} PASSWORD {}", common::ident(&stack.role), common::literal(&rotated)))
+        .batch_execute(&format!("ALTER ROLE {} PASSWORD {}", harness::ident(&stack.role), harness::literal(&rotated)))
         .await
         .unwrap();
     aws_sdk_secretsmanager::Client::new(&aws().await)
@@ -403,7 +403,7 @@ async fn an_unreachable_ssm_is_a_warning_not_a_failure() {
     assert_eq!(migrated["status"], "applied", "the ledger is the source of truth");
     let warnings = migrated["warnings"].to_string();
     assert!(warnings.contains("PutParameter"), "{warnings}");
-    assert_eq!(support::ledger(&stack.db).await.len(), 2);
+    assert_eq!(harness::ledger(&stack.db).await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -419,7 +419,7 @@ async fn a_stack_rollback_update_reports_state_and_never_migrates() {
     let answer = cfn_answer(&server, "/rollback");
     assert_eq!(answer["Status"], "SUCCESS", "a rollback must not fail the stack");
     assert!(answer["Reason"].as_str().unwrap().contains("rollback"), "{}", answer["Reason"]);
-    assert!(support::ledger(&stack.db).await.is_empty(), "nothing migrated");
+    assert!(harness::ledger(&stack.db).await.is_empty(), "nothing migrated");
     assert!(!stack.db.table_exists("public.wishlist_items").await);
 }
 
@@ -427,14 +427,14 @@ async fn a_stack_rollback_update_reports_state_and_never_migrates() {
 async fn an_update_on_a_database_ahead_of_the_build_leaves_it_alone() {
     let stack = Stack::new().await;
     // A newer release applied a third migration; the function still embeds two.
-    let newer = common::copy_fixture("migrations");
+    let newer = harness::copy_fixture("migrations");
     std::fs::write(newer.path().join("0002_newer.sql"), "CREATE TABLE newer_release (id int);\n").unwrap();
-    let mut entries = support::journal(newer.path());
+    let mut entries = harness::journal(newer.path());
     entries.push(("0002_newer".into(), entries.last().unwrap().1 + 1_000));
     let refs: Vec<(&str, i64)> = entries.iter().map(|(t, w)| (t.as_str(), *w)).collect();
-    support::rewrite_journal(newer.path(), &refs);
+    harness::rewrite_journal(newer.path(), &refs);
     let role_url = pg().url(&stack.role, &stack.password, &stack.db.name);
-    support::run(&mut support::wm(&role_url, newer.path(), &["migrate"])).expect(0);
+    harness::run(&mut harness::wm(&role_url, newer.path(), &["migrate"])).expect(0);
 
     let server = ResponseServer::start();
     let lambda = stack.start(&[]);
@@ -443,5 +443,5 @@ async fn an_update_on_a_database_ahead_of_the_build_leaves_it_alone() {
     let answer = cfn_answer(&server, "/ahead");
     assert_eq!(answer["Status"], "SUCCESS", "{}", answer["Reason"]);
     assert!(answer["Reason"].as_str().unwrap().contains("ahead of this build"), "{}", answer["Reason"]);
-    assert_eq!(support::ledger(&stack.db).await.len(), 3, "schema left as it is");
+    assert_eq!(harness::ledger(&stack.db).await.len(), 3, "schema left as it is");
 }

@@ -1,51 +1,26 @@
-//! Shared harness for the integration tests (`mod common;` in each `tests/*.rs`).
-//!
-//! Each test binary gets one real PostgreSQL cluster and, if it asks, one moto
-//! server, both started on first use and shared by every test in the binary.
-//! Tests isolate themselves with `pg().fresh_db()` rather than separate servers,
-//! because a cluster costs a second or two to initdb and a database costs
-//! milliseconds.
-//!
-//! Statics are never dropped and tests may panic, so the servers are not
-//! stopped from Rust. Instead each one runs under a tiny `sh` wrapper whose
-//! stdin is a pipe this process holds open for its whole life: when the test
-//! binary exits for any reason (even SIGKILL) the kernel closes the pipe, the
-//! wrapper's `read` returns, and it kills the server and deletes its files.
-#![allow(dead_code)]
+//! The run's PostgreSQL cluster: started on first use and shared by every test, which
+//! isolates itself in a database of its own (`pg().fresh_db()`), because a cluster costs a
+//! second or two to initdb and a database costs milliseconds. `tls` starts specialised
+//! clusters with the same machinery (`start_pg_with`).
 
-pub mod lambda;
-pub mod support;
-pub mod tls;
-
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Port collisions with other processes are possible between choosing a port
-/// and the server binding it; a collision is retried with a new port.
-const START_ATTEMPTS: u32 = 5;
-
-const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
-
-// ---------------------------------------------------------------------------
-// PostgreSQL
+use super::{ident, literal, pick_port, spawn_with_lifeline, tail_file, START_ATTEMPTS, STARTUP_TIMEOUT};
 
 pub struct PgServer {
     port: u16,
     password: String,
-    dir: PathBuf,
     // Held, never written: closing it (at process exit) tells the wrapper to stop the server.
     _lifeline: ChildStdin,
 }
 
 static PG: OnceLock<Result<PgServer, String>> = OnceLock::new();
 
-/// The test binary's PostgreSQL cluster, started on first call.
+/// The run's PostgreSQL cluster, started on first call.
 pub fn pg() -> &'static PgServer {
     // A failed start is remembered so every test reports it at once instead of
     // each waiting out its own startup timeout.
@@ -65,11 +40,6 @@ impl PgServer {
         &self.password
     }
 
-    /// Directory holding the cluster's data, socket and `server.log`.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn url(&self, user: &str, password: &str, db: &str) -> String {
         format!(
             "postgres://{}:{}@127.0.0.1:{}/{}",
@@ -84,12 +54,7 @@ impl PgServer {
         self.url("postgres", &self.password, db)
     }
 
-    /// Last lines of the server log, for assertion messages.
-    pub fn log_tail(&self, lines: usize) -> String {
-        tail_file(&self.dir.join("server.log"), lines)
-    }
-
-    /// A new, empty database with a name unique across tests and test binaries.
+    /// A new, empty database with a name no other test of the run uses.
     pub async fn fresh_db(&'static self) -> TestDb {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let name = format!(
@@ -234,9 +199,9 @@ fn pg_bin() -> Result<PathBuf, String> {
 }
 
 /// initdb and postgres refuse to run as root; as root they run as this user.
-struct RunAs {
-    uid: u32,
-    gid: u32,
+pub(super) struct RunAs {
+    pub(super) uid: u32,
+    pub(super) gid: u32,
 }
 
 fn is_root() -> bool {
@@ -257,8 +222,8 @@ fn id_of(flag: &str, user: &str) -> Option<u32> {
 
 fn postgres_user() -> Result<RunAs, String> {
     if id_of("-u", "postgres").is_none() {
-        // Another test binary may be creating it at the same moment; only the
-        // re-check below matters.
+        // Another test run, or a TLS cluster starting on another thread, may be
+        // creating it at the same moment; only the re-check below matters.
         let _ = Command::new("useradd")
             .args([
                 "--system",
@@ -301,7 +266,7 @@ fn start_pg() -> Result<PgServer, String> {
 /// into the data directory (given first) and returns extra `postgres` arguments.
 type Customize<'a> = &'a dyn Fn(&Path, &Option<RunAs>) -> Result<Vec<String>, String>;
 
-fn start_pg_with(customize: Customize<'_>) -> Result<PgServer, String> {
+pub(super) fn start_pg_with(customize: Customize<'_>) -> Result<PgServer, String> {
     let bin = pg_bin()?;
     let run_as = if is_root() { Some(postgres_user()?) } else { None };
     let mut last_err = String::new();
@@ -454,7 +419,6 @@ rm -rf "$dir"
         Ok(()) => Ok(PgServer {
             port,
             password,
-            dir,
             _lifeline: lifeline,
         }),
         // Dropping the lifeline makes the wrapper clean up this attempt's directory.
@@ -511,229 +475,6 @@ fn wait_for_pg(url: &str, log: &Path) -> Result<(), WaitError> {
     })
 }
 
-// ---------------------------------------------------------------------------
-// moto (local AWS API emulator)
-
-pub struct Moto {
-    port: u16,
-    _lifeline: ChildStdin,
-}
-
-static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
-
-/// The test binary's moto server (from the repo's .venv), started on first call.
-pub fn moto() -> &'static Moto {
-    match MOTO.get_or_init(start_moto) {
-        Ok(m) => m,
-        Err(msg) => panic!("{msg}"),
-    }
-}
-
-impl Moto {
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn endpoint_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Points an AWS SDK-using process at this server with dummy credentials.
-    /// moto's state is shared by all tests in the binary: use unique resource names.
-    pub fn aws_env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        cmd.env("AWS_ENDPOINT_URL", self.endpoint_url())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-    }
-
-    /// A plain HTTP/1.1 GET; returns (status, body).
-    pub fn http_get(&self, path: &str) -> std::io::Result<(u16, String)> {
-        http_get(self.port, path)
-    }
-}
-
-fn start_moto() -> Result<Moto, String> {
-    let venv = Path::new(MANIFEST_DIR).join(".venv/bin");
-    let cmd: Vec<String> = if venv.join("moto_server").exists() {
-        vec![venv.join("moto_server").display().to_string()]
-    } else if venv.join("python").exists() {
-        vec![
-            venv.join("python").display().to_string(),
-            "-m".into(),
-            "moto.server".into(),
-        ]
-    } else {
-        return Err("moto is not installed in .venv: run scripts/bootstrap.sh".into());
-    };
-
-    const WRAPPER: &str = r#"
-log=$1; shift
-"$@" </dev/null >"$log" 2>&1 &
-pid=$!
-read _
-kill "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
-rm -f "$log"
-"#;
-    let mut last_err = String::new();
-    for _ in 0..START_ATTEMPTS {
-        let port = pick_port();
-        let log = std::env::temp_dir().join(format!(
-            "wm-moto-{}-{}.log",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        let mut args = vec![log.display().to_string()];
-        args.extend(cmd.iter().cloned());
-        args.extend(["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from));
-        let lifeline = spawn_with_lifeline(WRAPPER, &args)?;
-
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if http_get(port, "/").is_ok() {
-                return Ok(Moto {
-                    port,
-                    _lifeline: lifeline,
-                });
-            }
-            let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-            if log_text.contains("Address already in use") {
-                last_err = log_text;
-                break; // dropping the lifeline stops this attempt
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "moto did not answer on 127.0.0.1:{port} within {STARTUP_TIMEOUT:?}; log tail:\n{}",
-                    tail_file(&log, 30)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    Err(format!("moto never got a free port: {last_err}"))
-}
-
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .strip_prefix("HTTP/1.")
-        .and_then(|rest| rest.get(2..5))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:.200}")))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-// ---------------------------------------------------------------------------
-// CLI and fixtures
-
-/// The CLI binary, with no database/migration settings inherited from the
-/// developer's shell, so each test states exactly what it passes.
-pub fn cli() -> Command {
-    const SCRUBBED_PREFIXES: &[&str] = &[
-        "PG",
-        "DATABASE_",
-        "MIGRATIONS_",
-        "MIGRATOR_",
-        "WISHLIST_",
-        "AWS_",
-        "RUST_LOG",
-    ];
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wishlist-migrate"));
-    for (key, _) in std::env::vars_os() {
-        if let Some(k) = key.to_str() {
-            if SCRUBBED_PREFIXES.iter().any(|p| k.starts_with(p)) {
-                cmd.env_remove(&key);
-            }
-        }
-    }
-    // Output assertions shouldn't depend on whether colour was detected.
-    cmd.env("NO_COLOR", "1");
-    cmd.current_dir(MANIFEST_DIR);
-    cmd
-}
-
-/// Copies a folder of the repo (e.g. "migrations" or
-/// "tests/fixtures/engine/failing") into a new temp dir, which is returned
-/// as the copy's root, so a test can modify migrations freely.
-pub fn copy_fixture(rel: &str) -> tempfile::TempDir {
-    let src = Path::new(MANIFEST_DIR).join(rel);
-    assert!(src.is_dir(), "fixture folder {} does not exist", src.display());
-    let dst = tempfile::Builder::new()
-        .prefix("wm-fixture-")
-        .tempdir()
-        .expect("create temp dir");
-    copy_dir(&src, dst.path()).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
-    dst
-}
-
-fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let to = dst.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&to)?;
-            copy_dir(&entry.path(), &to)?;
-        } else {
-            std::fs::copy(entry.path(), &to)?;
-        }
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// helpers
-
-/// Runs `sh -c script sh args...` whose stdin is a pipe only we hold the write
-/// end of (std marks it close-on-exec, so no other child inherits it).
-fn spawn_with_lifeline(script: &str, args: &[String]) -> Result<ChildStdin, String> {
-    use std::os::unix::process::CommandExt;
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("sh")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Out of the terminal's process group, so Ctrl-C on `cargo test` kills
-        // only the test binary and the wrapper still gets to clean up.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("spawn sh: {e}"))?;
-    Ok(child.stdin.take().expect("piped stdin"))
-}
-
-/// A port that was free a moment ago. Random rather than kernel-assigned
-/// (bind to 0) so parallel test binaries rarely pick the same one.
-fn pick_port() -> u16 {
-    loop {
-        let port = fastrand::u16(20000..60000);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn tail_file(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{}: {e}>", path.display()));
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 fn pct(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -744,14 +485,4 @@ fn pct(s: &str) -> String {
         }
     }
     out
-}
-
-/// SQL identifier quoting.
-pub fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// SQL string literal quoting (standard_conforming_strings is on by default).
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }

@@ -2,13 +2,9 @@
 //! changes nothing: same ledger rows, same tables. Each case starts from a database where part
 //! of the history is applied, so "nothing changed" means the pending migration did not run.
 
-mod common;
-use common::support;
-
 use std::path::Path;
 
-use common::{copy_fixture, pg, TestDb};
-use support::*;
+use crate::harness::*;
 
 /// The ledger and the catalog: what a refusal must leave exactly as it was.
 async fn state(db: &TestDb) -> (Vec<(String, i64)>, Vec<String>) {

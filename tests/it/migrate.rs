@@ -2,11 +2,7 @@
 //! `migrate` (also `--dry-run` and `--to`), the JSON report, the resulting catalog and ledger,
 //! and migrations that must run outside a transaction.
 
-mod common;
-use common::support;
-
-use common::pg;
-use support::*;
+use crate::harness::*;
 
 /// Statements in a drizzle-kit file: drizzle-kit never ends a file with a breakpoint.
 fn statement_count(file: &str) -> u64 {
@@ -187,7 +183,7 @@ async fn an_unknown_to_tag_is_a_usage_error_and_changes_nothing() {
 #[tokio::test]
 async fn without_a_folder_the_embedded_migrations_are_applied() {
     let db = pg().fresh_db().await;
-    let out = run(common::cli()
+    let out = run(cli()
         .env("DATABASE_URL", &db.url)
         .args(["--json", "--env", "staging", "migrate"]))
     .expect(0);
@@ -211,7 +207,7 @@ async fn without_a_folder_the_embedded_migrations_are_applied() {
 #[tokio::test]
 async fn human_output_has_a_line_per_migration_and_a_summary() {
     let db = pg().fresh_db().await;
-    let mut cmd = common::cli();
+    let mut cmd = cli();
     cmd.env("DATABASE_URL", &db.url).env("APP_ENV", "qa").args(["migrate"]);
     let out = run(&mut cmd).expect(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -227,7 +223,7 @@ async fn human_output_has_a_line_per_migration_and_a_summary() {
     assert!(out.stdout.contains("env qa"), "{}", out.stdout);
 
     // A failure goes to stderr with its type; stdout still ends with the summary.
-    let mut bad = common::cli();
+    let mut bad = cli();
     bad.env("DATABASE_URL", &db.url).args(["migrate", "--to", "nope"]);
     let failed = run(&mut bad).expect(2);
     assert!(failed.stderr.contains("error[InvalidRequest]"), "{}", failed.stderr);

@@ -2,12 +2,9 @@
 //! index, an invalid index and an unexpected enum value each fail by name; the query catalogue
 //! follows the database's version; `--analyze` reports timings.
 
-mod common;
-use common::support;
-
-use common::{copy_fixture, pg};
 use serde_json::Value;
-use support::*;
+
+use crate::harness::*;
 
 fn checks(report: &Value) -> Vec<Value> {
     report["checks"].as_array().unwrap_or_else(|| panic!("no checks: {report}")).clone()
@@ -86,7 +83,7 @@ async fn a_dropped_index_fails_verification_naming_it() {
     assert_eq!(report["differences"][0]["object"], "public.wishlist_items.idx_wishlist_user_sort");
     // The other queries still pass: only what broke is named.
     assert_eq!(failures.iter().filter(|(kind, _, _)| kind == "queryPlan").count(), 1, "{failures:?}");
-    let human = run(common::cli().env("DATABASE_URL", &db.url).args(["--migrations", "migrations", "verify"])).expect(3);
+    let human = run(cli().env("DATABASE_URL", &db.url).args(["--migrations", "migrations", "verify"])).expect(3);
     assert!(human.stdout.contains("✗ queryPlan list a user's items in their order"), "{}", human.stdout);
     assert!(human.stderr.contains("error[VerificationFailed]"), "{}", human.stderr);
 }

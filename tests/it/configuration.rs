@@ -1,13 +1,9 @@
 //! Configuration as an operator supplies it (flags over the environment), usage and config
 //! errors (exit 2, still one JSON report with --json), connection failures, and passwords
-//! never showing up in any output. `support::run` checks every run's stdout and stderr for the
+//! never showing up in any output. `harness::run` checks every run's stdout and stderr for the
 //! admin password and every `secret_password()`; the tests here add the risky paths.
 
-mod common;
-use common::support;
-
-use common::pg;
-use support::*;
+use crate::harness::*;
 
 #[tokio::test]
 async fn a_wrong_password_is_a_connection_failure_that_does_not_echo_it() {
@@ -18,7 +14,7 @@ async fn a_wrong_password_is_a_connection_failure_that_does_not_echo_it() {
     assert_eq!(report["error"]["sqlstate"], "28P01");
 
     // The same through the libpq variables, in human mode and with every log line enabled.
-    let mut cmd = common::cli();
+    let mut cmd = cli();
     cmd.env("PGHOST", "127.0.0.1")
         .env("PGPORT", pg().port().to_string())
         .env("PGUSER", "postgres")
@@ -46,7 +42,7 @@ async fn a_successful_run_logs_no_password_even_at_trace_level() {
 #[tokio::test]
 async fn the_libpq_variables_work_and_flags_override_the_environment() {
     let db = pg().fresh_db().await;
-    let mut cmd = common::cli();
+    let mut cmd = cli();
     cmd.env("PGHOST", "127.0.0.1")
         .env("PGPORT", pg().port().to_string())
         .env("PGUSER", "postgres")
@@ -57,7 +53,7 @@ async fn the_libpq_variables_work_and_flags_override_the_environment() {
 
     // A stale DATABASE_URL and APP_ENV in the environment; the flags win.
     let stale = pg().url("postgres", &secret_password(), &db.name);
-    let mut cmd = common::cli();
+    let mut cmd = cli();
     cmd.env("DATABASE_URL", &stale)
         .env("APP_ENV", "prod")
         .args(["--json", "--database-url", &db.url, "--env", "staging", "--migrations", "migrations", "migrate"]);
@@ -86,7 +82,7 @@ async fn bad_settings_are_config_errors_with_exit_2_and_a_json_report() {
         assert!(report["error"]["message"].as_str().unwrap().contains(variable), "{report}");
     }
     // Without --json the error goes to stderr.
-    let mut cmd = common::cli();
+    let mut cmd = cli();
     cmd.env("DATABASE_URL", &db.url).env("LOCK_WAIT_SECONDS", "soon").arg("migrate");
     let out = run(&mut cmd).expect(2);
     assert!(out.stderr.contains("error[ConfigError]") && out.stderr.contains("LOCK_WAIT_SECONDS"), "{}", out.stderr);
@@ -96,7 +92,7 @@ async fn bad_settings_are_config_errors_with_exit_2_and_a_json_report() {
 
 #[test]
 fn no_database_configured_is_exit_2() {
-    let mut cmd = common::cli();
+    let mut cmd = cli();
     cmd.args(["--json", "status"]);
     let report = run(&mut cmd).expect(2).report();
     assert_eq!(error_type(&report), "ConfigError");
@@ -107,10 +103,10 @@ fn no_database_configured_is_exit_2() {
 fn an_unparsable_url_is_exit_2_without_echoing_it() {
     let password = secret_password();
     let url = format!("postgres://postgres:{password}@127.0.0.1:notaport/x");
-    let mut cmd = common::cli();
+    let mut cmd = cli();
     cmd.env("DATABASE_URL", &url).args(["--json", "status"]);
     assert_eq!(error_type(&run(&mut cmd).expect(2).report()), "ConfigError");
-    let mut cmd = common::cli();
+    let mut cmd = cli();
     cmd.args(["--database-url", &url, "status"]);
     let out = run(&mut cmd).expect(2);
     assert!(out.stderr.contains("--database-url"), "{}", out.stderr);
@@ -118,7 +114,7 @@ fn an_unparsable_url_is_exit_2_without_echoing_it() {
 
 #[test]
 fn usage_errors_are_exit_2() {
-    run(common::cli().args(["migrate", "--no-such-flag"])).expect(2);
-    run(common::cli().args(["frobnicate"])).expect(2);
-    run(common::cli().args(["--lock-wait", "soon", "status"])).expect(2);
+    run(cli().args(["migrate", "--no-such-flag"])).expect(2);
+    run(cli().args(["frobnicate"])).expect(2);
+    run(cli().args(["--lock-wait", "soon", "status"])).expect(2);
 }

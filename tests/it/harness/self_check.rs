@@ -1,9 +1,8 @@
 //! Checks the shared test harness itself, so a broken environment shows up
 //! here rather than as confusing failures in the real tests.
 
-mod common;
 
-use common::{moto, pg};
+use super::{moto, pg};
 
 #[tokio::test]
 async fn fresh_db_accepts_admin_password_only() {
@@ -81,13 +80,13 @@ fn moto_answers_http() {
 
 #[test]
 fn cli_binary_exists() {
-    let cmd = common::cli();
+    let cmd = super::cli();
     assert!(std::path::Path::new(cmd.get_program()).exists());
 }
 
 #[test]
 fn copy_fixture_copies_a_folder_tree() {
-    let copy = common::copy_fixture("src");
+    let copy = super::copy_fixture("src");
     assert!(copy.path().join("lib.rs").is_file());
     assert!(copy.path().join("bin/wishlist-migrate.rs").is_file());
 }

@@ -1,12 +1,9 @@
 //! Runs that fail (exit 1) must say what failed, where and why (migration tag, statement,
 //! SQLSTATE) and leave nothing behind: no partial schema, no ledger row, no advisory lock.
 
-mod common;
-use common::support;
-
-use common::{pg, TestDb};
 use serde_json::Value;
-use support::*;
+
+use crate::harness::*;
 
 const FAILING: &str = "tests/fixtures/engine/failing";
 const BROKEN_TAG: &str = "0001_add_audit_log_broken";
@@ -74,7 +71,7 @@ async fn a_failing_migration_leaves_no_partial_schema_no_ledger_row_and_no_lock(
     );
 
     // A person at a terminal gets the error and the statement on stderr.
-    let mut human = common::cli();
+    let mut human = cli();
     human.env("DATABASE_URL", &db.url).env("MIGRATIONS_DIR", repo_path(FAILING)).arg("migrate");
     let out = run(&mut human).expect(1);
     assert!(out.stderr.contains("error[MigrationFailed]") && out.stderr.contains(BROKEN_TAG), "{}", out.stderr);

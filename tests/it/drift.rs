@@ -2,14 +2,11 @@
 //! drizzle-kit generates (every fixture history, at every version), and every kind of manual
 //! change reported with the exact object it touched.
 
-mod common;
-use common::support;
-
 use std::path::Path;
 
-use common::{copy_fixture, pg};
 use serde_json::Value;
-use support::*;
+
+use crate::harness::*;
 
 /// Every real drizzle-kit history in the repository, relative to the repo root.
 fn histories() -> Vec<String> {
@@ -115,7 +112,7 @@ async fn manual_changes_are_reported_with_their_exact_objects() {
     assert_eq!(by_kind("columnDefault")["actual"], "1");
     assert!(by_kind("missingConstraint")["expected"].as_str().unwrap().contains("priority"));
     // Human output names them too, and the error goes to stderr.
-    let human = run(common::cli()
+    let human = run(cli()
         .env("DATABASE_URL", &db.url)
         .args(["--migrations", "migrations", "drift"]))
     .expect(3);

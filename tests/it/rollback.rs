@@ -2,18 +2,15 @@
 //! down files (across the enum conversion), refusals that change nothing, dry runs, the ledger
 //! drizzle-orm reads afterwards, and the round trip of every migration.
 
-mod common;
-use common::support;
-
-use common::{copy_fixture, pg};
 use serde_json::Value;
-use support::*;
+
+use crate::harness::*;
 
 fn rolled_back_tags(report: &Value) -> Vec<String> {
     tags(&report["rollback"]["migrations"])
 }
 
-async fn seed(db: &common::TestDb, created_by: Option<&str>) {
+async fn seed(db: &TestDb, created_by: Option<&str>) {
     db.client()
         .await
         .execute(
@@ -181,7 +178,7 @@ async fn dry_run_shows_the_statements_and_changes_nothing() {
     assert_eq!(ledger(&db).await, ledger_before);
     assert_eq!(history(&db).await, history_before);
 
-    let human = run(common::cli()
+    let human = run(cli()
         .env("DATABASE_URL", &db.url)
         .args(["--migrations", "migrations", "rollback", "--to", TAG_0000, "--dry-run"]))
     .expect(0);
@@ -202,7 +199,7 @@ async fn targets_that_cannot_be_rolled_back_to() {
     assert_eq!(report["status"], "upToDate");
     assert_eq!(rolled_back_tags(&report), Vec::<String>::new());
     // clap requires --to: rolling back is never a default.
-    run(common::cli().env("DATABASE_URL", &db.url).args(["rollback"])).expect(2);
+    run(cli().env("DATABASE_URL", &db.url).args(["rollback"])).expect(2);
 }
 
 #[tokio::test]
@@ -230,7 +227,7 @@ async fn a_failing_down_statement_rolls_the_whole_rollback_back() {
 async fn check_rollback_passes_on_the_projects_migrations() {
     let db = pg().fresh_db().await;
     // The embedded set, as `make test` and a release pipeline run it.
-    let out = run(common::cli().env("DATABASE_URL", &db.url).args(["--json", "check-rollback"])).expect(0);
+    let out = run(cli().env("DATABASE_URL", &db.url).args(["--json", "check-rollback"])).expect(0);
     let report = out.report();
     assert_eq!(report["action"], "checkRollback");
     assert_eq!(report["status"], "verified");
@@ -257,7 +254,7 @@ async fn check_rollback_passes_on_the_projects_migrations() {
     assert_eq!(actions, expected);
 
     // A database with migrations applied is not a scratch database.
-    let report = run(common::cli().env("DATABASE_URL", &db.url).args(["--json", "check-rollback"])).expect(3).report();
+    let report = run(cli().env("DATABASE_URL", &db.url).args(["--json", "check-rollback"])).expect(3).report();
     assert_eq!(error_type(&report), "RollbackRefused");
     assert!(report["error"]["message"].as_str().unwrap().contains("scratch"), "{report}");
 }

@@ -1,4 +1,4 @@
-//! TLS-only PostgreSQL clusters and the test PKI they use, for `tests/tls.rs`.
+//! TLS-only PostgreSQL clusters and the test PKI they use, for the `tls` tests.
 //!
 //! The certificates are made at test time with the `openssl` CLI (scripts/bootstrap.sh
 //! installs it), so no key material lives in the repository and nothing can expire in it.
@@ -9,11 +9,12 @@
 //! running in parallel, and the second cluster is started only by the test that needs it.
 
 use std::os::unix::fs::PermissionsExt;
-
-use super::{spawn_with_lifeline, start_pg_with, PgServer, RunAs};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
+
+use super::pg::{start_pg_with, PgServer, RunAs};
+use super::spawn_with_lifeline;
 
 /// The host name in the certificate of `pg_tls_other_host()`; it resolves nowhere.
 pub const OTHER_HOST: &str = "db.example.internal";

@@ -3,14 +3,15 @@
 //! then a smoke run of the real binary under them. The function's behaviour is
 //! tested in depth elsewhere; these need neither PostgreSQL nor moto.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::lambda::{Invocation, LambdaProcess, ResponseServer, RuntimeApi, FUNCTION_ARN};
 use serde_json::{json, Value};
+
+use crate::harness::lambda_process::LambdaProcess;
+use crate::harness::response_url::ResponseServer;
+use crate::harness::runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 
 /// One HTTP/1.1 exchange on a kept-alive connection: (status, lowercased headers, body).
 fn exchange(

@@ -1,17 +1,15 @@
 //! TLS as the README documents it (`DB_SSLMODE`, `DB_CA_BUNDLE`), against real PostgreSQL
-//! servers with `ssl = on` that accept nothing but `hostssl` (see `common::tls`): a run that
+//! servers with `ssl = on` that accept nothing but `hostssl` (see `harness::tls`): a run that
 //! gets past connecting has used TLS, and `plain_text_is_refused_by_the_tls_only_server`
 //! shows that the server really refuses anything else.
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::Value;
 
-use common::tls::{pg_tls, pg_tls_other_host, pki, OTHER_HOST};
-use common::{PgServer, TestDb};
+use crate::harness::tls::{pg_tls, pg_tls_other_host, pki, OTHER_HOST};
+use crate::harness::{cli, PgServer, TestDb};
 
 /// A fresh database on one of the TLS-only servers.
 struct Target {
@@ -77,7 +75,7 @@ impl Target {
             .server
             .url("postgres", password, &self.db.name)
             .replacen("@127.0.0.1:", &format!("@{host}:"), 1);
-        let mut cmd = common::cli();
+        let mut cmd = cli();
         cmd.env("DATABASE_URL", url).args(["--json", "migrate"]);
         if let Some(mode) = sslmode {
             cmd.env("DB_SSLMODE", mode);

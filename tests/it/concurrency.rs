@@ -1,12 +1,9 @@
 //! Several deploys racing on one database: the advisory lock lets exactly one apply, the others
 //! find nothing to do or give up with exit 4 naming who holds the lock.
 
-mod common;
-use common::support;
-
-use common::{pg, TestDb};
 use serde_json::Value;
-use support::*;
+
+use crate::harness::*;
 
 /// The documented default key: the ASCII bytes `wishlist` read as a big-endian i64.
 const DEFAULT_LOCK_KEY: i64 = 8_604_535_455_400_686_452;

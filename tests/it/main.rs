@@ -1,0 +1,18 @@
+//! Every integration test, in one binary: the harness is compiled once, not once per test
+//! file, and one PostgreSQL cluster (and one moto server) serves the whole run. One module per
+//! area; `cargo test --test it drift::` runs one of them.
+
+mod harness;
+
+mod concurrency;
+mod configuration;
+mod drift;
+mod drizzle_compat;
+mod failures;
+mod lambda;
+mod lambda_runtime;
+mod migrate;
+mod refusals;
+mod rollback;
+mod tls;
+mod verify;
