@@ -288,3 +288,25 @@ async fn check_rollback_names_a_down_file_that_does_not_restore_the_schema() {
     let report = run(&mut wm(&db.url, dir.path(), &["check-rollback"])).expect(3).report();
     assert!(report["checks"][0]["detail"].as_str().unwrap().contains("no down file"), "{report}");
 }
+
+#[tokio::test]
+async fn check_rollback_keeps_the_warnings_of_every_step() {
+    // A migration that seeds a row: rolling it back drops a table holding data, which a
+    // scratch run allows and reports as a warning of its rollback step.
+    let db = pg().fresh_db().await;
+    let dir = copy_fixture("migrations");
+    let up = dir.path().join(format!("{TAG_0000}.sql"));
+    let mut text = std::fs::read_to_string(&up).unwrap();
+    text.push_str(
+        "\n--> statement-breakpoint\nINSERT INTO \"wishlist_items\" (user_id, title, store, currency, sort_order) VALUES ('u1', 'Seeded', 'LEGO', 'EUR', 1);\n",
+    );
+    std::fs::write(&up, text).unwrap();
+    let report = run(&mut wm(&db.url, dir.path(), &["check-rollback"])).expect(0).report();
+    assert_eq!(report["status"], "verified", "{report}");
+    let warnings: Vec<&str> = report["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert!(
+        warnings.iter().any(|w| w.starts_with("dropped data (--allow-data-loss)") && w.contains("wishlist_items")),
+        "the rollback step's warning is in the report: {warnings:?}"
+    );
+    assert_eq!(db.advisory_locks().await, 0);
+}
