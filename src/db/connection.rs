@@ -337,8 +337,11 @@ fn tls_source(settings: &ConnectionSettings) -> Result<TlsSource, ConnectError> 
     })
 }
 
+/// What a cached TLS connector was built for: the mode and the CA bundle path.
+type ConnectorKey = (TlsMode, Option<String>);
+
 impl TlsSource {
-    fn key(&self) -> (TlsMode, Option<String>) {
+    fn key(&self) -> ConnectorKey {
         (self.mode, self.bundle.as_ref().map(|(path, _)| path.clone()))
     }
 
@@ -362,7 +365,7 @@ impl TlsSource {
     /// Building a connector loads the system trust store (tens of milliseconds): do it once per
     /// process and settings, so warm Lambda invocations and retries reuse it.
     fn connector(&self) -> Result<native_tls::TlsConnector, native_tls::Error> {
-        static CACHE: Mutex<Vec<((TlsMode, Option<String>), native_tls::TlsConnector)>> = Mutex::new(Vec::new());
+        static CACHE: Mutex<Vec<(ConnectorKey, native_tls::TlsConnector)>> = Mutex::new(Vec::new());
         let key = self.key();
         let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, connector)) = cache.iter().find(|(k, _)| *k == key) {
@@ -431,7 +434,7 @@ fn pem_certificates(pem: &[u8]) -> Result<Vec<native_tls::Certificate>, String> 
             .find(END)
             .map(|e| start + e + END.len())
             .ok_or_else(|| format!("certificate {} has no END line", certificates.len() + 1))?;
-        let certificate = native_tls::Certificate::from_pem(rest[start..end].as_bytes())
+        let certificate = native_tls::Certificate::from_pem(&rest.as_bytes()[start..end])
             .map_err(|e| format!("certificate {} is invalid: {e}", certificates.len() + 1))?;
         certificates.push(certificate);
         rest = &rest[end..];

@@ -32,7 +32,7 @@ const CFN_RESPONSE_RESERVE: Duration = Duration::from_secs(3);
 const WIND_DOWN: Duration = Duration::from_secs(2);
 
 enum Credentials {
-    Url(ConnectionSettings),
+    Url(Box<ConnectionSettings>),
     Secret(SecretCache),
 }
 
@@ -92,7 +92,7 @@ impl Function {
         let settings = RunSettings::from_env(lookup)?;
         let credentials = match (lookup("DB_SECRET_ID"), lookup("DATABASE_URL")) {
             (Some(id), _) => Credentials::Secret(SecretCache::new(aws_sdk_secretsmanager::Client::new(aws), id)),
-            (None, Some(_)) => Credentials::Url(ConnectionSettings::from_env(lookup, TlsMode::Require)?),
+            (None, Some(_)) => Credentials::Url(Box::new(ConnectionSettings::from_env(lookup, TlsMode::Require)?)),
             (None, None) => {
                 return Err(ConfigError::Unusable {
                     variable: "DB_SECRET_ID",
@@ -171,7 +171,7 @@ impl Function {
         let mut refreshed = false;
         loop {
             let connection = match &setup.credentials {
-                Credentials::Url(c) => Ok(c.clone()),
+                Credentials::Url(c) => Ok(c.as_ref().clone()),
                 Credentials::Secret(cache) => {
                     let secret = if refreshed { cache.refresh().await } else { cache.get().await };
                     secret
