@@ -6,23 +6,36 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 CARGO ?= cargo
 
-.PHONY: bootstrap test demo bench
+.PHONY: bootstrap test lambda demo bench
 
 bootstrap:
 	@scripts/bootstrap.sh
 
 test: bootstrap
+	@# Style, lints and layering first: cheaper than the tests and independent of them.
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+	@# The self-test first: it proves the check can still fail before its pass is believed.
+	python3 scripts/check-layers.py --self-test && python3 scripts/check-layers.py
 	@# Includes check-rollback on the project's own migrations (tests/it/rollback.rs) and drift on
 	@# every drizzle-kit fixture history (tests/it/drift.rs), each against a real PostgreSQL.
 	$(CARGO) test --locked --all-targets
 	@# Keeps every benchmark working (small sizes, debug build); fails only if one breaks.
 	$(MAKE) bench QUICK=1
 	cfn-lint template.yaml
-	@# The deployable artifact, built as sam build does (CargoLambda.toml adds the
+	@# Proves the arm64 Lambda still cross-compiles and links (zig), without release's LTO and
+	@# single codegen unit (Cargo.toml's lambda-check profile). Its own lambda dir, so it never
+	@# stands in for make lambda's artifact in target/lambda.
+	$(CARGO) lambda build --profile lambda-check --arm64 --locked --features vendored-openssl \
+		--bin wishlist-migrator-lambda --lambda-dir target/lambda-check
+	@ls -l target/lambda-check/wishlist-migrator-lambda/bootstrap
+	@# Further checks (drizzle peer tests, ...) go below.
+
+lambda: bootstrap
+	@# The deployable artifact, built as sam build does (release; CargoLambda.toml adds the
 	@# vendored-openssl feature and puts it in target/lambda); zig links for arm64.
 	$(CARGO) lambda build --release --arm64 --locked --features vendored-openssl --bin wishlist-migrator-lambda
 	@ls -l target/lambda/wishlist-migrator-lambda/bootstrap
-	@# Further checks (drizzle peer tests, ...) go below.
 
 demo: bootstrap
 	$(CARGO) build --locked --bins

@@ -17,7 +17,9 @@ fn main() {
         collect(&dir, &dir, &mut files);
     }
     files.sort();
-    let mut out = String::from("/// Files of the embedded migration folder: (path relative to the folder, bytes).\npub static FILES: &[(&str, &[u8])] = &[\n");
+    let mut out = String::from(
+        "/// Files of the embedded migration folder: (path relative to the folder, bytes).\npub static FILES: &[(&str, &[u8])] = &[\n",
+    );
     for (rel, abs) in &files {
         out.push_str(&format!("    ({rel:?}, include_bytes!({abs:?})),\n"));
     }
@@ -29,7 +31,10 @@ fn main() {
     println!("cargo:rerun-if-changed={}", bundle.display());
     out.push_str("/// The CA bundle built in for `DB_CA_BUNDLE=embedded`, if the build had one.\n");
     if bundle.is_file() {
-        out.push_str(&format!("pub static CA_BUNDLE: Option<&[u8]> = Some(include_bytes!({:?}));\n", bundle.display().to_string()));
+        out.push_str(&format!(
+            "pub static CA_BUNDLE: Option<&[u8]> = Some(include_bytes!({:?}));\n",
+            bundle.display().to_string()
+        ));
     } else {
         out.push_str("pub static CA_BUNDLE: Option<&[u8]> = None;\n");
     }

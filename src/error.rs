@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 /// Stable error names: Step Functions `Retry`/`Catch` and operators match on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorType {
@@ -132,7 +131,12 @@ mod tests {
         assert_eq!(ErrorType::InvalidMigrations.exit_code(), 3);
         assert_eq!(ErrorType::MigrationLockBusy.exit_code(), 4);
         assert_eq!(ErrorType::MigrationFailed.exit_code(), 1);
-        for finding in [ErrorType::DriftDetected, ErrorType::VerificationFailed, ErrorType::RollbackRefused, ErrorType::InvalidSnapshot] {
+        for finding in [
+            ErrorType::DriftDetected,
+            ErrorType::VerificationFailed,
+            ErrorType::RollbackRefused,
+            ErrorType::InvalidSnapshot,
+        ] {
             assert_eq!(finding.exit_code(), 3, "{finding}");
         }
         assert_eq!(ErrorType::InspectionFailed.exit_code(), 1);
@@ -140,7 +144,10 @@ mod tests {
 
     #[test]
     fn type_names_serialize_as_written() {
-        assert_eq!(serde_json::to_string(&ErrorType::MigrationLockBusy).unwrap(), "\"MigrationLockBusy\"");
+        assert_eq!(
+            serde_json::to_string(&ErrorType::MigrationLockBusy).unwrap(),
+            "\"MigrationLockBusy\""
+        );
         assert_eq!(ErrorType::DeadlineExceeded.as_str(), "DeadlineExceeded");
     }
 }

@@ -96,9 +96,10 @@ impl DbSecret {
     /// (e.g. the cluster writer endpoint, bypassing RDS Proxy, which pins on advisory locks).
     /// TLS is required unless `DB_SSLMODE` says otherwise.
     pub fn connection(&self, id: &str, env: Lookup<'_>) -> Result<ConnectionSettings, CredentialsError> {
-        let host = env("DB_HOST")
-            .or_else(|| self.host.clone())
-            .ok_or(SecretError::MissingField { id: id.into(), field: "host" })?;
+        let host = env("DB_HOST").or_else(|| self.host.clone()).ok_or(SecretError::MissingField {
+            id: id.into(),
+            field: "host",
+        })?;
         let port = match env("DB_PORT") {
             Some(p) => p.trim().parse().map_err(|_| ConfigError::Invalid {
                 variable: "DB_PORT",
@@ -107,11 +108,16 @@ impl DbSecret {
             })?,
             None => self.port.unwrap_or(5432),
         };
-        let dbname = env("DB_NAME")
-            .or_else(|| self.dbname.clone())
-            .ok_or(SecretError::MissingField { id: id.into(), field: "dbname" })?;
+        let dbname = env("DB_NAME").or_else(|| self.dbname.clone()).ok_or(SecretError::MissingField {
+            id: id.into(),
+            field: "dbname",
+        })?;
         let mut pg = tokio_postgres::Config::new();
-        pg.host(&host).port(port).user(&self.username).password(&self.password.0).dbname(&dbname);
+        pg.host(&host)
+            .port(port)
+            .user(&self.username)
+            .password(&self.password.0)
+            .dbname(&dbname);
         let mut settings = ConnectionSettings::new(pg, TlsMode::Require);
         settings.apply_tls_env(env, TlsMode::Require)?;
         Ok(settings)
@@ -170,7 +176,9 @@ impl SecretCache {
                 id: self.id.clone(),
                 reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
             })?;
-        let text = output.secret_string().ok_or_else(|| SecretError::NoString { id: self.id.clone() })?;
+        let text = output
+            .secret_string()
+            .ok_or_else(|| SecretError::NoString { id: self.id.clone() })?;
         tracing::info!(secret_id = %self.id, "database secret fetched");
         DbSecret::parse(&self.id, text)
     }
@@ -225,15 +233,26 @@ mod tests {
         let err = DbSecret::parse("arn:secret", r#"{"password":"hunter2"}"#).unwrap_err();
         assert!(matches!(err, SecretError::MissingField { field: "username", .. }));
         assert!(!err.to_string().contains("hunter2"));
-        assert!(matches!(DbSecret::parse("id", "not json").unwrap_err(), SecretError::NotJson { .. }));
+        assert!(matches!(
+            DbSecret::parse("id", "not json").unwrap_err(),
+            SecretError::NotJson { .. }
+        ));
     }
 
     #[test]
     fn overrides_win_and_tls_is_required_by_default() {
         let s = DbSecret::parse("id", RDS).unwrap();
-        let c = s.connection("id", &env(&[("DB_HOST", "writer.internal"), ("DB_PORT", "5433"), ("DB_NAME", "other")])).unwrap();
+        let c = s
+            .connection(
+                "id",
+                &env(&[("DB_HOST", "writer.internal"), ("DB_PORT", "5433"), ("DB_NAME", "other")]),
+            )
+            .unwrap();
         let info = c.info();
-        assert_eq!((info.host.as_str(), info.port, info.name.as_str()), ("writer.internal", 5433, "other"));
+        assert_eq!(
+            (info.host.as_str(), info.port, info.name.as_str()),
+            ("writer.internal", 5433, "other")
+        );
         assert_eq!(c.tls, TlsMode::Require);
         assert_eq!(c.pg.get_password(), Some(&b"pa:ss@w/rd"[..]));
         let c = s.connection("id", &env(&[("DB_SSLMODE", "disable")])).unwrap();

@@ -185,7 +185,18 @@ mod tests {
     fn carries_the_contract_fields() {
         let s = EnvironmentState::from_report(&report(2), "7", time::OffsetDateTime::UNIX_EPOCH);
         let v: serde_json::Value = serde_json::from_str(&s.encode()).unwrap();
-        for field in ["environment", "current", "status", "lastAction", "appliedAt", "durationMs", "applied", "runId", "pending", "functionVersion"] {
+        for field in [
+            "environment",
+            "current",
+            "status",
+            "lastAction",
+            "appliedAt",
+            "durationMs",
+            "applied",
+            "runId",
+            "pending",
+            "functionVersion",
+        ] {
             assert!(v.get(field).is_some(), "missing {field}");
         }
         assert_eq!(v["lastAction"], "migrate");

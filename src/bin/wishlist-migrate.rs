@@ -5,16 +5,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use wishlist_migrator::aws::state::{EnvironmentState, StateStore};
 use wishlist_migrator::config::{self, process_env};
 use wishlist_migrator::engine::rollback_plan::RollbackTarget;
-use wishlist_migrator::aws::state::{EnvironmentState, StateStore};
 use wishlist_migrator::{Action, Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
 
 #[derive(Parser)]
-#[command(name = "wishlist-migrate", version, about = "Apply drizzle-kit migrations to PostgreSQL safely, keeping drizzle-orm's ledger")]
+#[command(
+    name = "wishlist-migrate",
+    version,
+    about = "Apply drizzle-kit migrations to PostgreSQL safely, keeping drizzle-orm's ledger"
+)]
 struct Cli {
     /// PostgreSQL URL [env: DATABASE_URL, or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE]
-    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
+    #[arg(long, global = true, value_name = "URL")]
     database_url: Option<String>,
     /// drizzle-kit output folder; default: the migrations built into this binary [env: MIGRATIONS_DIR]
     #[arg(long = "migrations", global = true, value_name = "DIR")]
@@ -86,7 +90,10 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let report = runtime.block_on(async {
         let mut report = execute(&cli).await;
         let changes_schema = matches!(report.action, Action::Migrate | Action::Rollback);
@@ -110,7 +117,10 @@ async fn execute(cli: &Cli) -> Report {
     let command = match &cli.command {
         Cmd::Status => Command::Status,
         Cmd::Plan { to } => Command::Plan { target: to.clone() },
-        Cmd::Migrate { to, dry_run } => Command::Migrate { target: to.clone(), dry_run: *dry_run },
+        Cmd::Migrate { to, dry_run } => Command::Migrate {
+            target: to.clone(),
+            dry_run: *dry_run,
+        },
         // On the command line drift is always a failure (exit 3), so scripts can gate on it.
         Cmd::Drift => Command::Drift { fail_on_drift: true },
         Cmd::Verify { analyze } => Command::Verify { analyze: *analyze },
@@ -128,7 +138,11 @@ async fn execute(cli: &Cli) -> Report {
     let (settings, connection) = match configure(cli) {
         Ok(pair) => pair,
         Err(e) => {
-            let environment = cli.environment.clone().or_else(|| process_env("APP_ENV")).unwrap_or_else(|| "dev".into());
+            let environment = cli
+                .environment
+                .clone()
+                .or_else(|| process_env("APP_ENV"))
+                .unwrap_or_else(|| "dev".into());
             return Report::refused(command.action(), &environment, &e);
         }
     };

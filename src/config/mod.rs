@@ -89,23 +89,21 @@ impl RunSettings {
                 table: identifier(env, "MIGRATIONS_TABLE")?.unwrap_or(defaults.ledger.table),
             },
             lock_key: parse(env, "MIGRATION_LOCK_KEY", "a 64-bit signed integer")?.unwrap_or(defaults.lock_key),
-            lock_wait: parse::<u64>(env, "LOCK_WAIT_SECONDS", "a whole number of seconds")?
-                .map_or(defaults.lock_wait, Duration::from_secs),
+            lock_wait: parse::<u64>(env, "LOCK_WAIT_SECONDS", "a whole number of seconds")?.map_or(defaults.lock_wait, Duration::from_secs),
             pg_lock_timeout: positive_ms(env, "PG_LOCK_TIMEOUT_MS")?.unwrap_or(defaults.pg_lock_timeout),
-            lock_timeout_retries: parse(env, "LOCK_TIMEOUT_RETRIES", "a whole number")?
-                .unwrap_or(defaults.lock_timeout_retries),
+            lock_timeout_retries: parse(env, "LOCK_TIMEOUT_RETRIES", "a whole number")?.unwrap_or(defaults.lock_timeout_retries),
             statement_timeout: positive_ms(env, "STATEMENT_TIMEOUT_MS")?,
             allow_unknown_rows: parse_bool(env, "ALLOW_UNKNOWN_MIGRATIONS")?.unwrap_or(false),
             ssm_prefix: env("SSM_PREFIX"),
-            drift_ignore: env("DRIFT_IGNORE").map(|v| crate::schema::drift::IgnoreRule::parse_list(&v)).unwrap_or_default(),
+            drift_ignore: env("DRIFT_IGNORE")
+                .map(|v| crate::schema::drift::IgnoreRule::parse_list(&v))
+                .unwrap_or_default(),
         })
     }
 
     /// Where this environment's state lives in SSM Parameter Store.
     pub fn state_prefix(&self) -> String {
-        self.ssm_prefix
-            .clone()
-            .unwrap_or_else(|| default_state_prefix(&self.environment))
+        self.ssm_prefix.clone().unwrap_or_else(|| default_state_prefix(&self.environment))
     }
 }
 
@@ -199,9 +197,7 @@ impl ConnectionSettings {
 }
 
 fn environment_name(variable: &'static str, name: String) -> Result<String, ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(name)
     } else {
@@ -345,18 +341,34 @@ mod tests {
 
     #[test]
     fn database_url_and_libpq_variables() {
-        let c = ConnectionSettings::from_env(&env(&[("DATABASE_URL", "postgres://app:pw@db.internal:6432/wish")]), TlsMode::Prefer).unwrap();
+        let c = ConnectionSettings::from_env(
+            &env(&[("DATABASE_URL", "postgres://app:pw@db.internal:6432/wish")]),
+            TlsMode::Prefer,
+        )
+        .unwrap();
         assert_eq!(c.info().name, "wish");
         assert_eq!(c.info().port, 6432);
         let c = ConnectionSettings::from_env(
-            &env(&[("PGHOST", "h"), ("PGPORT", "7"), ("PGUSER", "u"), ("PGPASSWORD", "p"), ("PGDATABASE", "d")]),
+            &env(&[
+                ("PGHOST", "h"),
+                ("PGPORT", "7"),
+                ("PGUSER", "u"),
+                ("PGPASSWORD", "p"),
+                ("PGDATABASE", "d"),
+            ]),
             TlsMode::Prefer,
         )
         .unwrap();
         let info = c.info();
-        assert_eq!((info.host.as_str(), info.port, info.user.as_str(), info.name.as_str()), ("h", 7, "u", "d"));
+        assert_eq!(
+            (info.host.as_str(), info.port, info.user.as_str(), info.name.as_str()),
+            ("h", 7, "u", "d")
+        );
         assert_eq!(c.pg.get_password(), Some(&b"p"[..]));
-        assert_eq!(ConnectionSettings::from_env(&env(&[]), TlsMode::Prefer).unwrap_err(), ConfigError::NoDatabase);
+        assert_eq!(
+            ConnectionSettings::from_env(&env(&[]), TlsMode::Prefer).unwrap_err(),
+            ConfigError::NoDatabase
+        );
     }
 
     #[test]
@@ -373,10 +385,15 @@ mod tests {
         assert_eq!(c.tls, TlsMode::Disable, "an explicit sslmode in the URL stands");
         let c = ConnectionSettings::from_env(&env(&[("DATABASE_URL", "postgres://u@h/d")]), TlsMode::Require).unwrap();
         assert_eq!(c.tls, TlsMode::Require, "the caller's default applies");
-        let c = ConnectionSettings::from_env(&env(&[("DATABASE_URL", url), ("DB_SSLMODE", "require"), ("DB_CA_BUNDLE", "ca.pem")]), TlsMode::Prefer).unwrap();
+        let c = ConnectionSettings::from_env(
+            &env(&[("DATABASE_URL", url), ("DB_SSLMODE", "require"), ("DB_CA_BUNDLE", "ca.pem")]),
+            TlsMode::Prefer,
+        )
+        .unwrap();
         assert_eq!(c.tls, TlsMode::Require);
         assert_eq!(c.ca_bundle, Some(PathBuf::from("ca.pem")));
-        let verifying = ConnectionSettings::from_env(&env(&[("DATABASE_URL", "postgres://u@h/d?sslmode=verify-full")]), TlsMode::Prefer).unwrap();
+        let verifying =
+            ConnectionSettings::from_env(&env(&[("DATABASE_URL", "postgres://u@h/d?sslmode=verify-full")]), TlsMode::Prefer).unwrap();
         assert_eq!(verifying.tls, TlsMode::VerifyFull, "libpq's verify-full in a URL is honoured");
         let err = ConnectionSettings::from_env(&env(&[("DATABASE_URL", url), ("DB_SSLMODE", "sometimes")]), TlsMode::Prefer).unwrap_err();
         assert!(err.to_string().contains("DB_SSLMODE"));

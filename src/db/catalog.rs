@@ -219,7 +219,11 @@ const COLUMNS: &str = "select a.attrelid, a.attname::text, format_type(a.atttypi
 
 /// `indnullsnotdistinct` exists from PostgreSQL 15 on.
 fn indexes_sql(server_version: i32) -> String {
-    let nulls = if server_version >= 150_000 { "i.indnullsnotdistinct" } else { "false" };
+    let nulls = if server_version >= 150_000 {
+        "i.indnullsnotdistinct"
+    } else {
+        "false"
+    };
     format!(
         "select i.indexrelid, i.indrelid, ic.relname::text, am.amname::text, i.indisunique, i.indisvalid,
             pg_indexam_has_property(am.oid, 'can_order'), i.indnkeyatts::int, i.indnatts::int,
@@ -240,7 +244,11 @@ const INDEX_COLUMNS: &str = "select i.indexrelid, k, pg_get_indexdef(i.indexreli
     order by i.indexrelid, k";
 
 fn constraints_sql(server_version: i32) -> String {
-    let nulls = if server_version >= 150_000 { "coalesce(ix.indnullsnotdistinct, false)" } else { "false" };
+    let nulls = if server_version >= 150_000 {
+        "coalesce(ix.indnullsnotdistinct, false)"
+    } else {
+        "false"
+    };
     format!(
         "select con.conrelid, con.conname::text, con.contype::text, pg_get_constraintdef(con.oid, true),
             case when con.contype = 'c' then pg_get_expr(con.conbin, con.conrelid, true) end,
@@ -387,7 +395,9 @@ pub async fn read(client: &Client) -> Result<Catalog, CatalogError> {
         });
     }
     for r in client.query(INDEX_COLUMNS, &[&oids]).await.map_err(q("index columns"))? {
-        let Some(&(at, position, key_columns)) = index_at.get(&r.get::<_, u32>(0)) else { continue };
+        let Some(&(at, position, key_columns)) = index_at.get(&r.get::<_, u32>(0)) else {
+            continue;
+        };
         let index = &mut tables[at].1.indexes[position];
         let k: i32 = r.get(1);
         let expression: String = r.get(2);
@@ -406,7 +416,11 @@ pub async fn read(client: &Client) -> Result<Catalog, CatalogError> {
         });
     }
 
-    for r in client.query(&constraints_sql(server_version), &[&oids]).await.map_err(q("constraints"))? {
+    for r in client
+        .query(&constraints_sql(server_version), &[&oids])
+        .await
+        .map_err(q("constraints"))?
+    {
         let Some(at) = table_mut(&tables, r.get(0)) else { continue };
         let kind: String = r.get(2);
         let kind = match kind.as_str() {

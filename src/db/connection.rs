@@ -263,7 +263,11 @@ impl Database {
     }
 
     pub async fn session_state(&self) -> Result<SessionState, PgError> {
-        let row = first_row(&self.client, "select current_setting('transaction_read_only') = 'on', pg_is_in_recovery()").await?;
+        let row = first_row(
+            &self.client,
+            "select current_setting('transaction_read_only') = 'on', pg_is_in_recovery()",
+        )
+        .await?;
         Ok(SessionState {
             read_only: row.first().is_some_and(|v| v.as_deref() == Some("t")),
             in_recovery: row.get(1).is_some_and(|v| v.as_deref() == Some("t")),
@@ -499,7 +503,10 @@ mod tests {
             detail: Some("d".into()),
             hint: Some("h".into()),
         };
-        assert_eq!(e.to_string(), "relation \"wishlist_items\" already exists (SQLSTATE 42P07); detail: d; hint: h");
+        assert_eq!(
+            e.to_string(),
+            "relation \"wishlist_items\" already exists (SQLSTATE 42P07); detail: d; hint: h"
+        );
         assert!(e.is("42P07"));
     }
 }

@@ -4,8 +4,8 @@
 use tokio_postgres::{Client, GenericClient, SimpleQueryMessage};
 
 use crate::db::connection::PgError;
-use crate::migrations::source::Migration;
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
+use crate::migrations::source::Migration;
 
 /// Our richer, append-only record of every apply and rollback; drizzle's table stays untouched.
 pub const HISTORY_TABLE: &str = "wishlist_migrator_history";
@@ -217,10 +217,7 @@ impl LedgerTable {
     }
 
     pub async fn record(&self, client: &impl GenericClient, entry: &HistoryEntry<'_>) -> Result<(), LedgerError> {
-        client
-            .batch_execute(&self.record_sql(entry))
-            .await
-            .map_err(self.err("insert into"))
+        client.batch_execute(&self.record_sql(entry)).await.map_err(self.err("insert into"))
     }
 
     fn record_sql(&self, entry: &HistoryEntry<'_>) -> String {

@@ -12,11 +12,7 @@ use crate::error::{Classified, Details, ErrorType};
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("another migration run holds the advisory lock {key}{holder}; gave up after {waited_ms} ms. Wait for it to finish (see pg_stat_activity where application_name = 'wishlist-migrator') or raise LOCK_WAIT_SECONDS", holder = holder_text(*holder_pid))]
-    Busy {
-        key: i64,
-        holder_pid: Option<i32>,
-        waited_ms: u64,
-    },
+    Busy { key: i64, holder_pid: Option<i32>, waited_ms: u64 },
     #[error("advisory lock {key}: {error}")]
     Database { key: i64, error: PgError },
 }

@@ -117,9 +117,9 @@ impl<'a> Applier<'a> {
             let mut entries = Vec::with_capacity(segment.migrations.len());
             for m in &segment.migrations {
                 let started = Instant::now();
-                self.statements(&tx, m, &timeouts, false).await.map_err(|(e, pg)| {
-                    rolled_back(Error::Migration(e), Some(failed_migration(m, pg, started.elapsed())))
-                })?;
+                self.statements(&tx, m, &timeouts, false)
+                    .await
+                    .map_err(|(e, pg)| rolled_back(Error::Migration(e), Some(failed_migration(m, pg, started.elapsed()))))?;
                 let duration = started.elapsed();
                 self.ledger
                     .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
@@ -175,7 +175,11 @@ impl<'a> Applier<'a> {
             } else {
                 SegmentStatus::PartiallyApplied
             };
-            return Err(fail(Error::Migration(error), status, Some(failed_migration(m, pg, started.elapsed()))));
+            return Err(fail(
+                Error::Migration(error),
+                status,
+                Some(failed_migration(m, pg, started.elapsed())),
+            ));
         }
         let duration = started.elapsed();
         let tx = client
@@ -245,7 +249,8 @@ impl<'a> Applier<'a> {
                 } else if autocommit && i > 0 {
                     format!("This migration runs outside a transaction: statements 1 to {i} were committed and stay, and no ledger row was written. Finish or undo them by hand, then run again")
                 } else if autocommit && statement.autocommit_reason() == Some("CREATE INDEX CONCURRENTLY") {
-                    "A failed CREATE INDEX CONCURRENTLY can leave an INVALID index behind: DROP INDEX CONCURRENTLY it before running again".to_string()
+                    "A failed CREATE INDEX CONCURRENTLY can leave an INVALID index behind: DROP INDEX CONCURRENTLY it before running again"
+                        .to_string()
                 } else if autocommit {
                     "Nothing was applied; no ledger row was written".to_string()
                 } else {
@@ -292,7 +297,11 @@ impl<'a> Applier<'a> {
     pub async fn record_failure(&self, client: &Client, action: &str, failed: &FailedMigration<'_>, warnings: &mut Vec<String>) {
         let entry = self.history(failed.migration, action, false, failed.duration, Some(&failed.error));
         if let Err(e) = self.ledger.record(client, &entry).await {
-            let what = if action == "rollback" { "the failed rollback" } else { "the failure" };
+            let what = if action == "rollback" {
+                "the failed rollback"
+            } else {
+                "the failure"
+            };
             warnings.push(format!("could not record {what} in the history table: {e}"));
         }
     }
@@ -341,7 +350,9 @@ impl<'a> Applier<'a> {
         let tx = client.transaction().await.map_err(|e| fail(Error::Session(e.into()), None))?;
         let timeouts = self.timeouts("LOCAL");
         let body = async {
-            tx.batch_execute(&timeouts.sql).await.map_err(|e| fail(Error::Session(e.into()), None))?;
+            tx.batch_execute(&timeouts.sql)
+                .await
+                .map_err(|e| fail(Error::Session(e.into()), None))?;
             // Checked inside the transaction, before any down statement takes its locks.
             let risk = rollback_plan::data_at_risk(&tx, plan).await.map_err(|e| fail(e.into(), None))?;
             if !risk.is_empty() && !allow_data_loss {

@@ -56,13 +56,22 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Status,
-    Plan { target: Option<String> },
-    Migrate { target: Option<String>, dry_run: bool },
+    Plan {
+        target: Option<String>,
+    },
+    Migrate {
+        target: Option<String>,
+        dry_run: bool,
+    },
     /// Compares the live schema with the snapshot of the newest applied migration. Differences
     /// give status `driftDetected`; with `fail_on_drift` they are also an error (`DriftDetected`).
-    Drift { fail_on_drift: bool },
+    Drift {
+        fail_on_drift: bool,
+    },
     /// Drift, plus enum values, index validity and the hot queries' plans (`analyze`: timings).
-    Verify { analyze: bool },
+    Verify {
+        analyze: bool,
+    },
     /// Undoes every applied migration newer than `target`, newest first, in one transaction.
     Rollback {
         target: RollbackTarget,

@@ -184,7 +184,10 @@ mod tests {
         };
         assert_eq!(Error::from(failed(false, "42P07")).error_type(), ErrorType::MigrationFailed);
         assert_eq!(Error::from(failed(true, "57014")).error_type(), ErrorType::DeadlineExceeded);
-        assert_eq!(Error::from(failed(false, INSUFFICIENT_PRIVILEGE)).error_type(), ErrorType::PermissionDenied);
+        assert_eq!(
+            Error::from(failed(false, INSUFFICIENT_PRIVILEGE)).error_type(),
+            ErrorType::PermissionDenied
+        );
         let details = Error::from(failed(false, "42P07")).details();
         assert_eq!(details.statement.as_deref(), Some("ALTER TABLE x"));
         assert_eq!(details.detail.as_deref(), Some("d"));

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use crate::db::ledger::LedgerRow;
-use crate::migrations::source::{Migration, TransactionMode};
 use crate::error::{Classified, ErrorType};
+use crate::migrations::source::{Migration, TransactionMode};
 
 /// Something wrong between the ledger and the local migrations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,11 +17,7 @@ pub enum Problem {
         file_hash: String,
     },
     /// Not applied, but not newer than the newest applied row: drizzle-orm would skip it forever.
-    OutOfOrder {
-        tag: String,
-        when: i64,
-        newest_applied_when: i64,
-    },
+    OutOfOrder { tag: String, when: i64, newest_applied_when: i64 },
     /// A ledger row that matches no journal entry (a migration deleted locally, or a `when` edited).
     UnknownRow {
         id: i32,
@@ -192,11 +188,7 @@ pub enum PlanError {
         file_hash: String,
     },
     #[error("{tag}: pending, but its journal when={when} is not newer than the newest applied migration (created_at={newest_applied_when}); drizzle-orm would skip it forever. Regenerate it with drizzle-kit so it comes after what is applied")]
-    OutOfOrder {
-        tag: String,
-        when: i64,
-        newest_applied_when: i64,
-    },
+    OutOfOrder { tag: String, when: i64, newest_applied_when: i64 },
     #[error("{count} ledger row(s) match no journal entry (first: {first}). Restore the missing migrations, or pass --allow-unknown-migrations (ALLOW_UNKNOWN_MIGRATIONS=true) if they were removed on purpose")]
     UnknownRows { count: usize, first: String },
     #[error("--to {tag}: no migration with that tag in the journal")]
@@ -206,20 +198,14 @@ pub enum PlanError {
 impl PlanError {
     pub fn tag(&self) -> Option<&str> {
         match self {
-            Self::ChecksumMismatch { tag, .. }
-            | Self::OutOfOrder { tag, .. }
-            | Self::UnknownTarget { tag } => Some(tag),
+            Self::ChecksumMismatch { tag, .. } | Self::OutOfOrder { tag, .. } | Self::UnknownTarget { tag } => Some(tag),
             Self::UnknownRows { .. } => None,
         }
     }
 }
 
 /// Refuses what drizzle-orm would get wrong; otherwise returns the segments to run.
-pub fn plan<'m>(
-    assessment: &Assessment<'m>,
-    migrations: &'m [Migration],
-    options: PlanOptions<'_>,
-) -> Result<Plan<'m>, PlanError> {
+pub fn plan<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], options: PlanOptions<'_>) -> Result<Plan<'m>, PlanError> {
     refuse_problems(&assessment.problems, options)?;
     let target_idx = match options.target {
         None => None,
@@ -231,10 +217,8 @@ pub fn plan<'m>(
                 .ok_or_else(|| PlanError::UnknownTarget { tag: tag.to_string() })?,
         ),
     };
-    let (selected, deferred): (Vec<&Migration>, Vec<&Migration>) = assessment
-        .pending
-        .iter()
-        .partition(|m| target_idx.is_none_or(|t| m.idx <= t));
+    let (selected, deferred): (Vec<&Migration>, Vec<&Migration>) =
+        assessment.pending.iter().partition(|m| target_idx.is_none_or(|t| m.idx <= t));
     Ok(Plan {
         segments: segments(&selected),
         deferred,
@@ -242,8 +226,11 @@ pub fn plan<'m>(
 }
 
 fn refuse_problems(problems: &[Problem], options: PlanOptions<'_>) -> Result<(), PlanError> {
-    if let Some(Problem::ChecksumMismatch { tag, applied_hash, file_hash }) =
-        problems.iter().find(|p| matches!(p, Problem::ChecksumMismatch { .. }))
+    if let Some(Problem::ChecksumMismatch {
+        tag,
+        applied_hash,
+        file_hash,
+    }) = problems.iter().find(|p| matches!(p, Problem::ChecksumMismatch { .. }))
     {
         return Err(PlanError::ChecksumMismatch {
             tag: tag.clone(),
@@ -251,8 +238,11 @@ fn refuse_problems(problems: &[Problem], options: PlanOptions<'_>) -> Result<(),
             file_hash: file_hash.clone(),
         });
     }
-    if let Some(Problem::OutOfOrder { tag, when, newest_applied_when }) =
-        problems.iter().find(|p| matches!(p, Problem::OutOfOrder { .. }))
+    if let Some(Problem::OutOfOrder {
+        tag,
+        when,
+        newest_applied_when,
+    }) = problems.iter().find(|p| matches!(p, Problem::OutOfOrder { .. }))
     {
         return Err(PlanError::OutOfOrder {
             tag: tag.clone(),
@@ -260,10 +250,7 @@ fn refuse_problems(problems: &[Problem], options: PlanOptions<'_>) -> Result<(),
             newest_applied_when: *newest_applied_when,
         });
     }
-    let unknown: Vec<&Problem> = problems
-        .iter()
-        .filter(|p| matches!(p, Problem::UnknownRow { .. }))
-        .collect();
+    let unknown: Vec<&Problem> = problems.iter().filter(|p| matches!(p, Problem::UnknownRow { .. })).collect();
     if !unknown.is_empty() && !options.allow_unknown_rows {
         return Err(PlanError::UnknownRows {
             count: unknown.len(),
@@ -340,11 +327,17 @@ mod tests {
     }
 
     fn plain(n: usize) -> Vec<Migration> {
-        (0..n).map(|i| migration(i, 100 * (i as i64 + 1), TransactionMode::Transaction, false)).collect()
+        (0..n)
+            .map(|i| migration(i, 100 * (i as i64 + 1), TransactionMode::Transaction, false))
+            .collect()
     }
 
     fn row(id: i32, m: &Migration) -> LedgerRow {
-        LedgerRow { id, hash: m.hash.clone(), created_at: Some(m.created_at) }
+        LedgerRow {
+            id,
+            hash: m.hash.clone(),
+            created_at: Some(m.created_at),
+        }
     }
 
     fn tags(ms: &[&Migration]) -> Vec<String> {
@@ -400,7 +393,10 @@ mod tests {
         let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
         assert!(matches!(&err, PlanError::ChecksumMismatch { tag, applied_hash, .. } if tag == "0000_m" && applied_hash == "old"));
         // Not even unknown-row tolerance lets a changed file through.
-        let options = PlanOptions { allow_unknown_rows: true, ..Default::default() };
+        let options = PlanOptions {
+            allow_unknown_rows: true,
+            ..Default::default()
+        };
         assert!(plan(&a, &ms, options).is_err());
     }
 
@@ -423,13 +419,20 @@ mod tests {
     #[test]
     fn unknown_rows_refuse_unless_allowed() {
         let ms = plain(2);
-        let stray = LedgerRow { id: 7, hash: "zzz".into(), created_at: Some(50) };
+        let stray = LedgerRow {
+            id: 7,
+            hash: "zzz".into(),
+            created_at: Some(50),
+        };
         let a = assess(&[stray, row(8, &ms[0])], &ms);
         assert_eq!(a.problems.len(), 1);
         assert_eq!(a.problems[0].kind(), "unknownLedgerRow");
         let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
         assert!(matches!(&err, PlanError::UnknownRows { count: 1, first } if first.contains("id=7")));
-        let options = PlanOptions { allow_unknown_rows: true, ..Default::default() };
+        let options = PlanOptions {
+            allow_unknown_rows: true,
+            ..Default::default()
+        };
         let p = plan(&a, &ms, options).unwrap();
         assert_eq!(tags(&p.migrations().collect::<Vec<_>>()), [ms[1].tag.clone()]);
     }
@@ -438,7 +441,11 @@ mod tests {
     fn unknown_row_newer_than_local_migrations_makes_them_out_of_order() {
         // drizzle-orm compares with the newest row, known or not.
         let ms = plain(2);
-        let stray = LedgerRow { id: 9, hash: "zzz".into(), created_at: Some(10_000) };
+        let stray = LedgerRow {
+            id: 9,
+            hash: "zzz".into(),
+            created_at: Some(10_000),
+        };
         let a = assess(&[row(1, &ms[0]), stray], &ms);
         assert!(a.problems.iter().any(|p| p.kind() == "outOfOrder"));
         assert!(a.pending.is_empty());
@@ -447,7 +454,11 @@ mod tests {
     #[test]
     fn an_edited_when_is_hinted_by_hash() {
         let ms = plain(1);
-        let moved = LedgerRow { id: 1, hash: ms[0].hash.clone(), created_at: Some(1) };
+        let moved = LedgerRow {
+            id: 1,
+            hash: ms[0].hash.clone(),
+            created_at: Some(1),
+        };
         let a = assess(&[moved], &ms);
         assert!(matches!(&a.problems[0], Problem::UnknownRow { same_hash_as: Some(t), .. } if t == "0000_m"));
         assert!(a.problems[0].describe().contains("edited"));
@@ -456,7 +467,14 @@ mod tests {
     #[test]
     fn null_created_at_is_unknown() {
         let ms = plain(1);
-        let a = assess(&[LedgerRow { id: 1, hash: "x".into(), created_at: None }], &ms);
+        let a = assess(
+            &[LedgerRow {
+                id: 1,
+                hash: "x".into(),
+                created_at: None,
+            }],
+            &ms,
+        );
         assert_eq!(a.problems[0].kind(), "unknownLedgerRow");
         assert_eq!(a.pending.len(), 1);
     }
@@ -465,7 +483,10 @@ mod tests {
     fn target_stops_at_the_tag_and_defers_the_rest() {
         let ms = plain(4);
         let a = assess(&[row(1, &ms[0])], &ms);
-        let options = PlanOptions { target: Some("0002_m"), ..Default::default() };
+        let options = PlanOptions {
+            target: Some("0002_m"),
+            ..Default::default()
+        };
         let p = plan(&a, &ms, options).unwrap();
         assert_eq!(tags(&p.migrations().collect::<Vec<_>>()), ["0001_m", "0002_m"]);
         assert_eq!(tags(&p.deferred), ["0003_m"]);
@@ -475,7 +496,15 @@ mod tests {
     fn target_already_applied_plans_nothing() {
         let ms = plain(3);
         let a = assess(&[row(1, &ms[0]), row(2, &ms[1])], &ms);
-        let p = plan(&a, &ms, PlanOptions { target: Some("0000_m"), ..Default::default() }).unwrap();
+        let p = plan(
+            &a,
+            &ms,
+            PlanOptions {
+                target: Some("0000_m"),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(p.is_empty());
         assert_eq!(p.deferred.len(), 1);
     }
@@ -484,7 +513,15 @@ mod tests {
     fn unknown_target_is_named() {
         let ms = plain(1);
         let a = assess(&[], &ms);
-        let err = plan(&a, &ms, PlanOptions { target: Some("9999_nope"), ..Default::default() }).unwrap_err();
+        let err = plan(
+            &a,
+            &ms,
+            PlanOptions {
+                target: Some("9999_nope"),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert_eq!(err, PlanError::UnknownTarget { tag: "9999_nope".into() });
     }
 
@@ -501,7 +538,11 @@ mod tests {
         let shape: Vec<(SegmentMode, usize)> = p.segments.iter().map(|s| (s.mode, s.migrations.len())).collect();
         assert_eq!(
             shape,
-            [(SegmentMode::Transaction, 2), (SegmentMode::Autocommit, 1), (SegmentMode::Transaction, 1)]
+            [
+                (SegmentMode::Transaction, 2),
+                (SegmentMode::Autocommit, 1),
+                (SegmentMode::Transaction, 1)
+            ]
         );
     }
 
@@ -510,7 +551,10 @@ mod tests {
         let ms = vec![migration(0, 1, autocommit(), false), migration(1, 2, autocommit(), false)];
         let p = plan(&assess(&[], &ms), &ms, PlanOptions::default()).unwrap();
         assert_eq!(p.segments.len(), 2);
-        assert!(p.segments.iter().all(|s| s.mode == SegmentMode::Autocommit && s.migrations.len() == 1));
+        assert!(p
+            .segments
+            .iter()
+            .all(|s| s.mode == SegmentMode::Autocommit && s.migrations.len() == 1));
     }
 
     #[test]
@@ -542,7 +586,11 @@ mod tests {
         for bits in 0..(1u32 << 10) {
             let ms: Vec<Migration> = (0..5)
                 .map(|i| {
-                    let mode = if bits & (1 << i) != 0 { autocommit() } else { TransactionMode::Transaction };
+                    let mode = if bits & (1 << i) != 0 {
+                        autocommit()
+                    } else {
+                        TransactionMode::Transaction
+                    };
                     migration(i, i as i64 + 1, mode, bits & (1 << (i + 5)) != 0)
                 })
                 .collect();

@@ -80,7 +80,12 @@ impl Retry {
         if lock_timeout && self.attempts <= self.retries && time_left {
             let tag = failure.failed.as_ref().map_or("?", |f| f.migration.tag.as_str());
             let (name, attempt) = (self.attempt_name, self.attempts);
-            tracing::warn!(tag, attempt, delay_ms = delay.as_millis() as u64, "lock_timeout; retrying the {name}");
+            tracing::warn!(
+                tag,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                "lock_timeout; retrying the {name}"
+            );
             warnings.push(format!(
                 "{tag}: lock_timeout on {name} {attempt} (other sessions held conflicting locks); retried after {} ms",
                 delay.as_millis()

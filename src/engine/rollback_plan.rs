@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 
 use crate::db::connection::PgError;
-use crate::schema::expression::{self, Token};
 use crate::db::ledger::quote_ident;
 use crate::engine::plan::{Assessment, PlanError, Problem};
+use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
 use crate::migrations::source::{DownScript, Migration};
 use crate::migrations::statement::Statement;
-use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
+use crate::schema::expression::{self, Token};
 
 /// Where a rollback stops: the migration left as the newest applied one, or nothing at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +53,13 @@ impl fmt::Display for RollbackTarget {
 pub enum RollbackError {
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("--to {target}: that migration is not applied (current: {current}); rollback only goes back to an applied migration, or to `none`")]
+    #[error(
+        "--to {target}: that migration is not applied (current: {current}); rollback only goes back to an applied migration, or to `none`"
+    )]
     TargetNotApplied { target: String, current: String },
-    #[error("{tag}: no down file {file}; write it (statements separated by --> statement-breakpoint) before rolling back past this migration")]
+    #[error(
+        "{tag}: no down file {file}; write it (statements separated by --> statement-breakpoint) before rolling back past this migration"
+    )]
     MissingDownFile { tag: String, file: String },
     #[error("{tag}: down statement {index} ({reason}) cannot run inside a transaction, and a rollback is one transaction; use the plain form (e.g. DROP INDEX without CONCURRENTLY)")]
     NeedsAutocommit { tag: String, index: usize, reason: &'static str },
@@ -103,7 +107,12 @@ pub struct RollbackPlan<'m> {
 
 /// Checks that `target` can be rolled back to and lists the down files to run. Refuses what
 /// would leave the ledger or the schema in a state nobody can reason about.
-pub fn plan<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], target: &RollbackTarget, allow_unknown_rows: bool) -> Result<RollbackPlan<'m>, RollbackError> {
+pub fn plan<'m>(
+    assessment: &Assessment<'m>,
+    migrations: &'m [Migration],
+    target: &RollbackTarget,
+    allow_unknown_rows: bool,
+) -> Result<RollbackPlan<'m>, RollbackError> {
     let target_idx = match target {
         RollbackTarget::Empty => None,
         RollbackTarget::Migration(tag) => {
@@ -128,7 +137,12 @@ pub fn plan<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], target
         .filter(|m| target_idx.is_none_or(|t| m.idx > t))
         .collect();
     for p in &assessment.problems {
-        if let Problem::ChecksumMismatch { tag, applied_hash, file_hash } = p {
+        if let Problem::ChecksumMismatch {
+            tag,
+            applied_hash,
+            file_hash,
+        } = p
+        {
             // Its down file was written for the file as it is now, not for what was applied.
             if undone.iter().any(|m| &m.tag == tag) {
                 return Err(PlanError::ChecksumMismatch {
@@ -140,7 +154,11 @@ pub fn plan<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], target
             }
         }
     }
-    let unknown: Vec<&Problem> = assessment.problems.iter().filter(|p| matches!(p, Problem::UnknownRow { .. })).collect();
+    let unknown: Vec<&Problem> = assessment
+        .problems
+        .iter()
+        .filter(|p| matches!(p, Problem::UnknownRow { .. }))
+        .collect();
     let target_when = target_idx.map(|t| migrations[t].created_at);
     let newer: Vec<&&Problem> = unknown
         .iter()
@@ -166,7 +184,12 @@ pub fn plan<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], target
             tag: m.tag.clone(),
             file: format!("{}.down.sql", m.tag),
         })?;
-        if let Some((index, reason)) = down.statements.iter().enumerate().find_map(|(i, s)| s.autocommit_reason().map(|r| (i + 1, r))) {
+        if let Some((index, reason)) = down
+            .statements
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.autocommit_reason().map(|r| (i + 1, r)))
+        {
             return Err(RollbackError::NeedsAutocommit {
                 tag: m.tag.clone(),
                 index,
@@ -186,7 +209,10 @@ pub fn plan<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], target
 pub enum Destroys {
     /// `DROP TABLE` or `TRUNCATE`; the name as an SQL reference (`"public"."t"` or `"t"`).
     Table(String),
-    Column { table: String, column: String },
+    Column {
+        table: String,
+        column: String,
+    },
     Schema(String),
 }
 
@@ -453,16 +479,30 @@ mod tests {
     #[test]
     fn finds_what_down_statements_destroy() {
         let t = |s: &str| Destroys::Table(s.into());
-        let col = |t: &str, c: &str| Destroys::Column { table: t.into(), column: c.into() };
+        let col = |t: &str, c: &str| Destroys::Column {
+            table: t.into(),
+            column: c.into(),
+        };
         assert_eq!(destroys(&stmt("DROP TABLE \"wishlist_items\";")), [t("\"wishlist_items\"")]);
-        assert_eq!(destroys(&stmt("drop table if exists a, public.B cascade")), [t("\"a\""), t("\"public\".\"b\"")]);
-        assert_eq!(destroys(&stmt("TRUNCATE TABLE ONLY \"x\"")), [t("\"x\"")]);
-        assert_eq!(destroys(&stmt("ALTER TABLE \"wishlist_items\" DROP COLUMN \"updated_by\";")), [col("\"wishlist_items\"", "updated_by")]);
         assert_eq!(
-            destroys(&stmt("alter table if exists only t drop column if exists a, drop b cascade, add column c int, alter column d drop default")),
+            destroys(&stmt("drop table if exists a, public.B cascade")),
+            [t("\"a\""), t("\"public\".\"b\"")]
+        );
+        assert_eq!(destroys(&stmt("TRUNCATE TABLE ONLY \"x\"")), [t("\"x\"")]);
+        assert_eq!(
+            destroys(&stmt("ALTER TABLE \"wishlist_items\" DROP COLUMN \"updated_by\";")),
+            [col("\"wishlist_items\"", "updated_by")]
+        );
+        assert_eq!(
+            destroys(&stmt(
+                "alter table if exists only t drop column if exists a, drop b cascade, add column c int, alter column d drop default"
+            )),
             [col("\"t\"", "a"), col("\"t\"", "b")]
         );
-        assert_eq!(destroys(&stmt("DROP SCHEMA IF EXISTS \"app\" CASCADE")), [Destroys::Schema("app".into())]);
+        assert_eq!(
+            destroys(&stmt("DROP SCHEMA IF EXISTS \"app\" CASCADE")),
+            [Destroys::Schema("app".into())]
+        );
         for harmless in [
             "ALTER TABLE \"wishlist_items\" DROP CONSTRAINT \"priority_range_check\";",
             "ALTER TABLE \"wishlist_items\" ALTER COLUMN \"currency\" DROP DEFAULT;",
@@ -481,12 +521,21 @@ mod tests {
         assert_eq!(
             all,
             [
-                Destroys::Column { table: "\"wishlist_items\"".into(), column: "updated_by".into() },
-                Destroys::Column { table: "\"wishlist_items\"".into(), column: "created_by".into() },
+                Destroys::Column {
+                    table: "\"wishlist_items\"".into(),
+                    column: "updated_by".into()
+                },
+                Destroys::Column {
+                    table: "\"wishlist_items\"".into(),
+                    column: "created_by".into()
+                },
             ]
         );
         let down = split(include_str!("../../migrations/0000_create_wishlist_items.down.sql"));
-        assert_eq!(down.iter().flat_map(destroys).collect::<Vec<_>>(), [Destroys::Table("\"wishlist_items\"".into())]);
+        assert_eq!(
+            down.iter().flat_map(destroys).collect::<Vec<_>>(),
+            [Destroys::Table("\"wishlist_items\"".into())]
+        );
     }
 
     fn migration(idx: usize, down: Option<&str>) -> Migration {
@@ -515,7 +564,11 @@ mod tests {
 
     #[test]
     fn plans_newest_first_down_to_the_target() {
-        let ms = vec![migration(0, Some("DROP TABLE a")), migration(1, Some("DROP TABLE b")), migration(2, Some("DROP TABLE c"))];
+        let ms = vec![
+            migration(0, Some("DROP TABLE a")),
+            migration(1, Some("DROP TABLE b")),
+            migration(2, Some("DROP TABLE c")),
+        ];
         let a = assess(&rows(&ms), &ms);
         let p = plan(&a, &ms, &RollbackTarget::parse("0000_m"), false).unwrap();
         let tags: Vec<&str> = p.steps.iter().map(|s| s.migration.tag.as_str()).collect();
@@ -528,39 +581,75 @@ mod tests {
 
     #[test]
     fn refuses_missing_down_files_and_unknown_or_unapplied_targets() {
-        let ms = vec![migration(0, Some("DROP TABLE a")), migration(1, None), migration(2, Some("DROP TABLE c"))];
+        let ms = vec![
+            migration(0, Some("DROP TABLE a")),
+            migration(1, None),
+            migration(2, Some("DROP TABLE c")),
+        ];
         let a = assess(&rows(&ms), &ms);
         let err = plan(&a, &ms, &RollbackTarget::parse("0000_m"), false).unwrap_err();
-        assert!(matches!(&err, RollbackError::MissingDownFile { tag, .. } if tag == "0001_m"), "{err}");
-        assert!(plan(&a, &ms, &RollbackTarget::parse("0001_m"), false).is_ok(), "0001 itself stays applied");
+        assert!(
+            matches!(&err, RollbackError::MissingDownFile { tag, .. } if tag == "0001_m"),
+            "{err}"
+        );
+        assert!(
+            plan(&a, &ms, &RollbackTarget::parse("0001_m"), false).is_ok(),
+            "0001 itself stays applied"
+        );
         let err = plan(&a, &ms, &RollbackTarget::parse("0009_x"), false).unwrap_err();
         assert!(matches!(err, RollbackError::Plan(PlanError::UnknownTarget { .. })));
         let partial = assess(&rows(&ms[..1]), &ms);
         let err = plan(&partial, &ms, &RollbackTarget::parse("0002_m"), false).unwrap_err();
-        assert!(matches!(&err, RollbackError::TargetNotApplied { current, .. } if current == "0000_m"), "{err}");
+        assert!(
+            matches!(&err, RollbackError::TargetNotApplied { current, .. } if current == "0000_m"),
+            "{err}"
+        );
     }
 
     #[test]
     fn refuses_concurrent_statements_changed_files_and_stray_rows() {
         let ms = vec![migration(0, Some("DROP TABLE a")), migration(1, Some("DROP INDEX CONCURRENTLY i"))];
         let a = assess(&rows(&ms), &ms);
-        assert!(matches!(plan(&a, &ms, &RollbackTarget::Empty, false), Err(RollbackError::NeedsAutocommit { index: 1, .. })));
+        assert!(matches!(
+            plan(&a, &ms, &RollbackTarget::Empty, false),
+            Err(RollbackError::NeedsAutocommit { index: 1, .. })
+        ));
 
         let ms = vec![migration(0, Some("DROP TABLE a")), migration(1, Some("DROP TABLE b"))];
         let mut changed = rows(&ms);
         changed[1].hash = "old".into();
         let a = assess(&changed, &ms);
-        assert!(matches!(plan(&a, &ms, &RollbackTarget::parse("0000_m"), false), Err(RollbackError::Plan(PlanError::ChecksumMismatch { .. }))));
+        assert!(matches!(
+            plan(&a, &ms, &RollbackTarget::parse("0000_m"), false),
+            Err(RollbackError::Plan(PlanError::ChecksumMismatch { .. }))
+        ));
 
         let mut stray = rows(&ms);
-        stray.push(LedgerRow { id: 9, hash: "zz".into(), created_at: Some(50) });
+        stray.push(LedgerRow {
+            id: 9,
+            hash: "zz".into(),
+            created_at: Some(50),
+        });
         let a = assess(&stray, &ms);
-        assert!(matches!(plan(&a, &ms, &RollbackTarget::parse("0000_m"), false), Err(RollbackError::Plan(PlanError::UnknownRows { .. }))));
-        assert!(plan(&a, &ms, &RollbackTarget::parse("0000_m"), true).is_ok(), "an old stray row may be allowed");
+        assert!(matches!(
+            plan(&a, &ms, &RollbackTarget::parse("0000_m"), false),
+            Err(RollbackError::Plan(PlanError::UnknownRows { .. }))
+        ));
+        assert!(
+            plan(&a, &ms, &RollbackTarget::parse("0000_m"), true).is_ok(),
+            "an old stray row may be allowed"
+        );
         let mut newer = rows(&ms);
-        newer.push(LedgerRow { id: 9, hash: "zz".into(), created_at: Some(10_000) });
+        newer.push(LedgerRow {
+            id: 9,
+            hash: "zz".into(),
+            created_at: Some(10_000),
+        });
         let a = assess(&newer, &ms);
-        assert!(matches!(plan(&a, &ms, &RollbackTarget::parse("0000_m"), true), Err(RollbackError::UnknownRowsAfterTarget { .. })));
+        assert!(matches!(
+            plan(&a, &ms, &RollbackTarget::parse("0000_m"), true),
+            Err(RollbackError::UnknownRowsAfterTarget { .. })
+        ));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 
 use crate::config::RunSettings;
 use crate::db::catalog::{self, Catalog};
-use crate::db::connection::{DatabaseInfo, Database};
+use crate::db::connection::{Database, DatabaseInfo};
 use crate::db::lock::{self, LockError};
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
@@ -124,7 +124,11 @@ impl<'a> Session<'a> {
         match lock::acquire(self.client(), settings.lock_key, wait).await {
             Ok(held) => {
                 self.lock_wait = held.waited;
-                tracing::info!(key = settings.lock_key, wait_ms = held.waited.as_millis() as u64, "advisory lock held");
+                tracing::info!(
+                    key = settings.lock_key,
+                    wait_ms = held.waited.as_millis() as u64,
+                    "advisory lock held"
+                );
                 Ok(held)
             }
             Err(e) => {

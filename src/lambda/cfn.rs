@@ -41,9 +41,33 @@ pub struct CfnRequest {
 impl CfnRequest {
     pub fn from_event(event: Event) -> Result<Self, RequestError> {
         let (request_type, request_id, response_url, stack_id, logical, physical, properties) = match event {
-            Event::Create(e) => (RequestType::Create, e.request_id, e.response_url, e.stack_id, e.logical_resource_id, None, e.resource_properties),
-            Event::Update(e) => (RequestType::Update, e.request_id, e.response_url, e.stack_id, e.logical_resource_id, Some(e.physical_resource_id), e.resource_properties),
-            Event::Delete(e) => (RequestType::Delete, e.request_id, e.response_url, e.stack_id, e.logical_resource_id, Some(e.physical_resource_id), e.resource_properties),
+            Event::Create(e) => (
+                RequestType::Create,
+                e.request_id,
+                e.response_url,
+                e.stack_id,
+                e.logical_resource_id,
+                None,
+                e.resource_properties,
+            ),
+            Event::Update(e) => (
+                RequestType::Update,
+                e.request_id,
+                e.response_url,
+                e.stack_id,
+                e.logical_resource_id,
+                Some(e.physical_resource_id),
+                e.resource_properties,
+            ),
+            Event::Delete(e) => (
+                RequestType::Delete,
+                e.request_id,
+                e.response_url,
+                e.stack_id,
+                e.logical_resource_id,
+                Some(e.physical_resource_id),
+                e.resource_properties,
+            ),
             _ => {
                 return Err(RequestError::CloudFormation {
                     reason: "unsupported RequestType".into(),
@@ -93,9 +117,7 @@ impl CfnRequest {
     /// the Update migrates as usual.
     pub fn is_rollback_of(&self, running: &str) -> bool {
         match (&self.request_type, &self.function_version) {
-            (RequestType::Update, Some(requested)) if running != "$LATEST" => {
-                requested.rsplit(':').next() != Some(running)
-            }
+            (RequestType::Update, Some(requested)) if running != "$LATEST" => requested.rsplit(':').next() != Some(running),
             _ => false,
         }
     }
@@ -123,7 +145,11 @@ impl Answer {
 /// The response document, cutting the reason so the body fits CloudFormation's limit.
 pub fn response_body(request: &CfnRequest, physical_resource_id: &str, answer: &Answer) -> String {
     let mut response = CloudFormationCustomResourceResponse::default();
-    response.status = if answer.success { ResponseStatus::Success } else { ResponseStatus::Failed };
+    response.status = if answer.success {
+        ResponseStatus::Success
+    } else {
+        ResponseStatus::Failed
+    };
     response.physical_resource_id = physical_resource_id.to_string();
     response.stack_id = request.stack_id.clone();
     response.request_id = request.request_id.clone();
@@ -209,7 +235,10 @@ mod tests {
 
     #[test]
     fn reads_type_ids_and_properties() {
-        let r = request("Update", json!({"ServiceToken": "arn", "MigrationsVersion": "42", "DryRun": "true"}));
+        let r = request(
+            "Update",
+            json!({"ServiceToken": "arn", "MigrationsVersion": "42", "DryRun": "true"}),
+        );
         assert_eq!(r.request_type, RequestType::Update);
         assert_eq!(r.physical_resource_id.as_deref(), Some("old-id"));
         assert_eq!(r.migrations_version.as_deref(), Some("42"));
@@ -221,12 +250,19 @@ mod tests {
 
     #[test]
     fn an_update_asking_for_another_version_is_a_rollback() {
-        let arn = |v: &str| json!({"FunctionVersion": format!("arn:aws:lambda:eu-west-1:000000000000:function:wishlist-migrator-prod:{v}")});
+        let arn =
+            |v: &str| json!({"FunctionVersion": format!("arn:aws:lambda:eu-west-1:000000000000:function:wishlist-migrator-prod:{v}")});
         assert!(request("Update", arn("6")).is_rollback_of("7"));
         assert!(!request("Update", arn("7")).is_rollback_of("7"));
         assert!(!request("Create", arn("6")).is_rollback_of("7"), "a Create is never a rollback");
-        assert!(!request("Update", json!({})).is_rollback_of("7"), "without the property, migrate as usual");
-        assert!(!request("Update", arn("6")).is_rollback_of("$LATEST"), "an unqualified invocation migrates");
+        assert!(
+            !request("Update", json!({})).is_rollback_of("7"),
+            "without the property, migrate as usual"
+        );
+        assert!(
+            !request("Update", arn("6")).is_rollback_of("$LATEST"),
+            "an unqualified invocation migrates"
+        );
     }
 
     #[test]

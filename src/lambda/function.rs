@@ -96,7 +96,8 @@ impl Function {
             (None, None) => {
                 return Err(ConfigError::Unusable {
                     variable: "DB_SECRET_ID",
-                    reason: "not set: name the Secrets Manager secret holding the database credentials (or DATABASE_URL for local runs)".into(),
+                    reason: "not set: name the Secrets Manager secret holding the database credentials (or DATABASE_URL for local runs)"
+                        .into(),
                 })
             }
         };
@@ -215,7 +216,9 @@ impl Function {
         state.cfn_request_id = cfn_request_id.map(str::to_string);
         if let Err(e) = setup.state.write(&state).await {
             tracing::warn!(error = %e, "migration state not recorded");
-            report.warnings.push(format!("{e}; the database ledger is unaffected and the next run rewrites the state"));
+            report.warnings.push(format!(
+                "{e}; the database ledger is unaffected and the next run rewrites the state"
+            ));
         }
     }
 
@@ -244,7 +247,10 @@ impl Function {
                 }
             },
         };
-        self.answered.lock().expect("not poisoned").insert(request.request_id.clone(), answer.clone());
+        self.answered
+            .lock()
+            .expect("not poisoned")
+            .insert(request.request_id.clone(), answer.clone());
         let physical_id = match (request.request_type, &request.physical_resource_id) {
             (RequestType::Delete, Some(id)) => id.clone(),
             _ => physical_id,
@@ -280,7 +286,9 @@ impl Function {
                     // database keeps the newer ones: report, never roll the schema back from here.
                     if let Ok(mut status) = self.run(Command::Status, deadline).await {
                         if status.pending.is_empty() {
-                            status.warnings.push("the database is ahead of this build (a stack rollback?); schema left as it is".into());
+                            status
+                                .warnings
+                                .push("the database is ahead of this build (a stack rollback?); schema left as it is".into());
                             result = Ok(status);
                         }
                     }
@@ -395,7 +403,10 @@ fn success_reason(report: &Report) -> String {
     let current = report.current.as_deref().unwrap_or("none");
     let mut reason = match report.status {
         Status::Applied => format!("applied {} migration(s); current: {current}", report.applied.len()),
-        Status::Planned => format!("dry run: {} migration(s) would be applied; current: {current}", report.pending.len()),
+        Status::Planned => format!(
+            "dry run: {} migration(s) would be applied; current: {current}",
+            report.pending.len()
+        ),
         _ => format!("up to date; current: {current}"),
     };
     for w in &report.warnings {
@@ -448,4 +459,3 @@ async fn guard<T>(work: tokio::task::JoinHandle<T>, deadline: Instant) -> Guarde
         }
     }
 }
-

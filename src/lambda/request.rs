@@ -4,8 +4,8 @@
 use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
 use serde_json::Value;
 
-use crate::engine::rollback_plan::RollbackTarget;
 use crate::engine::command::{Action, Command};
+use crate::engine::rollback_plan::RollbackTarget;
 use crate::error::{Classified, ErrorType};
 
 /// Every field a direct request may carry besides `action`.
@@ -31,7 +31,10 @@ pub enum Request {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
-    #[error("the event must be a JSON object like {{\"action\": \"migrate\"}}; got {got}. Valid actions: {}", Action::names())]
+    #[error(
+        "the event must be a JSON object like {{\"action\": \"migrate\"}}; got {got}. Valid actions: {}",
+        Action::names()
+    )]
     NotAnObject { got: &'static str },
     #[error("the event has no \"action\". Valid actions: {}", Action::names())]
     MissingAction,
@@ -158,10 +161,18 @@ mod tests {
     #[test]
     fn maps_actions_to_commands() {
         assert_eq!(direct(json!({"action": "status"})), Command::Status);
-        assert_eq!(direct(json!({"action": "plan", "to": "0001_x"})), Command::Plan { target: Some("0001_x".into()) });
+        assert_eq!(
+            direct(json!({"action": "plan", "to": "0001_x"})),
+            Command::Plan {
+                target: Some("0001_x".into())
+            }
+        );
         assert_eq!(
             direct(json!({"action": "migrate", "dryRun": true})),
-            Command::Migrate { target: None, dry_run: true }
+            Command::Migrate {
+                target: None,
+                dry_run: true
+            }
         );
     }
 
@@ -182,8 +193,14 @@ mod tests {
     #[test]
     fn maps_verify_drift_and_rollback_actions() {
         assert_eq!(direct(json!({"action": "drift"})), Command::Drift { fail_on_drift: false });
-        assert_eq!(direct(json!({"action": "drift", "failOnDrift": true})), Command::Drift { fail_on_drift: true });
-        assert_eq!(direct(json!({"action": "verify", "analyze": true})), Command::Verify { analyze: true });
+        assert_eq!(
+            direct(json!({"action": "drift", "failOnDrift": true})),
+            Command::Drift { fail_on_drift: true }
+        );
+        assert_eq!(
+            direct(json!({"action": "verify", "analyze": true})),
+            Command::Verify { analyze: true }
+        );
         assert_eq!(direct(json!({"action": "check-rollback"})), Command::CheckRollback);
         assert_eq!(
             direct(json!({"action": "rollback", "to": "0000_x", "dryRun": true})),
@@ -204,7 +221,10 @@ mod tests {
         let err = parse(&json!({"action": "rollback"})).unwrap_err();
         assert!(matches!(&err, RequestError::BadField { field, .. } if field == "to"), "{err}");
         let err = parse(&json!({"action": "drift", "failOnDrift": "yes"})).unwrap_err();
-        assert!(matches!(&err, RequestError::BadField { field, .. } if field == "failOnDrift"), "{err}");
+        assert!(
+            matches!(&err, RequestError::BadField { field, .. } if field == "failOnDrift"),
+            "{err}"
+        );
         let err = parse(&json!({"action": "migrate", "allowDataLoss": true})).unwrap_err();
         assert!(err.to_string().contains("not accepted by the migrate action"), "{err}");
     }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::error::{Classified, ErrorType};
 use crate::migrations::journal::Journal;
 use crate::migrations::statement::{self, Statement};
-use crate::error::{Classified, ErrorType};
 
 pub const JOURNAL_PATH: &str = "meta/_journal.json";
 
@@ -49,9 +49,7 @@ impl SourceError {
     /// The migration the error is about, when there is one.
     pub fn tag(&self) -> Option<&str> {
         match self {
-            Self::MissingFile { tag, .. }
-            | Self::WhenNotIncreasing { tag, .. }
-            | Self::DuplicateTag { tag } => Some(tag),
+            Self::MissingFile { tag, .. } | Self::WhenNotIncreasing { tag, .. } | Self::DuplicateTag { tag } => Some(tag),
             _ => None,
         }
     }
@@ -62,7 +60,9 @@ impl SourceError {
 pub enum TransactionMode {
     Transaction,
     /// Runs alone, each statement committing on its own.
-    Autocommit { reason: String },
+    Autocommit {
+        reason: String,
+    },
 }
 
 /// A migration as read from the source; what the database has applied is a [`crate::db::ledger::LedgerRow`].
@@ -268,9 +268,7 @@ mod tests {
         let entries: Vec<String> = entries
             .iter()
             .enumerate()
-            .map(|(i, (tag, when))| {
-                format!(r#"{{"idx":{i},"version":"7","when":{when},"tag":"{tag}","breakpoints":true}}"#)
-            })
+            .map(|(i, (tag, when))| format!(r#"{{"idx":{i},"version":"7","when":{when},"tag":"{tag}","breakpoints":true}}"#))
             .collect();
         format!(r#"{{"version":"7","dialect":"postgresql","entries":[{}]}}"#, entries.join(","))
     }
@@ -279,17 +277,17 @@ mod tests {
     fn loads_in_journal_order_with_drizzle_hashes() {
         let set = Folder::new(&journal(&[("0000_a", 10), ("0001_b", 20)]))
             .file("0000_a.sql", "CREATE TABLE a (id int);")
-            .file("0001_b.sql", "CREATE TABLE b (id int);\n--> statement-breakpoint\nCREATE INDEX bi ON b (id);")
+            .file(
+                "0001_b.sql",
+                "CREATE TABLE b (id int);\n--> statement-breakpoint\nCREATE INDEX bi ON b (id);",
+            )
             .file("0001_b.down.sql", "DROP TABLE b;")
             .load()
             .unwrap();
         let tags: Vec<_> = set.migrations.iter().map(|m| m.tag.as_str()).collect();
         assert_eq!(tags, ["0000_a", "0001_b"]);
         // sha256("CREATE TABLE a (id int);"), as `printf %s ... | sha256sum` prints it.
-        assert_eq!(
-            set.migrations[0].hash,
-            hex::encode(Sha256::digest(b"CREATE TABLE a (id int);"))
-        );
+        assert_eq!(set.migrations[0].hash, hex::encode(Sha256::digest(b"CREATE TABLE a (id int);")));
         assert_eq!(set.migrations[0].hash.len(), 64);
         assert_eq!(set.migrations[1].statements.len(), 2);
         assert_eq!(set.migrations[1].created_at, 20);
@@ -304,7 +302,10 @@ mod tests {
             .file("0001_b.sql", "SELECT 1;")
             .load()
             .unwrap_err();
-        assert!(matches!(&err, SourceError::WhenNotIncreasing { tag, previous_tag, .. } if tag == "0001_b" && previous_tag == "0000_a"), "{err}");
+        assert!(
+            matches!(&err, SourceError::WhenNotIncreasing { tag, previous_tag, .. } if tag == "0001_b" && previous_tag == "0000_a"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -354,6 +355,9 @@ mod tests {
         let folder = Folder::new(&journal(&[("0000_a", 10)]));
         std::fs::write(folder.0.path().join("0000_a.sql"), [0xff, 0xfe]).unwrap();
         let err = folder.load().unwrap_err();
-        assert!(matches!(&err, SourceError::NotUtf8 { path } if path.ends_with("0000_a.sql")), "{err}");
+        assert!(
+            matches!(&err, SourceError::NotUtf8 { path } if path.ends_with("0000_a.sql")),
+            "{err}"
+        );
     }
 }

@@ -52,9 +52,7 @@ impl Statement {
             "REINDEX" if has("CONCURRENTLY") => Some("REINDEX CONCURRENTLY"),
             "VACUUM" => Some("VACUUM"),
             "ALTER" if w(1) == "SYSTEM" => Some("ALTER SYSTEM"),
-            "ALTER" if w(1) == "TABLE" && has("DETACH") && has("CONCURRENTLY") => {
-                Some("DETACH PARTITION CONCURRENTLY")
-            }
+            "ALTER" if w(1) == "TABLE" && has("DETACH") && has("CONCURRENTLY") => Some("DETACH PARTITION CONCURRENTLY"),
             _ => None,
         }
     }
@@ -79,10 +77,7 @@ pub fn split(sql: &str) -> Vec<Statement> {
     let mut statements = Vec::new();
     let mut line = 1;
     for piece in sql.split(BREAKPOINT) {
-        let leading_blank_lines = piece
-            .lines()
-            .take_while(|l| l.trim().is_empty())
-            .count();
+        let leading_blank_lines = piece.lines().take_while(|l| l.trim().is_empty()).count();
         let statement = Statement {
             sql: piece.to_string(),
             line: line + leading_blank_lines,
@@ -139,10 +134,7 @@ fn keywords(sql: &str) -> Vec<String> {
             match tag_end {
                 Some(end) if bytes[end] == b'$' => {
                     let tag = &sql[i..=end];
-                    i = sql[end + 1..]
-                        .find(tag)
-                        .map(|p| end + 1 + p + tag.len())
-                        .unwrap_or(bytes.len());
+                    i = sql[end + 1..].find(tag).map(|p| end + 1 + p + tag.len()).unwrap_or(bytes.len());
                 }
                 _ => i += 1,
             }
@@ -207,7 +199,10 @@ mod tests {
             ("VACUUM (ANALYZE) t;", Some("VACUUM")),
             ("ALTER SYSTEM SET work_mem = '8MB';", Some("ALTER SYSTEM")),
             ("CREATE DATABASE x;", Some("CREATE DATABASE")),
-            ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY;", Some("DETACH PARTITION CONCURRENTLY")),
+            (
+                "ALTER TABLE p DETACH PARTITION c CONCURRENTLY;",
+                Some("DETACH PARTITION CONCURRENTLY"),
+            ),
             ("-- CREATE INDEX CONCURRENTLY in a comment\nCREATE INDEX i ON t (a);", None),
             ("CREATE INDEX i ON t (a) WHERE note = 'VACUUM';", None),
             ("CREATE TABLE t (a int);", None),

@@ -7,8 +7,7 @@ use crate::engine::outcome::{Done, LedgerView, Migrated, RollbackSteps, RunOutco
 use crate::engine::plan::SegmentMode;
 use crate::error::Classified;
 use crate::report::{
-    AppliedEntry, ErrorReport, MigrationsInfo, PendingEntry, ProblemReport, Report, RollbackReport, RolledBackEntry, SegmentReport,
-    Status,
+    AppliedEntry, ErrorReport, MigrationsInfo, PendingEntry, ProblemReport, Report, RollbackReport, RolledBackEntry, SegmentReport, Status,
 };
 use crate::schema::verify::VerifyError;
 

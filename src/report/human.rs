@@ -20,8 +20,8 @@ impl Report {
         for a in &self.applied {
             let _ = writeln!(out, "  ✓ {:<48} {:>7} ms", a.tag, a.duration_ms);
         }
-        let show_pending = matches!(self.status, Status::Planned | Status::Pending | Status::Invalid | Status::UpToDate)
-            || self.action == Action::Status;
+        let show_pending =
+            matches!(self.status, Status::Planned | Status::Pending | Status::Invalid | Status::UpToDate) || self.action == Action::Status;
         if show_pending {
             for s in self.segments.iter().filter(|s| s.status == SegmentStatus::Planned) {
                 let why = s.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
@@ -61,9 +61,20 @@ impl Report {
             let timing = c
                 .timing
                 .as_ref()
-                .map(|t| format!(" (planning {:.3} ms, execution {:.3} ms, buffers hit {} read {})", t.planning_us as f64 / 1000.0, t.execution_us as f64 / 1000.0, t.shared_hit_blocks, t.shared_read_blocks))
+                .map(|t| {
+                    format!(
+                        " (planning {:.3} ms, execution {:.3} ms, buffers hit {} read {})",
+                        t.planning_us as f64 / 1000.0,
+                        t.execution_us as f64 / 1000.0,
+                        t.shared_hit_blocks,
+                        t.shared_read_blocks
+                    )
+                })
                 .unwrap_or_default();
-            let kind = serde_json::to_value(c.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let kind = serde_json::to_value(c.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             let _ = writeln!(out, "  {mark} {kind} {}{detail}{timing}", c.object);
             for d in &c.differences {
                 let _ = writeln!(out, "      ≠ {d}");
@@ -105,7 +116,10 @@ impl Report {
                 "drift: {} difference(s) from the snapshot of {current}",
                 self.differences.as_ref().map_or(0, Vec::len)
             ),
-            Status::Verified => format!("verified: {} check(s) passed; current: {current}", self.checks.as_ref().map_or(0, Vec::len)),
+            Status::Verified => format!(
+                "verified: {} check(s) passed; current: {current}",
+                self.checks.as_ref().map_or(0, Vec::len)
+            ),
             Status::VerificationFailed => format!(
                 "verification failed: {} of {} check(s) failed; current: {current}",
                 self.checks.iter().flatten().filter(|c| c.failed()).count(),
@@ -115,7 +129,10 @@ impl Report {
                 let n = self.rollback.as_ref().map_or(0, |r| r.migrations.len());
                 let drift = self.differences.as_ref().map_or(0, Vec::len);
                 if drift == 0 {
-                    format!("rolled back {n} migration(s) in {} ms; current: {current}; schema matches its snapshot", self.duration_ms)
+                    format!(
+                        "rolled back {n} migration(s) in {} ms; current: {current}; schema matches its snapshot",
+                        self.duration_ms
+                    )
                 } else {
                     format!("rolled back {n} migration(s); current: {current}; but {drift} difference(s) from its snapshot")
                 }

@@ -10,8 +10,8 @@ use crate::db::connection::DatabaseInfo;
 pub use crate::engine::command::Action;
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
-use crate::engine::rollback_plan::DataAtRisk;
 pub use crate::engine::outcome::SegmentStatus;
+use crate::engine::rollback_plan::DataAtRisk;
 use crate::error::ErrorType;
 use crate::schema::drift::Difference;
 use crate::schema::verify::Check;
@@ -239,7 +239,18 @@ mod tests {
         let mut r = Report::new(Action::Migrate, "dev", "run-1");
         r.status = Status::UpToDate;
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-        for field in ["action", "status", "environment", "current", "applied", "pending", "durationMs", "lockWaitMs", "runId", "warnings"] {
+        for field in [
+            "action",
+            "status",
+            "environment",
+            "current",
+            "applied",
+            "pending",
+            "durationMs",
+            "lockWaitMs",
+            "runId",
+            "warnings",
+        ] {
             assert!(v.get(field).is_some(), "missing {field}");
         }
         assert_eq!(v["status"], "upToDate");

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::migrations::source::{Migration, MigrationSource};
 use crate::error::{Classified, ErrorType};
+use crate::migrations::source::{Migration, MigrationSource};
 
 /// The only snapshot format this tool reads (drizzle-kit 0.23 to at least 0.31 write it).
 pub const SUPPORTED_VERSION: &str = "7";
@@ -394,7 +394,10 @@ mod tests {
         assert_eq!(t.columns["priority"].default, Some(serde_json::json!(0)));
         assert_eq!(t.indexes["idx_wishlist_user_store_priority"].columns.len(), 3);
         assert!(t.check_constraints.contains_key("priority_range_check"));
-        assert_eq!(s.enums["public.wishlist_store"].values, ["LEGO", "Barweer", "Cata", "BrickLink", "Other"]);
+        assert_eq!(
+            s.enums["public.wishlist_store"].values,
+            ["LEGO", "Barweer", "Cata", "BrickLink", "Other"]
+        );
     }
 
     #[test]
@@ -420,7 +423,10 @@ mod tests {
         let v6 = br#"{"version":"6","dialect":"postgresql","tables":{},"enums":{},"schemas":{}}"#;
         assert!(matches!(Snapshot::parse(v6, "t", "p"), Err(SnapshotError::UnsupportedVersion { version, .. }) if version == "6"));
         let none = br#"{"dialect":"postgresql"}"#;
-        assert!(matches!(Snapshot::parse(none, "t", "p"), Err(SnapshotError::UnsupportedVersion { .. })));
+        assert!(matches!(
+            Snapshot::parse(none, "t", "p"),
+            Err(SnapshotError::UnsupportedVersion { .. })
+        ));
         let mysql = br#"{"version":"7","dialect":"mysql"}"#;
         assert!(matches!(Snapshot::parse(mysql, "t", "p"), Err(SnapshotError::WrongDialect { .. })));
     }

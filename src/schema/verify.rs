@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::db::catalog::Catalog;
+use crate::error::{Classified, ErrorType};
 use crate::schema::drift::Difference;
 use crate::schema::snapshot::Snapshot;
-use crate::error::{Classified, ErrorType};
 
 /// The query catalogue, relative to the migrations folder.
 pub const QUERY_CATALOGUE: &str = "verify/queries.sql";
@@ -83,7 +83,10 @@ impl Check {
     }
 
     pub fn describe(&self) -> String {
-        let kind = serde_json::to_value(self.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let kind = serde_json::to_value(self.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         match &self.detail {
             Some(d) => format!("{kind} {}: {d}", self.object),
             None => format!("{kind} {}", self.object),
@@ -145,7 +148,11 @@ pub fn parse_catalogue(text: &str, path: &str) -> Result<Vec<HotQuery>, VerifyEr
     for (n, raw) in text.lines().enumerate() {
         let line = n + 1;
         let trimmed = raw.trim();
-        let directive = trimmed.strip_prefix("--").map(str::trim).and_then(|d| d.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim()));
+        let directive = trimmed
+            .strip_prefix("--")
+            .map(str::trim)
+            .and_then(|d| d.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim()));
         match directive {
             Some((key, value)) if key == "query" => {
                 if let Some(q) = current.take() {
@@ -163,7 +170,9 @@ pub fn parse_catalogue(text: &str, path: &str) -> Result<Vec<HotQuery>, VerifyEr
                 });
             }
             Some((key, value)) if key == "index" || key == "since" => {
-                let q = current.as_mut().ok_or_else(|| error(line, format!("`-- {key}:` before any `-- query:`")))?;
+                let q = current
+                    .as_mut()
+                    .ok_or_else(|| error(line, format!("`-- {key}:` before any `-- query:`")))?;
                 if key == "index" {
                     q.index = value.to_string();
                 } else {
@@ -195,9 +204,11 @@ pub fn enum_checks(expected: &Snapshot, actual: &Catalog) -> Vec<Check> {
             let mut check = Check::new(CheckKind::EnumValues, format!("{}.{}", e.schema, e.name));
             match actual.enums.iter().find(|l| l.schema == e.schema && l.name == e.name) {
                 None => check.fail("the enum does not exist"),
-                Some(live) if live.values != e.values => {
-                    check.fail(format!("values are ({}), expected ({})", live.values.join(", "), e.values.join(", ")))
-                }
+                Some(live) if live.values != e.values => check.fail(format!(
+                    "values are ({}), expected ({})",
+                    live.values.join(", "),
+                    e.values.join(", ")
+                )),
                 Some(live) => check.detail = Some(live.values.join(", ")),
             }
             check
@@ -261,9 +272,14 @@ fn timing_of(plan: &serde_json::Value) -> Timing {
 /// Runs `EXPLAIN` in a transaction that is always rolled back, so even a data-changing query
 /// changes nothing.
 async fn explain(client: &mut Client, settings: &[String], options: &str, sql: &str) -> Result<serde_json::Value, String> {
-    let tx = client.transaction().await.map_err(|e| crate::db::connection::PgError::from(e).to_string())?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| crate::db::connection::PgError::from(e).to_string())?;
     for s in settings {
-        tx.batch_execute(s).await.map_err(|e| crate::db::connection::PgError::from(e).to_string())?;
+        tx.batch_execute(s)
+            .await
+            .map_err(|e| crate::db::connection::PgError::from(e).to_string())?;
     }
     let messages = tx
         .simple_query(&format!("EXPLAIN ({options}) {sql}"))
@@ -321,14 +337,14 @@ fn judge_plan(check: &mut Check, expected: &str, used: &[String], catalog: &Cata
     let keys = |i: &crate::db::catalog::Index| i.columns.iter().map(|c| c.expression.clone()).collect::<Vec<_>>();
     let wanted = keys(index);
     let equivalent = used.iter().find(|u| {
-        find(u).is_some_and(|(t, i)| t.schema == table.schema && t.name == table.name && i.method == index.method && keys(i).starts_with(&wanted))
+        find(u).is_some_and(|(t, i)| {
+            t.schema == table.schema && t.name == table.name && i.method == index.method && keys(i).starts_with(&wanted)
+        })
     });
     match equivalent {
-        Some(other) => {
-            check.detail = Some(format!(
-                "uses {other}, whose key columns begin with all of {expected}'s; the planner cannot tell them apart without table statistics"
-            ))
-        }
+        Some(other) => check.detail = Some(format!(
+            "uses {other}, whose key columns begin with all of {expected}'s; the planner cannot tell them apart without table statistics"
+        )),
         None => check.fail(format!("is not served by index {expected}; the plan uses {}", list_or_none(used))),
     }
 }
@@ -359,7 +375,9 @@ mod tests {
         let text = include_str!("../../migrations/verify/queries.sql");
         let queries = parse_catalogue(text, "queries.sql").unwrap();
         assert!(queries.len() >= 4);
-        assert!(queries.iter().all(|q| !q.sql.ends_with(';') && q.index.starts_with("idx_wishlist_")));
+        assert!(queries
+            .iter()
+            .all(|q| !q.sql.ends_with(';') && q.index.starts_with("idx_wishlist_")));
     }
 
     #[test]
@@ -403,21 +421,37 @@ mod tests {
             name: name.into(),
             method: "btree".into(),
             valid,
-            columns: columns.iter().map(|c| crate::db::catalog::IndexColumn { expression: c.to_string(), ..Default::default() }).collect(),
+            columns: columns
+                .iter()
+                .map(|c| crate::db::catalog::IndexColumn {
+                    expression: c.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         };
         let catalog = Catalog {
             tables: vec![crate::db::catalog::Table {
                 schema: "public".into(),
                 name: "t".into(),
-                indexes: vec![index("a_b", &["a", "b"], true), index("a_b_c", &["a", "b", "c"], true), index("a_c", &["a", "c"], true), index("bad", &["a"], false)],
+                indexes: vec![
+                    index("a_b", &["a", "b"], true),
+                    index("a_b_c", &["a", "b", "c"], true),
+                    index("a_c", &["a", "c"], true),
+                    index("bad", &["a"], false),
+                ],
                 ..Default::default()
             }],
             ..Default::default()
         };
         let judge = |expected: &str, used: &[&str]| {
             let mut check = Check::new(CheckKind::QueryPlan, "q");
-            judge_plan(&mut check, expected, &used.iter().map(|u| u.to_string()).collect::<Vec<_>>(), &catalog);
+            judge_plan(
+                &mut check,
+                expected,
+                &used.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+                &catalog,
+            );
             check
         };
         assert!(!judge("a_b", &["a_b"]).failed());
@@ -440,7 +474,11 @@ mod tests {
         catalog.enums = snapshot
             .enums
             .values()
-            .map(|e| crate::db::catalog::Enum { schema: e.schema.clone(), name: e.name.clone(), values: e.values.clone() })
+            .map(|e| crate::db::catalog::Enum {
+                schema: e.schema.clone(),
+                name: e.name.clone(),
+                values: e.values.clone(),
+            })
             .collect();
         assert!(enum_checks(&snapshot, &catalog).iter().all(|c| !c.failed()));
         catalog.enums[0].values.reverse();
@@ -450,13 +488,24 @@ mod tests {
             schema: "public".into(),
             name: "t".into(),
             indexes: vec![
-                crate::db::catalog::Index { name: "ok".into(), valid: true, ..Default::default() },
-                crate::db::catalog::Index { name: "broken".into(), valid: false, ..Default::default() },
+                crate::db::catalog::Index {
+                    name: "ok".into(),
+                    valid: true,
+                    ..Default::default()
+                },
+                crate::db::catalog::Index {
+                    name: "broken".into(),
+                    valid: false,
+                    ..Default::default()
+                },
             ],
             ..Default::default()
         }];
         let checks = index_checks(&catalog, |_, _| true);
-        assert_eq!(checks.iter().filter(|c| c.failed()).map(|c| c.object.as_str()).collect::<Vec<_>>(), ["public.t.broken"]);
+        assert_eq!(
+            checks.iter().filter(|c| c.failed()).map(|c| c.object.as_str()).collect::<Vec<_>>(),
+            ["public.t.broken"]
+        );
         assert!(index_checks(&catalog, |_, _| false).is_empty());
     }
 }

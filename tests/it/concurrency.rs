@@ -91,7 +91,10 @@ async fn a_session_holding_the_lock_is_named_and_blocks_only_until_released() {
     let report = run(&mut cmd).expect(4).report();
     assert_eq!(error_type(&report), "MigrationLockBusy");
     assert_eq!(report["error"]["holderPid"], holder_pid);
-    assert!(report["error"]["message"].as_str().unwrap().contains(&holder_pid.to_string()), "{report}");
+    assert!(
+        report["error"]["message"].as_str().unwrap().contains(&holder_pid.to_string()),
+        "{report}"
+    );
     // It waited out LOCK_WAIT_SECONDS before giving up, and says so.
     assert!(report["lockWaitMs"].as_u64().unwrap() >= 1000, "{report}");
     assert_eq!(catalog(&db).await, before, "nothing happens without the lock");
@@ -119,6 +122,8 @@ async fn the_lock_key_is_configurable() {
     assert!(!db.table_exists("public.wishlist_items").await);
 
     // Another key is another lock: the default one is free.
-    let report = run(&mut wm(&db.url, "migrations", &["--lock-wait", "0", "migrate"])).expect(0).report();
+    let report = run(&mut wm(&db.url, "migrations", &["--lock-wait", "0", "migrate"]))
+        .expect(0)
+        .report();
     assert_eq!(report["status"], "applied");
 }

@@ -54,9 +54,16 @@ async fn the_libpq_variables_work_and_flags_override_the_environment() {
     // A stale DATABASE_URL and APP_ENV in the environment; the flags win.
     let stale = pg().url("postgres", &secret_password(), &db.name);
     let mut cmd = cli();
-    cmd.env("DATABASE_URL", &stale)
-        .env("APP_ENV", "prod")
-        .args(["--json", "--database-url", &db.url, "--env", "staging", "--migrations", "migrations", "migrate"]);
+    cmd.env("DATABASE_URL", &stale).env("APP_ENV", "prod").args([
+        "--json",
+        "--database-url",
+        &db.url,
+        "--env",
+        "staging",
+        "--migrations",
+        "migrations",
+        "migrate",
+    ]);
     let report = run(&mut cmd).expect(0).report();
     assert_eq!(tags(&report["applied"]), [TAG_0001]);
     assert_eq!(report["environment"], "staging");
@@ -85,7 +92,11 @@ async fn bad_settings_are_config_errors_with_exit_2_and_a_json_report() {
     let mut cmd = cli();
     cmd.env("DATABASE_URL", &db.url).env("LOCK_WAIT_SECONDS", "soon").arg("migrate");
     let out = run(&mut cmd).expect(2);
-    assert!(out.stderr.contains("error[ConfigError]") && out.stderr.contains("LOCK_WAIT_SECONDS"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error[ConfigError]") && out.stderr.contains("LOCK_WAIT_SECONDS"),
+        "{}",
+        out.stderr
+    );
     // None of them got as far as the database.
     assert!(!schema_exists(&db, "drizzle").await);
 }

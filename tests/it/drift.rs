@@ -106,17 +106,26 @@ async fn manual_changes_are_reported_with_their_exact_objects() {
     .collect();
     expected.sort();
     assert_eq!(found, expected, "{}", serde_json::to_string_pretty(&report["differences"]).unwrap());
-    let by_kind = |kind: &str| report["differences"].as_array().unwrap().iter().find(|d| d["kind"] == kind).unwrap().clone();
+    let by_kind = |kind: &str| {
+        report["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["kind"] == kind)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(by_kind("extraEnumValue")["actual"], "Mega");
     assert_eq!(by_kind("columnDefault")["expected"], "0");
     assert_eq!(by_kind("columnDefault")["actual"], "1");
     assert!(by_kind("missingConstraint")["expected"].as_str().unwrap().contains("priority"));
     // Human output names them too, and the error goes to stderr.
-    let human = run(cli()
-        .env("DATABASE_URL", &db.url)
-        .args(["--migrations", "migrations", "drift"]))
-    .expect(3);
-    assert!(human.stdout.contains("missingIndex public.wishlist_items.idx_wishlist_user_sort"), "{}", human.stdout);
+    let human = run(cli().env("DATABASE_URL", &db.url).args(["--migrations", "migrations", "drift"])).expect(3);
+    assert!(
+        human.stdout.contains("missingIndex public.wishlist_items.idx_wishlist_user_sort"),
+        "{}",
+        human.stdout
+    );
     assert!(human.stderr.contains("error[DriftDetected]"), "{}", human.stderr);
 }
 
@@ -176,12 +185,22 @@ async fn drift_ignore_and_the_ledger_schema_are_never_drift() {
         ]
     );
     let mut cmd = wm(&db.url, "migrations", &["drift"]);
-    let report = run(cmd.env("MIGRATIONS_SCHEMA", "ops").env("DRIFT_IGNORE", "audit_log, reporting.*")).expect(0).report();
+    let report = run(cmd.env("MIGRATIONS_SCHEMA", "ops").env("DRIFT_IGNORE", "audit_log, reporting.*"))
+        .expect(0)
+        .report();
     assert_eq!(report["status"], "ok");
     // Only what is listed is ignored.
     let mut cmd = wm(&db.url, "migrations", &["drift"]);
-    let report = run(cmd.env("MIGRATIONS_SCHEMA", "ops").env("DRIFT_IGNORE", "reporting.daily")).expect(3).report();
-    assert_eq!(differences(&report), [("extraSchema".to_string(), "reporting".to_string()), ("extraTable".into(), "public.audit_log".into())]);
+    let report = run(cmd.env("MIGRATIONS_SCHEMA", "ops").env("DRIFT_IGNORE", "reporting.daily"))
+        .expect(3)
+        .report();
+    assert_eq!(
+        differences(&report),
+        [
+            ("extraSchema".to_string(), "reporting".to_string()),
+            ("extraTable".into(), "public.audit_log".into())
+        ]
+    );
 }
 
 #[tokio::test]
@@ -212,7 +231,10 @@ async fn without_fail_on_drift_the_library_reports_drift_as_a_result() {
     let failure = wishlist_migrator::run(&invocation(true)).await.expect_err("failOnDrift");
     assert_eq!(failure.error.error_type().as_str(), "DriftDetected");
     assert_eq!(failure.report.status, Status::DriftDetected);
-    assert_eq!(failure.report.differences.as_ref().unwrap()[0].object, "public.wishlist_items.idx_wishlist_user_store");
+    assert_eq!(
+        failure.report.differences.as_ref().unwrap()[0].object,
+        "public.wishlist_items.idx_wishlist_user_store"
+    );
 }
 
 #[tokio::test]
@@ -221,7 +243,9 @@ async fn an_unsupported_or_missing_snapshot_is_an_error_not_a_pass() {
     run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
     let dir = copy_fixture("migrations");
     let snapshot = dir.path().join("meta/0001_snapshot.json");
-    let text = std::fs::read_to_string(&snapshot).unwrap().replacen("\"version\": \"7\"", "\"version\": \"8\"", 1);
+    let text = std::fs::read_to_string(&snapshot)
+        .unwrap()
+        .replacen("\"version\": \"7\"", "\"version\": \"8\"", 1);
     std::fs::write(&snapshot, text).unwrap();
     let report = run(&mut wm(&db.url, dir.path(), &["drift"])).expect(3).report();
     assert_eq!(error_type(&report), "InvalidSnapshot");

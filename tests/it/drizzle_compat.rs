@@ -33,7 +33,11 @@ async fn same_result_as_drizzle(rel: &str) {
     let peer = drizzle_peer(&theirs.url, rel, &[]);
     assert_eq!(peer.code, 0, "{rel}: drizzle-orm failed:\n{}", peer.stderr);
     assert_eq!(ledger(&theirs).await, expected, "{rel}: drizzle-orm's own ledger rows");
-    assert_eq!(schema_and_ledger_shape(&ours).await, schema_and_ledger_shape(&theirs).await, "{rel}");
+    assert_eq!(
+        schema_and_ledger_shape(&ours).await,
+        schema_and_ledger_shape(&theirs).await,
+        "{rel}"
+    );
 
     // Ours, then drizzle-orm: a no-op.
     let before = catalog(&ours).await;
@@ -135,7 +139,10 @@ async fn a_custom_ledger_schema_and_table_are_honoured_by_both() {
     let db = pg().fresh_db().await;
     run(&mut with_custom(&db.url, &["migrate"])).expect(0);
     assert_eq!(ledger_in(&db, "ops", "applied_migrations").await, expected);
-    assert!(db.table_exists("ops.wishlist_migrator_history").await, "our history lives beside the ledger");
+    assert!(
+        db.table_exists("ops.wishlist_migrator_history").await,
+        "our history lives beside the ledger"
+    );
     assert!(!schema_exists(&db, "drizzle").await, "nothing in the default schema");
     let peer = drizzle_peer(&db.url, "migrations", &custom);
     assert_eq!(peer.code, 0, "{}", peer.stderr);
@@ -143,7 +150,10 @@ async fn a_custom_ledger_schema_and_table_are_honoured_by_both() {
     assert!(!schema_exists(&db, "drizzle").await);
     // The setting is what makes it up to date: the default ledger is empty.
     assert_eq!(run(&mut with_custom(&db.url, &["status"])).expect(0).report()["status"], "upToDate");
-    assert_eq!(run(&mut wm(&db.url, "migrations", &["status"])).expect(0).report()["status"], "pending");
+    assert_eq!(
+        run(&mut wm(&db.url, "migrations", &["status"])).expect(0).report()["status"],
+        "pending"
+    );
 
     // drizzle-orm first (0000 only), then ours applies only 0001 into the same custom ledger.
     let db = pg().fresh_db().await;
@@ -168,23 +178,38 @@ async fn an_added_enum_value_is_committed_before_use_where_drizzle_fails() {
     assert_eq!(segments.len(), 2, "{report}");
     assert_eq!(segments[0]["migrations"], serde_json::json!(tags_in_journal[..2]));
     assert_eq!(segments[1]["migrations"], serde_json::json!(tags_in_journal[2..]));
-    assert!(segments.iter().all(|s| s["mode"] == "transaction" && s["status"] == "committed"), "{report}");
+    assert!(
+        segments.iter().all(|s| s["mode"] == "transaction" && s["status"] == "committed"),
+        "{report}"
+    );
     assert!(
         segments[0]["reason"].as_str().unwrap_or("").contains(&tags_in_journal[1]),
         "the report says why it committed there: {report}"
     );
     assert_eq!(ledger(&ours).await, expected_ledger(&dir));
     let catalog = catalog(&ours).await;
-    assert!(catalog.iter().any(|l| l == "enum public.item_status active,archived,hidden"), "{catalog:#?}");
     assert!(
-        catalog.iter().any(|l| l == "col public.catalog_items.status item_status default 'hidden'::item_status"),
+        catalog.iter().any(|l| l == "enum public.item_status active,archived,hidden"),
         "{catalog:#?}"
     );
-    assert!(catalog.iter().any(|l| l == "rel public.catalog_items_visible_idx i"), "{catalog:#?}");
+    assert!(
+        catalog
+            .iter()
+            .any(|l| l == "col public.catalog_items.status item_status default 'hidden'::item_status"),
+        "{catalog:#?}"
+    );
+    assert!(
+        catalog.iter().any(|l| l == "rel public.catalog_items_visible_idx i"),
+        "{catalog:#?}"
+    );
 
     let theirs = pg().fresh_db().await;
     let peer = drizzle_peer(&theirs.url, rel, &[]);
-    assert_eq!(peer.code, 1, "drizzle-orm was expected to fail here:\n{}{}", peer.stdout, peer.stderr);
+    assert_eq!(
+        peer.code, 1,
+        "drizzle-orm was expected to fail here:\n{}{}",
+        peer.stdout, peer.stderr
+    );
     assert!(peer.stderr.contains("55P04"), "{}", peer.stderr);
     assert_eq!(ledger(&theirs).await, Vec::new());
     assert!(!theirs.table_exists("public.catalog_items").await);
@@ -198,7 +223,11 @@ async fn drizzle_silently_skips_an_out_of_order_migration_that_ours_refuses() {
         (j[0].1, j[1].1)
     };
     let late = |dir: &Path| {
-        std::fs::write(dir.join("0001_branch_feature.sql"), "CREATE TABLE \"branch_only\" (\"id\" integer);").unwrap();
+        std::fs::write(
+            dir.join("0001_branch_feature.sql"),
+            "CREATE TABLE \"branch_only\" (\"id\" integer);",
+        )
+        .unwrap();
         std::fs::rename(dir.join(format!("{TAG_0001}.sql")), dir.join("0002_wish_2007_enums_audit.sql")).unwrap();
         rewrite_journal(
             dir,
@@ -211,7 +240,10 @@ async fn drizzle_silently_skips_an_out_of_order_migration_that_ours_refuses() {
     late(applied.path());
     let peer = drizzle_peer(&db.url, applied.path(), &[]);
     assert_eq!(peer.code, 0, "{}", peer.stderr);
-    assert!(!db.table_exists("public.branch_only").await, "drizzle-orm reports success and skips it");
+    assert!(
+        !db.table_exists("public.branch_only").await,
+        "drizzle-orm reports success and skips it"
+    );
 
     let report = run(&mut wm(&db.url, applied.path(), &["migrate"])).expect(3).report();
     assert_eq!(error_type(&report), "OutOfOrderMigration");

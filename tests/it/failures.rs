@@ -34,11 +34,17 @@ async fn a_failing_migration_leaves_no_partial_schema_no_ledger_row_and_no_lock(
     assert_eq!(e["migration"], BROKEN_TAG);
     assert_eq!(e["sqlstate"], "42601");
     assert!(
-        e["statement"].as_str().unwrap_or("").starts_with("ALTER TABLE \"wishlist_items\" ADD COLUMNN"),
+        e["statement"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("ALTER TABLE \"wishlist_items\" ADD COLUMNN"),
         "the failing statement must be quoted: {report}"
     );
     let message = e["message"].as_str().unwrap();
-    assert!(message.contains(BROKEN_TAG) && message.contains("statement 3 (line 9)"), "{message}");
+    assert!(
+        message.contains(BROKEN_TAG) && message.contains("statement 3 (line 9)"),
+        "{message}"
+    );
     assert_eq!(report["applied"], serde_json::json!([]));
     assert!(report["current"].is_null());
     assert_eq!(report["segments"][0]["status"], "rolledBack", "{report}");
@@ -67,14 +73,27 @@ async fn a_failing_migration_leaves_no_partial_schema_no_ledger_row_and_no_lock(
     let run_id = report["runId"].as_str().unwrap().to_string();
     assert_eq!(
         history(&db).await,
-        [(BROKEN_TAG.to_string(), "apply".to_string(), false, run_id, Some("42601".to_string()))]
+        [(
+            BROKEN_TAG.to_string(),
+            "apply".to_string(),
+            false,
+            run_id,
+            Some("42601".to_string())
+        )]
     );
 
     // A person at a terminal gets the error and the statement on stderr.
     let mut human = cli();
-    human.env("DATABASE_URL", &db.url).env("MIGRATIONS_DIR", repo_path(FAILING)).arg("migrate");
+    human
+        .env("DATABASE_URL", &db.url)
+        .env("MIGRATIONS_DIR", repo_path(FAILING))
+        .arg("migrate");
     let out = run(&mut human).expect(1);
-    assert!(out.stderr.contains("error[MigrationFailed]") && out.stderr.contains(BROKEN_TAG), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error[MigrationFailed]") && out.stderr.contains(BROKEN_TAG),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("ADD COLUMNN"), "{}", out.stderr);
     assert_eq!(ledger(&db).await, Vec::new());
 }
@@ -94,7 +113,10 @@ async fn a_conflicting_existing_table_fails_and_keeps_nothing() {
     assert_eq!(e["type"], "MigrationFailed");
     assert_eq!(e["sqlstate"], "42P07");
     assert_eq!(e["migration"], TAG_0000);
-    assert!(e["statement"].as_str().unwrap().starts_with("CREATE TABLE \"wishlist_items\""), "{report}");
+    assert!(
+        e["statement"].as_str().unwrap().starts_with("CREATE TABLE \"wishlist_items\""),
+        "{report}"
+    );
     assert!(e["message"].as_str().unwrap().contains("already exists"), "{report}");
 
     // The existing table is untouched and none of the enums or indexes were kept.
@@ -187,7 +209,9 @@ async fn lock_timeout_is_retried_then_gives_up_keeping_nothing() {
     assert_eq!(report["segments"][0]["status"], "rolledBack");
     let warnings: Vec<&str> = report["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
     assert!(
-        warnings.iter().any(|w| w.contains(TAG_0001) && w.contains("lock_timeout") && w.contains("retried")),
+        warnings
+            .iter()
+            .any(|w| w.contains(TAG_0001) && w.contains("lock_timeout") && w.contains("retried")),
         "the retry must be reported: {warnings:?}"
     );
     blocker.batch_execute("COMMIT").await.unwrap();

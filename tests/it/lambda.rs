@@ -58,7 +58,13 @@ impl Stack {
             .await
             .expect("seed the secret");
         let ssm_prefix = format!("/wishlist/{}/migrations", db.name);
-        Stack { db, role, password, secret_id, ssm_prefix }
+        Stack {
+            db,
+            role,
+            password,
+            secret_id,
+            ssm_prefix,
+        }
     }
 
     fn env<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, String)> {
@@ -86,13 +92,21 @@ impl Stack {
 
     async fn state(&self) -> Option<Value> {
         let name = format!("{}/state", self.ssm_prefix);
-        let out = aws_sdk_ssm::Client::new(&aws().await).get_parameter().name(&name).send().await.ok()?;
+        let out = aws_sdk_ssm::Client::new(&aws().await)
+            .get_parameter()
+            .name(&name)
+            .send()
+            .await
+            .ok()?;
         Some(serde_json::from_str(out.parameter()?.value()?).expect("state is JSON"))
     }
 
     fn assert_no_password(&self, lambda: &LambdaProcess) {
         let logs = lambda.logs();
-        assert!(!logs.contains(&self.password), "the database password appeared in the function's logs");
+        assert!(
+            !logs.contains(&self.password),
+            "the database password appeared in the function's logs"
+        );
         assert!(!logs.contains(pg().admin_password()));
     }
 }
@@ -203,9 +217,17 @@ async fn cloudformation_create_update_delete_answer_the_response_url() {
     let server = ResponseServer::start();
     let lambda = stack.start(&[]);
 
-    let create = cfn_event("Create", "req-create", &server.url("/create?X-Amz-Signature=abc"), json!({"MigrationsVersion": "1"}));
+    let create = cfn_event(
+        "Create",
+        "req-create",
+        &server.url("/create?X-Amz-Signature=abc"),
+        json!({"MigrationsVersion": "1"}),
+    );
     let returned = response(lambda.invoke(create.clone()), "Create");
-    assert_eq!(returned["Status"], "SUCCESS", "after the PUT the function returns success to Lambda");
+    assert_eq!(
+        returned["Status"], "SUCCESS",
+        "after the PUT the function returns success to Lambda"
+    );
     let answer = cfn_answer(&server, "/create?X-Amz-Signature=abc");
     assert_eq!(answer["Status"], "SUCCESS");
     assert_eq!(answer["StackId"], create["StackId"]);
@@ -225,13 +247,20 @@ async fn cloudformation_create_update_delete_answer_the_response_url() {
     let answer = cfn_answer(&server, "/update");
     assert_eq!(answer["Status"], "SUCCESS");
     assert_eq!(answer["Data"]["AppliedCount"], "0");
-    assert_eq!(answer["PhysicalResourceId"], physical_id.as_str(), "stable for the same environment and database");
+    assert_eq!(
+        answer["PhysicalResourceId"],
+        physical_id.as_str(),
+        "stable for the same environment and database"
+    );
 
     let delete = cfn_event("Delete", "req-delete", &server.url("/delete"), json!({"MigrationsVersion": "2"}));
     response(lambda.invoke(delete), "Delete");
     let answer = cfn_answer(&server, "/delete");
     assert_eq!(answer["Status"], "SUCCESS");
-    assert_eq!(answer["PhysicalResourceId"], "wishlist-migrator-test-previous", "Delete echoes the id on record");
+    assert_eq!(
+        answer["PhysicalResourceId"], "wishlist-migrator-test-previous",
+        "Delete echoes the id on record"
+    );
     assert_eq!(harness::ledger(&stack.db).await.len(), 2, "Delete never touches the database");
     assert!(stack.db.table_exists("public.wishlist_items").await);
     stack.assert_no_password(&lambda);
@@ -266,7 +295,11 @@ async fn a_redelivered_request_gets_the_same_answer_without_migrating_twice() {
         assert_eq!(answer["Data"]["AppliedCount"], "2");
         assert_eq!(answer["PhysicalResourceId"], original["PhysicalResourceId"]);
     }
-    assert_eq!(harness::history(&stack.db).await.len(), history_before, "no second run touched the database");
+    assert_eq!(
+        harness::history(&stack.db).await.len(),
+        history_before,
+        "no second run touched the database"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -324,7 +357,10 @@ async fn assert_nothing_kept(db: &TestDb) {
     assert!(harness::ledger(db).await.is_empty(), "no ledger row");
     assert!(!db.table_exists("public.wishlist_items").await, "the one transaction rolled back");
     assert!(!db.table_exists("public.slow_marker").await);
-    assert!(harness::eventually(|| async { db.advisory_locks().await == 0 }).await, "the lock is released");
+    assert!(
+        harness::eventually(|| async { db.advisory_locks().await == 0 }).await,
+        "the lock is released"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -337,7 +373,11 @@ async fn a_deadline_too_short_stops_cleanly_with_deadline_exceeded() {
     let (error_type, message) = lambda
         .invoke_with_deadline(json!({"action": "migrate"}), Duration::from_secs(5))
         .expect_error("migrate against the deadline");
-    assert!(started.elapsed() < Duration::from_secs(5), "answered before the deadline: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered before the deadline: {:?}",
+        started.elapsed()
+    );
     assert_eq!(error_type, "DeadlineExceeded", "{message}");
     assert!(message.contains("0002_slow"), "names the migration: {message}");
     assert_nothing_kept(&stack.db).await;
@@ -359,11 +399,19 @@ async fn cloudformation_is_answered_failed_before_the_deadline() {
     let returned = lambda
         .invoke_with_deadline(create, Duration::from_secs(8))
         .expect_response("Create against the deadline");
-    assert!(started.elapsed() < Duration::from_secs(8), "answered before the deadline: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "answered before the deadline: {:?}",
+        started.elapsed()
+    );
     assert_eq!(returned["Status"], "FAILED");
     let answer = cfn_answer(&server, "/deadline");
     assert_eq!(answer["Status"], "FAILED");
-    assert!(answer["Reason"].as_str().unwrap().starts_with("DeadlineExceeded"), "{}", answer["Reason"]);
+    assert!(
+        answer["Reason"].as_str().unwrap().starts_with("DeadlineExceeded"),
+        "{}",
+        answer["Reason"]
+    );
     assert_nothing_kept(&stack.db).await;
 }
 
@@ -376,7 +424,11 @@ async fn a_rotated_secret_is_fetched_again_once() {
     let rotated = harness::secret_password();
     let admin = stack.db.client().await;
     admin
-        .batch_execute(&format!("ALTER ROLE {} PASSWORD {}", harness::ident(&stack.role), harness::literal(&rotated)))
+        .batch_execute(&format!(
+            "ALTER ROLE {} PASSWORD {}",
+            harness::ident(&stack.role),
+            harness::literal(&rotated)
+        ))
         .await
         .unwrap();
     aws_sdk_secretsmanager::Client::new(&aws().await)
@@ -389,7 +441,10 @@ async fn a_rotated_secret_is_fetched_again_once() {
 
     let migrated = response(lambda.invoke(json!({"action": "migrate"})), "migrate after rotation");
     assert_eq!(migrated["status"], "applied");
-    assert!(lambda.logs().contains("fetching the secret again"), "the retry is visible in the logs");
+    assert!(
+        lambda.logs().contains("fetching the secret again"),
+        "the retry is visible in the logs"
+    );
     assert!(!lambda.logs().contains(&rotated));
     stack.assert_no_password(&lambda);
 }
@@ -442,6 +497,10 @@ async fn an_update_on_a_database_ahead_of_the_build_leaves_it_alone() {
     response(lambda.invoke(update), "Update");
     let answer = cfn_answer(&server, "/ahead");
     assert_eq!(answer["Status"], "SUCCESS", "{}", answer["Reason"]);
-    assert!(answer["Reason"].as_str().unwrap().contains("ahead of this build"), "{}", answer["Reason"]);
+    assert!(
+        answer["Reason"].as_str().unwrap().contains("ahead of this build"),
+        "{}",
+        answer["Reason"]
+    );
     assert_eq!(harness::ledger(&stack.db).await.len(), 3, "schema left as it is");
 }

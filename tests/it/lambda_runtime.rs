@@ -25,7 +25,9 @@ fn exchange(
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && *v == "chunked");
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && *v == "chunked");
     let mut out = Vec::new();
     if chunked {
         head.push_str("\r\n");
@@ -116,7 +118,10 @@ fn runtime_api_serves_next_and_records_response_and_error() {
                     &mut conn,
                     "POST",
                     &path,
-                    &[("Lambda-Runtime-Function-Error-Type", "MigrationLockBusy"), ("Transfer-Encoding", "chunked")],
+                    &[
+                        ("Lambda-Runtime-Function-Error-Type", "MigrationLockBusy"),
+                        ("Transfer-Encoding", "chunked"),
+                    ],
                     err,
                 );
                 assert_eq!(status, 202);
@@ -126,9 +131,19 @@ fn runtime_api_serves_next_and_records_response_and_error() {
     });
 
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    let first = api.invoke_raw(br#"{"action":"status"}"#.to_vec(), Duration::from_secs(30), Duration::from_secs(30), || false);
+    let first = api.invoke_raw(
+        br#"{"action":"status"}"#.to_vec(),
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+        || false,
+    );
     assert_eq!(first, Some(Invocation::Response(json!({"echo": {"action": "status"}}))));
-    let second = api.invoke_raw(br#"{"action":"migrate"}"#.to_vec(), Duration::from_secs(5), Duration::from_secs(30), || false);
+    let second = api.invoke_raw(
+        br#"{"action":"migrate"}"#.to_vec(),
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+        || false,
+    );
     assert_eq!(
         second,
         Some(Invocation::Error {
@@ -150,11 +165,20 @@ fn runtime_api_records_init_error_and_gives_up_waiting() {
     let api = RuntimeApi::start();
     let mut conn = connect(api.port());
     let body = br#"{"errorType":"ConfigError","errorMessage":"APP_ENV: bad"}"#;
-    let (status, _, _) = exchange(&mut conn, "POST", "/2018-06-01/runtime/init/error", &[("Lambda-Runtime-Function-Error-Type", "ConfigError")], body);
+    let (status, _, _) = exchange(
+        &mut conn,
+        "POST",
+        "/2018-06-01/runtime/init/error",
+        &[("Lambda-Runtime-Function-Error-Type", "ConfigError")],
+        body,
+    );
     assert_eq!(status, 202);
     assert_eq!(api.init_error().unwrap()["errorType"], "ConfigError");
     // Nobody will answer after an init error: invoke returns at once, and the event is withdrawn.
-    assert_eq!(api.invoke_raw(b"{}".to_vec(), Duration::from_secs(60), Duration::from_secs(60), || false), None);
+    assert_eq!(
+        api.invoke_raw(b"{}".to_vec(), Duration::from_secs(60), Duration::from_secs(60), || false),
+        None
+    );
     assert_eq!(api.queued(), 0);
     let (status, _, _) = exchange(&mut conn, "GET", "/2018-06-01/runtime/unknown", &[], b"");
     assert_eq!(status, 404);
@@ -165,7 +189,10 @@ fn response_server_records_empty_headers_and_fails_puts_on_request() {
     let server = ResponseServer::start();
     server.fail_next_puts(1);
     let url = server.url("/cfn/stack%7CSchemaMigration%7Creq?X-Amz-Signature=abc");
-    let path = url.strip_prefix(&format!("http://127.0.0.1:{}", server.port())).unwrap().to_string();
+    let path = url
+        .strip_prefix(&format!("http://127.0.0.1:{}", server.port()))
+        .unwrap()
+        .to_string();
     let mut conn = connect(server.port());
     let body = br#"{"Status":"SUCCESS"}"#;
     let (first, _, _) = exchange(&mut conn, "PUT", &path, &[("Content-Type", "")], body);
@@ -196,9 +223,7 @@ fn real_function_answers_under_the_emulator() {
         ("DB_SSLMODE", "disable"),
     ]);
 
-    let (error_type, message) = function
-        .invoke(json!({"action": "explode"}))
-        .expect_error(&function.logs_tail(50));
+    let (error_type, message) = function.invoke(json!({"action": "explode"})).expect_error(&function.logs_tail(50));
     assert_eq!(error_type, "InvalidRequest", "{message}");
     assert!(message.contains("migrate"), "the message lists the valid actions: {message}");
 
@@ -256,9 +281,13 @@ fn shipped_events_are_accepted_by_the_function() {
         assert_eq!(error_type, "ConnectionFailed", "{name}: {message}");
     }
 
-    for (i, (name, status)) in [("cfn-create.json", "FAILED"), ("cfn-update.json", "FAILED"), ("cfn-delete.json", "SUCCESS")]
-        .into_iter()
-        .enumerate()
+    for (i, (name, status)) in [
+        ("cfn-create.json", "FAILED"),
+        ("cfn-update.json", "FAILED"),
+        ("cfn-delete.json", "SUCCESS"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut event = read(name);
         assert_eq!(event["ResourceType"], "Custom::WishlistMigration");
@@ -271,7 +300,10 @@ fn shipped_events_are_accepted_by_the_function() {
         assert_eq!(answer["Status"], status, "{name}: {answer}");
         assert_eq!(answer["RequestId"], event["RequestId"]);
         if status == "FAILED" {
-            assert!(answer["Reason"].as_str().is_some_and(|r| r.contains("ConnectionFailed")), "{name}: {answer}");
+            assert!(
+                answer["Reason"].as_str().is_some_and(|r| r.contains("ConnectionFailed")),
+                "{name}: {answer}"
+            );
         }
     }
     assert!(function.protocol_errors().is_empty(), "{:?}", function.protocol_errors());

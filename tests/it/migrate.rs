@@ -42,13 +42,22 @@ async fn migrate_applies_the_project_migrations_in_one_transaction() {
     let dir = repo_path("migrations");
     let expected = expected_ledger(&dir);
     assert_eq!(ledger(&db).await, expected);
-    let reported: Vec<&str> = report["applied"].as_array().unwrap().iter().map(|a| a["hash"].as_str().unwrap()).collect();
+    let reported: Vec<&str> = report["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["hash"].as_str().unwrap())
+        .collect();
     assert_eq!(reported, [expected[0].0.as_str(), expected[1].0.as_str()]);
 
     // The WISH-2007 schema is in place.
     let catalog = catalog(&db).await;
     let has = |line: &str| catalog.iter().any(|l| l == line);
-    assert_eq!(catalog.iter().filter(|l| l.starts_with("col public.wishlist_items.")).count(), 19, "{catalog:#?}");
+    assert_eq!(
+        catalog.iter().filter(|l| l.starts_with("col public.wishlist_items.")).count(),
+        19,
+        "{catalog:#?}"
+    );
     assert!(has("enum public.wishlist_store LEGO,Barweer,Cata,BrickLink,Other"), "{catalog:#?}");
     assert!(has("enum public.wishlist_currency USD,EUR,GBP,CAD,AUD"), "{catalog:#?}");
     assert!(has("col public.wishlist_items.store wishlist_store default -"), "{catalog:#?}");
@@ -65,14 +74,24 @@ async fn migrate_applies_the_project_migrations_in_one_transaction() {
     ] {
         assert!(has(&format!("rel public.{index} i")), "missing {index}: {catalog:#?}");
     }
-    assert!(catalog.iter().any(|l| l.starts_with("constraint public.priority_range_check CHECK")), "{catalog:#?}");
+    assert!(
+        catalog
+            .iter()
+            .any(|l| l.starts_with("constraint public.priority_range_check CHECK")),
+        "{catalog:#?}"
+    );
 
     // Our own history says who applied what, in the same run; drizzle's table stays 3 columns.
     let history = history(&db).await;
-    let applied: Vec<(&str, &str, bool, &str)> =
-        history.iter().map(|(t, a, ok, r, _)| (t.as_str(), a.as_str(), *ok, r.as_str())).collect();
+    let applied: Vec<(&str, &str, bool, &str)> = history
+        .iter()
+        .map(|(t, a, ok, r, _)| (t.as_str(), a.as_str(), *ok, r.as_str()))
+        .collect();
     assert_eq!(applied, [(TAG_0000, "apply", true, run_id), (TAG_0001, "apply", true, run_id)]);
-    let ledger_columns: Vec<&String> = catalog.iter().filter(|l| l.starts_with("col drizzle.__drizzle_migrations.")).collect();
+    let ledger_columns: Vec<&String> = catalog
+        .iter()
+        .filter(|l| l.starts_with("col drizzle.__drizzle_migrations."))
+        .collect();
     assert_eq!(ledger_columns.len(), 3, "{ledger_columns:?}");
 
     // The lock is given back and the dedicated connection closed.
@@ -110,8 +129,14 @@ async fn status_plan_and_dry_run_change_nothing() {
     assert_eq!(plan["action"], "plan");
     assert_eq!(plan["status"], "planned");
     let pending = plan["pending"].as_array().unwrap();
-    assert_eq!(pending[0]["statements"], statement_count("migrations/0000_create_wishlist_items.sql"));
-    assert_eq!(pending[1]["statements"], statement_count("migrations/0001_wish_2007_enums_audit.sql"));
+    assert_eq!(
+        pending[0]["statements"],
+        statement_count("migrations/0000_create_wishlist_items.sql")
+    );
+    assert_eq!(
+        pending[1]["statements"],
+        statement_count("migrations/0001_wish_2007_enums_audit.sql")
+    );
     let expected = expected_ledger(&repo_path("migrations"));
     assert_eq!(pending[0]["hash"], expected[0].0.as_str());
     let segments = plan["segments"].as_array().unwrap();
@@ -140,7 +165,9 @@ async fn migrate_to_stops_at_the_tag_and_the_rest_stays_pending() {
     assert_eq!(plan["segments"][0]["migrations"], serde_json::json!([TAG_0000]));
     assert_eq!(plan["target"], TAG_0000);
 
-    let first = run(&mut wm(&db.url, "migrations", &["migrate", "--to", TAG_0000])).expect(0).report();
+    let first = run(&mut wm(&db.url, "migrations", &["migrate", "--to", TAG_0000]))
+        .expect(0)
+        .report();
     assert_eq!(first["status"], "applied");
     assert_eq!(tags(&first["applied"]), [TAG_0000]);
     assert_eq!(tags(&first["pending"]), [TAG_0001]);
@@ -156,7 +183,9 @@ async fn migrate_to_stops_at_the_tag_and_the_rest_stays_pending() {
     assert_eq!(tags(&status["pending"]), [TAG_0001]);
 
     // --to an applied tag has nothing to do.
-    let noop = run(&mut wm(&db.url, "migrations", &["migrate", "--to", TAG_0000])).expect(0).report();
+    let noop = run(&mut wm(&db.url, "migrations", &["migrate", "--to", TAG_0000]))
+        .expect(0)
+        .report();
     assert_eq!(noop["status"], "upToDate");
     assert_eq!(ledger(&db).await, expected[..1]);
 
@@ -174,7 +203,10 @@ async fn an_unknown_to_tag_is_a_usage_error_and_changes_nothing() {
         let report = out.report();
         assert_eq!(report["status"], "failed");
         assert_eq!(error_type(&report), "InvalidRequest");
-        assert!(report["error"]["message"].as_str().unwrap().contains("0007_no_such_migration"), "{report}");
+        assert!(
+            report["error"]["message"].as_str().unwrap().contains("0007_no_such_migration"),
+            "{report}"
+        );
     }
     assert_eq!(catalog(&db).await, before);
     assert_eq!(db.advisory_locks().await, 0);
@@ -183,10 +215,7 @@ async fn an_unknown_to_tag_is_a_usage_error_and_changes_nothing() {
 #[tokio::test]
 async fn without_a_folder_the_embedded_migrations_are_applied() {
     let db = pg().fresh_db().await;
-    let out = run(cli()
-        .env("DATABASE_URL", &db.url)
-        .args(["--json", "--env", "staging", "migrate"]))
-    .expect(0);
+    let out = run(cli().env("DATABASE_URL", &db.url).args(["--json", "--env", "staging", "migrate"])).expect(0);
     let report = out.report();
     assert_eq!(report["environment"], "staging");
     assert_eq!(tags(&report["applied"]), [TAG_0000, TAG_0001]);
@@ -219,7 +248,11 @@ async fn human_output_has_a_line_per_migration_and_a_summary() {
         );
     }
     let summary = lines.last().expect("a summary line");
-    assert!(summary.contains("applied 2 migration(s)") && summary.contains(TAG_0001), "{}", out.stdout);
+    assert!(
+        summary.contains("applied 2 migration(s)") && summary.contains(TAG_0001),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("env qa"), "{}", out.stdout);
 
     // A failure goes to stderr with its type; stdout still ends with the summary.
@@ -227,7 +260,11 @@ async fn human_output_has_a_line_per_migration_and_a_summary() {
     bad.env("DATABASE_URL", &db.url).args(["migrate", "--to", "nope"]);
     let failed = run(&mut bad).expect(2);
     assert!(failed.stderr.contains("error[InvalidRequest]"), "{}", failed.stderr);
-    assert!(failed.stdout.lines().last().unwrap_or("").starts_with("failed"), "{}", failed.stdout);
+    assert!(
+        failed.stdout.lines().last().unwrap_or("").starts_with("failed"),
+        "{}",
+        failed.stdout
+    );
 }
 
 #[tokio::test]
@@ -235,7 +272,12 @@ async fn create_index_concurrently_runs_alone_outside_a_transaction() {
     let db = pg().fresh_db().await;
     let dir = "tests/fixtures/engine/no_transaction";
     let plan = run(&mut wm(&db.url, dir, &["plan"])).expect(0).report();
-    let modes: Vec<&str> = plan["segments"].as_array().unwrap().iter().map(|s| s["mode"].as_str().unwrap()).collect();
+    let modes: Vec<&str> = plan["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["mode"].as_str().unwrap())
+        .collect();
     assert_eq!(modes, ["transaction", "autocommit"], "{plan}");
 
     let report = run(&mut wm(&db.url, dir, &["migrate"])).expect(0).report();

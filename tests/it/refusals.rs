@@ -18,7 +18,9 @@ fn project_whens(dir: &Path) -> (i64, i64) {
 }
 
 fn message(report: &serde_json::Value) -> &str {
-    report["error"]["message"].as_str().unwrap_or_else(|| panic!("no error.message: {report}"))
+    report["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.message: {report}"))
 }
 
 #[tokio::test]
@@ -41,7 +43,10 @@ async fn an_applied_migration_whose_file_changed_is_refused() {
     assert_eq!(error_type(&report), "ChecksumMismatch");
     assert_eq!(report["error"]["migration"], TAG_0000);
     let msg = message(&report);
-    assert!(msg.contains(TAG_0000) && msg.contains(&applied_hash) && msg.contains(&edited_hash), "{msg}");
+    assert!(
+        msg.contains(TAG_0000) && msg.contains(&applied_hash) && msg.contains(&edited_hash),
+        "{msg}"
+    );
     assert_eq!(state(&db).await, before, "0001 must not run after a refusal");
 
     let status = run(&mut wm(&db.url, dir.path(), &["status"])).expect(3).report();
@@ -68,7 +73,11 @@ async fn a_pending_migration_older_than_the_newest_applied_is_refused() {
         dir.path().join(format!("{renamed}.sql")),
     )
     .unwrap();
-    std::fs::write(dir.path().join(format!("{branch}.sql")), "CREATE TABLE \"branch_only\" (\"id\" integer);").unwrap();
+    std::fs::write(
+        dir.path().join(format!("{branch}.sql")),
+        "CREATE TABLE \"branch_only\" (\"id\" integer);",
+    )
+    .unwrap();
     rewrite_journal(dir.path(), &[(TAG_0000, w0), (branch, w0 + 1), (renamed, w1)]);
     let before = state(&db).await;
 
@@ -162,7 +171,9 @@ async fn ledger_rows_matching_no_journal_entry_are_refused_unless_allowed() {
     assert_eq!(run(&mut dry).expect(0).report()["status"], "planned");
     assert_eq!(state(&db).await, before);
 
-    let report = run(&mut wm(&db.url, dir.path(), &["--allow-unknown-migrations", "migrate"])).expect(0).report();
+    let report = run(&mut wm(&db.url, dir.path(), &["--allow-unknown-migrations", "migrate"]))
+        .expect(0)
+        .report();
     assert_eq!(report["status"], "applied");
     assert_eq!(tags(&report["applied"]), [next]);
     let warnings = report["warnings"].as_array().unwrap();
@@ -170,7 +181,13 @@ async fn ledger_rows_matching_no_journal_entry_are_refused_unless_allowed() {
         warnings.iter().any(|w| w.as_str().unwrap().contains("match no journal entry")),
         "the ignored rows must be called out: {report}"
     );
-    assert!(db.client().await.query_opt("select 1 from pg_class where relname = 'idx_wishlist_title'", &[]).await.unwrap().is_some());
+    assert!(db
+        .client()
+        .await
+        .query_opt("select 1 from pg_class where relname = 'idx_wishlist_title'", &[])
+        .await
+        .unwrap()
+        .is_some());
     let mut expected = before.0.clone();
     expected.push((sha256_file(&dir.path().join(format!("{next}.sql"))), w1 + 1));
     assert_eq!(ledger(&db).await, expected, "the unknown row stays; the new one is appended");

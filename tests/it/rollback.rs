@@ -29,7 +29,9 @@ async fn rollback_across_the_enum_conversion_restores_0000s_schema() {
     seed(&db, None).await;
     let ledger_before = ledger(&db).await;
 
-    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", TAG_0000])).expect(0).report();
+    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", TAG_0000]))
+        .expect(0)
+        .report();
     assert_eq!(report["action"], "rollback");
     assert_eq!(report["status"], "rolledBack");
     assert_eq!(report["current"], TAG_0000);
@@ -48,7 +50,10 @@ async fn rollback_across_the_enum_conversion_restores_0000s_schema() {
     // The enums are gone, the data is kept as text.
     let client = db.client().await;
     let rows = client
-        .query("SELECT store, currency, pg_typeof(store)::text FROM wishlist_items ORDER BY sort_order", &[])
+        .query(
+            "SELECT store, currency, pg_typeof(store)::text FROM wishlist_items ORDER BY sort_order",
+            &[],
+        )
         .await
         .unwrap();
     let got: Vec<(String, String, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
@@ -78,7 +83,9 @@ async fn drizzle_orm_migrate_after_a_rollback_reapplies_exactly_what_was_rolled_
     run(&mut wm(&db.url, "migrations", &["drift"])).expect(0);
 
     // All the way back, and forward again.
-    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", "none"])).expect(0).report();
+    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", "none"]))
+        .expect(0)
+        .report();
     assert_eq!(rolled_back_tags(&report), [TAG_0001, TAG_0000]);
     assert!(report["current"].is_null());
     assert!(ledger(&db).await.is_empty());
@@ -112,13 +119,23 @@ async fn data_loss_is_refused_without_the_flag_and_nothing_changes() {
     assert_eq!(history(&db).await, history_before, "a refusal records nothing");
 
     // Rolling back everything would drop the table and its rows.
-    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", "none"])).expect(3).report();
-    assert!(report["error"]["message"].as_str().unwrap().contains("table \"wishlist_items\""), "{report}");
+    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", "none"]))
+        .expect(3)
+        .report();
+    assert!(
+        report["error"]["message"].as_str().unwrap().contains("table \"wishlist_items\""),
+        "{report}"
+    );
     assert_eq!(catalog(&db).await, catalog_before);
 
-    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", TAG_0000, "--allow-data-loss"])).expect(0).report();
+    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", TAG_0000, "--allow-data-loss"]))
+        .expect(0)
+        .report();
     assert_eq!(report["status"], "rolledBack");
-    assert_eq!(report["rollback"]["dataAtRisk"][0]["object"], "column \"wishlist_items\".\"created_by\"");
+    assert_eq!(
+        report["rollback"]["dataAtRisk"][0]["object"],
+        "column \"wishlist_items\".\"created_by\""
+    );
     assert!(report["warnings"].to_string().contains("created_by"), "{report}");
     assert!(!column_exists(&db, "wishlist_items", "created_by").await);
 }
@@ -130,10 +147,18 @@ async fn a_missing_down_file_is_refused() {
     std::fs::remove_file(dir.path().join(format!("{TAG_0001}.down.sql"))).unwrap();
     run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0);
     let catalog_before = catalog(&db).await;
-    let report = run(&mut wm(&db.url, dir.path(), &["rollback", "--to", TAG_0000])).expect(3).report();
+    let report = run(&mut wm(&db.url, dir.path(), &["rollback", "--to", TAG_0000]))
+        .expect(3)
+        .report();
     assert_eq!(error_type(&report), "RollbackRefused");
     assert_eq!(report["error"]["migration"], TAG_0001);
-    assert!(report["error"]["message"].as_str().unwrap().contains(&format!("{TAG_0001}.down.sql")), "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{TAG_0001}.down.sql")),
+        "{report}"
+    );
     assert_eq!(catalog(&db).await, catalog_before);
     assert_eq!(ledger(&db).await.len(), 2);
     assert_eq!(db.advisory_locks().await, 0);
@@ -146,7 +171,9 @@ async fn a_target_without_its_snapshot_is_refused_before_anything_runs() {
     run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0);
     std::fs::remove_file(dir.path().join("meta/0000_snapshot.json")).unwrap();
     let catalog_before = catalog(&db).await;
-    let report = run(&mut wm(&db.url, dir.path(), &["rollback", "--to", TAG_0000])).expect(3).report();
+    let report = run(&mut wm(&db.url, dir.path(), &["rollback", "--to", TAG_0000]))
+        .expect(3)
+        .report();
     assert_eq!(error_type(&report), "InvalidSnapshot");
     assert_eq!(report["status"], "failed");
     assert_eq!(catalog(&db).await, catalog_before);
@@ -160,7 +187,9 @@ async fn dry_run_shows_the_statements_and_changes_nothing() {
     let catalog_before = catalog(&db).await;
     let ledger_before = ledger(&db).await;
     let history_before = history(&db).await;
-    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", "none", "--dry-run"])).expect(0).report();
+    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", "none", "--dry-run"]))
+        .expect(0)
+        .report();
     assert_eq!(report["status"], "planned");
     assert_eq!(report["dryRun"], true);
     assert_eq!(report["target"], "none");
@@ -172,7 +201,10 @@ async fn dry_run_shows_the_statements_and_changes_nothing() {
         .map(|s| s.as_str().unwrap())
         .collect();
     assert_eq!(first.len(), 10);
-    assert!(first.iter().any(|s| s.contains("DROP TYPE \"public\".\"wishlist_store\"")), "{first:?}");
+    assert!(
+        first.iter().any(|s| s.contains("DROP TYPE \"public\".\"wishlist_store\"")),
+        "{first:?}"
+    );
     assert!(report["rollback"]["migrations"][0]["durationMs"].is_null());
     assert_eq!(catalog(&db).await, catalog_before);
     assert_eq!(ledger(&db).await, ledger_before);
@@ -182,7 +214,11 @@ async fn dry_run_shows_the_statements_and_changes_nothing() {
         .env("DATABASE_URL", &db.url)
         .args(["--migrations", "migrations", "rollback", "--to", TAG_0000, "--dry-run"]))
     .expect(0);
-    assert!(human.stdout.contains("DROP INDEX \"idx_wishlist_user_store_priority\""), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("DROP INDEX \"idx_wishlist_user_store_priority\""),
+        "{}",
+        human.stdout
+    );
     assert!(human.stdout.contains("would roll back 1 migration(s)"), "{}", human.stdout);
 }
 
@@ -190,12 +226,18 @@ async fn dry_run_shows_the_statements_and_changes_nothing() {
 async fn targets_that_cannot_be_rolled_back_to() {
     let db = pg().fresh_db().await;
     run(&mut wm(&db.url, "migrations", &["migrate", "--to", TAG_0000])).expect(0);
-    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", "0009_nope"])).expect(2).report();
+    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", "0009_nope"]))
+        .expect(2)
+        .report();
     assert_eq!(error_type(&report), "InvalidRequest");
-    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", TAG_0001])).expect(3).report();
+    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", TAG_0001]))
+        .expect(3)
+        .report();
     assert_eq!(error_type(&report), "RollbackRefused");
     assert!(report["error"]["message"].as_str().unwrap().contains("not applied"), "{report}");
-    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", TAG_0000])).expect(0).report();
+    let report = run(&mut wm(&db.url, "migrations", &["rollback", "--to", TAG_0000]))
+        .expect(0)
+        .report();
     assert_eq!(report["status"], "upToDate");
     assert_eq!(rolled_back_tags(&report), Vec::<String>::new());
     // clap requires --to: rolling back is never a default.
@@ -207,19 +249,30 @@ async fn a_failing_down_statement_rolls_the_whole_rollback_back() {
     let db = pg().fresh_db().await;
     let dir = copy_fixture("migrations");
     let down = dir.path().join(format!("{TAG_0001}.down.sql"));
-    let text = std::fs::read_to_string(&down).unwrap().replace("DROP TYPE \"public\".\"wishlist_currency\";", "DROP TYPE \"public\".\"no_such_type\";");
+    let text = std::fs::read_to_string(&down).unwrap().replace(
+        "DROP TYPE \"public\".\"wishlist_currency\";",
+        "DROP TYPE \"public\".\"no_such_type\";",
+    );
     std::fs::write(&down, text).unwrap();
     run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0);
     let catalog_before = catalog(&db).await;
     let ledger_before = ledger(&db).await;
-    let report = run(&mut wm(&db.url, dir.path(), &["rollback", "--to", TAG_0000])).expect(1).report();
+    let report = run(&mut wm(&db.url, dir.path(), &["rollback", "--to", TAG_0000]))
+        .expect(1)
+        .report();
     assert_eq!(error_type(&report), "MigrationFailed");
     assert_eq!(report["error"]["sqlstate"], "42704");
-    assert!(report["error"]["message"].as_str().unwrap().contains("down statement 10"), "{report}");
+    assert!(
+        report["error"]["message"].as_str().unwrap().contains("down statement 10"),
+        "{report}"
+    );
     assert_eq!(catalog(&db).await, catalog_before, "the earlier down statements were undone");
     assert_eq!(ledger(&db).await, ledger_before);
     let last = history(&db).await.last().cloned().unwrap();
-    assert_eq!((last.0.as_str(), last.1.as_str(), last.2, last.4.as_deref()), (TAG_0001, "rollback", false, Some("42704")));
+    assert_eq!(
+        (last.0.as_str(), last.1.as_str(), last.2, last.4.as_deref()),
+        (TAG_0001, "rollback", false, Some("42704"))
+    );
     assert_eq!(db.advisory_locks().await, 0);
 }
 
@@ -234,7 +287,10 @@ async fn check_rollback_passes_on_the_projects_migrations() {
     let checks = report["checks"].as_array().unwrap();
     let names: Vec<&str> = checks.iter().map(|c| c["object"].as_str().unwrap()).collect();
     assert_eq!(names, [TAG_0000, TAG_0001]);
-    assert!(checks.iter().all(|c| c["status"] == "passed" && c["kind"] == "rollbackRoundTrip"), "{report}");
+    assert!(
+        checks.iter().all(|c| c["status"] == "passed" && c["kind"] == "rollbackRoundTrip"),
+        "{report}"
+    );
     assert_eq!(report["current"], TAG_0001);
     assert_eq!(ledger(&db).await, expected_ledger(&repo_path("migrations")));
     assert_eq!(db.advisory_locks().await, 0);
@@ -254,7 +310,9 @@ async fn check_rollback_passes_on_the_projects_migrations() {
     assert_eq!(actions, expected);
 
     // A database with migrations applied is not a scratch database.
-    let report = run(cli().env("DATABASE_URL", &db.url).args(["--json", "check-rollback"])).expect(3).report();
+    let report = run(cli().env("DATABASE_URL", &db.url).args(["--json", "check-rollback"]))
+        .expect(3)
+        .report();
     assert_eq!(error_type(&report), "RollbackRefused");
     assert!(report["error"]["message"].as_str().unwrap().contains("scratch"), "{report}");
 }
@@ -305,7 +363,9 @@ async fn check_rollback_keeps_the_warnings_of_every_step() {
     assert_eq!(report["status"], "verified", "{report}");
     let warnings: Vec<&str> = report["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
     assert!(
-        warnings.iter().any(|w| w.starts_with("dropped data (--allow-data-loss)") && w.contains("wishlist_items")),
+        warnings
+            .iter()
+            .any(|w| w.starts_with("dropped data (--allow-data-loss)") && w.contains("wishlist_items")),
         "the rollback step's warning is in the report: {warnings:?}"
     );
     assert_eq!(db.advisory_locks().await, 0);

@@ -42,11 +42,15 @@ impl Run {
     }
 
     fn error_type(&self) -> &str {
-        self.report["error"]["type"].as_str().unwrap_or_else(|| panic!("no error.type in {}", self.report))
+        self.report["error"]["type"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error.type in {}", self.report))
     }
 
     fn message(&self) -> &str {
-        self.report["error"]["message"].as_str().unwrap_or_else(|| panic!("no error.message in {}", self.report))
+        self.report["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error.message in {}", self.report))
     }
 
     /// A refused certificate: the reason once (not again for each error in the chain), and a
@@ -54,7 +58,9 @@ impl Run {
     fn certificate_refusal(&self, host: &str) -> &str {
         let message = self.failure("ConnectionFailed");
         assert_eq!(message.matches("certificate verify failed").count(), 1, "{message}");
-        let hint = self.report["error"]["hint"].as_str().unwrap_or_else(|| panic!("no error.hint in {}", self.report));
+        let hint = self.report["error"]["hint"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error.hint in {}", self.report));
         assert!(hint.contains("DB_CA_BUNDLE") && hint.contains(&format!("{host:?}")), "{hint}");
         message
     }
@@ -208,7 +214,10 @@ async fn a_server_signed_by_a_ca_outside_the_bundle_is_refused() {
     for mode in ["require", "verify-full"] {
         let run = t.migrate("127.0.0.1", Some(mode), Some(&pki().other_ca())).expect(1);
         let message = run.certificate_refusal("127.0.0.1");
-        assert!(!message.contains("mismatch"), "{mode}: the chain, not the name, is what fails: {message}");
+        assert!(
+            !message.contains("mismatch"),
+            "{mode}: the chain, not the name, is what fails: {message}"
+        );
     }
     assert!(!t.has_ledger().await);
 }
@@ -238,7 +247,11 @@ async fn an_unusable_bundle_file_is_a_config_error_naming_it() {
         (bundle_file(dir.path(), "empty.pem", ""), "no PEM certificate"),
         (bundle_file(dir.path(), "cut.pem", &cert[..cert.len() / 2]), "no END line"),
         (
-            bundle_file(dir.path(), "garbled.pem", "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n"),
+            bundle_file(
+                dir.path(),
+                "garbled.pem",
+                "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
+            ),
             "certificate 1 is invalid",
         ),
     ];
@@ -257,8 +270,8 @@ async fn the_embedded_bundle_is_only_there_when_built_in() {
     let t = target(pg_tls()).await;
     let run = t.migrate("127.0.0.1", Some("verify-full"), Some(Path::new("embedded")));
     // build.rs embeds certs/rds-ca-bundle.pem or EMBED_CA_BUNDLE when present at build time.
-    let built_in = option_env!("EMBED_CA_BUNDLE").is_some()
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/rds-ca-bundle.pem").is_file();
+    let built_in =
+        option_env!("EMBED_CA_BUNDLE").is_some() || Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/rds-ca-bundle.pem").is_file();
     if built_in {
         // Trusted are only the built-in CAs, and they did not sign the test server.
         let run = run.expect(1);
@@ -266,7 +279,10 @@ async fn the_embedded_bundle_is_only_there_when_built_in() {
     } else {
         let run = run.expect(2);
         let message = run.failure("ConfigError");
-        assert!(message.contains("certs/rds-ca-bundle.pem") && message.contains("building"), "{message}");
+        assert!(
+            message.contains("certs/rds-ca-bundle.pem") && message.contains("building"),
+            "{message}"
+        );
     }
     assert!(!t.has_ledger().await);
 }

@@ -82,9 +82,17 @@ async fn a_dropped_index_fails_verification_naming_it() {
     assert_eq!(report["differences"][0]["kind"], "missingIndex");
     assert_eq!(report["differences"][0]["object"], "public.wishlist_items.idx_wishlist_user_sort");
     // The other queries still pass: only what broke is named.
-    assert_eq!(failures.iter().filter(|(kind, _, _)| kind == "queryPlan").count(), 1, "{failures:?}");
+    assert_eq!(
+        failures.iter().filter(|(kind, _, _)| kind == "queryPlan").count(),
+        1,
+        "{failures:?}"
+    );
     let human = run(cli().env("DATABASE_URL", &db.url).args(["--migrations", "migrations", "verify"])).expect(3);
-    assert!(human.stdout.contains("✗ queryPlan list a user's items in their order"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("✗ queryPlan list a user's items in their order"),
+        "{}",
+        human.stdout
+    );
     assert!(human.stderr.contains("error[VerificationFailed]"), "{}", human.stderr);
 }
 
@@ -119,10 +127,17 @@ async fn an_index_left_invalid_by_a_failed_concurrent_build_fails_verification()
 async fn enum_values_are_verified() {
     let db = pg().fresh_db().await;
     run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
-    db.client().await.batch_execute("ALTER TYPE wishlist_store ADD VALUE 'Mega' BEFORE 'LEGO'").await.unwrap();
+    db.client()
+        .await
+        .batch_execute("ALTER TYPE wishlist_store ADD VALUE 'Mega' BEFORE 'LEGO'")
+        .await
+        .unwrap();
     let report = run(&mut wm(&db.url, "migrations", &["verify"])).expect(3).report();
     let failures = failed(&report);
-    let enum_check = failures.iter().find(|(kind, _, _)| kind == "enumValues").unwrap_or_else(|| panic!("{failures:?}"));
+    let enum_check = failures
+        .iter()
+        .find(|(kind, _, _)| kind == "enumValues")
+        .unwrap_or_else(|| panic!("{failures:?}"));
     assert_eq!(enum_check.1, "public.wishlist_store");
     assert!(enum_check.2.contains("Mega, LEGO"), "{enum_check:?}");
     assert!(!failures.iter().any(|(_, object, _)| object == "public.wishlist_currency"));
@@ -135,10 +150,23 @@ async fn queries_of_later_migrations_are_skipped_on_older_databases() {
     let report = run(&mut wm(&db.url, "migrations", &["verify"])).expect(0).report();
     assert_eq!(report["current"], TAG_0000);
     let plans = query_plans(&report);
-    assert!(plans.contains(&("filter a user's items by store and priority".to_string(), "skipped".to_string())), "{plans:?}");
-    let store = checks(&report).into_iter().find(|c| c["object"] == "filter by store: a user's stores with their item counts").unwrap();
-    assert_eq!(store["detail"], "uses idx_wishlist_user_store", "before 0001 no longer index can stand in for it");
-    assert_eq!(checks(&report).iter().filter(|c| c["kind"] == "enumValues").count(), 0, "0000 has no enums");
+    assert!(
+        plans.contains(&("filter a user's items by store and priority".to_string(), "skipped".to_string())),
+        "{plans:?}"
+    );
+    let store = checks(&report)
+        .into_iter()
+        .find(|c| c["object"] == "filter by store: a user's stores with their item counts")
+        .unwrap();
+    assert_eq!(
+        store["detail"], "uses idx_wishlist_user_store",
+        "before 0001 no longer index can stand in for it"
+    );
+    assert_eq!(
+        checks(&report).iter().filter(|c| c["kind"] == "enumValues").count(),
+        0,
+        "0000 has no enums"
+    );
 }
 
 #[tokio::test]
@@ -164,12 +192,24 @@ async fn a_broken_query_catalogue_is_named() {
     std::fs::write(&catalogue, "-- query: orphan\nSELECT 1;\n").unwrap();
     let report = run(&mut wm(&db.url, dir.path(), &["verify"])).expect(3).report();
     assert_eq!(error_type(&report), "InvalidMigrations");
-    assert!(report["error"]["message"].as_str().unwrap().contains("queries.sql line 1"), "{report}");
+    assert!(
+        report["error"]["message"].as_str().unwrap().contains("queries.sql line 1"),
+        "{report}"
+    );
     // A query that no longer runs (a renamed column) fails its check with Postgres's error.
-    std::fs::write(&catalogue, "-- query: renamed\n-- index: idx_wishlist_user_id\nSELECT 1 FROM wishlist_items WHERE owner = 'x';\n").unwrap();
+    std::fs::write(
+        &catalogue,
+        "-- query: renamed\n-- index: idx_wishlist_user_id\nSELECT 1 FROM wishlist_items WHERE owner = 'x';\n",
+    )
+    .unwrap();
     let report = run(&mut wm(&db.url, dir.path(), &["verify"])).expect(3).report();
     let failures = failed(&report);
-    assert!(failures.iter().any(|(k, o, d)| k == "queryPlan" && o == "renamed" && d.contains("owner")), "{failures:?}");
+    assert!(
+        failures
+            .iter()
+            .any(|(k, o, d)| k == "queryPlan" && o == "renamed" && d.contains("owner")),
+        "{failures:?}"
+    );
     // Without a catalogue the plans are not checked, and the report says so.
     std::fs::remove_file(&catalogue).unwrap();
     let report = run(&mut wm(&db.url, dir.path(), &["verify"])).expect(0).report();

@@ -30,7 +30,13 @@ async fn round_trips(session: &mut Session<'_>) -> Finished<CheckedRollback> {
             checked.checks = Some(checks);
             match session.assess().await {
                 Ok(assessment) => checked.ledger = Some(LedgerView::of(&assessment)),
-                Err(e) => return Finished { outcome: checked, warnings, error: Some(e) },
+                Err(e) => {
+                    return Finished {
+                        outcome: checked,
+                        warnings,
+                        error: Some(e),
+                    }
+                }
             }
             error
         }
@@ -50,7 +56,12 @@ type Stopped = (Option<Vec<Check>>, Error);
 
 async fn check_each(session: &mut Session<'_>, warnings: &mut Vec<String>) -> Result<Vec<Check>, Stopped> {
     let set = session.set;
-    let rows = session.settings().ledger.read(session.client()).await.map_err(|e| (None, e.into()))?;
+    let rows = session
+        .settings()
+        .ledger
+        .read(session.client())
+        .await
+        .map_err(|e| (None, e.into()))?;
     if !rows.is_empty() {
         return Err((None, RollbackError::NotScratch { rows: rows.len() }.into()));
     }
@@ -79,7 +90,11 @@ async fn check_each(session: &mut Session<'_>, warnings: &mut Vec<String>) -> Re
             Err(e) => return Err((None, e)),
         };
         if !applied.is_empty() {
-            check.fail(format!("once applied, the schema differs from {}'s snapshot in {} place(s)", m.tag, applied.len()));
+            check.fail(format!(
+                "once applied, the schema differs from {}'s snapshot in {} place(s)",
+                m.tag,
+                applied.len()
+            ));
             check.differences.extend(applied);
         }
         if m.down.is_none() {
@@ -133,4 +148,3 @@ async fn check_each(session: &mut Session<'_>, warnings: &mut Vec<String>) -> Re
     }
     Ok(checks)
 }
-

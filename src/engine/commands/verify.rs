@@ -37,7 +37,10 @@ async fn check(session: &mut Session<'_>, analyze: bool, verified: &mut Verified
     if comparison.differences.is_empty() {
         schema.detail = Some("the schema matches the snapshot".into());
     } else {
-        schema.fail(format!("{} difference(s) from the snapshot (see differences)", comparison.differences.len()));
+        schema.fail(format!(
+            "{} difference(s) from the snapshot (see differences)",
+            comparison.differences.len()
+        ));
     }
     checks.push(schema);
     verified.differences = Some(comparison.differences);

@@ -111,7 +111,11 @@ fn canonical_type(text: &str) -> String {
         Some(open) => {
             let close = lower[open..].find(')').map_or(lower.len(), |c| open + c);
             let args: String = lower[open + 1..close].chars().filter(|c| !c.is_whitespace()).collect();
-            (lower[..open].trim().to_string(), Some(args), lower.get(close + 1..).unwrap_or("").trim().to_string())
+            (
+                lower[..open].trim().to_string(),
+                Some(args),
+                lower.get(close + 1..).unwrap_or("").trim().to_string(),
+            )
         }
         None => (lower.trim().to_string(), None, String::new()),
     };

@@ -17,7 +17,13 @@ pub fn compare(expected: &Snapshot, actual: &Catalog, options: &DriftOptions) ->
     let want = Model::expected(expected, actual, options);
     let have = Model::actual(actual, &want, options);
     let mut out = Vec::new();
-    diff_sets(&want.schemas, &have.schemas, DifferenceKind::MissingSchema, DifferenceKind::ExtraSchema, &mut out);
+    diff_sets(
+        &want.schemas,
+        &have.schemas,
+        DifferenceKind::MissingSchema,
+        DifferenceKind::ExtraSchema,
+        &mut out,
+    );
     diff_enums(&want.enums, &have.enums, &mut out);
     for (key, table) in &want.tables {
         match have.tables.get(key) {
@@ -31,13 +37,21 @@ pub fn compare(expected: &Snapshot, actual: &Catalog, options: &DriftOptions) ->
     diff_shown(
         &keyed(&want.sequences),
         &keyed(&have.sequences),
-        [DifferenceKind::MissingSequence, DifferenceKind::ExtraSequence, DifferenceKind::SequenceDefinition],
+        [
+            DifferenceKind::MissingSequence,
+            DifferenceKind::ExtraSequence,
+            DifferenceKind::SequenceDefinition,
+        ],
         &mut out,
     );
     diff_shown(
         &keyed(&want.views),
         &keyed(&have.views),
-        [DifferenceKind::MissingView, DifferenceKind::ExtraView, DifferenceKind::ViewDefinition],
+        [
+            DifferenceKind::MissingView,
+            DifferenceKind::ExtraView,
+            DifferenceKind::ViewDefinition,
+        ],
         &mut out,
     );
     out
@@ -47,7 +61,13 @@ fn keyed(map: &BTreeMap<Key, Shown>) -> BTreeMap<String, Shown> {
     map.iter().map(|(k, v)| (qualified(k), v.clone())).collect()
 }
 
-fn diff_sets(want: &BTreeSet<String>, have: &BTreeSet<String>, missing_kind: DifferenceKind, extra_kind: DifferenceKind, out: &mut Vec<Difference>) {
+fn diff_sets(
+    want: &BTreeSet<String>,
+    have: &BTreeSet<String>,
+    missing_kind: DifferenceKind,
+    extra_kind: DifferenceKind,
+    out: &mut Vec<Difference>,
+) {
     for s in want.difference(have) {
         out.push(missing(missing_kind, s.clone(), "schema"));
     }
@@ -89,7 +109,12 @@ fn diff_enums(want: &BTreeMap<Key, Vec<String>>, have: &BTreeMap<Key, Vec<String
         let common_want: Vec<&String> = values.iter().filter(|v| live.contains(v)).collect();
         let common_have: Vec<&String> = live.iter().filter(|v| values.contains(v)).collect();
         if common_want != common_have {
-            out.push(changed(DifferenceKind::EnumValueOrder, object, &values.join(", "), &live.join(", ")));
+            out.push(changed(
+                DifferenceKind::EnumValueOrder,
+                object,
+                &values.join(", "),
+                &live.join(", "),
+            ));
         }
     }
     for (key, values) in have {
@@ -123,11 +148,21 @@ fn diff_table(object: &str, want: &TableModel, have: &TableModel, out: &mut Vec<
             out.push(extra(K::ExtraColumn, format!("{object}.{name}"), &h.ty.display));
         }
     }
-    let prefixed = |m: &BTreeMap<String, Shown>| -> BTreeMap<String, Shown> { m.iter().map(|(k, v)| (format!("{object}.{k}"), v.clone())).collect() };
-    diff_shown(&prefixed(&want.indexes), &prefixed(&have.indexes), [K::MissingIndex, K::ExtraIndex, K::IndexDefinition], out);
+    let prefixed =
+        |m: &BTreeMap<String, Shown>| -> BTreeMap<String, Shown> { m.iter().map(|(k, v)| (format!("{object}.{k}"), v.clone())).collect() };
+    diff_shown(
+        &prefixed(&want.indexes),
+        &prefixed(&have.indexes),
+        [K::MissingIndex, K::ExtraIndex, K::IndexDefinition],
+        out,
+    );
     match (&want.primary_key, &have.primary_key) {
         (Some(w), None) => out.push(missing(K::MissingPrimaryKey, object.to_string(), &pk_display(w))),
-        (None, Some(h)) => out.push(extra(K::ExtraPrimaryKey, format!("{object}.{}", h.name.as_deref().unwrap_or("")), &pk_display(h))),
+        (None, Some(h)) => out.push(extra(
+            K::ExtraPrimaryKey,
+            format!("{object}.{}", h.name.as_deref().unwrap_or("")),
+            &pk_display(h),
+        )),
         (Some(w), Some(h)) => {
             let name_differs = w.name.is_some() && w.name != h.name;
             if w.columns != h.columns || name_differs {
@@ -146,7 +181,12 @@ fn diff_table(object: &str, want: &TableModel, have: &TableModel, out: &mut Vec<
         let word = |on: bool| if on { "enabled" } else { "disabled" };
         out.push(changed(K::RowLevelSecurity, object.to_string(), word(want.rls), word(have.rls)));
     }
-    diff_shown(&prefixed(&want.policies), &prefixed(&have.policies), [K::MissingPolicy, K::ExtraPolicy, K::PolicyDefinition], out);
+    diff_shown(
+        &prefixed(&want.policies),
+        &prefixed(&have.policies),
+        [K::MissingPolicy, K::ExtraPolicy, K::PolicyDefinition],
+        out,
+    );
 }
 
 fn diff_optional(kind: DifferenceKind, object: &str, want: &Option<Shown>, have: &Option<Shown>, out: &mut Vec<Difference>) {
@@ -241,8 +281,15 @@ mod tests {
     }
 
     /// A one-column table whose only column has the given drizzle and Postgres spellings.
-    fn column_diff(drizzle_type: &str, drizzle_default: Option<serde_json::Value>, pg_type: &str, pg_default: Option<&str>) -> Vec<Difference> {
-        let s = snapshot(serde_json::json!({"tables": {"public.t": table("t", serde_json::json!({"c": col("c", drizzle_type, false, drizzle_default)}), serde_json::json!({}))}}));
+    fn column_diff(
+        drizzle_type: &str,
+        drizzle_default: Option<serde_json::Value>,
+        pg_type: &str,
+        pg_default: Option<&str>,
+    ) -> Vec<Difference> {
+        let s = snapshot(
+            serde_json::json!({"tables": {"public.t": table("t", serde_json::json!({"c": col("c", drizzle_type, false, drizzle_default)}), serde_json::json!({}))}}),
+        );
         let c = live(vec![live_table("t", vec![live_col("c", pg_type, false, pg_default)])]);
         compare(&s, &c, &DriftOptions::default())
     }
@@ -279,7 +326,13 @@ mod tests {
             let d = column_diff(drizzle, None, pg, None);
             assert!(d.is_empty(), "{drizzle} vs {pg}: {d:?}");
         }
-        for (drizzle, pg) in [("numeric(10, 2)", "numeric(12,2)"), ("varchar(64)", "character varying(255)"), ("timestamp", "timestamp with time zone"), ("text", "text[]"), ("integer", "bigint")] {
+        for (drizzle, pg) in [
+            ("numeric(10, 2)", "numeric(12,2)"),
+            ("varchar(64)", "character varying(255)"),
+            ("timestamp", "timestamp with time zone"),
+            ("text", "text[]"),
+            ("integer", "bigint"),
+        ] {
             let d = column_diff(drizzle, None, pg, None);
             assert_eq!(kinds(&d), [(DifferenceKind::ColumnType, "public.t.c".into())], "{drizzle} vs {pg}");
         }
@@ -291,9 +344,19 @@ mod tests {
         let same = [
             ("text", json!("'USD'"), "text", "'USD'::text"),
             ("text", json!("'it''s for you'"), "text", "'it''s for you'::text"),
-            ("varchar(64)", json!("'login'"), "character varying(64)", "'login'::character varying"),
+            (
+                "varchar(64)",
+                json!("'login'"),
+                "character varying(64)",
+                "'login'::character varying",
+            ),
             ("jsonb", json!("'[]'::jsonb"), "jsonb", "'[]'::jsonb"),
-            ("jsonb", json!("'{\"source\":\"web\"}'::jsonb"), "jsonb", "'{\"source\": \"web\"}'::jsonb"),
+            (
+                "jsonb",
+                json!("'{\"source\":\"web\"}'::jsonb"),
+                "jsonb",
+                "'{\"source\": \"web\"}'::jsonb",
+            ),
             (
                 "jsonb",
                 json!("'{\"theme\":\"dark\",\"density\":2,\"notifications\":{\"email\":true,\"push\":false},\"pinned\":[]}'::jsonb"),
@@ -312,10 +375,25 @@ mod tests {
             ("uuid", json!("gen_random_uuid()"), "uuid", "gen_random_uuid()"),
             ("text[]", json!("'{\"web\"}'"), "text[]", "'{web}'::text[]"),
             ("text[]", json!("'{}'"), "text[]", "'{}'::text[]"),
-            ("timestamp with time zone", json!("'2024-01-02T03:04:05.000Z'"), "timestamp with time zone", "'2024-01-02 04:04:05+01'::timestamp with time zone"),
-            ("timestamp", json!("'2024-01-02 03:04:05.000'"), "timestamp without time zone", "'2024-01-02 03:04:05'::timestamp without time zone"),
+            (
+                "timestamp with time zone",
+                json!("'2024-01-02T03:04:05.000Z'"),
+                "timestamp with time zone",
+                "'2024-01-02 04:04:05+01'::timestamp with time zone",
+            ),
+            (
+                "timestamp",
+                json!("'2024-01-02 03:04:05.000'"),
+                "timestamp without time zone",
+                "'2024-01-02 03:04:05'::timestamp without time zone",
+            ),
             ("date", json!("'2024-01-02'"), "date", "'2024-01-02'::date"),
-            ("timestamp with time zone", json!("CURRENT_TIMESTAMP"), "timestamp with time zone", "CURRENT_TIMESTAMP"),
+            (
+                "timestamp with time zone",
+                json!("CURRENT_TIMESTAMP"),
+                "timestamp with time zone",
+                "CURRENT_TIMESTAMP",
+            ),
         ];
         for (ty, d, pg_ty, pg_d) in same {
             let diff = column_diff(ty, Some(d.clone()), pg_ty, Some(pg_d));
@@ -329,12 +407,26 @@ mod tests {
             ("numeric(12, 4)", json!("'10'"), "numeric(12,4)", "1.0"),
             ("boolean", json!(true), "boolean", "false"),
             ("text[]", json!("'{\"web\"}'"), "text[]", "'{web,store}'::text[]"),
-            ("timestamp with time zone", json!("now()"), "timestamp with time zone", "'2024-01-01 00:00:00+00'::timestamp with time zone"),
-            ("timestamp with time zone", json!("'2024-01-02T03:04:05.000Z'"), "timestamp with time zone", "'2024-01-02 03:04:05+01'::timestamp with time zone"),
+            (
+                "timestamp with time zone",
+                json!("now()"),
+                "timestamp with time zone",
+                "'2024-01-01 00:00:00+00'::timestamp with time zone",
+            ),
+            (
+                "timestamp with time zone",
+                json!("'2024-01-02T03:04:05.000Z'"),
+                "timestamp with time zone",
+                "'2024-01-02 03:04:05+01'::timestamp with time zone",
+            ),
         ];
         for (ty, d, pg_ty, pg_d) in differ {
             let diff = column_diff(ty, Some(d.clone()), pg_ty, Some(pg_d));
-            assert_eq!(kinds(&diff), [(DifferenceKind::ColumnDefault, "public.t.c".into())], "{ty} {d} vs {pg_d}");
+            assert_eq!(
+                kinds(&diff),
+                [(DifferenceKind::ColumnDefault, "public.t.c".into())],
+                "{ty} {d} vs {pg_d}"
+            );
         }
         let gone = column_diff("text", Some(json!("'USD'")), "text", None);
         assert_eq!(gone[0].expected.as_deref(), Some("'USD'"));
@@ -374,8 +466,16 @@ mod tests {
             ],
         )]);
         c.enums = vec![
-            catalog::Enum { schema: "public".into(), name: "wishlist_currency".into(), values: vec!["USD".into(), "EUR".into()] },
-            catalog::Enum { schema: "public".into(), name: "channel".into(), values: vec!["web".into(), "store".into()] },
+            catalog::Enum {
+                schema: "public".into(),
+                name: "wishlist_currency".into(),
+                values: vec!["USD".into(), "EUR".into()],
+            },
+            catalog::Enum {
+                schema: "public".into(),
+                name: "channel".into(),
+                values: vec!["web".into(), "store".into()],
+            },
         ];
         assert_eq!(compare(&s, &c, &DriftOptions::default()), []);
         // The same column as text is a type change, not a pass.
@@ -391,7 +491,11 @@ mod tests {
         let s = snapshot(serde_json::json!({"enums": {"public.s": {"name": "s", "schema": "public", "values": ["a", "b", "c"]}}}));
         let with = |values: &[&str]| {
             let mut c = live(vec![]);
-            c.enums = vec![catalog::Enum { schema: "public".into(), name: "s".into(), values: values.iter().map(|v| v.to_string()).collect() }];
+            c.enums = vec![catalog::Enum {
+                schema: "public".into(),
+                name: "s".into(),
+                values: values.iter().map(|v| v.to_string()).collect(),
+            }];
             compare(&s, &c, &DriftOptions::default())
         };
         assert!(with(&["a", "b", "c"]).is_empty());
@@ -401,7 +505,10 @@ mod tests {
         assert_eq!((d[0].kind, d[0].expected.as_deref()), (DifferenceKind::MissingEnumValue, Some("b")));
         let d = with(&["b", "a", "c"]);
         assert_eq!(kinds(&d), [(DifferenceKind::EnumValueOrder, "public.s".into())]);
-        assert_eq!(kinds(&compare(&s, &live(vec![]), &DriftOptions::default())), [(DifferenceKind::MissingEnum, "public.s".into())]);
+        assert_eq!(
+            kinds(&compare(&s, &live(vec![]), &DriftOptions::default())),
+            [(DifferenceKind::MissingEnum, "public.s".into())]
+        );
     }
 
     #[test]
@@ -425,10 +532,16 @@ mod tests {
         assert_eq!(compare(&s, &c, &DriftOptions::default()), []);
         // A nextval on a sequence the column does not own is not what serial means.
         c.tables[0].columns[0].owned_sequence = None;
-        assert_eq!(kinds(&compare(&s, &c, &DriftOptions::default())), [(DifferenceKind::ColumnDefault, "public.t.id".into())]);
+        assert_eq!(
+            kinds(&compare(&s, &c, &DriftOptions::default())),
+            [(DifferenceKind::ColumnDefault, "public.t.id".into())]
+        );
         c.tables[0].constraints.clear();
         c.tables[0].columns[0].owned_sequence = Some("t_id_seq".into());
-        assert_eq!(kinds(&compare(&s, &c, &DriftOptions::default())), [(DifferenceKind::MissingPrimaryKey, "public.t".into())]);
+        assert_eq!(
+            kinds(&compare(&s, &c, &DriftOptions::default())),
+            [(DifferenceKind::MissingPrimaryKey, "public.t".into())]
+        );
     }
 
     #[test]
@@ -445,12 +558,18 @@ mod tests {
             references: None,
             nulls_not_distinct: false,
         };
-        let mut t = live_table("m", vec![live_col("a", "integer", true, None), live_col("b", "integer", true, None)]);
+        let mut t = live_table(
+            "m",
+            vec![live_col("a", "integer", true, None), live_col("b", "integer", true, None)],
+        );
         t.constraints.push(pk("m_a_b_pk"));
         let mut c = live(vec![t]);
         assert_eq!(compare(&s, &c, &DriftOptions::default()), []);
         c.tables[0].constraints[0] = pk("m_pkey");
-        assert_eq!(kinds(&compare(&s, &c, &DriftOptions::default())), [(DifferenceKind::PrimaryKeyDefinition, "public.m".into())]);
+        assert_eq!(
+            kinds(&compare(&s, &c, &DriftOptions::default())),
+            [(DifferenceKind::PrimaryKeyDefinition, "public.m".into())]
+        );
     }
 
     fn index(name: &str, method: &str, columns: &[(&str, &str, bool, bool, bool)], predicate: Option<&str>) -> Index {
@@ -477,7 +596,9 @@ mod tests {
 
     fn index_diff(drizzle: serde_json::Value, pg: Index) -> Vec<Difference> {
         let name = drizzle["name"].as_str().unwrap().to_string();
-        let s = snapshot(serde_json::json!({"tables": {"public.t": table("t", serde_json::json!({}), serde_json::json!({"indexes": {name: drizzle}}))}}));
+        let s = snapshot(
+            serde_json::json!({"tables": {"public.t": table("t", serde_json::json!({}), serde_json::json!({"indexes": {name: drizzle}}))}}),
+        );
         let mut t = live_table("t", vec![]);
         t.indexes.push(pg);
         compare(&s, &live(vec![t]), &DriftOptions::default())
@@ -499,8 +620,22 @@ mod tests {
         };
         // DESC NULLS LAST on the second column, as listings_owner_recent_idx.
         let d = index_diff(
-            idx("i", vec![icol("owner_id", false, true, "last"), icol("created_at", false, false, "last")], "btree", false, None),
-            index("i", "btree", &[("owner_id", "text_ops", true, false, false), ("created_at", "timestamptz_ops", true, true, false)], None),
+            idx(
+                "i",
+                vec![icol("owner_id", false, true, "last"), icol("created_at", false, false, "last")],
+                "btree",
+                false,
+                None,
+            ),
+            index(
+                "i",
+                "btree",
+                &[
+                    ("owner_id", "text_ops", true, false, false),
+                    ("created_at", "timestamptz_ops", true, true, false),
+                ],
+                None,
+            ),
         );
         assert_eq!(d, []);
         // The same index built DESC NULLS FIRST is different.
@@ -511,58 +646,141 @@ mod tests {
         assert_eq!(kinds(&d), [(DifferenceKind::IndexDefinition, "public.t.i".into())]);
         // Partial index predicate as pg_get_expr prints it.
         let d = index_diff(
-            idx("p", vec![icol("price_cents", false, false, "last"), icol("id", false, true, "last")], "btree", false, Some("\"listings\".\"deleted_at\" IS NULL AND \"listings\".\"price_cents\" > 0")),
-            index("p", "btree", &[("price_cents", "int4_ops", true, true, false), ("id", "uuid_ops", true, false, false)], Some("deleted_at IS NULL AND price_cents > 0")),
+            idx(
+                "p",
+                vec![icol("price_cents", false, false, "last"), icol("id", false, true, "last")],
+                "btree",
+                false,
+                Some("\"listings\".\"deleted_at\" IS NULL AND \"listings\".\"price_cents\" > 0"),
+            ),
+            index(
+                "p",
+                "btree",
+                &[
+                    ("price_cents", "int4_ops", true, true, false),
+                    ("id", "uuid_ops", true, false, false),
+                ],
+                Some("deleted_at IS NULL AND price_cents > 0"),
+            ),
         );
         assert_eq!(d, []);
         let d = index_diff(
-            idx("p", vec![icol("slug", false, true, "last")], "btree", false, Some("\"t\".\"deleted_at\" IS NULL")),
-            index("p", "btree", &[("slug", "text_ops", true, false, false)], Some("deleted_at IS NOT NULL")),
+            idx(
+                "p",
+                vec![icol("slug", false, true, "last")],
+                "btree",
+                false,
+                Some("\"t\".\"deleted_at\" IS NULL"),
+            ),
+            index(
+                "p",
+                "btree",
+                &[("slug", "text_ops", true, false, false)],
+                Some("deleted_at IS NOT NULL"),
+            ),
         );
         assert_eq!(kinds(&d), [(DifferenceKind::IndexDefinition, "public.t.p".into())]);
         // gin with an operator class written inside the expression.
         let d = index_diff(
-            idx("g", vec![json!({"expression": "\"attrs\" jsonb_path_ops", "isExpression": true, "asc": true, "nulls": "last"})], "gin", false, None),
+            idx(
+                "g",
+                vec![json!({"expression": "\"attrs\" jsonb_path_ops", "isExpression": true, "asc": true, "nulls": "last"})],
+                "gin",
+                false,
+                None,
+            ),
             index("g", "gin", &[("attrs", "jsonb_path_ops", false, false, false)], None),
         );
         assert_eq!(d, []);
         let d = index_diff(
-            idx("g", vec![json!({"expression": "\"attrs\" jsonb_path_ops", "isExpression": true, "asc": true, "nulls": "last"})], "gin", false, None),
+            idx(
+                "g",
+                vec![json!({"expression": "\"attrs\" jsonb_path_ops", "isExpression": true, "asc": true, "nulls": "last"})],
+                "gin",
+                false,
+                None,
+            ),
             index("g", "gin", &[("attrs", "jsonb_ops", true, false, false)], None),
         );
         assert_eq!(kinds(&d), [(DifferenceKind::IndexDefinition, "public.t.g".into())]);
         // Expression columns.
         let d = index_diff(
-            idx("e", vec![icol("org_id", false, true, "last"), json!({"expression": "lower(\"last_name\" || ' ' || \"first_name\")", "isExpression": true, "asc": true, "nulls": "last"})], "btree", false, None),
-            index("e", "btree", &[("org_id", "int4_ops", true, false, false), ("lower((last_name || ' '::text) || first_name)", "text_ops", true, false, false)], None),
+            idx(
+                "e",
+                vec![
+                    icol("org_id", false, true, "last"),
+                    json!({"expression": "lower(\"last_name\" || ' ' || \"first_name\")", "isExpression": true, "asc": true, "nulls": "last"}),
+                ],
+                "btree",
+                false,
+                None,
+            ),
+            index(
+                "e",
+                "btree",
+                &[
+                    ("org_id", "int4_ops", true, false, false),
+                    ("lower((last_name || ' '::text) || first_name)", "text_ops", true, false, false),
+                ],
+                None,
+            ),
         );
         assert_eq!(d, []);
         // Column order, method and uniqueness all count.
         let d = index_diff(
-            idx("o", vec![icol("a", false, true, "last"), icol("b", false, true, "last")], "btree", false, None),
-            index("o", "btree", &[("b", "int4_ops", true, false, false), ("a", "int4_ops", true, false, false)], None),
+            idx(
+                "o",
+                vec![icol("a", false, true, "last"), icol("b", false, true, "last")],
+                "btree",
+                false,
+                None,
+            ),
+            index(
+                "o",
+                "btree",
+                &[("b", "int4_ops", true, false, false), ("a", "int4_ops", true, false, false)],
+                None,
+            ),
         );
         assert_eq!(d.len(), 1);
-        let d = index_diff(idx("h", vec![icol("a", false, true, "last")], "hash", false, None), index("h", "btree", &[("a", "int4_ops", true, false, false)], None));
+        let d = index_diff(
+            idx("h", vec![icol("a", false, true, "last")], "hash", false, None),
+            index("h", "btree", &[("a", "int4_ops", true, false, false)], None),
+        );
         assert_eq!(d.len(), 1);
         let mut unique = index("u", "btree", &[("a", "int4_ops", true, false, false)], None);
         unique.unique = true;
-        assert_eq!(index_diff(idx("u", vec![icol("a", false, true, "last")], "btree", false, None), unique.clone()).len(), 1);
-        assert_eq!(index_diff(idx("u", vec![icol("a", false, true, "last")], "btree", true, None), unique), []);
+        assert_eq!(
+            index_diff(idx("u", vec![icol("a", false, true, "last")], "btree", false, None), unique.clone()).len(),
+            1
+        );
+        assert_eq!(
+            index_diff(idx("u", vec![icol("a", false, true, "last")], "btree", true, None), unique),
+            []
+        );
         // The explicit default opclass is the default opclass.
         let mut explicit = icol("email", false, true, "last");
         explicit["opclass"] = "text_ops".into();
-        assert_eq!(index_diff(idx("x", vec![explicit], "btree", false, None), index("x", "btree", &[("email", "text_ops", true, false, false)], None)), []);
+        assert_eq!(
+            index_diff(
+                idx("x", vec![explicit], "btree", false, None),
+                index("x", "btree", &[("email", "text_ops", true, false, false)], None)
+            ),
+            []
+        );
     }
 
     #[test]
     fn missing_and_extra_objects_are_named_exactly() {
-        let s = snapshot(serde_json::json!({"tables": {"public.t": table("t", serde_json::json!({"a": col("a", "text", false, None)}), serde_json::json!({
-            "indexes": {"idx_a": {"name": "idx_a", "columns": [icol("a", false, true, "last")], "isUnique": false, "concurrently": false, "method": "btree", "with": {}}},
-            "checkConstraints": {"a_check": {"name": "a_check", "value": "length(\"t\".\"a\") > 0"}}
-        }))}}));
+        let s = snapshot(
+            serde_json::json!({"tables": {"public.t": table("t", serde_json::json!({"a": col("a", "text", false, None)}), serde_json::json!({
+                "indexes": {"idx_a": {"name": "idx_a", "columns": [icol("a", false, true, "last")], "isUnique": false, "concurrently": false, "method": "btree", "with": {}}},
+                "checkConstraints": {"a_check": {"name": "a_check", "value": "length(\"t\".\"a\") > 0"}}
+            }))}}),
+        );
         let mut t = live_table("t", vec![live_col("a", "text", false, None), live_col("b", "text", false, None)]);
-        t.indexes.push(index("idx_b", "btree", &[("b", "text_ops", true, false, false)], None));
+        t.indexes
+            .push(index("idx_b", "btree", &[("b", "text_ops", true, false, false)], None));
         t.constraints.push(Constraint {
             name: "a_check".into(),
             kind: ConstraintKind::Check,
@@ -607,7 +825,13 @@ mod tests {
         report.schema = "reporting".into();
         c.tables = vec![ledger, history, report];
         let d = compare(&s, &c, &DriftOptions::default());
-        assert_eq!(kinds(&d), [(DifferenceKind::ExtraSchema, "reporting".into()), (DifferenceKind::ExtraTable, "reporting.daily".into())]);
+        assert_eq!(
+            kinds(&d),
+            [
+                (DifferenceKind::ExtraSchema, "reporting".into()),
+                (DifferenceKind::ExtraTable, "reporting.daily".into())
+            ]
+        );
         let options = DriftOptions {
             ignore: IgnoreRule::parse_list(" reporting.* , "),
             ..DriftOptions::default()
@@ -617,11 +841,13 @@ mod tests {
 
     #[test]
     fn foreign_keys_uniques_and_checks() {
-        let s = snapshot(serde_json::json!({"tables": {"public.m": table("m", serde_json::json!({"a": col("a", "integer", false, None), "role": col("role", "text", true, None)}), serde_json::json!({
-            "foreignKeys": {"m_a_fk": {"name": "m_a_fk", "tableFrom": "m", "tableTo": "accounts", "columnsFrom": ["a"], "columnsTo": ["id"], "onDelete": "set null", "onUpdate": "cascade"}},
-            "uniqueConstraints": {"m_a_uq": {"name": "m_a_uq", "nullsNotDistinct": true, "columns": ["a"]}},
-            "checkConstraints": {"m_role_check": {"name": "m_role_check", "value": "\"m\".\"role\" IN ('member', 'admin')"}}
-        }))}}));
+        let s = snapshot(
+            serde_json::json!({"tables": {"public.m": table("m", serde_json::json!({"a": col("a", "integer", false, None), "role": col("role", "text", true, None)}), serde_json::json!({
+                "foreignKeys": {"m_a_fk": {"name": "m_a_fk", "tableFrom": "m", "tableTo": "accounts", "columnsFrom": ["a"], "columnsTo": ["id"], "onDelete": "set null", "onUpdate": "cascade"}},
+                "uniqueConstraints": {"m_a_uq": {"name": "m_a_uq", "nullsNotDistinct": true, "columns": ["a"]}},
+                "checkConstraints": {"m_role_check": {"name": "m_role_check", "value": "\"m\".\"role\" IN ('member', 'admin')"}}
+            }))}}),
+        );
         let con = |name: &str, kind, check: Option<&str>, references: Option<catalog::Reference>, nnd| Constraint {
             name: name.into(),
             kind,
@@ -639,7 +865,10 @@ mod tests {
             on_delete: on_delete.into(),
         };
         let build = |on_delete: &str, nnd: bool, check: &str| {
-            let mut t = live_table("m", vec![live_col("a", "integer", false, None), live_col("role", "text", true, None)]);
+            let mut t = live_table(
+                "m",
+                vec![live_col("a", "integer", false, None), live_col("role", "text", true, None)],
+            );
             t.constraints = vec![
                 con("m_a_fk", ConstraintKind::ForeignKey, None, Some(reference(on_delete)), false),
                 con("m_a_uq", ConstraintKind::Unique, None, None, nnd),
@@ -649,7 +878,11 @@ mod tests {
         };
         let good = "role = ANY (ARRAY['member'::text, 'admin'::text])";
         assert_eq!(compare(&s, &build("set null", true, good), &DriftOptions::default()), []);
-        let d = compare(&s, &build("cascade", false, "role = ANY (ARRAY['member'::text])"), &DriftOptions::default());
+        let d = compare(
+            &s,
+            &build("cascade", false, "role = ANY (ARRAY['member'::text])"),
+            &DriftOptions::default(),
+        );
         assert_eq!(
             kinds(&d),
             [
@@ -664,9 +897,18 @@ mod tests {
     fn nullability_and_missing_columns() {
         let d = column_diff("text", None, "text", None);
         assert!(d.is_empty());
-        let s = snapshot(serde_json::json!({"tables": {"public.t": table("t", serde_json::json!({"c": col("c", "text", true, None)}), serde_json::json!({}))}}));
-        let d = compare(&s, &live(vec![live_table("t", vec![live_col("c", "text", false, None)])]), &DriftOptions::default());
-        assert_eq!((d[0].kind, d[0].expected.as_deref(), d[0].actual.as_deref()), (DifferenceKind::ColumnNullability, Some("not null"), Some("nullable")));
+        let s = snapshot(
+            serde_json::json!({"tables": {"public.t": table("t", serde_json::json!({"c": col("c", "text", true, None)}), serde_json::json!({}))}}),
+        );
+        let d = compare(
+            &s,
+            &live(vec![live_table("t", vec![live_col("c", "text", false, None)])]),
+            &DriftOptions::default(),
+        );
+        assert_eq!(
+            (d[0].kind, d[0].expected.as_deref(), d[0].actual.as_deref()),
+            (DifferenceKind::ColumnNullability, Some("not null"), Some("nullable"))
+        );
         let d = compare(&s, &live(vec![live_table("t", vec![])]), &DriftOptions::default());
         assert_eq!(kinds(&d), [(DifferenceKind::MissingColumn, "public.t.c".into())]);
         let d = compare(&s, &live(vec![]), &DriftOptions::default());

@@ -166,7 +166,11 @@ fn parse_array_level(chars: &[char], pos: &mut usize) -> Option<Vec<ArrayItem>> 
                     *pos += 1;
                 }
                 let s = s.trim().to_string();
-                items.push(if s.eq_ignore_ascii_case("null") { ArrayItem::Null } else { ArrayItem::Value(s) });
+                items.push(if s.eq_ignore_ascii_case("null") {
+                    ArrayItem::Null
+                } else {
+                    ArrayItem::Value(s)
+                });
             }
         }
         while chars.get(*pos).is_some_and(|c| c.is_whitespace()) {

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
 use crate::error::{Classified, ErrorType};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -54,7 +54,12 @@ pub(super) fn expected_index(i: &snapshot::Index, live: Option<&catalog::Index>)
         .map(|(n, c)| {
             let (expr, mut opclass, written_desc, written_nulls) = if c.is_expression {
                 match expression::parse_index_element(&c.expression) {
-                    Ok(e) => (e.expr.canonical(), e.opclass.or_else(|| c.opclass.clone()), e.descending, e.nulls_first),
+                    Ok(e) => (
+                        e.expr.canonical(),
+                        e.opclass.or_else(|| c.opclass.clone()),
+                        e.descending,
+                        e.nulls_first,
+                    ),
                     Err(_) => (expression::normalised_text(&c.expression), c.opclass.clone(), None, None),
                 }
             } else {

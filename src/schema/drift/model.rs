@@ -105,9 +105,10 @@ impl Model {
                 );
                 if c.is_unique() {
                     let name = c.unique_name.clone().unwrap_or_else(|| format!("{}_{}_unique", t.name, c.name));
-                    table
-                        .constraints
-                        .insert(name, unique_shown(std::slice::from_ref(&c.name), c.nulls_not_distinct.unwrap_or(false)));
+                    table.constraints.insert(
+                        name,
+                        unique_shown(std::slice::from_ref(&c.name), c.nulls_not_distinct.unwrap_or(false)),
+                    );
                 }
             }
             let inline: Vec<String> = t.columns.values().filter(|c| c.primary_key).map(|c| c.name.clone()).collect();
@@ -127,7 +128,9 @@ impl Model {
                 table.indexes.insert(i.name.clone(), expected_index(i, live_index));
             }
             for u in t.unique_constraints.values() {
-                table.constraints.insert(u.name.clone(), unique_shown(&u.columns, u.nulls_not_distinct));
+                table
+                    .constraints
+                    .insert(u.name.clone(), unique_shown(&u.columns, u.nulls_not_distinct));
             }
             for fk in t.foreign_keys.values() {
                 let to_schema = fk.schema_to.as_deref().map(schema_or_public).unwrap_or("public");
@@ -195,7 +198,11 @@ impl Model {
             schemas: c.schemas.iter().filter(|s| managed(s) && !ignored_schema(s)).cloned().collect(),
             ..Model::default()
         };
-        for t in c.tables.iter().filter(|t| managed(&t.schema) && !options.ignored(&t.schema, &t.name)) {
+        for t in c
+            .tables
+            .iter()
+            .filter(|t| managed(&t.schema) && !options.ignored(&t.schema, &t.name))
+        {
             let mut table = TableModel {
                 rls: t.rls_enabled,
                 ..TableModel::default()
@@ -236,7 +243,9 @@ impl Model {
                         })
                     }
                     ConstraintKind::Unique => {
-                        table.constraints.insert(con.name.clone(), unique_shown(&con.columns, con.nulls_not_distinct));
+                        table
+                            .constraints
+                            .insert(con.name.clone(), unique_shown(&con.columns, con.nulls_not_distinct));
                     }
                     ConstraintKind::ForeignKey => {
                         let r = con.references.clone().unwrap_or_else(|| catalog::Reference {
@@ -266,7 +275,11 @@ impl Model {
         for e in c.enums.iter().filter(|e| managed(&e.schema)) {
             m.enums.insert((e.schema.clone(), e.name.clone()), e.values.clone());
         }
-        for q in c.sequences.iter().filter(|q| managed(&q.schema) && !options.ignored(&q.schema, &q.name)) {
+        for q in c
+            .sequences
+            .iter()
+            .filter(|q| managed(&q.schema) && !options.ignored(&q.schema, &q.name))
+        {
             let key = (q.schema.clone(), q.name.clone());
             let display = sequence_display(&q.options);
             // Compared on the options the snapshot names; an extra sequence shows them all.
@@ -279,7 +292,11 @@ impl Model {
             };
             m.sequences.insert(key, shown);
         }
-        for v in c.views.iter().filter(|v| managed(&v.schema) && !options.ignored(&v.schema, &v.name)) {
+        for v in c
+            .views
+            .iter()
+            .filter(|v| managed(&v.schema) && !options.ignored(&v.schema, &v.name))
+        {
             m.views.insert((v.schema.clone(), v.name.clone()), view_shown(v.materialized));
         }
         m

@@ -68,10 +68,22 @@ mod tests {
         assert_eq!(
             IgnoreRule::parse_list("a, audit.events,\"Mixed\".\"Case\",x.*"),
             [
-                IgnoreRule { schema: "public".into(), name: Some("a".into()) },
-                IgnoreRule { schema: "audit".into(), name: Some("events".into()) },
-                IgnoreRule { schema: "Mixed".into(), name: Some("Case".into()) },
-                IgnoreRule { schema: "x".into(), name: None },
+                IgnoreRule {
+                    schema: "public".into(),
+                    name: Some("a".into())
+                },
+                IgnoreRule {
+                    schema: "audit".into(),
+                    name: Some("events".into())
+                },
+                IgnoreRule {
+                    schema: "Mixed".into(),
+                    name: Some("Case".into())
+                },
+                IgnoreRule {
+                    schema: "x".into(),
+                    name: None
+                },
             ]
         );
         assert!(IgnoreRule::parse_list(" , ").is_empty());

@@ -25,14 +25,31 @@ fn policy_key(permissive: bool, command: &str, roles: &[String], using: Option<&
 }
 
 pub(super) fn expected_policy(p: &snapshot::Policy) -> Shown {
-    let mut roles: Vec<String> = p.to.clone().unwrap_or_else(|| vec!["public".into()]).iter().map(|r| unquote(r)).collect();
+    let mut roles: Vec<String> =
+        p.to.clone()
+            .unwrap_or_else(|| vec!["public".into()])
+            .iter()
+            .map(|r| unquote(r))
+            .collect();
     roles.sort();
     let permissive = p.kind.as_deref().is_none_or(|k| k.eq_ignore_ascii_case("permissive"));
-    Shown::same(policy_key(permissive, p.command.as_deref().unwrap_or("ALL"), &roles, p.using.as_deref(), p.with_check.as_deref()))
+    Shown::same(policy_key(
+        permissive,
+        p.command.as_deref().unwrap_or("ALL"),
+        &roles,
+        p.using.as_deref(),
+        p.with_check.as_deref(),
+    ))
 }
 
 pub(super) fn actual_policy(p: &catalog::Policy) -> Shown {
     let mut roles = p.roles.clone();
     roles.sort();
-    Shown::same(policy_key(p.permissive, &p.command, &roles, p.using.as_deref(), p.with_check.as_deref()))
+    Shown::same(policy_key(
+        p.permissive,
+        &p.command,
+        &roles,
+        p.using.as_deref(),
+        p.with_check.as_deref(),
+    ))
 }

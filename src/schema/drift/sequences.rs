@@ -44,7 +44,13 @@ fn sequence_fields(
     cycle: Option<bool>,
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    for (name, value) in [("increment", increment), ("minvalue", min), ("maxvalue", max), ("start", start), ("cache", cache)] {
+    for (name, value) in [
+        ("increment", increment),
+        ("minvalue", min),
+        ("maxvalue", max),
+        ("start", start),
+        ("cache", cache),
+    ] {
         if let Some(v) = value {
             out.push((name, canonical_number(v).unwrap_or_else(|| v.clone())));
         }

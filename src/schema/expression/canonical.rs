@@ -150,7 +150,9 @@ fn quote_literal(s: &str) -> String {
 
 fn quote_name(name: &str) -> String {
     let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
     if plain {
         name.to_string()
     } else {
@@ -260,7 +262,10 @@ mod tests {
             r#""wishlist_items"."priority" >= 0 AND "wishlist_items"."priority" <= 5"#,
             "((priority >= 0) AND (priority <= 5))",
         );
-        same(r#""wishlist_items"."priority" >= 0 AND "wishlist_items"."priority" <= 5"#, "priority >= 0 AND priority <= 5");
+        same(
+            r#""wishlist_items"."priority" >= 0 AND "wishlist_items"."priority" <= 5"#,
+            "priority >= 0 AND priority <= 5",
+        );
         same(r#""accounts"."age" IS NULL OR "accounts"."age" >= 13"#, "age IS NULL OR age >= 13");
         same(r#""accounts"."balance" >= 0"#, "balance >= 0::numeric");
         same(
@@ -270,7 +275,10 @@ mod tests {
         same(r#"position('@' in "accounts"."email") > 1"#, "POSITION(('@'::text) IN (email)) > 1");
         same("priority BETWEEN 0 AND 5", "priority >= 0 AND priority <= 5");
         same("x NOT BETWEEN 1 AND 2", "x < 1 OR x > 2");
-        same("kind NOT IN ('a', 'b')", "(kind)::text <> ALL ((ARRAY['a'::character varying, 'b'::character varying])::text[])");
+        same(
+            "kind NOT IN ('a', 'b')",
+            "(kind)::text <> ALL ((ARRAY['a'::character varying, 'b'::character varying])::text[])",
+        );
         same("\"t\".\"name\" LIKE 'a%'", "name ~~ 'a%'::text");
         same("name NOT ILIKE 'a%'", "name !~~* 'a%'::text");
         same("a != b", "a <> b");
@@ -294,8 +302,14 @@ mod tests {
     #[test]
     fn index_expressions_and_predicates() {
         same("lower(\"email\")", "lower(email)");
-        same(r#"lower("last_name" || ' ' || "first_name")"#, "lower((last_name || ' '::text) || first_name)");
-        same(r#""listings"."deleted_at" IS NULL AND "listings"."price_cents" > 0"#, "deleted_at IS NULL AND price_cents > 0");
+        same(
+            r#"lower("last_name" || ' ' || "first_name")"#,
+            "lower((last_name || ' '::text) || first_name)",
+        );
+        same(
+            r#""listings"."deleted_at" IS NULL AND "listings"."price_cents" > 0"#,
+            "deleted_at IS NULL AND price_cents > 0",
+        );
         same(r#""catalog_items"."status" <> 'hidden'"#, "status <> 'hidden'::item_status");
         same(r#""listings"."status" = 'published'"#, "status = 'published'::text");
         same("(data ->> 'kind') = 'x'", "(data ->> 'kind'::text) = 'x'::text");
@@ -304,12 +318,27 @@ mod tests {
 
     #[test]
     fn defaults_and_literals() {
-        assert_eq!(parse("'USD'::wishlist_currency").unwrap().literal(), Some(Literal::Str("USD".into())));
-        assert_eq!(parse("'USD'::\"public\".\"wishlist_currency\"").unwrap().literal(), Some(Literal::Str("USD".into())));
-        assert_eq!(parse("'it''s for you'::text").unwrap().literal(), Some(Literal::Str("it's for you".into())));
-        assert_eq!(parse("'login'::character varying").unwrap().literal(), Some(Literal::Str("login".into())));
+        assert_eq!(
+            parse("'USD'::wishlist_currency").unwrap().literal(),
+            Some(Literal::Str("USD".into()))
+        );
+        assert_eq!(
+            parse("'USD'::\"public\".\"wishlist_currency\"").unwrap().literal(),
+            Some(Literal::Str("USD".into()))
+        );
+        assert_eq!(
+            parse("'it''s for you'::text").unwrap().literal(),
+            Some(Literal::Str("it's for you".into()))
+        );
+        assert_eq!(
+            parse("'login'::character varying").unwrap().literal(),
+            Some(Literal::Str("login".into()))
+        );
         assert_eq!(parse("'{}'::order_priority[]").unwrap().literal(), Some(Literal::Str("{}".into())));
-        assert_eq!(parse("'2024-01-01 00:00:00'::timestamp without time zone").unwrap().literal(), Some(Literal::Str("2024-01-01 00:00:00".into())));
+        assert_eq!(
+            parse("'2024-01-01 00:00:00'::timestamp without time zone").unwrap().literal(),
+            Some(Literal::Str("2024-01-01 00:00:00".into()))
+        );
         assert_eq!(parse("'1'::numeric(10, 2)").unwrap().literal(), Some(Literal::Str("1".into())));
         assert_eq!(parse("-5").unwrap().literal(), Some(Literal::Num("-5".into())));
         assert_eq!(parse("true").unwrap().literal(), Some(Literal::Bool(true)));

@@ -43,7 +43,10 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, ParseError> {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    let err = |at: usize, reason: &str| ParseError { at, reason: reason.to_string() };
+    let err = |at: usize, reason: &str| ParseError {
+        at,
+        reason: reason.to_string(),
+    };
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
@@ -215,7 +218,12 @@ mod tests {
     fn tokenizer_follows_postgres_rules() {
         assert_eq!(
             tokenize("a*-1").unwrap(),
-            vec![Token::Ident("a".into()), Token::Op("*".into()), Token::Op("-".into()), Token::Num("1".into())]
+            vec![
+                Token::Ident("a".into()),
+                Token::Op("*".into()),
+                Token::Op("-".into()),
+                Token::Num("1".into())
+            ]
         );
         assert_eq!(tokenize("x @> '{}' -- c\n").unwrap().len(), 3);
         assert_eq!(tokenize("\"A\"\"b\"").unwrap(), vec![Token::Quoted("A\"b".into())]);

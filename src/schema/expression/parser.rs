@@ -38,8 +38,24 @@ const CAST: u8 = 14;
 const TYPE_WORDS: &[&str] = &["varying", "precision", "with", "without", "time", "zone"];
 /// Names that, followed by a string, make a typed literal (`interval '1 day'`).
 const TYPED_LITERALS: &[&str] = &[
-    "date", "time", "timestamp", "timestamptz", "interval", "int", "integer", "bigint", "numeric", "text", "boolean",
-    "bool", "json", "jsonb", "uuid", "inet", "cidr", "bytea",
+    "date",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "interval",
+    "int",
+    "integer",
+    "bigint",
+    "numeric",
+    "text",
+    "boolean",
+    "bool",
+    "json",
+    "jsonb",
+    "uuid",
+    "inet",
+    "cidr",
+    "bytea",
 ];
 
 fn binary_power(op: &str) -> u8 {
@@ -207,8 +223,9 @@ impl<'t> Parser<'t> {
                     }
                     self.pos += 1;
                     let quantifier = match self.peek() {
-                        Some(t) if (t.is_keyword("any") || t.is_keyword("some") || t.is_keyword("all"))
-                            && self.peek_at(1) == Some(&Token::LParen) =>
+                        Some(t)
+                            if (t.is_keyword("any") || t.is_keyword("some") || t.is_keyword("all"))
+                                && self.peek_at(1) == Some(&Token::LParen) =>
                         {
                             self.pos += 2;
                             Some(t.is_keyword("all"))
@@ -422,11 +439,7 @@ impl<'t> Parser<'t> {
             None
         };
         self.expect_keyword("end")?;
-        Ok(Expr::Case {
-            operand,
-            whens,
-            otherwise,
-        })
+        Ok(Expr::Case { operand, whens, otherwise })
     }
 
     /// A type name after `::` or `AS`: qualified, multi-word, with typmod and array brackets.

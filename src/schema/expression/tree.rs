@@ -12,24 +12,59 @@ pub enum Expr {
     /// A column or other bare name; table and schema qualifiers are dropped.
     Name(String),
     Star,
-    Func { name: String, args: Vec<Expr>, distinct: bool },
-    Binary { op: String, left: Box<Expr>, right: Box<Expr> },
-    Unary { op: String, operand: Box<Expr> },
+    Func {
+        name: String,
+        args: Vec<Expr>,
+        distinct: bool,
+    },
+    Binary {
+        op: String,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Unary {
+        op: String,
+        operand: Box<Expr>,
+    },
     And(Vec<Expr>),
     Or(Vec<Expr>),
     Not(Box<Expr>),
     /// `IS NULL`, `IS NOT TRUE`, ... (the test in lower case, without the leading `is`).
-    Is { operand: Box<Expr>, test: String },
+    Is {
+        operand: Box<Expr>,
+        test: String,
+    },
     /// `IS DISTINCT FROM`; `IS NOT DISTINCT FROM` is its negation, as Postgres stores it.
-    Distinct { left: Box<Expr>, right: Box<Expr> },
+    Distinct {
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
     /// `left op ANY|ALL (right)`; `IN (..)` ends up here too, as Postgres rewrites it.
-    Quantified { op: String, left: Box<Expr>, all: bool, right: Box<Expr> },
+    Quantified {
+        op: String,
+        left: Box<Expr>,
+        all: bool,
+        right: Box<Expr>,
+    },
     Array(Vec<Expr>),
     Row(Vec<Expr>),
-    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
-    Subscript { base: Box<Expr>, index: Box<Expr> },
-    Collate { operand: Box<Expr>, collation: String },
-    Cast { operand: Box<Expr>, type_name: String },
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
+    Subscript {
+        base: Box<Expr>,
+        index: Box<Expr>,
+    },
+    Collate {
+        operand: Box<Expr>,
+        collation: String,
+    },
+    Cast {
+        operand: Box<Expr>,
+        type_name: String,
+    },
 }
 
 /// A literal value once casts are looked through.

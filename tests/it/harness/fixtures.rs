@@ -22,10 +22,7 @@ pub fn repo_path(rel: &str) -> PathBuf {
 pub fn copy_fixture(rel: &str) -> tempfile::TempDir {
     let src = repo_path(rel);
     assert!(src.is_dir(), "fixture folder {} does not exist", src.display());
-    let dst = tempfile::Builder::new()
-        .prefix("wm-fixture-")
-        .tempdir()
-        .expect("create temp dir");
+    let dst = tempfile::Builder::new().prefix("wm-fixture-").tempdir().expect("create temp dir");
     copy_dir(&src, dst.path()).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
     dst
 }
@@ -77,14 +74,8 @@ pub fn rewrite_journal(dir: &Path, entries: &[(&str, i64)]) {
     let entries: Vec<Value> = entries
         .iter()
         .enumerate()
-        .map(|(idx, (tag, when))| {
-            serde_json::json!({ "idx": idx, "version": "7", "when": when, "tag": tag, "breakpoints": true })
-        })
+        .map(|(idx, (tag, when))| serde_json::json!({ "idx": idx, "version": "7", "when": when, "tag": tag, "breakpoints": true }))
         .collect();
     let journal = serde_json::json!({ "version": "7", "dialect": "postgresql", "entries": entries });
-    std::fs::write(
-        dir.join("meta/_journal.json"),
-        serde_json::to_string_pretty(&journal).unwrap(),
-    )
-    .expect("write journal");
+    std::fs::write(dir.join("meta/_journal.json"), serde_json::to_string_pretty(&journal).unwrap()).expect("write journal");
 }

@@ -64,9 +64,7 @@ fn serve_connection(mut stream: TcpStream, handle: &dyn Fn(HttpRequest, &mut Tcp
     loop {
         match read_request(&mut reader, &mut stream) {
             Ok(Some(request)) => {
-                let close = request
-                    .header("connection")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                let close = request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
                 match handle(request, &mut stream) {
                     Ok(true) if !close => continue,
                     _ => break,

@@ -29,7 +29,18 @@ impl LambdaProcess {
 
     pub fn start_binary(binary: &str, env: &[(&str, &str)]) -> Self {
         const SCRUBBED_PREFIXES: &[&str] = &[
-            "PG", "DATABASE_", "DB_", "MIGRATIONS_", "MIGRATOR_", "WISHLIST_", "AWS_", "SSM_", "APP_ENV", "RUST_LOG", "_HANDLER", "LAMBDA_",
+            "PG",
+            "DATABASE_",
+            "DB_",
+            "MIGRATIONS_",
+            "MIGRATOR_",
+            "WISHLIST_",
+            "AWS_",
+            "SSM_",
+            "APP_ENV",
+            "RUST_LOG",
+            "_HANDLER",
+            "LAMBDA_",
         ];
         let api = RuntimeApi::start();
         let mut cmd = Command::new(binary);
@@ -93,7 +104,9 @@ impl LambdaProcess {
 
     /// Sends `body` as is, e.g. to test a payload that is not JSON.
     pub fn invoke_bytes(&self, body: Vec<u8>, deadline_in: Duration) -> Invocation {
-        let answer = self.api.invoke_raw(body, deadline_in, deadline_in + INVOKE_GRACE, || self.exited().is_some());
+        let answer = self
+            .api
+            .invoke_raw(body, deadline_in, deadline_in + INVOKE_GRACE, || self.exited().is_some());
         match answer {
             Some(invocation) => invocation,
             None => {

@@ -8,7 +8,7 @@ use std::process::ChildStdin;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{pick_port, spawn_with_lifeline, tail_file, MANIFEST_DIR, START_ATTEMPTS, STARTUP_TIMEOUT};
+use super::{pick_port, spawn_with_lifeline, tail_file, MANIFEST_DIR, STARTUP_TIMEOUT, START_ATTEMPTS};
 
 pub struct Moto {
     port: u16,
@@ -41,11 +41,7 @@ fn start_moto() -> Result<Moto, String> {
     let cmd: Vec<String> = if venv.join("moto_server").exists() {
         vec![venv.join("moto_server").display().to_string()]
     } else if venv.join("python").exists() {
-        vec![
-            venv.join("python").display().to_string(),
-            "-m".into(),
-            "moto.server".into(),
-        ]
+        vec![venv.join("python").display().to_string(), "-m".into(), "moto.server".into()]
     } else {
         return Err("moto is not installed in .venv: run scripts/bootstrap.sh".into());
     };
@@ -62,11 +58,7 @@ rm -f "$log"
     let mut last_err = String::new();
     for _ in 0..START_ATTEMPTS {
         let port = pick_port();
-        let log = std::env::temp_dir().join(format!(
-            "wm-moto-{}-{}.log",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
+        let log = std::env::temp_dir().join(format!("wm-moto-{}-{}.log", std::process::id(), fastrand::u64(..)));
         let mut args = vec![log.display().to_string()];
         args.extend(cmd.iter().cloned());
         args.extend(["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from));
@@ -75,10 +67,7 @@ rm -f "$log"
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if http_get(port, "/").is_ok() {
-                return Ok(Moto {
-                    port,
-                    _lifeline: lifeline,
-                });
+                return Ok(Moto { port, _lifeline: lifeline });
             }
             let log_text = std::fs::read_to_string(&log).unwrap_or_default();
             if log_text.contains("Address already in use") {
@@ -100,10 +89,7 @@ rm -f "$log"
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
@@ -112,9 +98,6 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .and_then(|rest| rest.get(2..5))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:.200}")))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
 }

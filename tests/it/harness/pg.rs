@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{ident, literal, pick_port, spawn_with_lifeline, tail_file, START_ATTEMPTS, STARTUP_TIMEOUT};
+use super::{ident, literal, pick_port, spawn_with_lifeline, tail_file, STARTUP_TIMEOUT, START_ATTEMPTS};
 
 pub struct PgServer {
     port: u16,
@@ -41,13 +41,7 @@ impl PgServer {
     }
 
     pub fn url(&self, user: &str, password: &str, db: &str) -> String {
-        format!(
-            "postgres://{}:{}@127.0.0.1:{}/{}",
-            pct(user),
-            pct(password),
-            self.port,
-            pct(db)
-        )
+        format!("postgres://{}:{}@127.0.0.1:{}/{}", pct(user), pct(password), self.port, pct(db))
     }
 
     pub fn admin_url(&self, db: &str) -> String {
@@ -57,11 +51,7 @@ impl PgServer {
     /// A new, empty database with a name no other test of the run uses.
     pub async fn fresh_db(&'static self) -> TestDb {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "wm_test_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("wm_test_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let admin = connect(&self.admin_url("postgres")).await;
         admin
             .batch_execute(&format!("CREATE DATABASE {}", ident(&name)))
@@ -104,21 +94,12 @@ impl TestDb {
         let role = self.role_name(name);
         let client = self.client().await;
         client
-            .batch_execute(&format!(
-                "CREATE ROLE {} LOGIN PASSWORD {}",
-                ident(&role),
-                literal(password)
-            ))
+            .batch_execute(&format!("CREATE ROLE {} LOGIN PASSWORD {}", ident(&role), literal(password)))
             .await
             .unwrap_or_else(|e| panic!("CREATE ROLE {role}: {e}"));
         for sql in grants_sql {
-            let sql = sql
-                .replace("{role}", &ident(&role))
-                .replace("{db}", &ident(&self.name));
-            client
-                .batch_execute(&sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let sql = sql.replace("{role}", &ident(&role)).replace("{db}", &ident(&self.name));
+            client.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
         self.server.url(&role, password, &self.name)
     }
@@ -295,24 +276,16 @@ fn try_start_pg(bin: &Path, run_as: &Option<RunAs>, customize: Customize<'_>) ->
     } else {
         std::env::temp_dir()
     };
-    let dir = base.join(format!(
-        "wm-pg-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+    let dir = base.join(format!("wm-pg-{}-{}", std::process::id(), fastrand::u64(..)));
     std::fs::create_dir(&dir).map_err(|e| fatal(format!("mkdir {}: {e}", dir.display())))?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| fatal(e.to_string()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| fatal(e.to_string()))?;
 
-    let password: String = std::iter::repeat_with(fastrand::alphanumeric)
-        .take(24)
-        .collect();
+    let password: String = std::iter::repeat_with(fastrand::alphanumeric).take(24).collect();
     let pwfile = dir.join("pwfile");
     std::fs::write(&pwfile, format!("{password}\n")).map_err(|e| fatal(e.to_string()))?;
     if let Some(u) = run_as {
         for p in [&dir, &pwfile] {
-            std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid))
-                .map_err(|e| fatal(format!("chown {}: {e}", p.display())))?;
+            std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).map_err(|e| fatal(format!("chown {}: {e}", p.display())))?;
         }
     }
 
@@ -351,8 +324,7 @@ fn try_start_pg(bin: &Path, run_as: &Option<RunAs>, customize: Customize<'_>) ->
     }
     std::fs::create_dir(&sock).map_err(|e| fatal(e.to_string()))?;
     if let Some(u) = run_as {
-        std::os::unix::fs::chown(&sock, Some(u.uid), Some(u.gid))
-            .map_err(|e| fatal(e.to_string()))?;
+        std::os::unix::fs::chown(&sock, Some(u.uid), Some(u.gid)).map_err(|e| fatal(e.to_string()))?;
     }
 
     let extra_args = customize(&data, run_as).map_err(|e| {
@@ -405,10 +377,7 @@ rm -rf "$dir"
     let lifeline = spawn_with_lifeline(WRAPPER, &args).map_err(fatal)?;
 
     let log = dir.join("server.log");
-    let url = format!(
-        "postgres://postgres:{}@127.0.0.1:{port}/postgres",
-        pct(&password)
-    );
+    let url = format!("postgres://postgres:{}@127.0.0.1:{port}/postgres", pct(&password));
     // Probing needs a runtime; the caller may already be inside one (a
     // #[tokio::test]), where block_on would panic, so probe from a fresh thread.
     let probe_log = log.clone();
@@ -445,11 +414,7 @@ fn wait_for_pg(url: &str, log: &Path) -> Result<(), WaitError> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let mut last = String::from("none");
         while Instant::now() < deadline {
-            let attempt = tokio::time::timeout(
-                Duration::from_secs(2),
-                tokio_postgres::connect(url, harness_tls()),
-            )
-            .await;
+            let attempt = tokio::time::timeout(Duration::from_secs(2), tokio_postgres::connect(url, harness_tls())).await;
             match attempt {
                 Ok(Ok((client, conn))) => {
                     let conn = tokio::spawn(conn);
@@ -464,9 +429,7 @@ fn wait_for_pg(url: &str, log: &Path) -> Result<(), WaitError> {
                 Err(_) => last = "connect timed out".into(),
             }
             let log_text = std::fs::read_to_string(log).unwrap_or_default();
-            if log_text.contains("could not create any TCP/IP sockets")
-                || log_text.contains("Address already in use")
-            {
+            if log_text.contains("could not create any TCP/IP sockets") || log_text.contains("Address already in use") {
                 return Err(WaitError::PortTaken);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -12,15 +12,7 @@ use super::{pg, repo_path, MANIFEST_DIR};
 /// The CLI binary, with no database/migration settings inherited from the
 /// developer's shell, so each test states exactly what it passes.
 pub fn cli() -> Command {
-    const SCRUBBED_PREFIXES: &[&str] = &[
-        "PG",
-        "DATABASE_",
-        "MIGRATIONS_",
-        "MIGRATOR_",
-        "WISHLIST_",
-        "AWS_",
-        "RUST_LOG",
-    ];
+    const SCRUBBED_PREFIXES: &[&str] = &["PG", "DATABASE_", "MIGRATIONS_", "MIGRATOR_", "WISHLIST_", "AWS_", "RUST_LOG"];
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wishlist-migrate"));
     for (key, _) in std::env::vars_os() {
         if let Some(k) = key.to_str() {
@@ -53,10 +45,7 @@ fn assert_no_secret(what: &str, text: &str) {
     let mut secrets = SECRETS.lock().unwrap().clone();
     secrets.push(admin);
     for secret in secrets {
-        assert!(
-            !text.contains(&secret),
-            "a password appeared in the {what} of a run:\n{text}"
-        );
+        assert!(!text.contains(&secret), "a password appeared in the {what} of a run:\n{text}");
     }
 }
 

@@ -178,7 +178,12 @@ fn handle_runtime(shared: &Shared<RuntimeState>, request: HttpRequest, stream: &
             // Like the service, the clock starts when the function receives the event.
             let deadline = SystemTime::now() + next.deadline_in;
             let deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis().to_string();
-            let trace = format!("Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0", epoch_secs(), fastrand::u128(..) >> 32, fastrand::u64(..));
+            let trace = format!(
+                "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
+                epoch_secs(),
+                fastrand::u128(..) >> 32,
+                fastrand::u64(..)
+            );
             let sent = respond(
                 stream,
                 200,
@@ -203,22 +208,34 @@ fn handle_runtime(shared: &Shared<RuntimeState>, request: HttpRequest, stream: &
             let result = if *kind == "response" {
                 match serde_json::from_slice::<Value>(&request.body) {
                     Ok(v) => Ok(Invocation::Response(v)),
-                    Err(e) => Err(format!("response for {id} is not JSON ({e}): {}", String::from_utf8_lossy(&request.body))),
+                    Err(e) => Err(format!(
+                        "response for {id} is not JSON ({e}): {}",
+                        String::from_utf8_lossy(&request.body)
+                    )),
                 }
             } else {
-                parse_error(&request)
-                    .map(|(error_type, error_message)| Invocation::Error { error_type, error_message })
+                parse_error(&request).map(|(error_type, error_message)| Invocation::Error { error_type, error_message })
             };
             let mut state = shared.lock();
             if !state.in_flight.remove(*id) {
-                state.protocol_errors.push(format!("{kind} for unknown or already answered request id {id}"));
+                state
+                    .protocol_errors
+                    .push(format!("{kind} for unknown or already answered request id {id}"));
                 drop(state);
-                respond(stream, 400, &[("Content-Type", "application/json")], br#"{"errorType":"InvalidRequestID","errorMessage":"unknown request id"}"#)?;
+                respond(
+                    stream,
+                    400,
+                    &[("Content-Type", "application/json")],
+                    br#"{"errorType":"InvalidRequestID","errorMessage":"unknown request id"}"#,
+                )?;
                 return Ok(true);
             }
             let invocation = result.unwrap_or_else(|msg| {
                 state.protocol_errors.push(msg.clone());
-                Invocation::Error { error_type: "EmulatorBadBody".into(), error_message: msg }
+                Invocation::Error {
+                    error_type: "EmulatorBadBody".into(),
+                    error_message: msg,
+                }
             });
             state.results.insert(id.to_string(), invocation);
             shared.changed.notify_all();
@@ -227,9 +244,8 @@ fn handle_runtime(shared: &Shared<RuntimeState>, request: HttpRequest, stream: &
             Ok(true)
         }
         ("POST", ["init", "error"]) => {
-            let value = serde_json::from_slice::<Value>(&request.body).unwrap_or_else(|_| {
-                serde_json::json!({ "raw": String::from_utf8_lossy(&request.body) })
-            });
+            let value = serde_json::from_slice::<Value>(&request.body)
+                .unwrap_or_else(|_| serde_json::json!({ "raw": String::from_utf8_lossy(&request.body) }));
             let mut state = shared.lock();
             state.init_error = Some(value);
             shared.changed.notify_all();
@@ -247,20 +263,15 @@ fn handle_runtime(shared: &Shared<RuntimeState>, request: HttpRequest, stream: &
 /// errorType from the JSON body, else from the Lambda-Runtime-Function-Error-Type header.
 fn parse_error(request: &HttpRequest) -> Result<(String, String), String> {
     let header = request.header("lambda-runtime-function-error-type").map(str::to_string);
-    let body: Value = serde_json::from_slice(&request.body).map_err(|e| {
-        format!("error body is not JSON ({e}): {}", String::from_utf8_lossy(&request.body))
-    })?;
+    let body: Value = serde_json::from_slice(&request.body)
+        .map_err(|e| format!("error body is not JSON ({e}): {}", String::from_utf8_lossy(&request.body)))?;
     let error_type = body
         .get("errorType")
         .and_then(Value::as_str)
         .map(str::to_string)
         .or(header)
         .ok_or_else(|| format!("error without errorType: {body}"))?;
-    let error_message = body
-        .get("errorMessage")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let error_message = body.get("errorMessage").and_then(Value::as_str).unwrap_or_default().to_string();
     Ok((error_type, error_message))
 }
 

@@ -1,18 +1,13 @@
 //! Checks the shared test harness itself, so a broken environment shows up
 //! here rather than as confusing failures in the real tests.
 
-
 use super::{moto, pg};
 
 #[tokio::test]
 async fn fresh_db_accepts_admin_password_only() {
     let db = pg().fresh_db().await;
     let client = db.client().await;
-    let name: String = client
-        .query_one("SELECT current_database()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let name: String = client.query_one("SELECT current_database()", &[]).await.unwrap().get(0);
     assert_eq!(name, db.name);
 
     let wrong = pg().url("postgres", "not-the-password", &db.name);
@@ -32,11 +27,7 @@ async fn fresh_dbs_are_distinct() {
     let a = pg().fresh_db().await;
     let b = pg().fresh_db().await;
     assert_ne!(a.name, b.name);
-    a.client()
-        .await
-        .batch_execute("CREATE TABLE only_in_a (id int)")
-        .await
-        .unwrap();
+    a.client().await.batch_execute("CREATE TABLE only_in_a (id int)").await.unwrap();
     assert!(a.table_exists("public.only_in_a").await);
     assert!(!b.table_exists("public.only_in_a").await);
 }
@@ -47,9 +38,7 @@ async fn create_role_gives_working_login() {
     let url = db
         .create_role("app", "s3cret pass/word", &["GRANT CREATE ON SCHEMA public TO {role}"])
         .await;
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("role login");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("role login");
     tokio::spawn(conn);
     let who: String = client.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
     assert_eq!(who, db.role_name("app"));

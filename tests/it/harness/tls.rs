@@ -100,11 +100,8 @@ fn install_tls(pki: &Pki, cert: &str, data: &Path, run_as: &Option<RunAs>) -> Re
     copy(&format!("server-{cert}.key"), "server.key", 0o600)?;
     // Replaces initdb's file, keeping its owner: no `local`, no `host`, so a plain-text
     // connection has no line to match and is refused.
-    std::fs::write(
-        data.join("pg_hba.conf"),
-        "hostssl all all 127.0.0.1/32 scram-sha-256\n",
-    )
-    .map_err(|e| format!("write pg_hba.conf: {e}"))?;
+    std::fs::write(data.join("pg_hba.conf"), "hostssl all all 127.0.0.1/32 scram-sha-256\n")
+        .map_err(|e| format!("write pg_hba.conf: {e}"))?;
     Ok(["ssl=on", "ssl_cert_file=server.crt", "ssl_key_file=server.key"]
         .into_iter()
         .flat_map(|setting| ["-c".to_string(), setting.to_string()])
@@ -158,8 +155,15 @@ fn make_pki() -> Result<Pki, String> {
     ca("ca", "/CN=wishlist-migrator test CA")?;
     ca("other-ca", "/CN=unrelated test CA")?;
 
-    for (name, cn, serial) in [("localhost", "/CN=localhost", "0x1001"), ("other", "/CN=db.example.internal", "0x1002")] {
-        let (key, csr, crt) = (format!("server-{name}.key"), format!("server-{name}.csr"), format!("server-{name}.crt"));
+    for (name, cn, serial) in [
+        ("localhost", "/CN=localhost", "0x1001"),
+        ("other", "/CN=db.example.internal", "0x1002"),
+    ] {
+        let (key, csr, crt) = (
+            format!("server-{name}.key"),
+            format!("server-{name}.csr"),
+            format!("server-{name}.crt"),
+        );
         let mut args = vec!["req", "-new", "-config", "openssl.cnf"];
         args.extend(NEW_KEY);
         args.extend(["-keyout", &key, "-out", &csr, "-subj", cn]);
@@ -168,8 +172,25 @@ fn make_pki() -> Result<Pki, String> {
         openssl(
             &dir,
             &[
-                "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial", serial, "-days", "7",
-                "-sha256", "-extfile", "openssl.cnf", "-extensions", &section, "-out", &crt,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                serial,
+                "-days",
+                "7",
+                "-sha256",
+                "-extfile",
+                "openssl.cnf",
+                "-extensions",
+                &section,
+                "-out",
+                &crt,
             ],
         )?;
     }
