@@ -342,9 +342,11 @@ fn judge_plan(check: &mut Check, expected: &str, used: &[String], catalog: &Cata
         })
     });
     match equivalent {
-        Some(other) => check.detail = Some(format!(
+        Some(other) => {
+            check.detail = Some(format!(
             "uses {other}, whose key columns begin with all of {expected}'s; the planner cannot tell them apart without table statistics"
-        )),
+        ))
+        }
         None => check.fail(format!("is not served by index {expected}; the plan uses {}", list_or_none(used))),
     }
 }
