@@ -5,6 +5,10 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/wishlist-migrator/target
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 CARGO ?= cargo
+# cargo-lambda writes its own path into the zig linker wrappers, and cargo fingerprints the
+# linker: run from each clone's .venv, every fresh clone (CI's too) would rebuild the whole arm64
+# dependency tree. A copy at a path every clone shares keeps that cache valid.
+CARGO_LAMBDA := $(CARGO_TARGET_DIR)/tools/cargo-lambda
 
 .PHONY: bootstrap test lambda demo bench
 
@@ -28,7 +32,8 @@ test: bootstrap
 	@# Proves the arm64 Lambda still cross-compiles and links (zig), without release's LTO and
 	@# single codegen unit (Cargo.toml's lambda-check profile). Its own lambda dir, so it never
 	@# stands in for make lambda's artifact in target/lambda.
-	$(CARGO) lambda build --profile lambda-check --arm64 --locked --features vendored-openssl \
+	@cmp -s .venv/bin/cargo-lambda $(CARGO_LAMBDA) || install -D -m 755 .venv/bin/cargo-lambda $(CARGO_LAMBDA)
+	$(CARGO_LAMBDA) lambda build --profile lambda-check --arm64 --locked --features vendored-openssl \
 		--bin wishlist-migrator-lambda --lambda-dir target/lambda-check
 	@ls -l target/lambda-check/wishlist-migrator-lambda/bootstrap
 	@# Further checks (drizzle peer tests, ...) go below.
@@ -36,7 +41,8 @@ test: bootstrap
 lambda: bootstrap
 	@# The deployable artifact, built as sam build does (release; CargoLambda.toml adds the
 	@# vendored-openssl feature and puts it in target/lambda); zig links for arm64.
-	$(CARGO) lambda build --release --arm64 --locked --features vendored-openssl --bin wishlist-migrator-lambda
+	@cmp -s .venv/bin/cargo-lambda $(CARGO_LAMBDA) || install -D -m 755 .venv/bin/cargo-lambda $(CARGO_LAMBDA)
+	$(CARGO_LAMBDA) lambda build --release --arm64 --locked --features vendored-openssl --bin wishlist-migrator-lambda
 	@ls -l target/lambda/wishlist-migrator-lambda/bootstrap
 
 demo: bootstrap
