@@ -354,7 +354,9 @@ impl<'a> Applier<'a> {
                 .await
                 .map_err(|e| fail(Error::Session(e.into()), None))?;
             // Checked inside the transaction, before any down statement takes its locks.
-            let risk = rollback_plan::data_at_risk(&tx, plan).await.map_err(|e| fail(e.into(), None))?;
+            let risk = rollback_plan::data_at_risk(&tx, plan, true)
+                .await
+                .map_err(|e| fail(e.into(), None))?;
             if !risk.is_empty() && !allow_data_loss {
                 return Err(fail(data_loss(&risk), None));
             }

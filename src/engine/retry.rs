@@ -9,6 +9,7 @@ use crate::db::connection::PgError;
 use crate::engine::error::Error;
 use crate::engine::invocation::time_left;
 use crate::engine::outcome::SegmentStatus;
+use crate::engine::rollback_plan::RollbackError;
 use crate::migrations::source::Migration;
 
 pub const LOCK_NOT_AVAILABLE: &str = "55P03";
@@ -37,8 +38,13 @@ pub struct FailedMigration<'m> {
 }
 
 impl AttemptFailure<'_> {
+    /// Gave way to other sessions' locks: a statement, or the rollback's lock on a table at risk.
     pub fn lock_timeout(&self) -> bool {
-        matches!(&self.error, Error::Migration(e) if e.error.is(LOCK_NOT_AVAILABLE))
+        match &self.error {
+            Error::Migration(e) => e.error.is(LOCK_NOT_AVAILABLE),
+            Error::Rollback(RollbackError::Inspect { error, .. }) => error.is(LOCK_NOT_AVAILABLE),
+            _ => false,
+        }
     }
 }
 

@@ -65,7 +65,7 @@ pub enum RollbackError {
     NeedsAutocommit { tag: String, index: usize, reason: &'static str },
     #[error("{count} ledger row(s) newer than {target} match no journal entry (first: {first}); they cannot be rolled back and drizzle-orm would never re-apply what lies under them")]
     UnknownRowsAfterTarget { target: String, count: usize, first: String },
-    #[error("rolling back would destroy data: {} holds data ({tag}). Back it up (take a snapshot), then run again with --allow-data-loss", objects.join(", "))]
+    #[error("rolling back would destroy data, or cannot rule it out: {} ({tag}). Back it up (take a snapshot), then run again with --allow-data-loss", objects.join("; "))]
     DataLoss { tag: String, objects: Vec<String> },
     #[error("check-rollback needs a scratch database with no migration applied, and this one has {rows} ledger row(s); point it at an empty database")]
     NotScratch { rows: usize },
@@ -214,17 +214,44 @@ pub enum Destroys {
         column: String,
     },
     Schema(String),
+    /// A statement the check cannot read (a `DELETE`, an `UPDATE`, a `DO` block, a `CASCADE`
+    /// that may take columns with it, ...): it may lose data, so it counts as a risk.
+    Unclassified,
 }
 
+/// Objects whose drop loses no rows (their data, if any, is derived or rebuilt).
+const DROPS_WITHOUT_ROWS: &[&str] = &[
+    "index",
+    "type",
+    "view",
+    "materialized",
+    "sequence",
+    "function",
+    "procedure",
+    "trigger",
+    "policy",
+    "rule",
+    "domain",
+    "aggregate",
+    "operator",
+    "collation",
+    "statistics",
+    "cast",
+];
+/// Statements that change no rows.
+const CHANGES_NO_ROWS: &[&str] = &["create", "comment", "grant", "revoke", "set", "reset"];
+
 /// What `statement` drops: `DROP TABLE a, b`, `TRUNCATE a`, `ALTER TABLE t DROP [COLUMN] c, ...`,
-/// `DROP SCHEMA s`. Other statements (constraints, indexes, types, defaults) lose no rows.
+/// `DROP SCHEMA s`. Statements known to lose no rows (constraints, indexes, types, defaults,
+/// `CREATE`, other `ALTER`s) give nothing; any other statement is [`Destroys::Unclassified`].
 pub fn destroys(statement: &Statement) -> Vec<Destroys> {
     let Ok(tokens) = expression::tokenize(&statement.sql) else {
-        return Vec::new();
+        return vec![Destroys::Unclassified];
     };
     let mut out = Vec::new();
-    for part in tokens.split(|t| *t == Token::Semicolon) {
+    for part in tokens.split(|t| *t == Token::Semicolon).filter(|p| !p.is_empty()) {
         let mut c = Cursor { tokens: part, pos: 0 };
+        let cascades = part.iter().any(|t| t.is_keyword("cascade"));
         if c.keyword("drop") && c.keyword("table") {
             c.if_exists();
             while let Some(name) = c.qualified_name() {
@@ -253,7 +280,10 @@ pub fn destroys(statement: &Statement) -> Vec<Destroys> {
         } else if c.reset() && c.keyword("alter") && c.keyword("table") {
             c.if_exists();
             c.keyword("only");
-            let Some(table) = c.qualified_name() else { continue };
+            let Some(table) = c.qualified_name() else {
+                out.push(Destroys::Unclassified);
+                continue;
+            };
             // Actions are separated by top-level commas.
             for action in split_top_level(&part[c.pos..]) {
                 let mut a = Cursor { tokens: action, pos: 0 };
@@ -269,6 +299,13 @@ pub fn destroys(statement: &Statement) -> Vec<Destroys> {
                     });
                 }
             }
+        } else if c.reset() && c.keyword("drop") && DROPS_WITHOUT_ROWS.iter().any(|w| c.peek_keyword(w)) {
+            // `DROP TYPE ... CASCADE` drops the columns of that type with their values.
+            if cascades && !c.peek_keyword("index") {
+                out.push(Destroys::Unclassified);
+            }
+        } else if !(c.reset() && (c.keyword("alter") || CHANGES_NO_ROWS.iter().any(|w| c.peek_keyword(w)))) {
+            out.push(Destroys::Unclassified);
         }
     }
     out
@@ -359,23 +396,33 @@ pub struct DataAtRisk {
 }
 
 /// The tables (with rows) and columns (with a non-null value) the plan's down statements would
-/// drop. Objects that do not exist (yet) are skipped: `IF EXISTS` drops, or objects an earlier
-/// down statement of the same rollback creates.
-pub async fn data_at_risk(client: &impl GenericClient, plan: &RollbackPlan<'_>) -> Result<Vec<DataAtRisk>, RollbackError> {
+/// drop, and the down statements the check cannot read. Objects that do not exist (yet) are
+/// skipped: `IF EXISTS` drops, or objects an earlier down statement of the same rollback creates.
+///
+/// With `lock` (inside the rollback's transaction) each table is locked `ACCESS EXCLUSIVE`, as
+/// its drop would lock it, before it is looked at: a row committed after the check cannot slip
+/// under the drop. The transaction's `lock_timeout` bounds the wait.
+pub async fn data_at_risk(client: &impl GenericClient, plan: &RollbackPlan<'_>, lock: bool) -> Result<Vec<DataAtRisk>, RollbackError> {
     let mut out: Vec<DataAtRisk> = Vec::new();
     for step in &plan.steps {
-        for statement in &step.down.statements {
+        for (i, statement) in step.down.statements.iter().enumerate() {
             for target in destroys(statement) {
                 let found = match &target {
-                    Destroys::Table(table) => table_has_rows(client, table).await?.then(|| format!("table {table}")),
-                    Destroys::Column { table, column } => column_has_values(client, table, column)
+                    Destroys::Table(table) => table_has_rows(client, table, lock).await?.then(|| format!("table {table}")),
+                    Destroys::Column { table, column } => column_has_values(client, table, column, lock)
                         .await?
                         .then(|| format!("column {table}.{}", quote_ident(column))),
+                    Destroys::Unclassified => Some(format!(
+                        "down statement {} (line {}) `{}`, whose effect on the data the check cannot tell",
+                        i + 1,
+                        statement.line,
+                        statement.summary()
+                    )),
                     Destroys::Schema(schema) => {
                         let tables = schema_tables(client, schema).await?;
                         let mut with_rows = Vec::new();
                         for t in tables {
-                            if table_has_rows(client, &t).await? {
+                            if table_has_rows(client, &t, lock).await? {
                                 with_rows.push(t);
                             }
                         }
@@ -403,7 +450,7 @@ fn inspect(object: &str) -> impl Fn(tokio_postgres::Error) -> RollbackError + '_
     }
 }
 
-async fn table_has_rows(client: &impl GenericClient, table: &str) -> Result<bool, RollbackError> {
+async fn table_has_rows(client: &impl GenericClient, table: &str, lock: bool) -> Result<bool, RollbackError> {
     let exists: bool = client
         .query_one("select to_regclass($1) is not null", &[&table])
         .await
@@ -412,11 +459,12 @@ async fn table_has_rows(client: &impl GenericClient, table: &str) -> Result<bool
     if !exists {
         return Ok(false);
     }
+    lock_table(client, table, lock).await?;
     let sql = format!("select exists (select 1 from {table})");
     Ok(client.query_one(&sql, &[]).await.map_err(inspect(table))?.get(0))
 }
 
-async fn column_has_values(client: &impl GenericClient, table: &str, column: &str) -> Result<bool, RollbackError> {
+async fn column_has_values(client: &impl GenericClient, table: &str, column: &str, lock: bool) -> Result<bool, RollbackError> {
     let exists: bool = client
         .query_one(
             "select exists (select 1 from pg_attribute where attrelid = to_regclass($1) and attname = $2 and attnum > 0 and not attisdropped)",
@@ -428,9 +476,18 @@ async fn column_has_values(client: &impl GenericClient, table: &str, column: &st
     if !exists {
         return Ok(false);
     }
+    lock_table(client, table, lock).await?;
     // A column of nothing but NULLs loses nothing when dropped.
     let sql = format!("select exists (select 1 from {table} where {} is not null)", quote_ident(column));
     Ok(client.query_one(&sql, &[]).await.map_err(inspect(table))?.get(0))
+}
+
+async fn lock_table(client: &impl GenericClient, table: &str, lock: bool) -> Result<(), RollbackError> {
+    if lock {
+        let sql = format!("lock table {table} in access exclusive mode");
+        client.batch_execute(&sql).await.map_err(inspect(table))?;
+    }
+    Ok(())
 }
 
 async fn schema_tables(client: &impl GenericClient, schema: &str) -> Result<Vec<String>, RollbackError> {
@@ -508,9 +565,26 @@ mod tests {
             "ALTER TABLE \"wishlist_items\" ALTER COLUMN \"currency\" DROP DEFAULT;",
             "DROP INDEX \"idx_wishlist_user_store_priority\";",
             "DROP TYPE \"public\".\"wishlist_store\";",
-            "-- DROP TABLE x\nSELECT 1",
+            "ALTER TABLE \"wishlist_items\" ALTER COLUMN \"store\" SET DATA TYPE text USING \"store\"::text;",
+            "CREATE INDEX \"i\" ON \"t\" (\"a\");",
+            "ALTER TYPE \"e\" RENAME VALUE 'a' TO 'b'",
+            "DROP INDEX \"i\" CASCADE",
+            "-- DROP TABLE x\nCOMMENT ON TABLE t IS 'x'",
         ] {
             assert_eq!(destroys(&stmt(harmless)), [], "{harmless}");
+        }
+        for unreadable in [
+            "DELETE FROM \"wishlist_items\" WHERE store = 'x'",
+            "UPDATE t SET a = NULL",
+            "DO $$ BEGIN EXECUTE 'drop table t'; END $$",
+            "DROP TYPE \"public\".\"wishlist_store\" CASCADE",
+            "DROP EXTENSION \"pg_trgm\"",
+            "INSERT INTO t SELECT 1 ON CONFLICT (a) DO UPDATE SET b = 2",
+            "SELECT drop_everything()",
+            "ALTER TABLE",
+            "DROP TABLE \"t\"; DELETE FROM \"u\"",
+        ] {
+            assert!(destroys(&stmt(unreadable)).contains(&Destroys::Unclassified), "{unreadable}");
         }
     }
 

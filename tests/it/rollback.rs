@@ -370,3 +370,71 @@ async fn check_rollback_keeps_the_warnings_of_every_step() {
     );
     assert_eq!(db.advisory_locks().await, 0);
 }
+
+#[tokio::test]
+async fn a_row_committed_while_the_rollback_waits_is_not_dropped_unseen() {
+    // The table is empty when the rollback starts; another session's insert commits while the
+    // rollback waits for the table. The check must see the row, not drop it.
+    let db = pg().fresh_db().await;
+    run(&mut wm(&db.url, "migrations", &["migrate", "--to", TAG_0000])).expect(0);
+    let writer = db.client().await;
+    writer.batch_execute("BEGIN").await.unwrap();
+    writer
+        .batch_execute("INSERT INTO wishlist_items (user_id, title, store, currency, sort_order) VALUES ('u1', 'late', 'LEGO', 'EUR', 1)")
+        .await
+        .unwrap();
+    let mut cmd = wm(&db.url, "migrations", &["rollback", "--to", "none"]);
+    cmd.env("PG_LOCK_TIMEOUT_MS", "20000").env("LOCK_TIMEOUT_RETRIES", "0");
+    let child = spawn(&mut cmd);
+    let observer = db.client().await;
+    let waiting = eventually(|| async {
+        let row = observer
+            .query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                 WHERE NOT l.granted AND a.application_name = 'wishlist-migrator'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) > 0
+    })
+    .await;
+    writer.batch_execute("COMMIT").await.unwrap();
+    assert!(waiting, "the rollback never waited for the writer's lock");
+    let report = tokio::task::spawn_blocking(move || wait(child)).await.unwrap().expect(3).report();
+    assert_eq!(error_type(&report), "RollbackRefused", "{report}");
+    assert!(
+        report["error"]["message"].as_str().unwrap().contains("table \"wishlist_items\""),
+        "{report}"
+    );
+    let rows: i64 = observer.query_one("SELECT count(*) FROM wishlist_items", &[]).await.unwrap().get(0);
+    assert_eq!(rows, 1, "the committed row is still there");
+    assert_eq!(db.advisory_locks().await, 0);
+}
+
+#[tokio::test]
+async fn a_down_statement_the_check_cannot_read_needs_allow_data_loss() {
+    let db = pg().fresh_db().await;
+    let dir = copy_fixture("migrations");
+    let down = dir.path().join(format!("{TAG_0000}.down.sql"));
+    std::fs::write(
+        &down,
+        "DELETE FROM \"wishlist_items\" WHERE store = 'LEGO';--> statement-breakpoint\nDROP TABLE \"wishlist_items\";\n",
+    )
+    .unwrap();
+    run(&mut wm(&db.url, dir.path(), &["migrate", "--to", TAG_0000])).expect(0);
+    // An empty table: only the unreadable DELETE stands in the way.
+    let report = run(&mut wm(&db.url, dir.path(), &["rollback", "--to", "none", "--dry-run"]))
+        .expect(3)
+        .report();
+    assert_eq!(error_type(&report), "RollbackRefused", "{report}");
+    let risk = report["rollback"]["dataAtRisk"].to_string();
+    assert!(risk.contains("down statement 1") && risk.contains("DELETE FROM"), "{report}");
+    run(&mut wm(&db.url, dir.path(), &["rollback", "--to", "none"])).expect(3);
+    assert!(db.table_exists("public.wishlist_items").await, "refused: nothing changed");
+    let report = run(&mut wm(&db.url, dir.path(), &["rollback", "--to", "none", "--allow-data-loss"]))
+        .expect(0)
+        .report();
+    assert_eq!(report["status"], "rolledBack");
+    assert!(!db.table_exists("public.wishlist_items").await);
+}

@@ -86,7 +86,7 @@ async fn roll_back_into(
     let version = target.tag().and_then(|t| set.find(t));
     Snapshot::at(&set.source, version)?;
     if dry_run {
-        let risk = rollback_plan::data_at_risk(session.client(), &plan).await?;
+        let risk = rollback_plan::data_at_risk(session.client(), &plan, false).await?;
         steps.data_at_risk = risk.clone();
         if !risk.is_empty() && !allow_data_loss {
             return Err(data_loss(&risk));
