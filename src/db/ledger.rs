@@ -67,6 +67,17 @@ pub struct HistoryEntry<'a> {
     pub invoker: &'a str,
     pub environment: &'a str,
     pub error: Option<&'a PgError>,
+    /// For a `statement` row: which statement of a non-transactional migration committed
+    /// (1-based); `hash` is then that statement's hash.
+    pub statement_index: Option<i32>,
+}
+
+/// A statement of a non-transactional migration that committed in an earlier, unfinished run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementDone {
+    pub index: i32,
+    pub hash: String,
+    pub run_id: String,
 }
 
 pub fn quote_ident(name: &str) -> String {
@@ -126,12 +137,13 @@ impl LedgerTable {
     pub async fn ensure(&self, client: &Client) -> Result<(), LedgerError> {
         let row = client
             .query_one(
-                "select to_regnamespace($1) is not null, to_regclass($2) is not null, to_regclass($3) is not null",
+                "select to_regnamespace($1) is not null, to_regclass($2) is not null, to_regclass($3) is not null,
+                        exists (select 1 from pg_attribute where attrelid = to_regclass($3) and attname = 'statement_index')",
                 &[&quote_ident(&self.schema), &self.qualified(), &self.history()],
             )
             .await
             .map_err(self.err("inspect"))?;
-        let (schema, ledger, history): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+        let (schema, ledger, history, progress): (bool, bool, bool, bool) = (row.get(0), row.get(1), row.get(2), row.get(3));
         let mut ddl = Vec::new();
         if !schema {
             ddl.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&self.schema)));
@@ -159,8 +171,15 @@ impl LedgerTable {
                     environment text NOT NULL,
                     tool_version text NOT NULL,
                     error_sqlstate text,
-                    error_message text
+                    error_message text,
+                    statement_index integer
                 )",
+                self.history()
+            ));
+        } else if !progress {
+            // History tables of earlier versions lack the per-statement progress column.
+            ddl.push(format!(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS statement_index integer",
                 self.history()
             ));
         }
@@ -216,6 +235,31 @@ impl LedgerTable {
             .map_err(self.err("delete from"))
     }
 
+    /// The statements of `tag` that committed since its last completed apply or rollback: where
+    /// an interrupted non-transactional migration resumes. None when the history is missing.
+    pub async fn statements_done(&self, client: &Client, tag: &str) -> Result<Vec<StatementDone>, LedgerError> {
+        let sql = format!(
+            "select statement_index, hash, run_id from {h}
+             where tag = $1 and action = 'statement' and succeeded and statement_index is not null
+               and id > coalesce((select max(id) from {h} where tag = $1 and action in ('apply', 'rollback') and succeeded), 0)
+             order by statement_index, id",
+            h = self.history()
+        );
+        let rows = match client.query(&sql, &[&tag]).await {
+            Ok(rows) => rows,
+            Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01" | "3F000")) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err("read")(e)),
+        };
+        Ok(rows
+            .iter()
+            .map(|r| StatementDone {
+                index: r.get(0),
+                hash: r.get(1),
+                run_id: r.get(2),
+            })
+            .collect())
+    }
+
     pub async fn record(&self, client: &impl GenericClient, entry: &HistoryEntry<'_>) -> Result<(), LedgerError> {
         client.batch_execute(&self.record_sql(entry)).await.map_err(self.err("insert into"))
     }
@@ -224,9 +268,10 @@ impl LedgerTable {
         let text = |v: Option<&str>| v.map_or_else(|| "NULL".to_string(), quote_literal);
         let message = entry.error.map(|e| e.to_string());
         format!(
-            "insert into {} (run_id, action, tag, hash, created_at, succeeded, duration_ms, invoker, environment, tool_version, error_sqlstate, error_message) \
-             values ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+            "insert into {} (run_id, action, tag, hash, created_at, succeeded, duration_ms, invoker, environment, tool_version, error_sqlstate, error_message{}) \
+             values ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}{})",
             self.history(),
+            if entry.statement_index.is_some() { ", statement_index" } else { "" },
             quote_literal(entry.run_id),
             quote_literal(entry.action),
             quote_literal(entry.tag),
@@ -239,6 +284,7 @@ impl LedgerTable {
             quote_literal(env!("CARGO_PKG_VERSION")),
             text(entry.error.and_then(|e| e.sqlstate.as_deref())),
             text(message.as_deref()),
+            entry.statement_index.map_or_else(String::new, |i| format!(", {i}")),
         )
     }
 }

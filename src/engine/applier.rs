@@ -14,9 +14,11 @@ use crate::engine::error::{Error, MigrationError};
 use crate::engine::invocation::{time_left, Invocation};
 use crate::engine::outcome::{AppliedMigration, SegmentStatus};
 use crate::engine::plan::Segment;
+use crate::engine::resume::statement_hash;
 use crate::engine::retry::{AttemptFailure, FailedMigration, Retry};
 use crate::engine::rollback_plan::{self, DataAtRisk, RollbackError, RollbackPlan};
 use crate::migrations::source::Migration;
+use crate::migrations::statement::Statement;
 
 const QUERY_CANCELED: &str = "57014";
 
@@ -117,7 +119,7 @@ impl<'a> Applier<'a> {
             let mut entries = Vec::with_capacity(segment.migrations.len());
             for m in &segment.migrations {
                 let started = Instant::now();
-                self.statements(&tx, m, &timeouts, false)
+                self.statements(&tx, m, &timeouts, None)
                     .await
                     .map_err(|(e, pg)| rolled_back(Error::Migration(e), Some(failed_migration(m, pg, started.elapsed()))))?;
                 let duration = started.elapsed();
@@ -154,9 +156,11 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// A migration that cannot run in a transaction: each statement commits on its own, then
-    /// its ledger row is written. A failure part-way leaves the earlier statements in place.
-    pub async fn autocommit<'m>(&self, client: &mut Client, m: &'m Migration) -> Result<Committed, NotCommitted<'m>> {
+    /// A migration that cannot run in a transaction: each statement commits on its own and is
+    /// recorded as done in the history, then its ledger row is written. A failure part-way leaves
+    /// the earlier statements in place, and the next run resumes after them: `start` is how many
+    /// statements an earlier run completed ([`resume_point`](crate::engine::resume::resume_point)).
+    pub async fn autocommit<'m>(&self, client: &mut Client, m: &'m Migration, start: usize) -> Result<Committed, NotCommitted<'m>> {
         let started = Instant::now();
         let timeouts = self.timeouts("SESSION");
         let fail = |error: Error, status, failed| NotCommitted {
@@ -167,10 +171,10 @@ impl<'a> Applier<'a> {
             .batch_execute(&timeouts.sql)
             .await
             .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::NotRun, None))?;
-        let result = self.statements(&*client, m, &timeouts, true).await;
+        let result = self.statements(&*client, m, &timeouts, Some(start)).await;
         let _ = client.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
         if let Err((error, pg)) = result {
-            let status = if error.location.starts_with("statement 1 ") {
+            let status = if start == 0 && error.location.starts_with("statement 1 ") {
                 SegmentStatus::RolledBack
             } else {
                 SegmentStatus::PartiallyApplied
@@ -204,14 +208,17 @@ impl<'a> Applier<'a> {
         Ok((vec![applied(m, duration)], 1))
     }
 
+    /// Runs the statements in order: inside the caller's transaction (`resume_from` `None`), or
+    /// each committing on its own from statement `resume_from + 1` on, recorded as done.
     async fn statements(
         &self,
         client: &impl GenericClient,
         m: &Migration,
         timeouts: &Timeouts,
-        autocommit: bool,
+        resume_from: Option<usize>,
     ) -> Result<(), (MigrationError, PgError)> {
-        for (i, statement) in m.statements.iter().enumerate() {
+        let autocommit = resume_from.is_some();
+        for (i, statement) in m.statements.iter().enumerate().skip(resume_from.unwrap_or(0)) {
             let location = || format!("statement {} (line {})", i + 1, statement.line);
             if let Some(left) = time_left(self.deadline) {
                 // statement_timeout bounds each statement, not the segment: re-arm it with what is
@@ -247,7 +254,7 @@ impl<'a> Applier<'a> {
                 let advice = if deadline {
                     "Cancelled at the invocation deadline".to_string()
                 } else if autocommit && i > 0 {
-                    format!("This migration runs outside a transaction: statements 1 to {i} were committed and stay, and no ledger row was written. Finish or undo them by hand, then run again")
+                    format!("This migration runs outside a transaction: statements 1 to {i} were committed and stay, and no ledger row was written. The next run resumes at statement {}: fix what made it fail (statements 1 to {i} must not change), then run again", i + 1)
                 } else if autocommit && statement.autocommit_reason() == Some("CREATE INDEX CONCURRENTLY") {
                     "A failed CREATE INDEX CONCURRENTLY can leave an INVALID index behind: DROP INDEX CONCURRENTLY it before running again"
                         .to_string()
@@ -266,8 +273,46 @@ impl<'a> Applier<'a> {
                 };
                 return Err((error, pg));
             }
+            if autocommit {
+                self.record_statement(client, m, i, statement).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Statement `i` of an autocommit migration committed: its history row lets an interrupted
+    /// run resume after it.
+    async fn record_statement(
+        &self,
+        client: &impl GenericClient,
+        m: &Migration,
+        i: usize,
+        statement: &Statement,
+    ) -> Result<(), (MigrationError, PgError)> {
+        let hash = statement_hash(statement);
+        let entry = HistoryEntry {
+            action: "statement",
+            hash: &hash,
+            statement_index: i32::try_from(i + 1).ok(),
+            ..self.history(m, "statement", true, Duration::ZERO, None)
+        };
+        self.ledger.record(client, &entry).await.map_err(|e| {
+            let pg = e.pg().cloned().unwrap_or(PgError {
+                sqlstate: None,
+                message: e.to_string(),
+                detail: None,
+                hint: None,
+            });
+            let error = MigrationError {
+                tag: m.tag.clone(),
+                location: format!("recording statement {} (line {}) as done", i + 1, statement.line),
+                statement: Some(statement.summary()),
+                error: pg.clone(),
+                deadline: false,
+                advice: format!("Statements 1 to {} were committed and stay; the next run cannot tell the last of them ran and starts at it again. Check the history table's permissions", i + 1),
+            };
+            (error, pg)
+        })
     }
 
     fn history<'e>(
@@ -289,6 +334,7 @@ impl<'a> Applier<'a> {
             invoker: self.invoker,
             environment: &self.settings.environment,
             error,
+            statement_index: None,
         }
     }
 

@@ -6,6 +6,7 @@ use crate::db::connection::{ConnectError, PgError};
 use crate::db::ledger::LedgerError;
 use crate::db::lock::LockError;
 use crate::engine::plan::PlanError;
+use crate::engine::resume::ResumeError;
 use crate::engine::rollback_plan::RollbackError;
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
 use crate::migrations::source::SourceError;
@@ -43,6 +44,8 @@ pub enum Error {
     Verify(#[from] VerifyError),
     #[error(transparent)]
     Rollback(#[from] RollbackError),
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
 }
 
 impl Error {
@@ -59,6 +62,7 @@ impl Error {
             Self::Drift(e) => e,
             Self::Verify(e) => e,
             Self::Rollback(e) => e,
+            Self::Resume(e) => e,
             Self::ReadOnly { .. } | Self::Session(_) | Self::Deadline { .. } => return None,
         })
     }

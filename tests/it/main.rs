@@ -13,6 +13,7 @@ mod lambda;
 mod lambda_runtime;
 mod migrate;
 mod refusals;
+mod resume;
 mod rollback;
 mod tls;
 mod verify;

@@ -7,6 +7,7 @@ use crate::engine::error::Error;
 use crate::engine::invocation::expired;
 use crate::engine::outcome::{Finished, LedgerView, Migrated, SegmentOutcome, SegmentStatus};
 use crate::engine::plan::{self, PlanOptions, Segment, SegmentMode};
+use crate::engine::resume::resume_point;
 use crate::engine::session::Session;
 use crate::migrations::source::TransactionMode;
 
@@ -60,6 +61,7 @@ async fn apply_into(
         return Ok(());
     }
     settings.ledger.ensure(session.client()).await?;
+    let starts = resume_points(session, &plan.segments, warnings).await?;
     let applier = Applier::new(session.inv, session.run_id);
     for (i, segment) in plan.segments.iter().enumerate() {
         let outcome = if expired(session.inv.deadline) {
@@ -76,7 +78,10 @@ async fn apply_into(
         } else {
             match segment.mode {
                 SegmentMode::Transaction => applier.transaction(session.client_mut(), segment, warnings).await,
-                SegmentMode::Autocommit => applier.autocommit(session.client_mut(), segment.migrations[0]).await,
+                SegmentMode::Autocommit => {
+                    let start = starts.get(i).copied().unwrap_or(0);
+                    applier.autocommit(session.client_mut(), segment.migrations[0], start).await
+                }
             }
         };
         match outcome {
@@ -102,6 +107,33 @@ async fn apply_into(
         }
     }
     Ok(())
+}
+
+/// Per segment, how many statements of its (autocommit) migration an interrupted earlier run
+/// completed. Checked before anything runs: a completed statement that has changed since refuses
+/// the whole run.
+async fn resume_points(session: &Session<'_>, segments: &[Segment<'_>], warnings: &mut Vec<String>) -> Result<Vec<usize>, Error> {
+    let mut starts = Vec::with_capacity(segments.len());
+    for segment in segments {
+        let m = segment.migrations[0];
+        if segment.mode != SegmentMode::Autocommit {
+            starts.push(0);
+            continue;
+        }
+        let done = session.settings().ledger.statements_done(session.client(), &m.tag).await?;
+        let (start, run_id) = resume_point(&m.tag, &m.statements, &done)?;
+        if let (true, Some(run_id)) = (start > 0, run_id) {
+            tracing::info!(tag = %m.tag, start = start + 1, "resuming an interrupted migration");
+            warnings.push(format!(
+                "{}: resumed at statement {} of {}; statements 1 to {start} committed in run {run_id}",
+                m.tag,
+                start + 1,
+                m.statements.len()
+            ));
+        }
+        starts.push(start);
+    }
+    Ok(starts)
 }
 
 fn planned(segment: &Segment<'_>) -> SegmentOutcome {
