@@ -14,7 +14,7 @@ use crate::engine::error::{Error, MigrationError};
 use crate::engine::invocation::{time_left, Invocation};
 use crate::engine::outcome::{AppliedMigration, SegmentStatus};
 use crate::engine::plan::Segment;
-use crate::engine::resume::statement_hash;
+use crate::engine::resume::{concurrent_index, statement_hash};
 use crate::engine::retry::{AttemptFailure, FailedMigration, Retry};
 use crate::engine::rollback_plan::{self, DataAtRisk, RollbackError, RollbackPlan};
 use crate::migrations::source::Migration;
@@ -248,13 +248,48 @@ impl<'a> Applier<'a> {
                     return Err((error, pg));
                 }
             }
-            if let Err(e) = client.batch_execute(&statement.sql).await {
+            let index = if autocommit { concurrent_index(statement) } else { None };
+            let existed = match &index {
+                Some(name) => index_valid(client, name).await.is_some(),
+                None => false,
+            };
+            let executed = client.batch_execute(&statement.sql).await;
+            if let (Ok(()), Some(name)) = (&executed, &index) {
+                // IF NOT EXISTS succeeds over an INVALID index left by an earlier build.
+                if index_valid(client, name).await == Some(false) {
+                    let pg = PgError {
+                        sqlstate: None,
+                        message: format!("index {name} exists but is INVALID (a concurrent build of it failed earlier)"),
+                        detail: None,
+                        hint: None,
+                    };
+                    let error = MigrationError {
+                        tag: m.tag.clone(),
+                        location: location(),
+                        statement: Some(statement.summary()),
+                        error: pg.clone(),
+                        deadline: false,
+                        advice: format!("DROP INDEX CONCURRENTLY {name}, then run again: this statement resumes"),
+                    };
+                    return Err((error, pg));
+                }
+            }
+            if let Err(e) = executed {
                 let pg = PgError::from(e);
+                let dropped = match (&index, existed) {
+                    (Some(name), false) => drop_invalid(client, name).await,
+                    _ => None,
+                };
                 let deadline = timeouts.deadline_bound && pg.is(QUERY_CANCELED);
+                let cleaned = dropped.as_ref().map_or_else(String::new, |name| {
+                    format!("The failed concurrent build left index {name} INVALID; it was dropped, so the statement can run again. ")
+                });
                 let advice = if deadline {
                     "Cancelled at the invocation deadline".to_string()
                 } else if autocommit && i > 0 {
-                    format!("This migration runs outside a transaction: statements 1 to {i} were committed and stay, and no ledger row was written. The next run resumes at statement {}: fix what made it fail (statements 1 to {i} must not change), then run again", i + 1)
+                    format!("{cleaned}This migration runs outside a transaction: statements 1 to {i} were committed and stay, and no ledger row was written. The next run resumes at statement {}: fix what made it fail (statements 1 to {i} must not change), then run again", i + 1)
+                } else if dropped.is_some() {
+                    format!("{cleaned}Nothing else was applied; no ledger row was written")
                 } else if autocommit && statement.autocommit_reason() == Some("CREATE INDEX CONCURRENTLY") {
                     "A failed CREATE INDEX CONCURRENTLY can leave an INVALID index behind: DROP INDEX CONCURRENTLY it before running again"
                         .to_string()
@@ -457,6 +492,32 @@ pub fn data_loss(risk: &[DataAtRisk]) -> Error {
         objects: risk.iter().map(|d| d.object.clone()).collect(),
     }
     .into()
+}
+
+/// Whether the index exists and is valid; `None` when it does not exist (or cannot be read).
+async fn index_valid(client: &impl GenericClient, name: &str) -> Option<bool> {
+    let row = client
+        .query_opt("select indisvalid from pg_index where indexrelid = to_regclass($1)", &[&name])
+        .await
+        .ok()??;
+    Some(row.get(0))
+}
+
+/// Drops the INVALID index a failed concurrent build of ours left; the name when it did.
+async fn drop_invalid(client: &impl GenericClient, name: &str) -> Option<String> {
+    if index_valid(client, name).await != Some(false) {
+        return None;
+    }
+    match client.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}")).await {
+        Ok(()) => {
+            tracing::warn!(index = name, "dropped the INVALID index a failed concurrent build left");
+            Some(name.to_string())
+        }
+        Err(e) => {
+            tracing::warn!(index = name, error = %e, "could not drop the INVALID index a failed concurrent build left");
+            None
+        }
+    }
 }
 
 fn failed_migration(migration: &Migration, error: PgError, duration: Duration) -> FailedMigration<'_> {

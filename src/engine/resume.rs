@@ -5,9 +5,10 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::db::ledger::StatementDone;
+use crate::db::ledger::{quote_ident, StatementDone};
 use crate::error::{Classified, ErrorType};
 use crate::migrations::statement::Statement;
+use crate::schema::expression::{tokenize, Token};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{tag}: statement {index} committed in run {run_id}, and its text has changed since. It runs outside a transaction, so it stays in the database as it was: restore the statement as it was applied (statements 1 to {done} must not change), or undo what it did by hand and delete its history rows (action 'statement') before running again")]
@@ -58,6 +59,46 @@ pub fn resume_point(tag: &str, statements: &[Statement], done: &[StatementDone])
         }
     }
     Ok((start, run_id))
+}
+
+/// The index a `CREATE [UNIQUE] INDEX CONCURRENTLY name ON [ONLY] [schema.]table` builds, as a
+/// quoted reference in the table's schema; `None` for any other statement or an unnamed index.
+/// A failed concurrent build leaves that index behind INVALID, and the statement could never
+/// run again while it is there.
+pub fn concurrent_index(statement: &Statement) -> Option<String> {
+    let tokens = tokenize(&statement.sql).ok()?;
+    let mut t = tokens.iter().peekable();
+    let mut keyword = |word: &str| t.next_if(|tok| tok.is_keyword(word)).is_some();
+    if !keyword("create") {
+        return None;
+    }
+    keyword("unique");
+    if !(keyword("index") && keyword("concurrently")) {
+        return None;
+    }
+    if keyword("if") && !(keyword("not") && keyword("exists")) {
+        return None;
+    }
+    let name = t.next()?.name()?.to_string();
+    if name == "on" {
+        return None;
+    }
+    if !t.next().is_some_and(|tok| tok.is_keyword("on")) {
+        return None;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut first = t.next()?;
+    if first.is_keyword("only") {
+        first = t.next()?;
+    }
+    parts.push(first.name()?.to_string());
+    while t.next_if(|tok| **tok == Token::Dot).is_some() {
+        parts.push(t.next()?.name()?.to_string());
+    }
+    Some(match parts.len() {
+        1 => quote_ident(&name),
+        _ => format!("{}.{}", quote_ident(&parts[parts.len() - 2]), quote_ident(&name)),
+    })
 }
 
 #[cfg(test)]
@@ -113,6 +154,22 @@ mod tests {
             run_id: "r".into(),
         };
         assert!(resume_point("m", &s, &[bogus]).is_err());
+    }
+
+    #[test]
+    fn finds_the_index_a_concurrent_build_creates() {
+        let index = |sql: &str| concurrent_index(&statements(&[sql])[0]);
+        assert_eq!(
+            index("CREATE INDEX CONCURRENTLY \"idx_a\" ON \"t\" (a)").as_deref(),
+            Some("\"idx_a\"")
+        );
+        assert_eq!(
+            index("create unique index concurrently if not exists Idx_B on only \"app\".\"T\" using btree (b)").as_deref(),
+            Some("\"app\".\"idx_b\"")
+        );
+        assert_eq!(index("CREATE INDEX \"idx_a\" ON \"t\" (a)"), None);
+        assert_eq!(index("CREATE INDEX CONCURRENTLY ON \"t\" (a)"), None, "an unnamed index");
+        assert_eq!(index("REINDEX INDEX CONCURRENTLY \"idx_a\""), None);
     }
 
     #[test]

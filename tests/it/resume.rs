@@ -74,3 +74,36 @@ async fn a_completed_statement_that_changed_since_is_refused_before_anything_run
     assert_eq!(history(&db).await.len(), history_before.len(), "nothing ran");
     assert_eq!(ledger(&db).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_failed_concurrent_build_leaves_no_invalid_index_behind() {
+    let db = pg().fresh_db().await;
+    let dir = folder_with("CREATE UNIQUE INDEX CONCURRENTLY \"idx_one_per_user\" ON \"wishlist_items\" USING btree (\"user_id\");");
+    run(&mut wm(&db.url, dir.path(), &["migrate", "--to", "0000_create_wishlist_items"])).expect(0);
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO wishlist_items (user_id, title, store, sort_order) VALUES ('u1', 'a', 'LEGO', 1), ('u1', 'b', 'LEGO', 2)",
+        )
+        .await
+        .unwrap();
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(1).report();
+    assert_eq!(report["error"]["sqlstate"], "23505", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"idx_one_per_user\" INVALID; it was dropped"), "{message}");
+    assert!(!db.table_exists("public.idx_one_per_user").await, "the INVALID index is gone");
+
+    // The duplicate removed, the next run builds the index where the last one failed.
+    client.batch_execute("DELETE FROM wishlist_items WHERE title = 'b'").await.unwrap();
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0).report();
+    assert_eq!(report["status"], "applied", "{report}");
+    let valid: bool = client
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('public.idx_one_per_user')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(valid);
+}
