@@ -9,6 +9,7 @@ mod configuration;
 mod drift;
 mod drizzle_compat;
 mod failures;
+mod kill;
 mod lambda;
 mod lambda_runtime;
 mod migrate;
