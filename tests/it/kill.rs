@@ -91,3 +91,32 @@ async fn killed_between_committed_statements_the_next_run_resumes() {
     assert!(report["warnings"].to_string().contains("resumed at statement 2 of 3"), "{report}");
     assert_eq!(ledger(&db).await, expected_ledger(dir.path()));
 }
+
+#[tokio::test]
+async fn a_terminated_backend_fails_the_run_cleanly_and_the_next_one_applies() {
+    let db = pg().fresh_db().await;
+    let dir = copy_fixture("migrations");
+    with_sleep_before(dir.path(), TAG_0001);
+    run(&mut wm(&db.url, dir.path(), &["migrate", "--to", TAG_0000])).expect(0);
+    let child = spawn(&mut wm(&db.url, dir.path(), &["migrate"]));
+    assert!(running(&db, "kill-point").await, "the run never reached the kill point");
+    let terminated: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'wishlist-migrator'",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(terminated >= 1);
+    let report = wait(child).expect(1).report();
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["error"]["migration"], TAG_0001, "{report}");
+    assert_eq!(report["error"]["sqlstate"], "57P01", "the error names the termination: {report}");
+    settles(&db).await;
+    assert_eq!(ledger(&db).await.len(), 1);
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0).report();
+    assert_eq!(tags(&report["applied"]), [TAG_0001]);
+}
