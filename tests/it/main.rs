@@ -9,6 +9,7 @@ mod configuration;
 mod drift;
 mod drizzle_compat;
 mod failures;
+mod fuzz;
 mod kill;
 mod lambda;
 mod lambda_runtime;
