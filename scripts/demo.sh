@@ -38,7 +38,10 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 AWS_D
 export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
 for _ in $(seq 50); do curl -fsS "$AWS_ENDPOINT_URL/moto-api/" >/dev/null 2>&1 && break; sleep 0.2; done
 
-export APP_ENV=demo DB_SECRET_ID=wishlist/demo/database DB_SSLMODE=disable
+# The throwaway cluster is plaintext on the loopback, which the function refuses unless told
+# this is a local stack; a CloudFormation answer may only go to a loopback ResponseURL.
+export APP_ENV=demo DB_SECRET_ID=wishlist/demo/database DB_SSLMODE=disable DB_ALLOW_PLAINTEXT=true
+export CFN_RESPONSE_URL_ALLOW=http://127.0.0.1
 # The RDS secret format, built from the throwaway cluster's URL.
 DATABASE_URL="$DATABASE_URL" "$PY" - <<'PY'
 import json, os, urllib.parse, boto3

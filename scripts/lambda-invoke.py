@@ -80,6 +80,9 @@ def main():
     env.setdefault("AWS_LAMBDA_FUNCTION_NAME", "wishlist-migrator-local")
     env.setdefault("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
     env.setdefault("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+    # A local stack: CloudFormation answers may go to a loopback listener only, never to the
+    # S3 URLs in the shipped events (set CFN_RESPONSE_URL_ALLOW yourself to choose otherwise).
+    env.setdefault("CFN_RESPONSE_URL_ALLOW", "http://127.0.0.1,http://localhost")
     env["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{server.server_address[1]}"
     function = subprocess.Popen([binary], env=env, stdout=sys.stderr, stderr=sys.stderr)
     failed = False

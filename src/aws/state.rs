@@ -73,39 +73,103 @@ impl EnvironmentState {
             function_version: function_version.to_string(),
             error: report.error.as_ref().map(|e| StateError {
                 error_type: e.error_type.as_str().to_string(),
-                message: e.message.clone(),
+                // The detail can quote row values: it stays in the report, out of SSM.
+                message: without_detail(&e.message, e.detail.as_deref()),
             }),
             cfn_request_id: None,
         }
     }
 
     /// Compact JSON within SSM's 4 KB: long lists and messages are cut, counts stay exact.
+    ///
+    /// Shrinks in a fixed order, each step finite, and stops at the first that fits: the error
+    /// message to 256 bytes; the applied tags halved (oldest dropped) until none are left; then
+    /// every string cut to 256, 64 and finally 0 bytes. The last step leaves a document of fixed
+    /// shape and bounded size (no tags, every string at most "…"), well under the limit, so the
+    /// result always fits and still parses as a state with status, counts and the error's type.
     pub fn encode(&self) -> String {
+        let fits = |state: &EnvironmentState| {
+            let json = serde_json::to_string(state).expect("state serializes");
+            (json.len() <= MAX_STATE_BYTES).then_some(json)
+        };
         let mut state = self.clone();
-        loop {
-            let json = serde_json::to_string(&state).expect("state serializes");
-            if json.len() <= MAX_STATE_BYTES {
+        if let Some(json) = fits(&state) {
+            return json;
+        }
+        if let Some(error) = state.error.as_mut() {
+            error.message = cut(&error.message, 256);
+        }
+        if let Some(json) = fits(&state) {
+            return json;
+        }
+        // Keep the newest tags: the oldest are the least interesting after a long first run.
+        while !state.applied.is_empty() {
+            let keep = state.applied.len() / 2;
+            state.applied.drain(..state.applied.len() - keep);
+            if let Some(json) = fits(&state) {
                 return json;
             }
-            if let Some(error) = state.error.as_mut().filter(|e| e.message.len() > 256) {
-                error.message = cut(&error.message, 256);
-            } else if !state.applied.is_empty() {
-                // Keep the newest tags: the oldest are the least interesting after a long first run.
-                let keep = state.applied.len() / 2;
-                state.applied.drain(..state.applied.len() - keep);
-            } else {
+        }
+        for budget in [256, 64] {
+            let small = state.shortened(budget);
+            if let Some(json) = fits(&small) {
                 return json;
             }
+        }
+        serde_json::to_string(&state.shortened(0)).expect("state serializes")
+    }
+
+    /// Every string cut to `budget` bytes; the error's type is kept whole when it is a stable
+    /// name (it always is: `ErrorType::as_str`).
+    fn shortened(&self, budget: usize) -> Self {
+        let short = |s: &str| cut(s, budget);
+        Self {
+            environment: short(&self.environment),
+            current: self.current.as_deref().map(short),
+            status: self.status,
+            last_action: short(&self.last_action),
+            applied_at: short(&self.applied_at),
+            duration_ms: self.duration_ms,
+            applied: Vec::new(),
+            applied_count: self.applied_count,
+            run_id: short(&self.run_id),
+            pending: self.pending,
+            function_version: short(&self.function_version),
+            error: self.error.as_ref().map(|e| StateError {
+                error_type: cut(&e.error_type, 64),
+                message: short(&e.message),
+            }),
+            cfn_request_id: self.cfn_request_id.as_deref().map(short),
         }
     }
 }
 
-fn cut(text: &str, max_bytes: usize) -> String {
-    let mut end = max_bytes.min(text.len());
+/// `text` if it has at most `max_bytes`, else its longest prefix that, with "…" appended, has
+/// at most `max_bytes` (empty when even "…" does not fit): never longer than `max_bytes`.
+pub fn cut(text: &str, max_bytes: usize) -> String {
+    const ELLIPSIS: &str = "…";
+    if text.len() <= max_bytes {
+        return text.to_string();
+    }
+    let Some(room) = max_bytes.checked_sub(ELLIPSIS.len()) else {
+        return String::new();
+    };
+    let mut end = room;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &text[..end])
+    format!("{}{ELLIPSIS}", &text[..end])
+}
+
+/// `message` without Postgres's `detail`, which can quote row values: "; detail: …" as
+/// `PgError` writes it is removed, and any other occurrence is replaced.
+pub fn without_detail(message: &str, detail: Option<&str>) -> String {
+    match detail.map(str::trim) {
+        Some(detail) if !detail.is_empty() => message
+            .replace(&format!("; detail: {detail}"), "")
+            .replace(detail, "(detail withheld)"),
+        _ => message.to_string(),
+    }
 }
 
 /// The SSM parameter of one environment.
@@ -213,5 +277,69 @@ mod tests {
         assert_eq!(back.applied_count, 300);
         assert!(back.applied.len() < 300 && !back.applied.is_empty());
         assert_eq!(back.applied.last().unwrap(), &s.applied[299], "the newest tags are kept");
+    }
+
+    #[test]
+    fn a_long_error_and_many_tags_still_fit() {
+        // Used to loop forever: the message was cut to 256 bytes plus "…", again and again.
+        let mut r = report(0);
+        r.status = Status::Failed;
+        r.applied = (0..150)
+            .map(|i| AppliedEntry {
+                tag: format!("{i:04}_{}", "m".repeat(35)),
+                hash: "h".into(),
+                duration_ms: 1,
+            })
+            .collect();
+        let mut s = EnvironmentState::from_report(&r, "7", time::OffsetDateTime::UNIX_EPOCH);
+        s.error = Some(StateError {
+            error_type: "MigrationFailed".into(),
+            message: "é".repeat(300),
+        });
+        let json = s.encode();
+        assert!(json.len() <= MAX_STATE_BYTES, "{}", json.len());
+        let back: EnvironmentState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.status, Status::Failed);
+        assert_eq!(back.current.as_deref(), Some("0001_x"));
+        assert_eq!(back.run_id, "run-9");
+        assert_eq!(back.applied_count, 150);
+        assert_eq!(back.error.unwrap().error_type, "MigrationFailed");
+    }
+
+    #[test]
+    fn oversized_strings_end_in_a_minimal_valid_state() {
+        let mut s = EnvironmentState::from_report(&report(10), "7", time::OffsetDateTime::UNIX_EPOCH);
+        s.environment = "e".repeat(5000);
+        s.function_version = "\u{1}".repeat(3000);
+        s.error = Some(StateError {
+            error_type: "MigrationFailed".into(),
+            message: "\"".repeat(3000),
+        });
+        let json = s.encode();
+        assert!(json.len() <= MAX_STATE_BYTES, "{}", json.len());
+        let back: EnvironmentState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.status, Status::Applied);
+        assert_eq!(back.run_id, "run-9");
+        assert_eq!(back.applied_count, 10);
+        assert_eq!(back.error.unwrap().error_type, "MigrationFailed");
+    }
+
+    #[test]
+    fn cut_never_exceeds_its_budget() {
+        for max in 0..12 {
+            for text in ["", "abc", "ééééé", "a longer text"] {
+                let c = cut(text, max);
+                assert!(c.len() <= max, "{text:?} {max}: {c:?}");
+            }
+        }
+        assert_eq!(cut("abcdef", 5), "ab…");
+    }
+
+    #[test]
+    fn the_postgres_detail_stays_out_of_the_state() {
+        let message = "migration 0002_x failed: duplicate key (SQLSTATE 23505); detail: Key (email)=(alice@example.com) exists.";
+        let clean = without_detail(message, Some("Key (email)=(alice@example.com) exists."));
+        assert!(!clean.contains("alice@example.com"), "{clean}");
+        assert!(clean.contains("SQLSTATE 23505"));
     }
 }

@@ -11,16 +11,16 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::aws::secrets::{CredentialsError, SecretCache};
-use crate::aws::state::{EnvironmentState, StateStore};
+use crate::aws::state::{without_detail, EnvironmentState, StateStore};
 use crate::config::{ConfigError, RunSettings};
 use crate::db::connection::{ConnectionSettings, TlsMode};
 use crate::engine::command::Command;
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
 use crate::error::{Classified, ErrorType};
-use crate::lambda::cfn::{self, Answer, CfnRequest, RequestType};
+use crate::lambda::cfn::{self, Answer, CfnRequest, Envelope, Malformed, RequestType, ResponseUrlPolicy};
 use crate::lambda::error::InvocationError;
-use crate::lambda::request::{self, Request};
+use crate::lambda::request::{self, Request, RequestError};
 use crate::migrations::source::MigrationSource;
 use crate::report::{Failure, Report, Status};
 
@@ -53,6 +53,10 @@ pub struct Function {
     version: String,
     invoker: String,
     http: reqwest::Client,
+    /// Where a custom resource answer may be PUT (`CFN_RESPONSE_URL_ALLOW`).
+    response_urls: ResponseUrlPolicy,
+    /// `DB_ALLOW_PLAINTEXT=true`: lets `DB_SSLMODE` be `disable` or `prefer` (local stacks only).
+    allow_plaintext: bool,
     /// Custom resource answers already given by this container, by RequestId.
     answered: Mutex<HashMap<String, Answer>>,
 }
@@ -82,8 +86,10 @@ impl Function {
             margin,
             version,
             invoker,
+            response_urls: ResponseUrlPolicy::from_allow_list(lookup("CFN_RESPONSE_URL_ALLOW").as_deref()),
+            allow_plaintext: lookup("DB_ALLOW_PLAINTEXT").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             env,
-            http: reqwest::Client::new(),
+            http: cfn::response_client(),
             answered: Mutex::new(HashMap::new()),
         }
     }
@@ -130,11 +136,37 @@ impl Function {
                     Guarded::Abandoned => Err(InvocationError::from(Error::Deadline { during: "running" }).into()),
                 }
             }
-            Ok(Request::CloudFormation(event)) => match CfnRequest::from_event(*event) {
-                // Boxed: the custom resource path nests deep enough to strain rustc's layout queries.
-                Ok(cfn) => Box::pin(self.cloudformation(cfn, deadline)).await,
-                Err(e) => Err(InvocationError::from(e).into()),
+            Ok(Request::CloudFormation(event)) => match CfnRequest::from_value(&event) {
+                Ok(cfn) => {
+                    self.check_response_url(&cfn.envelope)?;
+                    // Boxed: the custom resource path nests deep enough to strain rustc's layout queries.
+                    Box::pin(self.cloudformation(cfn, deadline)).await
+                }
+                // Nothing runs: CloudFormation is told what is wrong instead of waiting an hour.
+                Err(Malformed::Answerable { envelope, reason }) => {
+                    self.check_response_url(&envelope)?;
+                    tracing::warn!(%reason, "malformed CloudFormation request; answering FAILED");
+                    let physical_id = envelope.physical_resource_id.clone().unwrap_or_else(|| self.physical_resource_id());
+                    self.respond(&envelope, physical_id, &Answer::failed(reason), deadline).await
+                }
+                Err(Malformed::Unanswerable(e)) => Err(InvocationError::from(e).into()),
             },
+        }
+    }
+
+    /// Refuses, before anything runs, a ResponseURL the policy does not allow; the log names
+    /// the host only (the query string holds a signature).
+    fn check_response_url(&self, envelope: &Envelope) -> Result<(), Diagnostic> {
+        match self.response_urls.check(&envelope.response_url) {
+            Ok(_) => Ok(()),
+            Err(reason) => {
+                let host = reqwest::Url::parse(&envelope.response_url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_string))
+                    .unwrap_or_default();
+                tracing::error!(%host, %reason, request_id = %envelope.request_id, "ResponseURL refused; nothing runs and no answer is sent");
+                Err(InvocationError::from(RequestError::ResponseUrl { host, reason }).into())
+            }
         }
     }
 
@@ -184,6 +216,15 @@ impl Function {
                 Ok(c) => c,
                 Err(e) => return Err(refused(e.into())),
             };
+            if matches!(connection.tls, TlsMode::Disable | TlsMode::Prefer) && !self.allow_plaintext {
+                return Err(refused(
+                    ConfigError::Unusable {
+                        variable: "DB_SSLMODE",
+                        reason: "disable and prefer can send credentials and data unencrypted: use verify-full (with DB_CA_BUNDLE=embedded for RDS) or require; for a local stack only, set DB_ALLOW_PLAINTEXT=true".into(),
+                    }
+                    .into(),
+                ));
+            }
             let invocation = Invocation {
                 command: command.clone(),
                 settings: &setup.settings,
@@ -250,19 +291,24 @@ impl Function {
         self.answered
             .lock()
             .expect("not poisoned")
-            .insert(request.request_id.clone(), answer.clone());
-        let physical_id = match (request.request_type, &request.physical_resource_id) {
+            .insert(request.envelope.request_id.clone(), answer.clone());
+        let physical_id = match (request.request_type, &request.envelope.physical_resource_id) {
             (RequestType::Delete, Some(id)) => id.clone(),
             _ => physical_id,
         };
-        let body = cfn::response_body(&request, &physical_id, &answer);
+        self.respond(&request.envelope, physical_id, &answer, deadline).await
+    }
+
+    /// PUTs the answer to the ResponseURL and returns its summary to Lambda.
+    async fn respond(&self, envelope: &Envelope, physical_id: String, answer: &Answer, deadline: Instant) -> Result<Value, Diagnostic> {
+        let body = cfn::response_body(envelope, &physical_id, answer);
         let summary = json!({
             "Status": if answer.success { "SUCCESS" } else { "FAILED" },
             "PhysicalResourceId": physical_id,
             "Reason": answer.reason,
             "Data": answer.data,
         });
-        match cfn::deliver(&self.http, &request.response_url, body, deadline + self.margin).await {
+        match cfn::deliver(&self.http, &envelope.response_url, body, deadline + self.margin).await {
             Ok(_) => Ok(summary),
             // Returning an error makes Lambda invoke again, which is the only way left to answer;
             // the RequestId check keeps the retry from migrating twice.
@@ -300,7 +346,7 @@ impl Function {
                 Ok(report) => report,
                 Err(failure) => &mut failure.report,
             };
-            self.record(report, Some(&request.request_id)).await;
+            self.record(report, Some(&request.envelope.request_id)).await;
         }
         match result {
             Ok(report) => Answer {
@@ -309,7 +355,7 @@ impl Function {
                 data: data(&report),
             },
             Err(failure) => {
-                let mut answer = Answer::failed(format!("{}: {}", failure.error.error_type(), failure.error));
+                let mut answer = Answer::failed(reason_of(&failure.error));
                 answer.data = data(&failure.report);
                 answer
             }
@@ -335,9 +381,8 @@ impl Function {
             Err(failure) => Answer {
                 success: true,
                 reason: format!(
-                    "stack rollback: schema left as it is; its state could not be read ({}: {})",
-                    failure.error.error_type(),
-                    failure.error
+                    "stack rollback: schema left as it is; its state could not be read ({})",
+                    reason_of(&failure.error)
                 ),
                 data: data(&failure.report),
             },
@@ -347,12 +392,12 @@ impl Function {
     /// The answer already given to this RequestId, by this container or (through the SSM
     /// state) by another one: a redelivered request is answered the same, not migrated twice.
     async fn previous_answer(&self, request: &CfnRequest) -> Option<Answer> {
-        if let Some(answer) = self.answered.lock().expect("not poisoned").get(&request.request_id) {
+        if let Some(answer) = self.answered.lock().expect("not poisoned").get(&request.envelope.request_id) {
             return Some(answer.clone());
         }
         let setup = self.setup.as_ref().ok()?;
         let state = setup.state.read().await.ok()??;
-        if state.cfn_request_id.as_deref() != Some(request.request_id.as_str()) {
+        if state.cfn_request_id.as_deref() != Some(request.envelope.request_id.as_str()) {
             return None;
         }
         let mut data = HashMap::new();
@@ -397,6 +442,13 @@ impl Function {
         let digest = hex::encode(Sha256::digest(identity.join("\n").as_bytes()));
         format!("wishlist-migrator-{}-{}", self.environment, &digest[..12])
     }
+}
+
+/// "errorType: message" for CloudFormation, without Postgres's detail (it can quote row
+/// values; the function's own report and logs keep it).
+fn reason_of(error: &InvocationError) -> String {
+    let message = without_detail(&error.to_string(), error.details().detail.as_deref());
+    format!("{}: {message}", error.error_type())
 }
 
 fn success_reason(report: &Report) -> String {

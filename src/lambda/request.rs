@@ -1,7 +1,6 @@
 //! What a Lambda invocation asks for: a CloudFormation custom resource event, or a
 //! `{"action": ...}` request from Step Functions or `sam remote invoke`.
 
-use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
 use serde_json::Value;
 
 use crate::engine::command::{Action, Command};
@@ -26,7 +25,9 @@ fn accepted(action: Action) -> &'static [&'static str] {
 #[derive(Debug)]
 pub enum Request {
     Direct(Command),
-    CloudFormation(Box<CloudFormationCustomResourceRequest>),
+    /// A custom resource event, read by `cfn::CfnRequest::from_value` (which answers even a
+    /// malformed one).
+    CloudFormation(Box<Value>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -44,16 +45,20 @@ pub enum RequestError {
     BadField { field: String, reason: String },
     #[error("not a valid CloudFormation custom resource event: {reason}")]
     CloudFormation { reason: String },
+    #[error(
+        "refused to answer at ResponseURL (host {host:?}): {reason}. Only CloudFormation's pre-signed https S3 URLs are accepted; for a local stack set CFN_RESPONSE_URL_ALLOW to the URL prefixes to allow (e.g. http://127.0.0.1)"
+    )]
+    ResponseUrl { host: String, reason: String },
 }
 
 pub fn parse(event: &Value) -> Result<Request, RequestError> {
     let Value::Object(fields) = event else {
         return Err(RequestError::NotAnObject { got: kind(event) });
     };
-    if fields.contains_key("RequestType") {
-        return serde_json::from_value(event.clone())
-            .map(|cfn| Request::CloudFormation(Box::new(cfn)))
-            .map_err(|e| RequestError::CloudFormation { reason: e.to_string() });
+    // Whatever else is wrong with it, an event naming where to answer is CloudFormation's.
+    let envelope = ["ResponseURL", "RequestId", "StackId", "LogicalResourceId"];
+    if fields.contains_key("RequestType") || envelope.iter().any(|k| fields.contains_key(*k)) {
+        return Ok(Request::CloudFormation(Box::new(event.clone())));
     }
     let action = match fields.get("action") {
         None => return Err(RequestError::MissingAction),
@@ -249,7 +254,7 @@ mod tests {
             "ResourceProperties": {"ServiceToken": "arn", "MigrationsVersion": "7"}
         });
         assert!(matches!(parse(&event).unwrap(), Request::CloudFormation(_)));
-        let broken = json!({"RequestType": "Create"});
-        assert!(matches!(parse(&broken).unwrap_err(), RequestError::CloudFormation { .. }));
+        let unknown_type = json!({"RequestType": "Rename", "ResponseURL": "u"});
+        assert!(matches!(parse(&unknown_type).unwrap(), Request::CloudFormation(_)));
     }
 }

@@ -71,6 +71,8 @@ impl Stack {
         let mut env = vec![
             ("DB_SECRET_ID", self.secret_id.clone()),
             ("DB_SSLMODE", "disable".to_string()),
+            // The harness's PostgreSQL is plaintext on the loopback.
+            ("DB_ALLOW_PLAINTEXT", "true".to_string()),
             ("APP_ENV", "test".to_string()),
             ("SSM_PREFIX", self.ssm_prefix.clone()),
             ("AWS_ENDPOINT_URL", moto().endpoint_url()),
@@ -503,4 +505,122 @@ async fn an_update_on_a_database_ahead_of_the_build_leaves_it_alone() {
         answer["Reason"]
     );
     assert_eq!(harness::ledger(&stack.db).await.len(), 3, "schema left as it is");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_cloudformation_events_are_answered_failed_and_nothing_runs() {
+    let stack = Stack::new().await;
+    let server = ResponseServer::start();
+    let lambda = stack.start(&[]);
+    let mut unknown_type = cfn_event("Create", "req-type", &server.url("/type"), json!({}));
+    unknown_type["RequestType"] = json!("Upgrade");
+    let dry_run = cfn_event("Create", "req-dryrun", &server.url("/dryrun"), json!({"DryRun": "perhaps"}));
+    let mut no_properties = cfn_event("Create", "req-props", &server.url("/props"), json!({}));
+    no_properties.as_object_mut().unwrap().remove("ResourceProperties");
+    for (event, path, expected) in [
+        (unknown_type, "/type", "unknown RequestType \"Upgrade\""),
+        (dry_run, "/dryrun", "DryRun must be \"true\" or \"false\", got \"perhaps\""),
+        (no_properties, "/props", "no ResourceProperties"),
+    ] {
+        let returned = response(lambda.invoke(event.clone()), path);
+        assert_eq!(returned["Status"], "FAILED", "{path}: {returned}");
+        let answer = cfn_answer(&server, path);
+        assert_eq!(answer["Status"], "FAILED", "{path}: {answer}");
+        assert_eq!(answer["RequestId"], event["RequestId"]);
+        assert_eq!(answer["StackId"], event["StackId"]);
+        assert_eq!(answer["LogicalResourceId"], "DatabaseMigrations");
+        let reason = answer["Reason"].as_str().unwrap();
+        assert!(reason.starts_with("InvalidRequest: "), "{path}: {reason}");
+        assert!(reason.contains(expected), "{path}: {reason}");
+    }
+    assert!(harness::ledger(&stack.db).await.is_empty(), "nothing ran");
+    assert!(stack.state().await.is_none(), "nothing recorded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_url_that_is_not_allowed_is_refused_before_anything_runs() {
+    let stack = Stack::new().await;
+    let server = ResponseServer::start();
+    // Without CFN_RESPONSE_URL_ALLOW only https S3 URLs are accepted, not the local stand-in.
+    let lambda = stack.start(&[("CFN_RESPONSE_URL_ALLOW", "")]);
+    let create = cfn_event("Create", "req-url", &server.url("/steal?X-Amz-Signature=do-not-log-me"), json!({}));
+    let (error_type, message) = lambda.invoke(create).expect_error("a loopback ResponseURL");
+    assert_eq!(error_type, "InvalidRequest", "{message}");
+    assert!(message.contains("CFN_RESPONSE_URL_ALLOW"), "says what to do: {message}");
+    // A malformed event is refused the same way: no answer goes to an unchecked URL.
+    let mut malformed = cfn_event("Create", "req-url-2", &server.url("/steal2"), json!({}));
+    malformed["RequestType"] = json!("Upgrade");
+    let (error_type, _) = lambda.invoke(malformed).expect_error("a malformed event");
+    assert_eq!(error_type, "InvalidRequest");
+
+    // Allowed prefixes are whole URL parts: 127.0.0.1 does not admit 127.0.0.10 or a look-alike.
+    let narrow = stack.start(&[("CFN_RESPONSE_URL_ALLOW", "http://127.0.0.2")]);
+    let create = cfn_event("Create", "req-url-3", &server.url("/steal3"), json!({}));
+    let (error_type, _) = narrow.invoke(create).expect_error("another host");
+    assert_eq!(error_type, "InvalidRequest");
+
+    assert!(server.requests().is_empty(), "no PUT: {:?}", server.requests());
+    assert!(harness::ledger(&stack.db).await.is_empty(), "nothing ran");
+    let logs = lambda.logs();
+    assert!(logs.contains("127.0.0.1"), "the refusal names the host:\n{logs}");
+    assert!(!logs.contains("do-not-log-me"), "the signature was logged:\n{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plaintext_to_the_database_needs_db_allow_plaintext() {
+    let stack = Stack::new().await;
+    let server = ResponseServer::start();
+    let lambda = stack.start(&[("DB_ALLOW_PLAINTEXT", "")]);
+    let (error_type, message) = lambda.invoke(json!({"action": "status"})).expect_error("status");
+    assert_eq!(error_type, "ConfigError", "{message}");
+    assert!(
+        message.contains("DB_SSLMODE") && message.contains("DB_ALLOW_PLAINTEXT"),
+        "{message}"
+    );
+    let (error_type, _) = lambda.invoke(json!({"action": "migrate"})).expect_error("migrate");
+    assert_eq!(error_type, "ConfigError");
+    let create = cfn_event("Create", "req-plain", &server.url("/plain"), json!({}));
+    response(lambda.invoke(create), "Create");
+    let answer = cfn_answer(&server, "/plain");
+    assert_eq!(answer["Status"], "FAILED");
+    assert!(
+        answer["Reason"].as_str().unwrap().starts_with("ConfigError: DB_SSLMODE"),
+        "{answer}"
+    );
+    assert!(harness::ledger(&stack.db).await.is_empty(), "nothing ran");
+
+    let allowed = stack.start(&[("DB_ALLOW_PLAINTEXT", "true")]);
+    let report = response(allowed.invoke(json!({"action": "migrate"})), "migrate with the allowance");
+    assert_eq!(report["status"], "applied", "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_postgres_detail_stays_out_of_cloudformation_and_ssm() {
+    let stack = Stack::new().await;
+    let dir = harness::copy_fixture("migrations");
+    std::fs::write(
+        dir.path().join("0002_unique_emails.sql"),
+        "CREATE TABLE subscribers (email text UNIQUE);\n--> statement-breakpoint\nINSERT INTO subscribers VALUES ('zebra-7731@example.com'), ('zebra-7731@example.com');\n",
+    )
+    .unwrap();
+    let mut entries = harness::journal(dir.path());
+    entries.push(("0002_unique_emails".into(), entries.last().unwrap().1 + 1_000));
+    let refs: Vec<(&str, i64)> = entries.iter().map(|(t, w)| (t.as_str(), *w)).collect();
+    harness::rewrite_journal(dir.path(), &refs);
+    let server = ResponseServer::start();
+    let lambda = stack.start(&[("MIGRATIONS_DIR", dir.path().to_str().unwrap())]);
+    let create = cfn_event("Create", "req-detail", &server.url("/detail"), json!({}));
+    let returned = response(lambda.invoke(create), "Create");
+    assert_eq!(returned["Status"], "FAILED");
+    let put = server.wait_for_requests(1, Duration::from_secs(30));
+    let body = String::from_utf8_lossy(&put[0].body).into_owned();
+    let answer = put[0].body_json();
+    assert_eq!(answer["Status"], "FAILED");
+    let reason = answer["Reason"].as_str().unwrap();
+    assert!(reason.contains("0002_unique_emails") && reason.contains("23505"), "{reason}");
+    assert!(!body.contains("zebra-7731"), "the row value reached CloudFormation: {body}");
+    assert!(!returned.to_string().contains("zebra-7731"), "{returned}");
+    let state = stack.state().await.expect("the failed migrate is recorded");
+    assert_eq!(state["status"], "failed");
+    assert!(!state.to_string().contains("zebra-7731"), "the row value reached SSM: {state}");
 }

@@ -221,6 +221,7 @@ fn real_function_answers_under_the_emulator() {
         // Nothing listens on port 1: any attempt to use the database fails fast.
         ("DATABASE_URL", "postgres://migrator:not-used@127.0.0.1:1/wishlist"),
         ("DB_SSLMODE", "disable"),
+        ("DB_ALLOW_PLAINTEXT", "true"),
     ]);
 
     let (error_type, message) = function.invoke(json!({"action": "explode"})).expect_error(&function.logs_tail(50));
@@ -270,6 +271,7 @@ fn shipped_events_are_accepted_by_the_function() {
         ("APP_ENV", "test"),
         ("DATABASE_URL", "postgres://migrator:not-used@127.0.0.1:1/wishlist"),
         ("DB_SSLMODE", "disable"),
+        ("DB_ALLOW_PLAINTEXT", "true"),
     ]);
     let read = |name: &str| -> Value {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events").join(name);

@@ -41,6 +41,7 @@ impl LambdaProcess {
             "RUST_LOG",
             "_HANDLER",
             "LAMBDA_",
+            "CFN_",
         ];
         let api = RuntimeApi::start();
         let mut cmd = Command::new(binary);
@@ -66,7 +67,9 @@ impl LambdaProcess {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_SESSION_TOKEN", "testing")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            // The ResponseURL stand-in listens on the loopback: allowed instead of S3 (`env` may override).
+            .env("CFN_RESPONSE_URL_ALLOW", "http://127.0.0.1");
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -109,6 +109,11 @@ impl ResponseServer {
         self.shared.lock().fail_puts = n;
     }
 
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
     /// Waits until at least `n` requests arrived; returns them all (maybe fewer on timeout).
     pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
         let until = Instant::now() + timeout;
