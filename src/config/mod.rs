@@ -43,6 +43,9 @@ pub struct RunSettings {
     /// How often a transaction that hit `lock_timeout` (55P03) is tried again.
     pub lock_timeout_retries: u32,
     pub statement_timeout: Option<Duration>,
+    /// `RUN_TIMEOUT_SECONDS` (the CLI's `--timeout`): the whole run must end within this long.
+    /// The Lambda ignores it: its deadline is the invocation's.
+    pub run_timeout: Option<Duration>,
     pub allow_unknown_rows: bool,
     /// `SSM_PREFIX`; by default `/wishlist/<environment>/migrations`.
     pub ssm_prefix: Option<String>,
@@ -61,6 +64,7 @@ impl Default for RunSettings {
             pg_lock_timeout: Duration::from_millis(5_000),
             lock_timeout_retries: 3,
             statement_timeout: None,
+            run_timeout: None,
             allow_unknown_rows: false,
             ssm_prefix: None,
             drift_ignore: Vec::new(),
@@ -93,6 +97,10 @@ impl RunSettings {
             pg_lock_timeout: positive_ms(env, "PG_LOCK_TIMEOUT_MS")?.unwrap_or(defaults.pg_lock_timeout),
             lock_timeout_retries: parse(env, "LOCK_TIMEOUT_RETRIES", "a whole number")?.unwrap_or(defaults.lock_timeout_retries),
             statement_timeout: positive_ms(env, "STATEMENT_TIMEOUT_MS")?,
+            run_timeout: match parse::<u64>(env, "RUN_TIMEOUT_SECONDS", RUN_TIMEOUT_EXPECTED)? {
+                Some(seconds) => Some(run_timeout("RUN_TIMEOUT_SECONDS", seconds)?),
+                None => None,
+            },
             allow_unknown_rows: parse_bool(env, "ALLOW_UNKNOWN_MIGRATIONS")?.unwrap_or(false),
             ssm_prefix: env("SSM_PREFIX"),
             drift_ignore: env("DRIFT_IGNORE")
@@ -105,6 +113,20 @@ impl RunSettings {
     pub fn state_prefix(&self) -> String {
         self.ssm_prefix.clone().unwrap_or_else(|| default_state_prefix(&self.environment))
     }
+}
+
+const RUN_TIMEOUT_EXPECTED: &str = "a whole number of seconds greater than 0";
+
+/// A run timeout (`RUN_TIMEOUT_SECONDS` or `--timeout`): at least one second.
+pub fn run_timeout(variable: &'static str, seconds: u64) -> Result<Duration, ConfigError> {
+    if seconds == 0 {
+        return Err(ConfigError::Invalid {
+            variable,
+            value: "0".into(),
+            expected: RUN_TIMEOUT_EXPECTED,
+        });
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// Where an environment's state lives in SSM unless `SSM_PREFIX` says otherwise.
@@ -138,7 +160,7 @@ impl ConnectionSettings {
         let url = url.as_str();
         let pg = tokio_postgres::Config::from_str(url).map_err(|e| ConfigError::InvalidUrl {
             variable,
-            reason: redact_reason(&e.to_string(), url),
+            reason: redact_reason(&with_causes(&e), url),
         })?;
         if pg.get_hosts().is_empty() {
             return Err(ConfigError::Unusable {
@@ -261,13 +283,57 @@ pub fn parse_bool(env: Lookup<'_>, variable: &'static str) -> Result<Option<bool
     }
 }
 
-/// Parse errors may quote the input; never let the URL (and its password) through.
+/// The parse error with its cause (`invalid value for option `port``), which its own text omits.
+fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Parse errors may quote the input; never let the URL, its password or a piece of it through.
 fn redact_reason(reason: &str, url: &str) -> String {
+    let leaks = |secret: &str| {
+        let chars: Vec<char> = secret.chars().collect();
+        let window = chars.len().min(4);
+        window > 0 && chars.windows(window).any(|w| reason.contains(&w.iter().collect::<String>()))
+    };
+    if passwords_in(url).iter().any(|p| leaks(p)) {
+        return "it could not be parsed".into();
+    }
     if url.len() > 3 && reason.contains(url) {
         reason.replace(url, "<url>")
     } else {
         reason.to_string()
     }
+}
+
+/// What may be a password in a connection string, well-formed or not: the userinfo after the
+/// user name (`scheme://user:PASSWORD@`) and every `password=` value.
+fn passwords_in(url: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some((_, rest)) = url.split_once("://") {
+        if let Some((userinfo, _)) = rest.rsplit_once('@') {
+            if let Some((_, password)) = userinfo.split_once(':') {
+                found.push(password.to_string());
+            }
+        }
+    }
+    let mut rest = url;
+    while let Some(at) = rest.find("password=") {
+        rest = &rest[at + "password=".len()..];
+        let value = rest.trim_start_matches('\'');
+        let end = value
+            .find(|c: char| c.is_whitespace() || c == '&' || c == '\'')
+            .unwrap_or(value.len());
+        found.push(value[..end].to_string());
+    }
+    found.retain(|p| !p.is_empty());
+    found
 }
 
 impl Classified for ConfigError {
@@ -296,6 +362,7 @@ mod tests {
         assert_eq!(s.ledger.table, "__drizzle_migrations");
         assert_eq!(s.lock_key, i64::from_be_bytes(*b"wishlist"));
         assert!(s.statement_timeout.is_none());
+        assert!(s.run_timeout.is_none());
     }
 
     #[test]
@@ -310,6 +377,7 @@ mod tests {
             ("PG_LOCK_TIMEOUT_MS", "250"),
             ("LOCK_TIMEOUT_RETRIES", "0"),
             ("STATEMENT_TIMEOUT_MS", "60000"),
+            ("RUN_TIMEOUT_SECONDS", "900"),
             ("ALLOW_UNKNOWN_MIGRATIONS", "true"),
         ]))
         .unwrap();
@@ -321,6 +389,7 @@ mod tests {
         assert_eq!(s.pg_lock_timeout, Duration::from_millis(250));
         assert_eq!(s.lock_timeout_retries, 0);
         assert_eq!(s.statement_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(s.run_timeout, Some(Duration::from_secs(900)));
         assert!(s.allow_unknown_rows);
     }
 
@@ -332,6 +401,8 @@ mod tests {
             ("MIGRATION_LOCK_KEY", "12x"),
             ("APP_ENV", "prod env"),
             ("ALLOW_UNKNOWN_MIGRATIONS", "maybe"),
+            ("RUN_TIMEOUT_SECONDS", "0"),
+            ("RUN_TIMEOUT_SECONDS", "1h"),
         ];
         for (var, value) in cases {
             let err = RunSettings::from_env(&env(&[(var, value)])).unwrap_err();
@@ -376,6 +447,29 @@ mod tests {
         let err = ConnectionSettings::from_env(&env(&[("DATABASE_URL", "postgres://u:s3cr3t@h:notaport/d")]), TlsMode::Prefer).unwrap_err();
         assert!(!err.to_string().contains("s3cr3t"), "{err}");
         assert!(err.to_string().contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn a_malformed_url_never_echoes_a_piece_of_the_password() {
+        for url in [
+            "postgres://u:s3cr3t@host:s3cr3t/db",
+            "host=h port=s3cr3t password=s3cr3t",
+            "postgres://u:s3cr3t@host:notaport/db",
+            "postgres://u:s3cr3t@[::1/db",
+            "postgres://u:s3cr3t@host:5432/db?sslmode=sometimes",
+            "postgres://u:s3cr3t@host/db?s3cr3t=1",
+            "host=h password=s3cr3t port=x",
+            "host=h password='s3cr3t port=5",
+            "postgres:/u:s3cr3t@host/db",
+        ] {
+            let err = ConnectionSettings::from_url("DATABASE_URL", url).unwrap_err().to_string();
+            for piece in ["s3cr3t", "s3cr", "3cr3", "cr3t"] {
+                assert!(!err.contains(piece), "{url}: {err}");
+            }
+            assert!(err.starts_with("DATABASE_URL"), "{err}");
+        }
+        let err = ConnectionSettings::from_url("DATABASE_URL", "postgres://u:pw@host:notaport/db").unwrap_err();
+        assert!(err.to_string().contains("port"), "the reason names what to fix: {err}");
     }
 
     #[test]

@@ -19,6 +19,19 @@ use crate::error::{Classified, Details, ErrorType};
 /// How the server sees this tool's sessions (`pg_stat_activity.application_name`).
 pub const APPLICATION_NAME: &str = "wishlist-migrator";
 
+/// TCP keepalives: a peer that vanished (a dropped NAT entry, a failed-over writer) is noticed
+/// after about idle + interval * retries (40 s) instead of the kernel's two hours.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// Data sent but not acknowledged for this long ends the connection (Linux `TCP_USER_TIMEOUT`).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// `idle_in_transaction_session_timeout` of the migration session: a client frozen inside a
+/// transaction (a suspended Lambda, a stalled network) cannot keep its locks longer than this.
+/// A long statement is not idle, so it is not affected.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// `DB_CA_BUNDLE` value naming the bundle compiled into the binary.
 pub const EMBEDDED_CA_BUNDLE: &str = "embedded";
 
@@ -216,6 +229,11 @@ impl Database {
         let mut pg = settings.pg.clone();
         pg.application_name(APPLICATION_NAME);
         pg.connect_timeout(settings.connect_timeout);
+        pg.keepalives(true);
+        pg.keepalives_idle(KEEPALIVE_IDLE);
+        pg.keepalives_interval(KEEPALIVE_INTERVAL);
+        pg.keepalives_retries(KEEPALIVE_RETRIES);
+        pg.tcp_user_timeout(TCP_USER_TIMEOUT);
         pg.ssl_mode(match settings.tls {
             TlsMode::Disable => SslMode::Disable,
             TlsMode::Prefer => SslMode::Prefer,
@@ -262,12 +280,14 @@ impl Database {
         &mut self.client
     }
 
+    /// Also sets `idle_in_transaction_session_timeout` for the session, in the same round trip:
+    /// this runs before the advisory lock is taken.
     pub async fn session_state(&self) -> Result<SessionState, PgError> {
-        let row = first_row(
-            &self.client,
-            "select current_setting('transaction_read_only') = 'on', pg_is_in_recovery()",
-        )
-        .await?;
+        let sql = format!(
+            "set idle_in_transaction_session_timeout = '{}s'; select current_setting('transaction_read_only') = 'on', pg_is_in_recovery()",
+            IDLE_IN_TRANSACTION_TIMEOUT.as_secs()
+        );
+        let row = first_row(&self.client, &sql).await?;
         Ok(SessionState {
             read_only: row.first().is_some_and(|v| v.as_deref() == Some("t")),
             in_recovery: row.get(1).is_some_and(|v| v.as_deref() == Some("t")),

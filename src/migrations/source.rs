@@ -43,6 +43,25 @@ pub enum SourceError {
     },
     #[error("journal lists tag {tag} twice; each migration must appear once")]
     DuplicateTag { tag: String },
+    #[error("journal entry {index} has tag {tag:?}, which {reason}: a tag names a file inside the migrations folder. Fix the journal (drizzle-kit writes tags like 0003_add_index)")]
+    UnsafeTag { index: usize, tag: String, reason: &'static str },
+}
+
+/// Why a journal tag cannot name a file inside the migrations folder, if it cannot: the tag
+/// becomes `<tag>.sql`, `<tag>.down.sql` and `meta/<idx>_snapshot.json`'s neighbours, so a
+/// separator, `..`, an absolute path or a NUL would reach outside the folder.
+pub fn unsafe_tag(tag: &str) -> Option<&'static str> {
+    if tag.is_empty() {
+        Some("is empty")
+    } else if tag.contains('\0') {
+        Some("contains a NUL byte")
+    } else if tag.contains('/') || tag.contains('\\') {
+        Some("contains a path separator")
+    } else if tag == "." || tag == ".." {
+        Some("names a directory")
+    } else {
+        None
+    }
 }
 
 impl SourceError {
@@ -146,6 +165,13 @@ impl MigrationSource {
         }
         let mut migrations: Vec<Migration> = Vec::with_capacity(journal.entries.len());
         for (idx, entry) in journal.entries.iter().enumerate() {
+            if let Some(reason) = unsafe_tag(&entry.tag) {
+                return Err(SourceError::UnsafeTag {
+                    index: idx,
+                    tag: entry.tag.clone(),
+                    reason,
+                });
+            }
             if migrations.iter().any(|m| m.tag == entry.tag) {
                 return Err(SourceError::DuplicateTag { tag: entry.tag.clone() });
             }
@@ -271,6 +297,41 @@ mod tests {
             .map(|(i, (tag, when))| format!(r#"{{"idx":{i},"version":"7","when":{when},"tag":"{tag}","breakpoints":true}}"#))
             .collect();
         format!(r#"{{"version":"7","dialect":"postgresql","entries":[{}]}}"#, entries.join(","))
+    }
+
+    #[test]
+    fn tags_that_reach_outside_the_folder_are_refused() {
+        for tag in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "..\\x",
+            "C:\\x",
+            "x\0",
+            "..",
+            ".",
+            "",
+            "sub/0000_a",
+        ] {
+            assert!(unsafe_tag(tag).is_some(), "{tag:?}");
+        }
+        for tag in ["0000_a", "0001_wish_2007_enums_audit", "0002_a.b", "0003_..x"] {
+            assert_eq!(unsafe_tag(tag), None, "{tag:?}");
+        }
+        let outside = Folder::new(&journal(&[("0000_a", 10)])).file("0000_a.sql", "SELECT 1;");
+        let name = outside.0.path().file_name().unwrap().to_str().unwrap().to_string();
+        for tag in [
+            format!("../{name}/0000_a"),
+            outside.0.path().join("0000_a").display().to_string(),
+            "..\\\\x".into(),
+            "x\\u0000".into(),
+        ] {
+            let folder = Folder::new(&journal(&[("0000_a", 10), (&tag, 20)])).file("0000_a.sql", "SELECT 1;");
+            let err = folder.load().unwrap_err();
+            assert!(matches!(&err, SourceError::UnsafeTag { index: 1, .. }), "{tag:?}: {err}");
+            assert_eq!(err.error_type(), ErrorType::InvalidMigrations);
+            assert!(err.to_string().starts_with("journal entry 1 has tag"), "{err}");
+        }
     }
 
     #[test]

@@ -341,7 +341,7 @@ impl Snapshot {
 
     /// The snapshot drizzle-kit wrote for `migration`: `meta/<tag prefix>_snapshot.json`.
     pub fn load(source: &MigrationSource, migration: &Migration) -> Result<Self, SnapshotError> {
-        let rel = snapshot_path(&migration.tag);
+        let rel = checked_snapshot_path(migration.idx, &migration.tag)?;
         let path = source.display_path(&rel);
         let bytes = source.read(&rel)?.ok_or_else(|| SnapshotError::Missing {
             tag: migration.tag.clone(),
@@ -363,6 +363,19 @@ impl Snapshot {
 pub fn snapshot_path(tag: &str) -> String {
     let prefix = tag.split('_').next().unwrap_or(tag);
     format!("meta/{prefix}_snapshot.json")
+}
+
+/// [`snapshot_path`], refusing a tag whose prefix would reach outside `meta/`.
+pub fn checked_snapshot_path(index: usize, tag: &str) -> Result<String, SnapshotError> {
+    let prefix = tag.split('_').next().unwrap_or(tag);
+    match crate::migrations::source::unsafe_tag(tag).or_else(|| crate::migrations::source::unsafe_tag(prefix)) {
+        Some(reason) => Err(SnapshotError::Source(crate::migrations::source::SourceError::UnsafeTag {
+            index,
+            tag: tag.to_string(),
+            reason,
+        })),
+        None => Ok(snapshot_path(tag)),
+    }
 }
 
 impl Classified for SnapshotError {
@@ -443,5 +456,15 @@ mod tests {
     fn snapshot_file_follows_the_tag_prefix() {
         assert_eq!(snapshot_path("0001_wish_2007_enums_audit"), "meta/0001_snapshot.json");
         assert_eq!(snapshot_path("20240101120000_init"), "meta/20240101120000_snapshot.json");
+        assert_eq!(checked_snapshot_path(1, "0001_x").unwrap(), "meta/0001_snapshot.json");
+    }
+
+    #[test]
+    fn a_snapshot_path_cannot_reach_outside_meta() {
+        for tag in ["../../etc/passwd", "..\\x_y", "/abs_y", "x\0_y", "_y", ".._y"] {
+            let err = checked_snapshot_path(3, tag).unwrap_err();
+            assert_eq!(err.error_type(), ErrorType::InvalidMigrations, "{tag:?}");
+            assert!(err.to_string().starts_with("journal entry 3"), "{err}");
+        }
     }
 }

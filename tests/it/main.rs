@@ -9,6 +9,7 @@ mod configuration;
 mod drift;
 mod drizzle_compat;
 mod failures;
+mod faults;
 mod fuzz;
 mod kill;
 mod lambda;

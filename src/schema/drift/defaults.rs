@@ -73,7 +73,10 @@ fn value_key(text: &str, ty: &TypeInfo) -> String {
             _ => format!("str:{text}"),
         },
         Category::Timestamp { tz } => match parse_timestamp(text) {
-            Some((micros, Some(offset))) if tz => format!("ts:{}", micros - i64::from(offset) * 1_000_000),
+            Some((micros, Some(offset))) if tz => match micros.checked_sub(i64::from(offset) * 1_000_000) {
+                Some(utc) => format!("ts:{utc}"),
+                None => format!("str:{text}"),
+            },
             Some((micros, None)) if !tz => format!("ts:{micros}"),
             // A zone on a zoneless timestamp is ignored by Postgres.
             Some((micros, Some(_))) if !tz => format!("ts:{micros}"),
@@ -110,11 +113,14 @@ fn array_key(items: &[ArrayItem], element: &TypeInfo) -> String {
 fn parse_array_literal(text: &str) -> Option<Vec<ArrayItem>> {
     let chars: Vec<char> = text.trim().chars().collect();
     let mut pos = 0;
-    let items = parse_array_level(&chars, &mut pos)?;
+    let items = parse_array_level(&chars, &mut pos, 1)?;
     (pos == chars.len()).then_some(items)
 }
 
-fn parse_array_level(chars: &[char], pos: &mut usize) -> Option<Vec<ArrayItem>> {
+/// More than Postgres's `MAXDIM` (6), so every real array literal parses.
+const MAX_ARRAY_DEPTH: usize = 16;
+
+fn parse_array_level(chars: &[char], pos: &mut usize, depth: usize) -> Option<Vec<ArrayItem>> {
     if chars.get(*pos) != Some(&'{') {
         return None;
     }
@@ -129,7 +135,10 @@ fn parse_array_level(chars: &[char], pos: &mut usize) -> Option<Vec<ArrayItem>> 
                 *pos += 1;
                 return Some(items);
             }
-            '{' => items.push(ArrayItem::Nested(parse_array_level(chars, pos)?)),
+            // Postgres allows 6 dimensions: deeper nesting is not an array default, and
+            // recursing on it would overflow the stack.
+            '{' if depth >= MAX_ARRAY_DEPTH => return None,
+            '{' => items.push(ArrayItem::Nested(parse_array_level(chars, pos, depth + 1)?)),
             '"' => {
                 *pos += 1;
                 let mut s = String::new();
@@ -221,11 +230,15 @@ fn parse_timestamp(text: &str) -> Option<(i64, Option<i32>)> {
         Some(at) => (&rest[..at], Some(&rest[at..])),
         None => (rest, None),
     };
-    let mut micros = days * 86_400_000_000;
+    // A crafted snapshot may hold any digits: out-of-range values are not timestamps.
+    let mut micros = days.checked_mul(86_400_000_000)?;
     if !time.trim().is_empty() {
         let mut parts = time.trim().split(':');
         let h: i64 = parts.next()?.parse().ok()?;
         let m: i64 = parts.next()?.parse().ok()?;
+        if !(0..=24).contains(&h) || !(0..60).contains(&m) {
+            return None;
+        }
         let (s, frac) = match parts.next() {
             Some(sec) => match sec.split_once('.') {
                 Some((s, f)) => (s.parse::<i64>().ok()?, f),
@@ -233,11 +246,11 @@ fn parse_timestamp(text: &str) -> Option<(i64, Option<i32>)> {
             },
             None => (0, ""),
         };
-        if !frac.is_empty() && !digits(frac) {
+        if (!frac.is_empty() && !digits(frac)) || !(0..=60).contains(&s) {
             return None;
         }
         let frac_micros: i64 = format!("{frac:0<6}")[..6].parse().ok()?;
-        micros += ((h * 60 + m) * 60 + s) * 1_000_000 + frac_micros;
+        micros = micros.checked_add(((h * 60 + m) * 60 + s) * 1_000_000 + frac_micros)?;
     }
     let offset = match zone.map(str::trim) {
         None | Some("") => None,
@@ -247,11 +260,17 @@ fn parse_timestamp(text: &str) -> Option<(i64, Option<i32>)> {
             let body = &z[1..];
             let mut p = body.split(':');
             let first = p.next()?;
+            if !digits(first) {
+                return None;
+            }
             let (h, m) = if first.len() == 4 && p.clone().next().is_none() {
                 (first[..2].parse::<i32>().ok()?, first[2..].parse::<i32>().ok()?)
             } else {
                 (first.parse::<i32>().ok()?, p.next().map_or(Some(0), |m| m.parse::<i32>().ok())?)
             };
+            if !(0..=15).contains(&h) || !(0..60).contains(&m) {
+                return None;
+            }
             Some(sign * (h * 3600 + m * 60))
         }
     };
@@ -260,7 +279,8 @@ fn parse_timestamp(text: &str) -> Option<(i64, Option<i32>)> {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    // Postgres's range is 4713 BC to 294276 AD; beyond it the arithmetic below could overflow.
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(-5_000..=300_000).contains(&y) {
         return None;
     }
     let y = if m <= 2 { y - 1 } else { y };
@@ -284,6 +304,38 @@ mod tests {
         assert_eq!(parse_timestamp("2000-03-01 00:00:00-05:30").map(|(_, o)| o), Some(Some(-19_800)));
         assert_eq!(parse_timestamp("now"), None);
         assert_eq!(days_from_civil(2000, 3, 1), Some(11_017));
+    }
+
+    #[test]
+    fn crafted_defaults_cannot_panic() {
+        let tz = TypeInfo::from_drizzle("timestamp with time zone", None);
+        for text in [
+            "2024-01-01 00:00:00+1\u{e9}1",
+            "2024-01-01 00:00:00+\u{e9}\u{e9}",
+            "2024-01-01 00:00:00+99999999999",
+            "2024-01-01 00:00:00+2147483647:00",
+            "9223372036854775807-01-01",
+            "-9223372036854775807-01-01",
+            "200000000000000-01-01 00:00:00",
+            "2024-01-01 9223372036854775807:00:00",
+            "2024-01-01 00:9223372036854775807:00",
+            "2024-01-01 00:00:9223372036854775807.5",
+            "294276-12-31 23:59:59-15",
+        ] {
+            let key = value_key(text, &tz);
+            assert!(key.starts_with("ts:") || key.starts_with("str:"), "{text}: {key}");
+            let _ = value_key(text, &TypeInfo::from_drizzle("date", None));
+        }
+        let deep = format!("{}{}", "{".repeat(100_000), "}".repeat(100_000));
+        assert_eq!(parse_array_literal(&deep), None);
+        assert_eq!(
+            parse_array_literal("{{{{{{1}}}}}}").map(|v| v.len()),
+            Some(1),
+            "6 dimensions still parse"
+        );
+        let _ = value_key(&deep, &TypeInfo::from_drizzle("integer[]", None));
+        let _ = default_from_json(&serde_json::json!(1e308), &TypeInfo::from_drizzle("numeric", None));
+        let _ = default_from_json(&serde_json::json!(u64::MAX), &TypeInfo::from_drizzle("bigint", None));
     }
 
     #[test]

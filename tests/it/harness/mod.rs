@@ -18,6 +18,7 @@ pub mod lambda_process;
 pub mod moto;
 pub mod pg;
 pub mod process;
+pub mod proxy;
 pub mod response_url;
 pub mod runtime_api;
 pub mod tls;
