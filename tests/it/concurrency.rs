@@ -7,7 +7,8 @@ use crate::harness::*;
 
 /// The documented default key: the ASCII bytes `wishlist` read as a big-endian i64.
 const DEFAULT_LOCK_KEY: i64 = 8_604_535_455_400_686_452;
-const RUNNERS: usize = 10;
+/// As many runners as a busy deploy day could start against one database.
+const RUNNERS: usize = 32;
 
 fn race(db: &TestDb, env: &[(&str, &str)]) -> Vec<Run> {
     let children: Vec<_> = (0..RUNNERS)
@@ -49,6 +50,31 @@ async fn many_runners_at_once_apply_each_migration_once() {
         reports.push(report);
     }
     assert_applied_exactly_once(&db, &reports).await;
+}
+
+#[tokio::test]
+async fn many_runners_on_an_up_to_date_database_change_nothing() {
+    let db = pg().fresh_db().await;
+    run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
+    let ledger_before = ledger(&db).await;
+    let history_before = history(&db).await;
+    for run in race(&db, &[("LOCK_WAIT_SECONDS", "0")]) {
+        let code = run.code;
+        let report = run.report();
+        match code {
+            0 => assert_eq!(report["status"], "upToDate", "{report}"),
+            4 => assert_eq!(error_type(&report), "MigrationLockBusy"),
+            other => panic!("exit {other}: only 0 or 4 are acceptable here\n{report}"),
+        }
+        assert_eq!(report["applied"], serde_json::json!([]));
+    }
+    assert_eq!(ledger(&db).await, ledger_before);
+    assert_eq!(history(&db).await, history_before, "a no-op records nothing");
+    assert_eq!(db.advisory_locks().await, 0);
+    assert!(
+        eventually(|| async { migrator_sessions(&db).await == 0 }).await,
+        "every session closed"
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::harness::lambda_process::LambdaProcess;
 use crate::harness::response_url::{RecordedRequest, ResponseServer};
 use crate::harness::runtime_api::Invocation;
-use crate::harness::{self, moto, pg, TestDb, TAG_0000, TAG_0001};
+use crate::harness::{self, eventually, ledger, migrator_sessions, moto, pg, tags, TestDb, TAG_0000, TAG_0001};
 
 /// A database, a migration role whose credentials live in a Secrets Manager secret, and the
 /// environment the function needs to find them.
@@ -623,4 +623,32 @@ async fn the_postgres_detail_stays_out_of_cloudformation_and_ssm() {
     let state = stack.state().await.expect("the failed migrate is recorded");
     assert_eq!(state["status"], "failed");
     assert!(!state.to_string().contains("zebra-7731"), "the row value reached SSM: {state}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_two_concurrent_invocations_apply_each_migration_once() {
+    // 32 warm containers answering one release's invocations at the same moment.
+    let stack = Stack::new().await;
+    let functions: Vec<LambdaProcess> = (0..32).map(|_| stack.start(&[])).collect();
+    let results: Vec<Invocation> = std::thread::scope(|scope| {
+        let handles: Vec<_> = functions
+            .iter()
+            .map(|f| scope.spawn(|| f.invoke(json!({"action": "migrate"}))))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("invocation thread")).collect()
+    });
+    let mut applied = Vec::new();
+    for result in results {
+        let report = result.expect_response("every run gets the lock in the end");
+        assert!(matches!(report["status"].as_str(), Some("applied" | "upToDate")), "{report}");
+        applied.extend(tags(&report["applied"]));
+    }
+    applied.sort();
+    assert_eq!(applied, [TAG_0000, TAG_0001], "each migration applied by exactly one invocation");
+    assert_eq!(ledger(&stack.db).await.len(), 2, "no duplicate ledger rows");
+    assert_eq!(stack.db.advisory_locks().await, 0);
+    assert!(
+        eventually(|| async { migrator_sessions(&stack.db).await == 0 }).await,
+        "every connection closed"
+    );
 }
