@@ -652,3 +652,37 @@ async fn thirty_two_concurrent_invocations_apply_each_migration_once() {
         "every connection closed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_warm_invocations_leak_neither_memory_nor_connections() {
+    let stack = Stack::new().await;
+    let function = stack.start(&[]);
+    function.invoke(json!({"action": "migrate"})).expect_response("first migrate");
+    // Warm up: allocator pools, the TLS and SDK clients, the secret cache.
+    for _ in 0..20 {
+        function.invoke(json!({"action": "status"})).expect_response("warm-up status");
+    }
+    let warm = function.rss_kib();
+    for i in 0..200 {
+        let event = if i % 2 == 0 {
+            json!({"action": "status"})
+        } else {
+            json!({"action": "migrate"})
+        };
+        let report = function.invoke(event).expect_response("warm invocation");
+        assert_eq!(report["current"], TAG_0001, "{report}");
+    }
+    let after = function.rss_kib();
+    eprintln!("RSS after warm-up {warm} KiB, after 200 more invocations {after} KiB");
+    // A leak of even 40 KiB per invocation would show as 8 MiB here.
+    assert!(
+        after < warm + 8 * 1024,
+        "RSS grew from {warm} KiB to {after} KiB over 200 invocations"
+    );
+    assert!(
+        eventually(|| async { migrator_sessions(&stack.db).await == 0 }).await,
+        "pg_stat_activity back to baseline"
+    );
+    assert_eq!(stack.db.advisory_locks().await, 0);
+    stack.assert_no_password(&function);
+}

@@ -97,6 +97,17 @@ impl LambdaProcess {
     }
 
     /// Invokes with a deadline 60 s from when the function receives the event.
+    /// The function's resident memory now, in KiB (`VmRSS`), to watch a warm container's growth.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.lock().expect("child").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the function is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     pub fn invoke(&self, event: Value) -> Invocation {
         self.invoke_with_deadline(event, Duration::from_secs(60))
     }
