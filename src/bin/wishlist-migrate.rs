@@ -3,13 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use wishlist_migrator::aws::state::{EnvironmentState, StateStore};
 use wishlist_migrator::config::{self, process_env};
 use wishlist_migrator::engine::rollback_plan::RollbackTarget;
-use wishlist_migrator::error::{Classified, ErrorType};
 use wishlist_migrator::{Action, Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
 
 #[derive(Parser)]
@@ -155,7 +154,6 @@ async fn execute(cli: &Cli) -> Report {
     let source = MigrationSource::from(settings.migrations_dir.as_deref());
     let invoker = format!("cli:{}", process_env("USER").unwrap_or_else(|| "unknown".into()));
     let deadline = settings.run_timeout.map(|timeout| Instant::now() + timeout);
-    let action = command.action();
     let invocation = Invocation {
         command,
         settings: &settings,
@@ -164,42 +162,9 @@ async fn execute(cli: &Cli) -> Report {
         invoker: &invoker,
         deadline,
     };
-    let running = wishlist_migrator::run(&invocation);
-    let finished = match (deadline, settings.run_timeout) {
-        // Statements are cancelled at the deadline by the server; a connection that stopped
-        // answering never delivers that, so the run is abandoned a little later.
-        (Some(deadline), Some(timeout)) => match tokio::time::timeout_at((deadline + WIND_DOWN).into(), running).await {
-            Ok(finished) => finished,
-            Err(_) => {
-                let error = Abandoned {
-                    action,
-                    seconds: timeout.as_secs(),
-                };
-                return Report::refused(action, &settings.environment, &error);
-            }
-        },
-        _ => running.await,
-    };
-    match finished {
+    match wishlist_migrator::run(&invocation).await {
         Ok(report) => report,
         Err(failure) => failure.report,
-    }
-}
-
-/// How long past `--timeout` a run gets to roll back and unlock before it is abandoned.
-const WIND_DOWN: Duration = Duration::from_secs(10);
-
-/// The run did not end by its deadline: the database stopped answering (a half-open connection).
-#[derive(Debug, thiserror::Error)]
-#[error("{} did not finish within --timeout {seconds} s: the database stopped answering while it was running (a stalled connection or a network that dropped it). The unfinished transaction was never committed; the server rolls it back and frees the migration lock once it notices the connection is gone. Check with `status`, then run it again", action.name())]
-struct Abandoned {
-    action: Action,
-    seconds: u64,
-}
-
-impl Classified for Abandoned {
-    fn error_type(&self) -> ErrorType {
-        ErrorType::DeadlineExceeded
     }
 }
 

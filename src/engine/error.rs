@@ -5,6 +5,7 @@ use crate::db::catalog::CatalogError;
 use crate::db::connection::{ConnectError, PgError};
 use crate::db::ledger::LedgerError;
 use crate::db::lock::LockError;
+use crate::engine::command::Action;
 use crate::engine::plan::PlanError;
 use crate::engine::resume::ResumeError;
 use crate::engine::rollback_plan::RollbackError;
@@ -32,6 +33,8 @@ pub enum Error {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Migration(#[from] MigrationError),
+    #[error("{} did not finish by its deadline: the database stopped answering while it was running (a stalled connection or a network that dropped it). The unfinished transaction was never committed; the server rolls it back and frees the migration lock once it notices the connection is gone. Check with `status`, then run it again", action.name())]
+    Abandoned { action: Action },
     #[error("stopped before the invocation deadline while {during}; nothing of the unfinished transaction was kept. Give the function more time (timeout) or apply fewer migrations per run (--to)")]
     Deadline { during: &'static str },
     #[error(transparent)]
@@ -63,7 +66,7 @@ impl Error {
             Self::Verify(e) => e,
             Self::Rollback(e) => e,
             Self::Resume(e) => e,
-            Self::ReadOnly { .. } | Self::Session(_) | Self::Deadline { .. } => return None,
+            Self::ReadOnly { .. } | Self::Session(_) | Self::Deadline { .. } | Self::Abandoned { .. } => return None,
         })
     }
 
@@ -78,7 +81,7 @@ impl Classified for Error {
         match self {
             Self::ReadOnly { .. } => ErrorType::ReadOnlyDatabase,
             Self::Session(_) => ErrorType::ConnectionFailed,
-            Self::Deadline { .. } => ErrorType::DeadlineExceeded,
+            Self::Deadline { .. } | Self::Abandoned { .. } => ErrorType::DeadlineExceeded,
             _ => self.layer().map_or(ErrorType::MigrationFailed, Classified::error_type),
         }
     }

@@ -70,6 +70,10 @@ impl<T: Default> Finished<T> {
 }
 
 impl<T> Finished<T> {
+    pub fn new(outcome: T, warnings: Vec<String>, error: Option<Error>) -> Self {
+        Self { outcome, warnings, error }
+    }
+
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Finished<U> {
         Finished {
             outcome: f(self.outcome),

@@ -68,9 +68,8 @@ impl Retry {
     }
 
     /// Call before each attempt.
-    pub fn start(&mut self) -> u32 {
+    pub fn start(&mut self) {
         self.attempts += 1;
-        self.attempts
     }
 
     pub fn attempts(&self) -> u32 {

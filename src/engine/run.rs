@@ -1,7 +1,7 @@
 //! The one run loop behind every command, for the CLI and the Lambda alike: load the
 //! migrations, open the session, hand it to the command, close it, and say what happened.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::engine::command::Command;
 use crate::engine::commands::{check_rollback, drift, migrate, rollback, status, verify};
@@ -10,6 +10,9 @@ use crate::engine::invocation::Invocation;
 use crate::engine::outcome::{Done, Finished, MigrationsLoaded, RunOutcome};
 use crate::engine::session::Session;
 use crate::error::Classified;
+
+/// How long past its deadline a run gets to roll back and unlock before it is abandoned.
+const ABANDON_AFTER: Duration = Duration::from_secs(10);
 
 pub async fn run(inv: &Invocation<'_>) -> RunOutcome {
     let started = Instant::now();
@@ -28,7 +31,20 @@ pub async fn run(inv: &Invocation<'_>) -> RunOutcome {
         done: Done::Nothing,
         error: None,
     };
-    if let Err(e) = execute(inv, &run_id, &mut outcome).await {
+    let executed = match inv.deadline {
+        // Statements are cancelled at the deadline by the server; a connection that stopped
+        // answering never delivers that, so the run is abandoned a little later. Dropping it
+        // drops the connection, and the server rolls back and frees the lock when it notices.
+        Some(deadline) => tokio::time::timeout_at((deadline + ABANDON_AFTER).into(), execute(inv, &run_id, &mut outcome))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Abandoned {
+                    action: inv.command.action(),
+                })
+            }),
+        None => execute(inv, &run_id, &mut outcome).await,
+    };
+    if let Err(e) = executed {
         outcome.error = Some(e);
     }
     outcome.duration = started.elapsed();

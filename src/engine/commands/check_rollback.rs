@@ -30,13 +30,7 @@ async fn round_trips(session: &mut Session<'_>) -> Finished<CheckedRollback> {
             checked.checks = Some(checks);
             match session.assess().await {
                 Ok(assessment) => checked.ledger = Some(LedgerView::of(&assessment)),
-                Err(e) => {
-                    return Finished {
-                        outcome: checked,
-                        warnings,
-                        error: Some(e),
-                    }
-                }
+                Err(e) => return Finished::new(checked, warnings, Some(e)),
             }
             error
         }
@@ -45,11 +39,7 @@ async fn round_trips(session: &mut Session<'_>) -> Finished<CheckedRollback> {
             Some(e)
         }
     };
-    Finished {
-        outcome: checked,
-        warnings,
-        error,
-    }
+    Finished::new(checked, warnings, error)
 }
 
 type Stopped = (Option<Vec<Check>>, Error);

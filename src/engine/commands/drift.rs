@@ -9,11 +9,7 @@ use crate::schema::drift::DriftError;
 pub async fn drift(session: &Session<'_>, fail_on_drift: bool) -> Finished<Drifted> {
     let mut drifted = Drifted::default();
     let error = compare(session, fail_on_drift, &mut drifted).await.err();
-    Finished {
-        outcome: drifted,
-        warnings: Vec::new(),
-        error,
-    }
+    Finished::new(drifted, Vec::new(), error)
 }
 
 async fn compare(session: &Session<'_>, fail_on_drift: bool, drifted: &mut Drifted) -> Result<(), Error> {

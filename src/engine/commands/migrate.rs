@@ -8,6 +8,7 @@ use crate::engine::invocation::expired;
 use crate::engine::outcome::{Finished, LedgerView, Migrated, SegmentOutcome, SegmentStatus};
 use crate::engine::plan::{self, PlanOptions, Segment, SegmentMode};
 use crate::engine::resume::resume_point;
+use crate::engine::retry::AttemptFailure;
 use crate::engine::session::Session;
 use crate::migrations::source::TransactionMode;
 
@@ -31,11 +32,7 @@ pub async fn apply(session: &mut Session<'_>, target: Option<&str>, dry_run: boo
     let mut migrated = Migrated::default();
     let mut warnings = Vec::new();
     let error = apply_into(session, target, dry_run, &mut migrated, &mut warnings).await.err();
-    Finished {
-        outcome: migrated,
-        warnings,
-        error,
-    }
+    Finished::new(migrated, warnings, error)
 }
 
 async fn apply_into(
@@ -66,7 +63,7 @@ async fn apply_into(
     for (i, segment) in plan.segments.iter().enumerate() {
         let outcome = if expired(session.inv.deadline) {
             Err(NotCommitted {
-                failure: crate::engine::retry::AttemptFailure {
+                failure: AttemptFailure {
                     error: Error::Deadline {
                         during: "starting the next commit segment",
                     },

@@ -45,11 +45,7 @@ pub async fn roll_back(session: &mut Session<'_>, target: &RollbackTarget, dry_r
     let error = roll_back_into(session, target, dry_run, allow_data_loss, &mut rolled_back, &mut warnings)
         .await
         .err();
-    Finished {
-        outcome: rolled_back,
-        warnings,
-        error,
-    }
+    Finished::new(rolled_back, warnings, error)
 }
 
 async fn roll_back_into(

@@ -20,11 +20,7 @@ pub async fn verify(session: &mut Session<'_>, analyze: bool) -> Finished<Verifi
         }
         Err(e) => Some(e),
     };
-    Finished {
-        outcome: verified,
-        warnings,
-        error,
-    }
+    Finished::new(verified, warnings, error)
 }
 
 async fn check(session: &mut Session<'_>, analyze: bool, verified: &mut Verified, warnings: &mut Vec<String>) -> Result<Vec<Check>, Error> {
