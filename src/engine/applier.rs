@@ -14,6 +14,7 @@ use crate::engine::error::{Error, MigrationError};
 use crate::engine::invocation::{time_left, Invocation};
 use crate::engine::outcome::{AppliedMigration, SegmentStatus};
 use crate::engine::plan::Segment;
+use crate::engine::progress::Progress;
 use crate::engine::resume::{concurrent_index, statement_hash};
 use crate::engine::retry::{AttemptFailure, FailedMigration, Retry};
 use crate::engine::rollback_plan::{self, DataAtRisk, RollbackError, RollbackPlan};
@@ -28,6 +29,7 @@ pub struct Applier<'a> {
     run_id: &'a str,
     invoker: &'a str,
     deadline: Option<Instant>,
+    progress: &'a Progress,
 }
 
 /// What a committed segment applied, and in how many attempts.
@@ -47,13 +49,14 @@ struct Timeouts {
 }
 
 impl<'a> Applier<'a> {
-    pub fn new(inv: &'a Invocation<'a>, run_id: &'a str) -> Self {
+    pub fn new(inv: &'a Invocation<'a>, run_id: &'a str, progress: &'a Progress) -> Self {
         Self {
             settings: inv.settings,
             ledger: &inv.settings.ledger,
             run_id,
             invoker: inv.invoker,
             deadline: inv.deadline,
+            progress,
         }
     }
 
@@ -217,6 +220,7 @@ impl<'a> Applier<'a> {
         timeouts: &Timeouts,
         resume_from: Option<usize>,
     ) -> Result<(), (MigrationError, PgError)> {
+        self.progress.working_on(&m.tag);
         let autocommit = resume_from.is_some();
         for (i, statement) in m.statements.iter().enumerate().skip(resume_from.unwrap_or(0)) {
             let location = || format!("statement {} (line {})", i + 1, statement.line);
@@ -444,6 +448,7 @@ impl<'a> Applier<'a> {
             let mut durations = Vec::with_capacity(plan.steps.len());
             for step in &plan.steps {
                 let m = step.migration;
+                self.progress.working_on(&m.tag);
                 let started = Instant::now();
                 for (i, statement) in step.down.statements.iter().enumerate() {
                     if let Err(e) = tx.batch_execute(&statement.sql).await {

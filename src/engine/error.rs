@@ -33,8 +33,8 @@ pub enum Error {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Migration(#[from] MigrationError),
-    #[error("{} did not finish by its deadline: the database stopped answering while it was running (a stalled connection or a network that dropped it). The unfinished transaction was never committed; the server rolls it back and frees the migration lock once it notices the connection is gone. Check with `status`, then run it again", action.name())]
-    Abandoned { action: Action },
+    #[error("{} did not finish by its deadline: the database stopped answering{} (a stalled connection or a network that dropped it). The unfinished transaction was never committed; the server rolls it back and frees the migration lock once it notices the connection is gone. Check with `status`, then run it again", action.name(), in_migration.as_deref().map(|tag| format!(" while it was applying {tag}")).unwrap_or_default())]
+    Abandoned { action: Action, in_migration: Option<String> },
     #[error("stopped before the invocation deadline while {during}; nothing of the unfinished transaction was kept. Give the function more time (timeout) or apply fewer migrations per run (--to)")]
     Deadline { during: &'static str },
     #[error(transparent)]
@@ -87,6 +87,9 @@ impl Classified for Error {
     }
 
     fn migration(&self) -> Option<&str> {
+        if let Self::Abandoned { in_migration, .. } = self {
+            return in_migration.as_deref();
+        }
         self.layer().and_then(Classified::migration)
     }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod invocation;
 pub mod outcome;
 pub mod plan;
+pub mod progress;
 pub mod resume;
 pub mod retry;
 pub mod rollback_plan;

@@ -8,6 +8,7 @@ use crate::engine::commands::{check_rollback, drift, migrate, rollback, status, 
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
 use crate::engine::outcome::{Done, Finished, MigrationsLoaded, RunOutcome};
+use crate::engine::progress::Progress;
 use crate::engine::session::Session;
 use crate::error::Classified;
 
@@ -31,18 +32,20 @@ pub async fn run(inv: &Invocation<'_>) -> RunOutcome {
         done: Done::Nothing,
         error: None,
     };
+    let progress = Progress::default();
     let executed = match inv.deadline {
         // Statements are cancelled at the deadline by the server; a connection that stopped
         // answering never delivers that, so the run is abandoned a little later. Dropping it
         // drops the connection, and the server rolls back and frees the lock when it notices.
-        Some(deadline) => tokio::time::timeout_at((deadline + ABANDON_AFTER).into(), execute(inv, &run_id, &mut outcome))
+        Some(deadline) => tokio::time::timeout_at((deadline + ABANDON_AFTER).into(), execute(inv, &run_id, &progress, &mut outcome))
             .await
             .unwrap_or_else(|_| {
                 Err(Error::Abandoned {
                     action: inv.command.action(),
+                    in_migration: progress.current(),
                 })
             }),
-        None => execute(inv, &run_id, &mut outcome).await,
+        None => execute(inv, &run_id, &progress, &mut outcome).await,
     };
     if let Err(e) = executed {
         outcome.error = Some(e);
@@ -58,13 +61,13 @@ pub async fn run(inv: &Invocation<'_>) -> RunOutcome {
 }
 
 /// Fills in what the run did; an error before the command started is returned.
-async fn execute(inv: &Invocation<'_>, run_id: &str, outcome: &mut RunOutcome) -> Result<(), Error> {
+async fn execute(inv: &Invocation<'_>, run_id: &str, progress: &Progress, outcome: &mut RunOutcome) -> Result<(), Error> {
     let set = inv.source.load()?;
     outcome.migrations = Some(MigrationsLoaded {
         source: set.source.to_string(),
         count: set.migrations.len(),
     });
-    let session = Session::open(inv, &set, run_id).await?;
+    let session = Session::open(inv, &set, run_id, progress).await?;
     outcome.database = Some(session.database().clone());
     let (session, finished) = dispatch(session, &inv.command).await;
     outcome.lock_wait = session.lock_wait();

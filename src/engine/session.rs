@@ -15,6 +15,7 @@ use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
 use crate::engine::outcome::Finished;
 use crate::engine::plan::{self, Assessment};
+use crate::engine::progress::Progress;
 use crate::migrations::source::{Migration, MigrationSet};
 use crate::schema::drift::{self, Difference, DriftOptions};
 use crate::schema::snapshot::Snapshot;
@@ -24,6 +25,7 @@ pub struct Session<'a> {
     pub inv: &'a Invocation<'a>,
     pub set: &'a MigrationSet,
     pub run_id: &'a str,
+    pub progress: &'a Progress,
     lock_wait: Duration,
 }
 
@@ -35,7 +37,7 @@ pub struct Comparison {
 }
 
 impl<'a> Session<'a> {
-    pub async fn open(inv: &'a Invocation<'a>, set: &'a MigrationSet, run_id: &'a str) -> Result<Self, Error> {
+    pub async fn open(inv: &'a Invocation<'a>, set: &'a MigrationSet, run_id: &'a str, progress: &'a Progress) -> Result<Self, Error> {
         let mut connection = inv.connection.clone();
         if let Some(left) = inv.time_left() {
             connection.connect_timeout = connection.connect_timeout.min(left.max(Duration::from_millis(100)));
@@ -46,6 +48,7 @@ impl<'a> Session<'a> {
             inv,
             set,
             run_id,
+            progress,
             lock_wait: Duration::ZERO,
         })
     }

@@ -80,6 +80,11 @@ async fn a_connection_that_stops_answering_mid_migration_ends_the_run_at_its_tim
     assert_eq!(error_type(&report), "DeadlineExceeded", "{report}");
     let message = report["error"]["message"].as_str().unwrap();
     assert!(message.contains("migrate") && message.contains("stopped answering"), "{message}");
+    assert!(
+        message.contains(&format!("while it was applying {SLEEPY_TAG}")),
+        "names the migration: {message}"
+    );
+    assert_eq!(report["error"]["migration"], SLEEPY_TAG, "{report}");
 
     // The network finally drops the connection; the server rolls back and frees the lock.
     proxy.cut();

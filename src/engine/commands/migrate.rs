@@ -59,7 +59,7 @@ async fn apply_into(
     }
     settings.ledger.ensure(session.client()).await?;
     let starts = resume_points(session, &plan.segments, warnings).await?;
-    let applier = Applier::new(session.inv, session.run_id);
+    let applier = Applier::new(session.inv, session.run_id, session.progress);
     for (i, segment) in plan.segments.iter().enumerate() {
         let outcome = if expired(session.inv.deadline) {
             Err(NotCommitted {
