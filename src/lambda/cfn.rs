@@ -351,6 +351,8 @@ pub fn response_body(envelope: &Envelope, physical_resource_id: &str, answer: &A
 pub enum DeliveryError {
     #[error("ResponseURL answered HTTP {status}: {body}")]
     Rejected { status: u16, body: String },
+    #[error("ResponseURL answered a redirect (HTTP {status}); redirects are never followed, so the answer was not delivered")]
+    Redirected { status: u16 },
     #[error("could not deliver the response after {attempts} attempt(s): {last}")]
     GaveUp { attempts: u32, last: String },
 }
@@ -376,6 +378,11 @@ pub async fn deliver(http: &reqwest::Client, url: &str, body: String, deadline: 
                 return Ok(attempt);
             }
             Ok(response) if response.status().is_server_error() => format!("HTTP {}", response.status().as_u16()),
+            Ok(response) if response.status().is_redirection() => {
+                return Err(DeliveryError::Redirected {
+                    status: response.status().as_u16(),
+                })
+            }
             Ok(response) => {
                 let status = response.status().as_u16();
                 let body = response.text().await.unwrap_or_default();
@@ -384,7 +391,8 @@ pub async fn deliver(http: &reqwest::Client, url: &str, body: String, deadline: 
                     body: body.chars().take(300).collect(),
                 });
             }
-            Err(e) => e.to_string(),
+            // The URL's query string is a pre-signed credential: keep it out of errors and logs.
+            Err(e) => e.without_url().to_string(),
         };
         let delay = Duration::from_millis(250 * (1 << (attempt - 1).min(5)));
         if attempt >= MAX_ATTEMPTS || Instant::now() + delay >= deadline {

@@ -308,7 +308,8 @@ impl Function {
             "Reason": answer.reason,
             "Data": answer.data,
         });
-        match cfn::deliver(&self.http, &envelope.response_url, body, deadline + self.margin).await {
+        // Half the margin stays back so the function still returns its result to Lambda in time.
+        match cfn::deliver(&self.http, &envelope.response_url, body, deadline + self.margin / 2).await {
             Ok(_) => Ok(summary),
             // Returning an error makes Lambda invoke again, which is the only way left to answer;
             // the RequestId check keeps the retry from migrating twice.

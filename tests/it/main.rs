@@ -13,6 +13,7 @@ mod faults;
 mod fuzz;
 mod kill;
 mod lambda;
+mod lambda_faults;
 mod lambda_runtime;
 mod migrate;
 mod refusals;

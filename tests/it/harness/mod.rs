@@ -21,6 +21,8 @@ pub mod process;
 pub mod proxy;
 pub mod response_url;
 pub mod runtime_api;
+pub mod stack;
+pub mod throttle;
 pub mod tls;
 
 // The harness's own tests, so a broken environment fails there first and not as confusing

@@ -26,6 +26,10 @@ pub fn moto() -> &'static Moto {
 }
 
 impl Moto {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn endpoint_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -18,7 +18,7 @@ pub struct RecordedRequest {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// The status this server answered with.
+    /// The status this server answered with; 0 when it never answered.
     pub status: u16,
 }
 
@@ -39,18 +39,36 @@ impl RecordedRequest {
     }
 }
 
+/// How the stand-in answers PUTs once the `fail_next_puts` count is used up.
+#[derive(Debug, Clone, Default)]
+pub enum PutAnswer {
+    #[default]
+    Ok,
+    /// S3's answer to an expired or tampered pre-signed URL.
+    Forbidden,
+    /// A `307 Temporary Redirect` to this URL.
+    Redirect(String),
+    /// Reads the request and never answers (the connection stays open until shutdown).
+    Never,
+}
+
 #[derive(Default)]
 struct ResponseState {
     requests: Vec<RecordedRequest>,
     fail_puts: usize,
+    puts: PutAnswer,
     shutdown: bool,
 }
 
-/// Records every request; answers 200, or 500 to the first N PUTs when told to.
+/// Records every request; answers 200, or what it is told to (`fail_next_puts`, `answer_puts`).
 pub struct ResponseServer {
     port: u16,
     shared: Arc<Shared<ResponseState>>,
 }
+
+const S3_INTERNAL_ERROR: &[u8] =
+    b"<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>";
+const S3_ACCESS_DENIED: &[u8] = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
 
 impl ResponseServer {
     pub fn start() -> Self {
@@ -61,30 +79,45 @@ impl ResponseServer {
         let handler_state = shared.clone();
         let port = serve(
             move |request, stream| {
-                let status = {
+                let answer = {
                     let mut state = handler_state.lock();
-                    let status = if request.method == "PUT" && state.fail_puts > 0 {
-                        state.fail_puts -= 1;
-                        500
-                    } else {
-                        200
+                    let answer = match (request.method.as_str(), state.fail_puts) {
+                        ("PUT", n) if n > 0 => {
+                            state.fail_puts -= 1;
+                            Some((500, None))
+                        }
+                        ("PUT", _) => match &state.puts {
+                            PutAnswer::Ok => Some((200, None)),
+                            PutAnswer::Forbidden => Some((403, None)),
+                            PutAnswer::Redirect(to) => Some((307, Some(to.clone()))),
+                            PutAnswer::Never => None,
+                        },
+                        _ => Some((200, None)),
                     };
                     state.requests.push(RecordedRequest {
                         method: request.method,
                         path: request.path,
                         headers: request.headers,
                         body: request.body,
-                        status,
+                        status: answer.as_ref().map_or(0, |(status, _)| *status),
                     });
                     handler_state.changed.notify_all();
-                    status
+                    answer
                 };
-                let body: &[u8] = if status == 500 {
-                    b"<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>"
-                } else {
-                    b""
+                let Some((status, location)) = answer else {
+                    let mut state = handler_state.lock();
+                    while !state.shutdown {
+                        state = handler_state.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+                    }
+                    return Ok(false);
                 };
-                respond(stream, status, &[], body)?;
+                let body = match status {
+                    500 => S3_INTERNAL_ERROR,
+                    403 => S3_ACCESS_DENIED,
+                    _ => b"",
+                };
+                let headers: Vec<(&str, &str)> = location.iter().map(|to| ("Location", to.as_str())).collect();
+                respond(stream, status, &headers, body)?;
                 Ok(true)
             },
             {
@@ -93,6 +126,11 @@ impl ResponseServer {
             },
         );
         ResponseServer { port, shared }
+    }
+
+    /// How every PUT is answered from now on (after any `fail_next_puts`).
+    pub fn answer_puts(&self, answer: PutAnswer) {
+        self.shared.lock().puts = answer;
     }
 
     pub fn port(&self) -> u16 {
