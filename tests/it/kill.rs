@@ -120,3 +120,27 @@ async fn a_terminated_backend_fails_the_run_cleanly_and_the_next_one_applies() {
     let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0).report();
     assert_eq!(tags(&report["applied"]), [TAG_0001]);
 }
+
+#[tokio::test]
+async fn a_server_restarted_mid_migration_fails_the_run_cleanly_and_the_next_one_applies() {
+    // A cluster of this test's own: restarting the shared one would fail every other test.
+    let server = private_pg();
+    let db = server.fresh_db().await;
+    let dir = copy_fixture("migrations");
+    with_sleep_before(dir.path(), TAG_0001);
+    run(&mut wm(&db.url, dir.path(), &["migrate", "--to", TAG_0000])).expect(0);
+    let child = spawn(&mut wm(&db.url, dir.path(), &["migrate"]));
+    assert!(running(&db, "kill-point").await, "the run never reached the kill point");
+    server.restart_fast();
+    let out = wait(child).expect(1);
+    let report = out.report();
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["error"]["migration"], TAG_0001, "names the migration it was in: {report}");
+    assert_eq!(report["error"]["sqlstate"], "57P01", "the error names the shutdown: {report}");
+    // The restart rolled the transaction back: 0000 only, in the ledger and in the schema.
+    assert_eq!(ledger(&db).await.len(), 1);
+    assert_eq!(db.advisory_locks().await, 0);
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0).report();
+    assert_eq!(tags(&report["applied"]), [TAG_0001]);
+    assert_eq!(ledger(&db).await, expected_ledger(dir.path()));
+}

@@ -3,10 +3,11 @@
 //! second or two to initdb and a database costs milliseconds. `tls` starts specialised
 //! clusters with the same machinery (`start_pg_with`).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{ident, literal, pick_port, spawn_with_lifeline, tail_file, STARTUP_TIMEOUT, START_ATTEMPTS};
@@ -14,8 +15,10 @@ use super::{ident, literal, pick_port, spawn_with_lifeline, tail_file, STARTUP_T
 pub struct PgServer {
     port: u16,
     password: String,
-    // Held, never written: closing it (at process exit) tells the wrapper to stop the server.
-    _lifeline: ChildStdin,
+    // Closing it (at process exit) tells the wrapper to stop the server; a line written to it
+    // restarts the server (`restart`).
+    lifeline: Mutex<ChildStdin>,
+    log: PathBuf,
 }
 
 static PG: OnceLock<Result<PgServer, String>> = OnceLock::new();
@@ -30,7 +33,35 @@ pub fn pg() -> &'static PgServer {
     }
 }
 
+/// A cluster of the caller's own, for a test that must disturb the whole server (restart it)
+/// without touching the run's shared one.
+pub fn private_pg() -> &'static PgServer {
+    // Leaked: it lives as long as the test binary, like the shared one, and stops with it.
+    Box::leak(Box::new(start_pg().unwrap_or_else(|msg| panic!("{msg}"))))
+}
+
 impl PgServer {
+    /// Restarts the server the way an operator's `pg_ctl restart -m fast` does (SIGINT: every
+    /// session is terminated, open transactions roll back) and waits until it accepts
+    /// connections again.
+    pub fn restart_fast(&self) {
+        {
+            let mut lifeline = self.lifeline.lock().unwrap_or_else(|e| e.into_inner());
+            lifeline
+                .write_all(b"restart\n")
+                .and_then(|()| lifeline.flush())
+                .expect("tell the wrapper to restart");
+        }
+        let url = self.admin_url("postgres");
+        let log = self.log.clone();
+        // Give the shutdown a moment to begin, so the probe does not reach the old server.
+        std::thread::sleep(Duration::from_millis(300));
+        std::thread::spawn(move || wait_for_pg(&url, &log))
+            .join()
+            .expect("probe thread")
+            .unwrap_or_else(|_| panic!("PostgreSQL did not come back after a restart:\n{}", tail_file(&self.log, 30)));
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -362,12 +393,17 @@ fn try_start_pg(bin: &Path, run_as: &Option<RunAs>, customize: Customize<'_>) ->
     );
     server_cmd.extend(extra_args);
 
-    // Immediate shutdown (SIGQUIT): nothing here needs a clean checkpoint.
+    // A line on stdin restarts the server (fast shutdown, SIGINT); end of file stops it with an
+    // immediate shutdown (SIGQUIT): nothing here needs a clean checkpoint.
     const WRAPPER: &str = r#"
 dir=$1; shift
-"$@" </dev/null >>"$dir/server.log" 2>&1 &
-pg=$!
-read _
+start() { "$@" </dev/null >>"$dir/server.log" 2>&1 & pg=$!; }
+start "$@"
+while read _; do
+  kill -INT "$pg" 2>/dev/null
+  wait "$pg" 2>/dev/null
+  start "$@"
+done
 kill -QUIT "$pg" 2>/dev/null
 wait "$pg" 2>/dev/null
 rm -rf "$dir"
@@ -388,7 +424,8 @@ rm -rf "$dir"
         Ok(()) => Ok(PgServer {
             port,
             password,
-            _lifeline: lifeline,
+            lifeline: Mutex::new(lifeline),
+            log,
         }),
         // Dropping the lifeline makes the wrapper clean up this attempt's directory.
         Err(WaitError::PortTaken) => Err(StartError::PortTaken(tail_file(&log, 5))),
