@@ -32,8 +32,10 @@ pub enum SourceError {
     MissingFile { tag: String, path: String },
     #[error("{path}: cannot read: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("{path}: not valid UTF-8; drizzle-orm reads migration files as UTF-8 text")]
-    NotUtf8 { path: String },
+    #[error("{path}: not valid UTF-8 at line {line} (byte {offset}); drizzle-orm reads migration files as UTF-8 text and would replace the bytes it cannot read. Save the file as UTF-8")]
+    NotUtf8 { path: String, line: usize, offset: usize },
+    #[error("{path}: starts with a UTF-8 byte-order mark, which drizzle-orm would send to PostgreSQL as part of the first statement (a syntax error there). Save the file as UTF-8 without a BOM")]
+    ByteOrderMark { path: String },
     #[error("journal entry {tag} has when={when}, not newer than {previous_tag} (when={previous_when}); drizzle-orm would skip it forever. Give it a later `when` before anyone applies it")]
     WhenNotIncreasing {
         tag: String,
@@ -208,8 +210,18 @@ impl MigrationSource {
     }
 
     fn utf8(&self, rel: &str, bytes: Vec<u8>) -> Result<String, SourceError> {
-        String::from_utf8(bytes).map_err(|_| SourceError::NotUtf8 {
-            path: self.display_path(rel),
+        if bytes.starts_with(b"\xef\xbb\xbf") {
+            return Err(SourceError::ByteOrderMark {
+                path: self.display_path(rel),
+            });
+        }
+        String::from_utf8(bytes).map_err(|e| {
+            let offset = e.utf8_error().valid_up_to();
+            SourceError::NotUtf8 {
+                path: self.display_path(rel),
+                line: 1 + e.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count(),
+                offset,
+            }
         })
     }
 }
@@ -417,7 +429,18 @@ mod tests {
         std::fs::write(folder.0.path().join("0000_a.sql"), [0xff, 0xfe]).unwrap();
         let err = folder.load().unwrap_err();
         assert!(
-            matches!(&err, SourceError::NotUtf8 { path } if path.ends_with("0000_a.sql")),
+            matches!(&err, SourceError::NotUtf8 { path, line: 1, .. } if path.ends_with("0000_a.sql")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_refused_naming_the_file() {
+        let folder = Folder::new(&journal(&[("0000_a", 1)]));
+        std::fs::write(folder.0.path().join("0000_a.sql"), b"\xef\xbb\xbfCREATE TABLE a (id int);").unwrap();
+        let err = folder.load().unwrap_err();
+        assert!(
+            matches!(&err, SourceError::ByteOrderMark { path } if path.ends_with("0000_a.sql")),
             "{err}"
         );
     }

@@ -15,6 +15,7 @@ mod kill;
 mod lambda;
 mod lambda_faults;
 mod lambda_runtime;
+mod malformed;
 mod migrate;
 mod refusals;
 mod resume;
