@@ -15,6 +15,7 @@ mod kill;
 mod lambda;
 mod lambda_runtime;
 mod migrate;
+mod real_histories;
 mod refusals;
 mod resume;
 mod rollback;
