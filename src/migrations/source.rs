@@ -26,7 +26,7 @@ pub enum SourceError {
     JournalMissing { path: String },
     #[error("{path}: not a valid drizzle journal: {source}")]
     JournalInvalid { path: String, source: serde_json::Error },
-    #[error("{path}: journal dialect is {dialect:?}; this tool applies postgresql migrations only")]
+    #[error("{path}: journal dialect is {dialect:?}; this tool applies PostgreSQL migrations only (dialect \"postgresql\", or \"pg\" as drizzle-kit wrote it before 2024)")]
     WrongDialect { path: String, dialect: String },
     #[error("journal entry {tag} has no migration file {path}; restore the file or remove the entry with drizzle-kit drop")]
     MissingFile { tag: String, path: String },
@@ -159,7 +159,7 @@ impl MigrationSource {
             path: journal_path.clone(),
             source,
         })?;
-        if journal.dialect != "postgresql" {
+        if !journal.is_postgres() {
             return Err(SourceError::WrongDialect {
                 path: journal_path,
                 dialect: journal.dialect,
@@ -399,6 +399,76 @@ mod tests {
         assert!(matches!(mysql, SourceError::WrongDialect { .. }));
         let broken = Folder::new("{not json").load().unwrap_err();
         assert!(matches!(broken, SourceError::JournalInvalid { .. }));
+    }
+
+    /// A journal as a given drizzle-kit wrote it: its dialect, and the version of it and its entries.
+    fn journal_as(dialect: &str, version: &str, entries: &[(&str, i64)]) -> String {
+        let entries: Vec<String> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (tag, when))| format!(r#"{{"idx":{i},"version":"{version}","when":{when},"tag":"{tag}","breakpoints":true}}"#))
+            .collect();
+        format!(
+            r#"{{"version":"{version}","dialect":"{dialect}","entries":[{}]}}"#,
+            entries.join(",")
+        )
+    }
+
+    #[test]
+    fn loads_every_postgres_journal_drizzle_kit_wrote() {
+        for (dialect, version) in [("pg", "5"), ("pg", "6"), ("postgresql", "6"), ("postgresql", "7")] {
+            let set = Folder::new(&journal_as(dialect, version, &[("0000_a", 10), ("0001_b", 20)]))
+                .file("0000_a.sql", "CREATE TABLE a (id int);")
+                .file("0001_b.sql", "CREATE TABLE b (id int);")
+                .load()
+                .unwrap_or_else(|e| panic!("{dialect} {version}: {e}"));
+            let tags: Vec<_> = set.migrations.iter().map(|m| m.tag.as_str()).collect();
+            assert_eq!(tags, ["0000_a", "0001_b"], "{dialect} {version}");
+            assert_eq!(set.migrations[1].created_at, 20);
+        }
+    }
+
+    #[test]
+    fn every_tag_prefix_drizzle_kit_writes_loads_in_journal_order() {
+        // drizzle-kit's prepareMigrationMetadata: `${prefix}_${name}`, the prefix by mode.
+        for (mode, tags) in [
+            ("index", ["0000_init", "0001_add-users"]),
+            ("timestamp", ["20240101120000_init", "20240102093000_add_users"]),
+            ("supabase", ["20240101120000_init", "20240102093000_add_users"]),
+            ("unix", ["1704110400_init", "1704187800_add_users"]),
+            ("none", ["_init", "_add_users"]),
+        ] {
+            let set = Folder::new(&journal_as("postgresql", "7", &[(tags[0], 10), (tags[1], 20)]))
+                .file(&format!("{}.sql", tags[0]), "CREATE TABLE a (id int);")
+                .file(&format!("{}.sql", tags[1]), "CREATE TABLE b (id int);")
+                .load()
+                .unwrap_or_else(|e| panic!("{mode}: {e}"));
+            let loaded: Vec<_> = set.migrations.iter().map(|m| m.tag.as_str()).collect();
+            assert_eq!(loaded, tags, "{mode}");
+            assert_eq!(set.find(tags[1]).map(|m| m.idx), Some(1), "{mode}");
+        }
+        // Journal order is the order, not the tags' sort order.
+        let set = Folder::new(&journal_as("postgresql", "7", &[("_zebra", 10), ("_apple", 20)]))
+            .file("_zebra.sql", "SELECT 1;")
+            .file("_apple.sql", "SELECT 2;")
+            .load()
+            .unwrap();
+        assert_eq!(set.migrations[0].tag, "_zebra");
+    }
+
+    #[test]
+    fn other_dialects_are_still_refused() {
+        for dialect in ["mysql", "sqlite", "turso", "singlestore", "gel", "postgres", "PG"] {
+            let err = Folder::new(&journal_as(dialect, "5", &[("0000_a", 10)]))
+                .file("0000_a.sql", "SELECT 1;")
+                .load()
+                .unwrap_err();
+            assert!(
+                matches!(&err, SourceError::WrongDialect { dialect: d, .. } if d == dialect),
+                "{dialect}: {err}"
+            );
+            assert_eq!(err.error_type(), ErrorType::InvalidMigrations);
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod lambda_faults;
 mod lambda_runtime;
 mod malformed;
 mod migrate;
+mod real_histories;
 mod refusals;
 mod resume;
 mod rollback;
