@@ -51,6 +51,16 @@ pub enum RequestError {
     ResponseUrl { host: String, reason: String },
 }
 
+/// Enough of a value to recognise it in an error, never the whole of an oversized one: errors are
+/// logged and returned to whoever invoked.
+fn excerpt(value: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    match value.char_indices().nth(MAX_CHARS) {
+        None => value.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
 pub fn parse(event: &Value) -> Result<Request, RequestError> {
     let Value::Object(fields) = event else {
         return Err(RequestError::NotAnObject { got: kind(event) });
@@ -62,7 +72,7 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
     }
     let action = match fields.get("action") {
         None => return Err(RequestError::MissingAction),
-        Some(Value::String(a)) => Action::from_name(a).ok_or_else(|| RequestError::UnknownAction { action: a.clone() })?,
+        Some(Value::String(a)) => Action::from_name(a).ok_or_else(|| RequestError::UnknownAction { action: excerpt(a) })?,
         Some(other) => {
             return Err(RequestError::BadField {
                 field: "action".into(),
@@ -256,5 +266,14 @@ mod tests {
         assert!(matches!(parse(&event).unwrap(), Request::CloudFormation(_)));
         let unknown_type = json!({"RequestType": "Rename", "ResponseURL": "u"});
         assert!(matches!(parse(&unknown_type).unwrap(), Request::CloudFormation(_)));
+    }
+
+    #[test]
+    fn an_oversized_unknown_action_is_not_echoed_whole() {
+        let action = "é".repeat(100_000);
+        let err = parse(&json!({ "action": action })).unwrap_err();
+        let message = err.to_string();
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert!(message.contains("(200000 bytes)"), "{message}");
     }
 }

@@ -203,3 +203,43 @@ async fn thirty_two_concurrent_invocations_on_an_up_to_date_database_change_noth
         "every connection closed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_events_are_typed_errors_and_the_container_keeps_serving() {
+    let stack = Stack::new().await;
+    let server = ResponseServer::start();
+    let lambda = stack.start(&[]);
+    let padding = "x".repeat(1024 * 1024);
+    let mut no_stack_id = cfn_event("Create", "req-nostack", &server.url("/nostack"), json!({}));
+    no_stack_id.as_object_mut().unwrap().remove("StackId");
+    let cases = [
+        (json!(null), "JSON object"),
+        (json!([]), "JSON object"),
+        (json!({"action": "migrate", "target": padding}), "target"),
+        (json!({"action": padding}), "action"),
+        (no_stack_id, "StackId"),
+    ];
+    for (event, needle) in cases {
+        let shown: String = event.to_string().chars().take(80).collect();
+        let (error_type, message) = lambda.invoke(event).expect_error(&shown);
+        assert_eq!(error_type, "InvalidRequest", "{shown}: {message}");
+        assert!(message.contains(needle), "{shown}: {message}");
+        assert!(
+            message.len() < 2048,
+            "{shown}: the error echoes the event back ({} bytes)",
+            message.len()
+        );
+    }
+    // Not JSON at all: the runtime client refuses it before the handler; the container lives on.
+    let (error_type, _) = lambda
+        .invoke_bytes(b"{not json".to_vec(), Duration::from_secs(30))
+        .expect_error("bytes");
+    assert!(!error_type.is_empty());
+    assert!(
+        server.requests().is_empty(),
+        "an event CloudFormation did not send is never answered"
+    );
+    assert!(ledger(&stack.db).await.is_empty(), "nothing ran");
+    let status = response(lambda.invoke(json!({"action": "status"})), "the same container afterwards");
+    assert_eq!(status["status"], "pending");
+}
