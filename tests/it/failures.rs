@@ -224,3 +224,38 @@ async fn lock_timeout_is_retried_then_gives_up_keeping_nothing() {
     assert_eq!(tags(&report["applied"]), [TAG_0001]);
     assert_eq!(ledger(&db).await, expected_ledger(&repo_path("migrations")));
 }
+
+#[tokio::test]
+async fn a_migration_waiting_behind_a_reader_never_holds_other_readers_up_for_longer_than_its_lock_timeout() {
+    let db = pg().fresh_db().await;
+    run(&mut wm(&db.url, "migrations", &["migrate", "--to", TAG_0000])).expect(0);
+    // A long read: ACCESS SHARE on the table 0001 alters, held for the whole run.
+    let reader = db.client().await;
+    reader.batch_execute("BEGIN; SELECT count(*) FROM wishlist_items").await.unwrap();
+
+    let mut cmd = wm(&db.url, "migrations", &["migrate"]);
+    cmd.env("PG_LOCK_TIMEOUT_MS", "300").env("LOCK_TIMEOUT_RETRIES", "2");
+    let child = spawn(&mut cmd);
+    // Other readers arrive all the while. Each queues behind the migration's ACCESS EXCLUSIVE
+    // request while it waits, so each would fail with its own lock_timeout (2 s, well above
+    // the migration's 300 ms) if the migration made them wait longer.
+    let others = db.client().await;
+    others.batch_execute("SET lock_timeout = '2s'").await.unwrap();
+    let mut reads = 0;
+    let mut child = child;
+    while child.try_wait().unwrap().is_none() {
+        others
+            .query_one("SELECT count(*) FROM wishlist_items", &[])
+            .await
+            .expect("a reader was held up behind the waiting migration for longer than 2 s");
+        reads += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let report = wait(child).expect(1).report();
+    assert_eq!(error(&report)["sqlstate"], "55P03", "{report}");
+    assert_eq!(report["segments"][0]["attempts"], 3, "two retries: {report}");
+    assert!(reads > 5, "readers ran during the migration's attempts: {reads}");
+    reader.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(ledger(&db).await.len(), 1, "nothing of 0001 was kept");
+    assert_eq!(db.advisory_locks().await, 0);
+}
