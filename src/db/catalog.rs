@@ -3,7 +3,8 @@
 //! tables, columns, indexes, constraints, policies, enums, sequences and views. Read-only;
 //! system schemas and extension-owned objects are left out.
 
-use tokio_postgres::Client;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::GenericClient;
 
 use crate::db::connection::PgError;
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
@@ -15,7 +16,7 @@ pub struct CatalogError {
     pub error: PgError,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     /// `server_version_num`, e.g. 150004.
     pub server_version: i32,
@@ -27,7 +28,7 @@ pub struct Catalog {
     pub sequences: Vec<Sequence>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
     pub schema: String,
     pub name: String,
@@ -39,7 +40,7 @@ pub struct Table {
     pub policies: Vec<Policy>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     /// `format_type(atttypid, atttypmod)`: `numeric(10,2)`, `timestamp with time zone`, ...
@@ -60,14 +61,14 @@ pub struct Column {
     pub owned_sequence: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// `always` or `byDefault`, as drizzle names them.
     pub kind: String,
     pub sequence: SequenceOptions,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Index {
     pub name: String,
     /// `btree`, `gin`, `hash`, ...
@@ -89,7 +90,7 @@ pub struct Index {
     pub constraint: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexColumn {
     /// The column name or expression, as `pg_get_indexdef(index, n, true)` prints it.
     pub expression: String,
@@ -100,7 +101,7 @@ pub struct IndexColumn {
     pub nulls_first: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConstraintKind {
     PrimaryKey,
     Unique,
@@ -108,7 +109,7 @@ pub enum ConstraintKind {
     Check,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Constraint {
     pub name: String,
     pub kind: ConstraintKind,
@@ -121,7 +122,7 @@ pub struct Constraint {
     pub nulls_not_distinct: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reference {
     pub schema: String,
     pub table: String,
@@ -131,7 +132,7 @@ pub struct Reference {
     pub on_delete: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub name: String,
     pub permissive: bool,
@@ -142,7 +143,7 @@ pub struct Policy {
     pub with_check: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enum {
     pub schema: String,
     pub name: String,
@@ -150,14 +151,14 @@ pub struct Enum {
     pub values: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sequence {
     pub schema: String,
     pub name: String,
     pub options: SequenceOptions,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SequenceOptions {
     pub increment: i64,
     pub min: i64,
@@ -167,11 +168,13 @@ pub struct SequenceOptions {
     pub cycle: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     pub schema: String,
     pub name: String,
     pub materialized: bool,
+    /// `pg_get_viewdef`: what the view selects, as Postgres prints it.
+    pub definition: String,
 }
 
 impl Catalog {
@@ -192,7 +195,8 @@ const USER_SCHEMAS: &str = "select n.oid, n.nspname::text from pg_namespace n
       and not exists (select 1 from pg_depend d where d.classid = 'pg_namespace'::regclass and d.objid = n.oid and d.deptype = 'e')
     order by 2";
 
-const RELATIONS: &str = "select c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relrowsecurity
+const RELATIONS: &str = "select c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relrowsecurity,
+        case when c.relkind in ('v', 'm') then pg_get_viewdef(c.oid, true) end
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
     where n.nspname = any($1) and c.relkind in ('r', 'p', 'v', 'm') and not c.relispartition
       and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
@@ -296,7 +300,7 @@ fn referential_action(code: &str) -> String {
 }
 
 /// Reads the whole user schema of the connected database.
-pub async fn read(client: &Client) -> Result<Catalog, CatalogError> {
+pub async fn read(client: &impl GenericClient) -> Result<Catalog, CatalogError> {
     let q = |what: &'static str| move |e: tokio_postgres::Error| CatalogError { what, error: e.into() };
     let server_version: i32 = client
         .query_one("select current_setting('server_version_num')::int", &[])
@@ -320,6 +324,7 @@ pub async fn read(client: &Client) -> Result<Catalog, CatalogError> {
                 schema,
                 name,
                 materialized: kind == "m",
+                definition: r.get::<_, Option<String>>(5).unwrap_or_default(),
             }),
             _ => tables.push((
                 oid,

@@ -7,6 +7,7 @@
 //! [`Catalog`]: crate::db::catalog::Catalog
 //! [`Snapshot`]: crate::schema::snapshot::Snapshot
 
+mod catalogs;
 mod column_type;
 mod comparison;
 mod constraints;
@@ -20,6 +21,7 @@ mod policies;
 mod sequences;
 mod shown;
 
+pub use catalogs::compare_catalogs;
 pub use comparison::compare;
 pub use difference::{Difference, DifferenceKind, DriftError};
 pub use options::{DriftOptions, IgnoreRule};
