@@ -138,12 +138,14 @@ impl LedgerTable {
         let row = client
             .query_one(
                 "select to_regnamespace($1) is not null, to_regclass($2) is not null, to_regclass($3) is not null,
-                        exists (select 1 from pg_attribute where attrelid = to_regclass($3) and attname = 'statement_index')",
+                        exists (select 1 from pg_attribute where attrelid = to_regclass($3) and attname = 'statement_index'),
+                        exists (select 1 from pg_attribute where attrelid = to_regclass($3) and attname = 'catalog')",
                 &[&quote_ident(&self.schema), &self.qualified(), &self.history()],
             )
             .await
             .map_err(self.err("inspect"))?;
-        let (schema, ledger, history, progress): (bool, bool, bool, bool) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        let (schema, ledger, history, progress, baseline): (bool, bool, bool, bool, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
         let mut ddl = Vec::new();
         if !schema {
             ddl.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&self.schema)));
@@ -172,16 +174,23 @@ impl LedgerTable {
                     tool_version text NOT NULL,
                     error_sqlstate text,
                     error_message text,
-                    statement_index integer
+                    statement_index integer,
+                    catalog jsonb
                 )",
                 self.history()
             ));
-        } else if !progress {
-            // History tables of earlier versions lack the per-statement progress column.
-            ddl.push(format!(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS statement_index integer",
-                self.history()
-            ));
+        } else {
+            // History tables of earlier versions lack the per-statement progress column and the
+            // recorded catalog (db/baseline.rs).
+            if !progress {
+                ddl.push(format!(
+                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS statement_index integer",
+                    self.history()
+                ));
+            }
+            if !baseline {
+                ddl.push(format!("ALTER TABLE {} ADD COLUMN IF NOT EXISTS catalog jsonb", self.history()));
+            }
         }
         if ddl.is_empty() {
             return Ok(());

@@ -1,7 +1,8 @@
 //! One connection to PostgreSQL and the SQL this tool sends over it, without policy: connection
-//! settings and TLS, the ledger and history tables, the advisory lock, the catalog reader.
+//! settings and TLS, the ledger and history tables, the advisory lock, the catalog reader and the baseline it records.
 
 pub mod backoff;
+pub mod baseline;
 pub mod catalog;
 pub mod connection;
 pub mod ledger;

@@ -14,10 +14,25 @@ use super::sequences::sequence_display;
 /// Every way `live` differs from `baseline`; `expected` is the baseline's side.
 pub fn compare_catalogs(baseline: &Catalog, live: &Catalog, options: &DriftOptions) -> Vec<Difference> {
     let mut out = Vec::new();
-    let schemas = |c: &Catalog| c.schemas.iter().map(|s| (s.clone(), "schema".to_string())).collect::<BTreeMap<_, _>>();
-    diff_named(&schemas(baseline), &schemas(live), [K::MissingSchema, K::ExtraSchema, K::MissingSchema], &mut out);
+    let schemas = |c: &Catalog| {
+        c.schemas
+            .iter()
+            .map(|s| (s.clone(), "schema".to_string()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    diff_named(
+        &schemas(baseline),
+        &schemas(live),
+        [K::MissingSchema, K::ExtraSchema, K::MissingSchema],
+        &mut out,
+    );
 
-    let enums = |c: &Catalog| c.enums.iter().map(|e| (format!("{}.{}", e.schema, e.name), e.values.clone())).collect::<BTreeMap<_, _>>();
+    let enums = |c: &Catalog| {
+        c.enums
+            .iter()
+            .map(|e| (format!("{}.{}", e.schema, e.name), e.values.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
     let (want, have) = (enums(baseline), enums(live));
     for (name, values) in &want {
         match have.get(name) {
@@ -62,7 +77,12 @@ pub fn compare_catalogs(baseline: &Catalog, live: &Catalog, options: &DriftOptio
             })
             .collect::<BTreeMap<_, _>>()
     };
-    diff_named(&views(baseline), &views(live), [K::MissingView, K::ExtraView, K::ViewDefinition], &mut out);
+    diff_named(
+        &views(baseline),
+        &views(live),
+        [K::MissingView, K::ExtraView, K::ViewDefinition],
+        &mut out,
+    );
     out
 }
 
@@ -98,7 +118,12 @@ fn diff_enum_values(name: &str, want: &[String], have: &[String], out: &mut Vec<
 fn diff_table(object: &str, want: &Table, have: &Table, out: &mut Vec<Difference>) {
     if want.rls_enabled != have.rls_enabled {
         let shown = |on: bool| if on { "enabled" } else { "disabled" };
-        out.push(changed(K::RowLevelSecurity, object.to_string(), shown(want.rls_enabled), shown(have.rls_enabled)));
+        out.push(changed(
+            K::RowLevelSecurity,
+            object.to_string(),
+            shown(want.rls_enabled),
+            shown(have.rls_enabled),
+        ));
     }
     let (want_columns, have_columns) = (columns(want), columns(have));
     for (name, w) in &want_columns {
@@ -161,14 +186,24 @@ fn diff_table(object: &str, want: &Table, have: &Table, out: &mut Vec<Difference
             .map(|i| (format!("{object}.{}", i.name), index_display(i)))
             .collect::<BTreeMap<_, _>>()
     };
-    diff_named(&indexes(want), &indexes(have), [K::MissingIndex, K::ExtraIndex, K::IndexDefinition], out);
+    diff_named(
+        &indexes(want),
+        &indexes(have),
+        [K::MissingIndex, K::ExtraIndex, K::IndexDefinition],
+        out,
+    );
     let policies = |t: &Table| {
         t.policies
             .iter()
             .map(|p| (format!("{object}.{}", p.name), policy_display(p)))
             .collect::<BTreeMap<_, _>>()
     };
-    diff_named(&policies(want), &policies(have), [K::MissingPolicy, K::ExtraPolicy, K::PolicyDefinition], out);
+    diff_named(
+        &policies(want),
+        &policies(have),
+        [K::MissingPolicy, K::ExtraPolicy, K::PolicyDefinition],
+        out,
+    );
 }
 
 fn tables<'c>(c: &'c Catalog, options: &DriftOptions) -> BTreeMap<String, &'c Table> {
@@ -216,7 +251,12 @@ fn index_display(i: &Index) -> String {
             s
         })
         .collect();
-    let mut s = format!("{}USING {} ({})", if i.unique { "UNIQUE " } else { "" }, i.method, columns.join(", "));
+    let mut s = format!(
+        "{}USING {} ({})",
+        if i.unique { "UNIQUE " } else { "" },
+        i.method,
+        columns.join(", ")
+    );
     if !i.included.is_empty() {
         s.push_str(&format!(" INCLUDE ({})", i.included.join(", ")));
     }

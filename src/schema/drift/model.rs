@@ -10,7 +10,7 @@ use crate::schema::snapshot::{schema_or_public, Snapshot};
 use super::column_type::TypeInfo;
 use super::constraints::{check_shown, foreign_key_shown, unique_shown};
 use super::defaults::{default_from_json, default_from_sql};
-use super::ident::unquote;
+use super::ident::{pg_name, unquote};
 use super::indexes::{actual_index, expected_index};
 use super::options::DriftOptions;
 use super::policies::{actual_policy, expected_policy};
@@ -70,7 +70,12 @@ impl Model {
             if options.ignored(&schema, &t.name) {
                 continue;
             }
-            let live_table = live.table(&schema, &t.name);
+            let live_table = live.table(&schema, &pg_name(&t.name));
+            // Postgres folds a UNIQUE on exactly the primary key's columns, written in the same
+            // CREATE TABLE, into the primary key, which then carries the unique constraint's name.
+            let live_pk = live_table.and_then(|lt| lt.constraints.iter().find(|c| c.kind == ConstraintKind::PrimaryKey));
+            let folded_into_pk =
+                |name: &str, columns: &[String]| live_pk.is_some_and(|pk| pk.name == pg_name(name) && pk.columns == columns);
             let mut table = TableModel {
                 rls: t.is_rls_enabled || !t.policies.is_empty(),
                 ..TableModel::default()
@@ -91,7 +96,7 @@ impl Model {
                     c.default.as_ref().map(|v| default_from_json(v, &ty))
                 };
                 table.columns.insert(
-                    c.name.clone(),
+                    pg_name(&c.name),
                     ColumnModel {
                         not_null: c.not_null || pk_columns.contains(c.name.as_str()) || c.identity.is_some(),
                         default,
@@ -103,10 +108,11 @@ impl Model {
                         ty,
                     },
                 );
-                if c.is_unique() {
-                    let name = c.unique_name.clone().unwrap_or_else(|| format!("{}_{}_unique", t.name, c.name));
+                let unique_name = c.unique_name.clone().unwrap_or_else(|| format!("{}_{}_unique", t.name, c.name));
+                if c.is_unique() && !folded_into_pk(&unique_name, std::slice::from_ref(&c.name)) {
+                    let name = unique_name;
                     table.constraints.insert(
-                        name,
+                        pg_name(&name),
                         unique_shown(std::slice::from_ref(&c.name), c.nulls_not_distinct.unwrap_or(false)),
                     );
                 }
@@ -114,7 +120,7 @@ impl Model {
             let inline: Vec<String> = t.columns.values().filter(|c| c.primary_key).map(|c| c.name.clone()).collect();
             table.primary_key = match t.composite_primary_keys.values().next() {
                 Some(pk) => Some(PrimaryKeyModel {
-                    name: Some(pk.name.clone()),
+                    name: Some(pg_name(&pk.name)),
                     columns: pk.columns.clone(),
                 }),
                 None if !inline.is_empty() => Some(PrimaryKeyModel {
@@ -124,18 +130,18 @@ impl Model {
                 None => None,
             };
             for i in t.indexes.values() {
-                let live_index = live_table.and_then(|lt| lt.indexes.iter().find(|x| x.name == i.name));
-                table.indexes.insert(i.name.clone(), expected_index(i, live_index));
+                let live_index = live_table.and_then(|lt| lt.indexes.iter().find(|x| x.name == pg_name(&i.name)));
+                table.indexes.insert(pg_name(&i.name), expected_index(i, live_index));
             }
-            for u in t.unique_constraints.values() {
+            for u in t.unique_constraints.values().filter(|u| !folded_into_pk(&u.name, &u.columns)) {
                 table
                     .constraints
-                    .insert(u.name.clone(), unique_shown(&u.columns, u.nulls_not_distinct));
+                    .insert(pg_name(&u.name), unique_shown(&u.columns, u.nulls_not_distinct));
             }
             for fk in t.foreign_keys.values() {
                 let to_schema = fk.schema_to.as_deref().map(schema_or_public).unwrap_or("public");
                 table.constraints.insert(
-                    fk.name.clone(),
+                    pg_name(&fk.name),
                     foreign_key_shown(
                         &fk.columns_from,
                         to_schema,
@@ -147,12 +153,12 @@ impl Model {
                 );
             }
             for ck in t.check_constraints.values() {
-                table.constraints.insert(ck.name.clone(), check_shown(&ck.value));
+                table.constraints.insert(pg_name(&ck.name), check_shown(&ck.value));
             }
             for p in t.policies.values() {
-                table.policies.insert(p.name.clone(), expected_policy(p));
+                table.policies.insert(pg_name(&p.name), expected_policy(p));
             }
-            m.tables.insert((schema, t.name.clone()), table);
+            m.tables.insert((schema, pg_name(&t.name)), table);
         }
         // Policies linked to tables drizzle does not define (`pgPolicy(..).link(table)`).
         for p in s.policies.values() {

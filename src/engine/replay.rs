@@ -1,0 +1,92 @@
+//! The baseline built the slow way, when none was recorded: the applied migrations replayed into
+//! a scratch database, whose catalog is then what the migrations build. The scratch database is
+//! created on the migration server (or on `SHADOW_DATABASE_URL`'s, when set) and dropped again
+//! on every path, by construction: [`replay`] owns it from `CREATE` to `DROP`.
+
+use tokio_postgres::Client;
+
+use crate::db::catalog::{self, Catalog};
+use crate::db::connection::{ConnectionSettings, Database, PgError};
+use crate::db::ledger::{quote_ident, LedgerTable};
+use crate::migrations::source::{Migration, TransactionMode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("cannot create a scratch database on {server} to replay the migrations into ({error}); grant the role CREATEDB, or set SHADOW_DATABASE_URL to a server where it may create one")]
+    Unavailable { server: String, error: PgError },
+    #[error("cannot connect to the scratch database: {0}")]
+    Connect(String),
+    #[error("{tag} does not apply to an empty database ({error}); the migrations cannot rebuild this schema")]
+    Migration { tag: String, error: PgError },
+    #[error("reading the scratch database's catalog failed: {0}")]
+    Catalog(String),
+}
+
+/// The catalog `applied` builds from nothing, read the way the live one is.
+pub async fn replay(server: &ConnectionSettings, admin: Option<&Client>, ledger: &LedgerTable, applied: &[&Migration], run_id: &str) -> Result<Catalog, ReplayError> {
+    let name = format!("wm_replay_{}", run_id.replace('-', "").chars().rev().take(12).collect::<String>());
+    // CREATE DATABASE runs on a connection to another database of the server: the session's own
+    // when the scratch database goes on the migration server, one of its own otherwise.
+    let own;
+    let admin = match admin {
+        Some(client) => client,
+        None => {
+            own = Database::connect(server).await.map_err(|e| ReplayError::Connect(e.to_string()))?;
+            own.client()
+        }
+    };
+    admin
+        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
+        .await
+        .map_err(|e| ReplayError::Unavailable {
+            server: server.info().to_string(),
+            error: e.into(),
+        })?;
+    tracing::info!(database = %name, migrations = applied.len(), "replaying the applied migrations into a scratch database");
+    let built = build(server, &name, ledger, applied).await;
+    // WITH (FORCE) (PostgreSQL 13 on) ends any session still in it; the scratch database is ours.
+    if let Err(e) = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))).await {
+        tracing::warn!(database = %name, error = %PgError::from(e), "the scratch database could not be dropped; drop it by hand");
+    }
+    built
+}
+
+async fn build(server: &ConnectionSettings, name: &str, ledger: &LedgerTable, applied: &[&Migration]) -> Result<Catalog, ReplayError> {
+    let mut scratch = server.clone();
+    scratch.pg.dbname(name);
+    let db = Database::connect(&scratch).await.map_err(|e| ReplayError::Connect(e.to_string()))?;
+    let result = async {
+        // The live database has the ledger's schema and tables; so must the baseline.
+        ledger.ensure(db.client()).await.map_err(|e| ReplayError::Catalog(e.to_string()))?;
+        for m in applied {
+            apply(db.client(), m).await.map_err(|error| ReplayError::Migration {
+                tag: m.tag.clone(),
+                error,
+            })?;
+        }
+        catalog::read(db.client()).await.map_err(|e| ReplayError::Catalog(e.to_string()))
+    }
+    .await;
+    db.close().await;
+    result
+}
+
+/// One migration as the applier runs it: in a transaction of its own, or statement by statement.
+async fn apply(client: &Client, m: &Migration) -> Result<(), PgError> {
+    let transaction = m.mode == TransactionMode::Transaction;
+    if transaction {
+        client.batch_execute("BEGIN").await?;
+    }
+    for statement in &m.statements {
+        if let Err(e) = client.batch_execute(&statement.sql).await {
+            if transaction {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            return Err(e.into());
+        }
+    }
+    if transaction {
+        client.batch_execute("COMMIT").await?;
+    }
+    Ok(())
+}
