@@ -20,8 +20,11 @@ pub enum ErrorType {
     UnknownMigrations,
     MigrationFailed,
     DeadlineExceeded,
-    /// The live schema differs from the snapshot (`drift` with failOnDrift, or after a rollback).
+    /// The database was changed outside the migrations (`drift` with failOnDrift), or differs
+    /// from its snapshot after a rollback.
     DriftDetected,
+    /// drizzle's snapshot and what the migrations build disagree (`drift --strict`).
+    ModelMismatch,
     /// A `verify` or `check-rollback` check failed.
     VerificationFailed,
     /// A rollback would lose data, lacks a down file, or cannot be undone safely.
@@ -49,6 +52,7 @@ impl ErrorType {
             Self::MigrationFailed => "MigrationFailed",
             Self::DeadlineExceeded => "DeadlineExceeded",
             Self::DriftDetected => "DriftDetected",
+            Self::ModelMismatch => "ModelMismatch",
             Self::VerificationFailed => "VerificationFailed",
             Self::RollbackRefused => "RollbackRefused",
             Self::InvalidSnapshot => "InvalidSnapshot",
@@ -65,6 +69,7 @@ impl ErrorType {
             | Self::OutOfOrderMigration
             | Self::UnknownMigrations
             | Self::DriftDetected
+            | Self::ModelMismatch
             | Self::VerificationFailed
             | Self::RollbackRefused
             | Self::InvalidSnapshot => 3,
@@ -133,6 +138,7 @@ mod tests {
         assert_eq!(ErrorType::MigrationFailed.exit_code(), 1);
         for finding in [
             ErrorType::DriftDetected,
+            ErrorType::ModelMismatch,
             ErrorType::VerificationFailed,
             ErrorType::RollbackRefused,
             ErrorType::InvalidSnapshot,

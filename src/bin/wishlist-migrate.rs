@@ -65,8 +65,13 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Compare the live schema with drizzle-kit's snapshot of the newest applied migration
-    Drift,
+    /// Find changes made to the database outside its migrations, and where drizzle-kit's snapshot
+    /// disagrees with what the migrations build
+    Drift {
+        /// Also fail (exit 3, ModelMismatch) when the snapshot and the migrations disagree
+        #[arg(long)]
+        strict: bool,
+    },
     /// Drift, plus enum values, index validity and the plans of the hot queries (verify/queries.sql)
     Verify {
         /// Also run EXPLAIN (ANALYZE, BUFFERS) under the normal planner and report the timings
@@ -127,7 +132,10 @@ async fn execute(cli: &Cli) -> Report {
             dry_run: *dry_run,
         },
         // On the command line drift is always a failure (exit 3), so scripts can gate on it.
-        Cmd::Drift => Command::Drift { fail_on_drift: true },
+        Cmd::Drift { strict } => Command::Drift {
+            fail_on_drift: true,
+            strict: *strict,
+        },
         Cmd::Verify { analyze } => Command::Verify { analyze: *analyze },
         Cmd::Rollback {
             to,

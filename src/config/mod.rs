@@ -51,6 +51,9 @@ pub struct RunSettings {
     pub ssm_prefix: Option<String>,
     /// `DRIFT_IGNORE`: tables drizzle does not own, never reported as drift.
     pub drift_ignore: Vec<crate::schema::drift::IgnoreRule>,
+    /// `SHADOW_DATABASE_URL`: the server (and role) on which drift creates, and drops again, the
+    /// scratch database it replays the migrations into; by default the migration server itself.
+    pub shadow: Option<Box<ConnectionSettings>>,
 }
 
 impl Default for RunSettings {
@@ -68,6 +71,7 @@ impl Default for RunSettings {
             allow_unknown_rows: false,
             ssm_prefix: None,
             drift_ignore: Vec::new(),
+            shadow: None,
         }
     }
 }
@@ -106,6 +110,10 @@ impl RunSettings {
             drift_ignore: env("DRIFT_IGNORE")
                 .map(|v| crate::schema::drift::IgnoreRule::parse_list(&v))
                 .unwrap_or_default(),
+            shadow: match env("SHADOW_DATABASE_URL") {
+                Some(url) => Some(Box::new(ConnectionSettings::from_url("SHADOW_DATABASE_URL", &url)?)),
+                None => None,
+            },
         })
     }
 

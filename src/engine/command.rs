@@ -63,10 +63,13 @@ pub enum Command {
         target: Option<String>,
         dry_run: bool,
     },
-    /// Compares the live schema with the snapshot of the newest applied migration. Differences
-    /// give status `driftDetected`; with `fail_on_drift` they are also an error (`DriftDetected`).
+    /// Tells changes made to the database outside the migrations (status `driftDetected`; with
+    /// `fail_on_drift` also an error, `DriftDetected`) from disagreements between drizzle's
+    /// snapshot and what the migrations build (status `modelMismatch`; with `strict` an error,
+    /// `ModelMismatch`). See `engine/examine.rs`.
     Drift {
         fail_on_drift: bool,
+        strict: bool,
     },
     /// Drift, plus enum values, index validity and the hot queries' plans (`analyze`: timings).
     Verify {

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::db::connection::DatabaseInfo;
 use crate::engine::command::Command;
 use crate::engine::error::Error;
+use crate::engine::examine::BaselineSource;
 use crate::engine::plan::{Assessment, SegmentMode};
 use crate::engine::rollback_plan::DataAtRisk;
-use crate::schema::drift::Difference;
+use crate::schema::drift::{Difference, ModelMismatch};
 use crate::schema::verify::Check;
 
 /// One run, start to end.
@@ -180,7 +181,11 @@ pub struct SegmentOutcome {
 #[derive(Debug, Default)]
 pub struct Drifted {
     pub ledger: Option<LedgerView>,
+    pub baseline: Option<BaselineSource>,
+    /// Changes made to the database outside the migrations.
     pub differences: Option<Vec<Difference>>,
+    pub model_mismatches: Option<Vec<ModelMismatch>>,
+    pub notes: Vec<String>,
 }
 
 /// `verify`.

@@ -23,7 +23,13 @@ pub enum ReplayError {
 }
 
 /// The catalog `applied` builds from nothing, read the way the live one is.
-pub async fn replay(server: &ConnectionSettings, admin: Option<&Client>, ledger: &LedgerTable, applied: &[&Migration], run_id: &str) -> Result<Catalog, ReplayError> {
+pub async fn replay(
+    server: &ConnectionSettings,
+    admin: Option<&Client>,
+    ledger: &LedgerTable,
+    applied: &[&Migration],
+    run_id: &str,
+) -> Result<Catalog, ReplayError> {
     let name = format!("wm_replay_{}", run_id.replace('-', "").chars().rev().take(12).collect::<String>());
     // CREATE DATABASE runs on a connection to another database of the server: the session's own
     // when the scratch database goes on the migration server, one of its own otherwise.
@@ -45,7 +51,10 @@ pub async fn replay(server: &ConnectionSettings, admin: Option<&Client>, ledger:
     tracing::info!(database = %name, migrations = applied.len(), "replaying the applied migrations into a scratch database");
     let built = build(server, &name, ledger, applied).await;
     // WITH (FORCE) (PostgreSQL 13 on) ends any session still in it; the scratch database is ours.
-    if let Err(e) = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))).await {
+    if let Err(e) = admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
+        .await
+    {
         tracing::warn!(database = %name, error = %PgError::from(e), "the scratch database could not be dropped; drop it by hand");
     }
     built
@@ -59,10 +68,9 @@ async fn build(server: &ConnectionSettings, name: &str, ledger: &LedgerTable, ap
         // The live database has the ledger's schema and tables; so must the baseline.
         ledger.ensure(db.client()).await.map_err(|e| ReplayError::Catalog(e.to_string()))?;
         for m in applied {
-            apply(db.client(), m).await.map_err(|error| ReplayError::Migration {
-                tag: m.tag.clone(),
-                error,
-            })?;
+            apply(db.client(), m)
+                .await
+                .map_err(|error| ReplayError::Migration { tag: m.tag.clone(), error })?;
         }
         catalog::read(db.client()).await.map_err(|e| ReplayError::Catalog(e.to_string()))
     }

@@ -98,8 +98,8 @@ async fn dispatch<'a>(mut session: Session<'a>, command: &'a Command) -> (Sessio
             let (session, finished) = migrate::migrate(session, target.as_deref(), *dry_run).await;
             (session, finished.map(Done::Migrate))
         }
-        Command::Drift { fail_on_drift } => {
-            let finished = drift::drift(&session, *fail_on_drift).await;
+        Command::Drift { fail_on_drift, strict } => {
+            let finished = drift::drift(&session, *fail_on_drift, *strict).await;
             (session, finished.map(Done::Drift))
         }
         Command::Verify { analyze } => {

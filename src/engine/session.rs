@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::config::RunSettings;
+use crate::db::baseline::RecordedCatalog;
 use crate::db::catalog::{self, Catalog};
 use crate::db::connection::{Database, DatabaseInfo};
 use crate::db::lock::{self, LockError};
@@ -89,6 +90,27 @@ impl<'a> Session<'a> {
             actual,
             differences,
         })
+    }
+
+    /// Records the catalog as this run leaves it, with the ledger it belongs to, as the baseline
+    /// `drift` compares with (db/baseline.rs). A failure is a warning: the migrations stand, and
+    /// drift can still replay them.
+    pub async fn record_baseline(&self, warnings: &mut Vec<String>) {
+        let ledger = &self.settings().ledger;
+        let recorded = async {
+            let rows = ledger.read(self.client()).await?;
+            let catalog = catalog::read(self.client()).await?;
+            ledger
+                .record_catalog(self.client(), self.run_id, &RecordedCatalog::new(&rows, catalog))
+                .await?;
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = recorded.await {
+            tracing::warn!(error = %e, "the schema baseline was not recorded");
+            warnings.push(format!(
+                "the schema baseline for drift was not recorded ({e}); drift will replay the migrations instead"
+            ));
+        }
     }
 
     pub fn drift_options(&self) -> DriftOptions {

@@ -8,14 +8,14 @@ use crate::engine::rollback_plan::RollbackTarget;
 use crate::error::{Classified, ErrorType};
 
 /// Every field a direct request may carry besides `action`.
-const FIELDS: &str = "action, to, dryRun, failOnDrift, analyze, allowDataLoss";
+const FIELDS: &str = "action, to, dryRun, failOnDrift, strict, analyze, allowDataLoss";
 
 /// The fields each action accepts besides `action`.
 fn accepted(action: Action) -> &'static [&'static str] {
     match action {
         Action::Plan => &["to"],
         Action::Migrate => &["to", "dryRun"],
-        Action::Drift => &["failOnDrift"],
+        Action::Drift => &["failOnDrift", "strict"],
         Action::Verify => &["analyze"],
         Action::Rollback => &["to", "dryRun", "allowDataLoss"],
         Action::Status | Action::CheckRollback => &[],
@@ -114,6 +114,7 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
         Action::Plan => Command::Plan { target },
         Action::Drift => Command::Drift {
             fail_on_drift: flag("failOnDrift"),
+            strict: flag("strict"),
         },
         Action::Verify => Command::Verify { analyze: flag("analyze") },
         Action::Rollback => {
@@ -207,10 +208,19 @@ mod tests {
 
     #[test]
     fn maps_verify_drift_and_rollback_actions() {
-        assert_eq!(direct(json!({"action": "drift"})), Command::Drift { fail_on_drift: false });
+        assert_eq!(
+            direct(json!({"action": "drift"})),
+            Command::Drift {
+                fail_on_drift: false,
+                strict: false
+            }
+        );
         assert_eq!(
             direct(json!({"action": "drift", "failOnDrift": true})),
-            Command::Drift { fail_on_drift: true }
+            Command::Drift {
+                fail_on_drift: true,
+                strict: false
+            }
         );
         assert_eq!(
             direct(json!({"action": "verify", "analyze": true})),

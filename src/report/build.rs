@@ -9,6 +9,7 @@ use crate::error::Classified;
 use crate::report::{
     AppliedEntry, ErrorReport, MigrationsInfo, PendingEntry, ProblemReport, Report, RollbackReport, RolledBackEntry, SegmentReport, Status,
 };
+use crate::schema::drift::DriftError;
 use crate::schema::verify::VerifyError;
 
 impl Report {
@@ -42,6 +43,9 @@ impl Report {
             }
             Done::Drift(d) => {
                 report.differences = d.differences.clone();
+                report.baseline = d.baseline;
+                report.model_mismatches = d.model_mismatches.clone();
+                report.notes = d.notes.clone();
                 d.ledger.as_ref()
             }
             Done::Verify(v) => {
@@ -97,6 +101,7 @@ fn status(command: &Command, done: &Done, error: Option<&Error>) -> Status {
     // the error adds its type and exit code.
     match (done, error) {
         (Done::Rollback(r), _) if r.committed => Status::RolledBack,
+        (_, Some(Error::Drift(DriftError::ModelMismatch { .. }))) => Status::ModelMismatch,
         (_, Some(Error::Drift(_))) => Status::DriftDetected,
         (_, Some(Error::Verify(VerifyError::Failed { .. }))) => Status::VerificationFailed,
         (_, Some(_)) | (Done::Nothing, None) => Status::Failed,
@@ -112,8 +117,9 @@ fn status(command: &Command, done: &Done, error: Option<&Error>) -> Status {
         (Done::Migrate(Migrated { segments, .. }), None) if segments.is_empty() => Status::UpToDate,
         (Done::Migrate(_), None) if command.dry_run() => Status::Planned,
         (Done::Migrate(_), None) => Status::Applied,
-        (Done::Drift(d), None) => match &d.differences {
-            Some(found) if !found.is_empty() => Status::DriftDetected,
+        (Done::Drift(d), None) => match (&d.differences, &d.model_mismatches) {
+            (Some(changes), _) if !changes.is_empty() => Status::DriftDetected,
+            (_, Some(mismatches)) if !mismatches.is_empty() => Status::ModelMismatch,
             _ => Status::NoDrift,
         },
         (Done::Verify(_) | Done::CheckRollback(_), None) => Status::Verified,

@@ -1,6 +1,7 @@
 //! The report for a person at a terminal: one line per migration, check or difference, then a
 //! summary; the error goes to stderr.
 
+use crate::engine::examine::BaselineSource;
 use std::fmt::Write as _;
 
 use crate::engine::command::Action;
@@ -83,6 +84,21 @@ impl Report {
         for d in self.differences.iter().flatten() {
             let _ = writeln!(out, "  ≠ {d}");
         }
+        for m in self.model_mismatches.iter().flatten() {
+            let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "absent".into());
+            let _ = writeln!(
+                out,
+                "  model {} {}: snapshot {}, migrations build {}\n      {}",
+                m.kind.as_str(),
+                m.object,
+                side(&m.snapshot),
+                side(&m.database),
+                m.cause
+            );
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "  note: {n}");
+        }
         for w in &self.warnings {
             let _ = writeln!(out, "  warning: {w}");
         }
@@ -111,10 +127,15 @@ impl Report {
             ),
             Status::Invalid => format!("{} problem(s) found; migrate would refuse; current: {current}", self.problems.len()),
             Status::Failed => format!("failed after {} ms; current: {current}", self.duration_ms),
-            Status::NoDrift => format!("no drift: the schema matches the snapshot of {current}"),
+            Status::NoDrift => format!("no drift: nobody changed the schema, and it matches the snapshot of {current}"),
             Status::DriftDetected => format!(
-                "drift: {} difference(s) from the snapshot of {current}",
-                self.differences.as_ref().map_or(0, Vec::len)
+                "drift: the database was changed outside its migrations in {} place(s) (compared with the {} baseline); current: {current}",
+                self.differences.as_ref().map_or(0, Vec::len),
+                self.baseline_name()
+            ),
+            Status::ModelMismatch => format!(
+                "no manual change; but the snapshot of {current} and what the migrations build disagree in {} place(s)",
+                self.model_mismatches.as_ref().map_or(0, Vec::len)
             ),
             Status::Verified => format!(
                 "verified: {} check(s) passed; current: {current}",
@@ -140,6 +161,14 @@ impl Report {
         };
         let _ = writeln!(out, "{summary}");
         out
+    }
+
+    fn baseline_name(&self) -> &'static str {
+        match self.baseline {
+            Some(BaselineSource::Recorded) => "recorded",
+            Some(BaselineSource::Replayed) => "replayed",
+            Some(BaselineSource::Snapshot) | None => "snapshot",
+        }
     }
 
     /// The error part for stderr.

@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use crate::db::connection::DatabaseInfo;
 pub use crate::engine::command::Action;
 use crate::engine::error::Error;
+use crate::engine::examine::BaselineSource;
 use crate::engine::invocation::Invocation;
 pub use crate::engine::outcome::SegmentStatus;
 use crate::engine::rollback_plan::DataAtRisk;
 use crate::error::ErrorType;
-use crate::schema::drift::Difference;
+use crate::schema::drift::{Difference, ModelMismatch};
 use crate::schema::verify::Check;
 
 /// Runs the invocation's command and reports it: the one run loop, with its report.
@@ -47,11 +48,14 @@ pub enum Status {
     /// `plan` or `migrate --dry-run`: what would happen, nothing changed.
     Planned,
     Failed,
-    /// `drift`: the live schema is what the snapshot says.
+    /// `drift`: nobody changed the database, and the snapshot agrees with the migrations.
     #[serde(rename = "ok")]
     NoDrift,
-    /// `drift`: differences found (listed in `differences`).
+    /// `drift`: the database was changed outside its migrations (listed in `differences`).
     DriftDetected,
+    /// `drift`: no manual change, but drizzle's snapshot and what the migrations build disagree
+    /// (listed in `modelMismatches`).
+    ModelMismatch,
     /// `verify` / `check-rollback`: every check passed.
     Verified,
     /// `verify` / `check-rollback`: a check failed (see `checks`).
@@ -153,9 +157,21 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub migrations: Option<MigrationsInfo>,
     pub tool_version: String,
-    /// `drift`, `verify`, `rollback`: how the live schema differs from the expected snapshot.
+    /// `drift`, `verify`: changes made to the database outside its migrations; `rollback`: how
+    /// the schema differs from the target's snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub differences: Option<Vec<Difference>>,
+    /// `drift`, `verify`: what `differences` were measured against: `recorded` (the catalog this
+    /// tool recorded after its last run), `replayed` (the migrations replayed into a scratch
+    /// database) or `snapshot` (neither was possible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineSource>,
+    /// `drift`, `verify`: where drizzle's snapshot disagrees with what the migrations build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_mismatches: Option<Vec<ModelMismatch>>,
+    /// Information that needs no action (enum values in the order Postgres appended them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// `verify`, `check-rollback`: every check made and its outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Vec<Check>>,
@@ -209,6 +225,9 @@ impl Report {
             migrations: None,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             differences: None,
+            baseline: None,
+            model_mismatches: None,
+            notes: Vec::new(),
             checks: None,
             rollback: None,
         }

@@ -215,7 +215,10 @@ async fn without_fail_on_drift_the_library_reports_drift_as_a_result() {
     connection.tls = TlsMode::Disable;
     let source = MigrationSource::Dir(repo_path("migrations"));
     let invocation = |fail_on_drift| Invocation {
-        command: Command::Drift { fail_on_drift },
+        command: Command::Drift {
+            fail_on_drift,
+            strict: false,
+        },
         settings: &settings,
         connection: &connection,
         source: &source,

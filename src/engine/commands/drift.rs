@@ -1,27 +1,46 @@
-//! `drift`: the live schema against drizzle-kit's snapshot of the newest applied migration.
-//! Reads only; takes no lock.
+//! `drift`: changes made to the database outside its migrations, and where drizzle's snapshot
+//! disagrees with what the migrations build, answered separately (`engine/examine.rs`). Reads
+//! only; takes no lock (a replay works in a scratch database of its own).
 
 use crate::engine::error::Error;
+use crate::engine::examine::examine;
 use crate::engine::outcome::{Drifted, Finished, LedgerView};
 use crate::engine::session::{version_label, Session};
 use crate::schema::drift::DriftError;
 
-pub async fn drift(session: &Session<'_>, fail_on_drift: bool) -> Finished<Drifted> {
+pub async fn drift(session: &Session<'_>, fail_on_drift: bool, strict: bool) -> Finished<Drifted> {
     let mut drifted = Drifted::default();
-    let error = compare(session, fail_on_drift, &mut drifted).await.err();
-    Finished::new(drifted, Vec::new(), error)
+    let mut warnings = Vec::new();
+    let error = compare(session, fail_on_drift, strict, &mut drifted, &mut warnings).await.err();
+    Finished::new(drifted, warnings, error)
 }
 
-async fn compare(session: &Session<'_>, fail_on_drift: bool, drifted: &mut Drifted) -> Result<(), Error> {
+async fn compare(
+    session: &Session<'_>,
+    fail_on_drift: bool,
+    strict: bool,
+    drifted: &mut Drifted,
+    warnings: &mut Vec<String>,
+) -> Result<(), Error> {
     let assessment = session.assess().await?;
     drifted.ledger = Some(LedgerView::of(&assessment));
-    let version = assessment.current();
-    let differences = session.compare(version).await?.differences;
-    let found = drifted.differences.insert(differences);
-    if let Some(first) = found.first() {
-        tracing::info!(count = found.len(), first = %first, "drift detected");
+    let version = version_label(assessment.current());
+    let examination = examine(session, &assessment, warnings).await?;
+    drifted.baseline = Some(examination.baseline);
+    drifted.notes = examination.notes;
+    let changes = drifted.differences.insert(examination.manual_changes);
+    let mismatches = drifted.model_mismatches.insert(examination.model_mismatches);
+    if let Some(first) = changes.first() {
+        tracing::info!(count = changes.len(), first = %first, baseline = ?examination.baseline, "drift detected");
         if fail_on_drift {
-            return Err(DriftError::detected(&version_label(version), found).into());
+            return Err(DriftError::detected(&version, changes).into());
+        }
+    }
+    if let Some(first) = mismatches.first() {
+        tracing::info!(count = mismatches.len(), first = %first.object, "the snapshot and the migrations disagree");
+        if strict {
+            let first = format!("{} {}", first.kind.as_str(), first.object);
+            return Err(DriftError::model_mismatch(&version, mismatches.len(), first).into());
         }
     }
     Ok(())

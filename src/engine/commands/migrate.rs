@@ -44,7 +44,7 @@ async fn apply_into(
 ) -> Result<(), Error> {
     let settings = session.settings();
     let assessment = session.assess().await?;
-    let ledger = migrated.ledger.insert(LedgerView::of(&assessment));
+    migrated.ledger = Some(LedgerView::of(&assessment));
     let options = PlanOptions {
         target,
         allow_unknown_rows: settings.allow_unknown_rows,
@@ -60,7 +60,26 @@ async fn apply_into(
     settings.ledger.ensure(session.client()).await?;
     let starts = resume_points(session, &plan.segments, warnings).await?;
     let applier = Applier::new(session.inv, session.run_id, session.progress);
-    for (i, segment) in plan.segments.iter().enumerate() {
+    let applied = apply_segments(session, &applier, &plan.segments, &starts, migrated, warnings).await;
+    // The state the run leaves is drift's baseline, unless a migration stopped half-way: its
+    // committed statements are in the schema but not in the ledger the baseline is keyed on.
+    let committed = migrated.segments.iter().any(|s| s.status == SegmentStatus::Committed);
+    let partial = migrated.segments.iter().any(|s| s.status == SegmentStatus::PartiallyApplied);
+    if committed && !partial {
+        session.record_baseline(warnings).await;
+    }
+    applied
+}
+
+async fn apply_segments(
+    session: &mut Session<'_>,
+    applier: &Applier<'_>,
+    segments: &[Segment<'_>],
+    starts: &[usize],
+    migrated: &mut Migrated,
+    warnings: &mut Vec<String>,
+) -> Result<(), Error> {
+    for (i, segment) in segments.iter().enumerate() {
         let outcome = if expired(session.inv.deadline) {
             Err(NotCommitted {
                 failure: AttemptFailure {
@@ -86,7 +105,9 @@ async fn apply_into(
                 migrated.segments[i].status = SegmentStatus::Committed;
                 migrated.segments[i].attempts = attempts;
                 for entry in entries {
-                    ledger.applied(&entry.tag);
+                    if let Some(ledger) = migrated.ledger.as_mut() {
+                        ledger.applied(&entry.tag);
+                    }
                     migrated.applied.push(entry);
                 }
             }

@@ -101,6 +101,7 @@ async fn roll_back_into(
         warnings.push(format!("dropped data (--allow-data-loss): {}", objects.join(", ")));
     }
     steps.data_at_risk = risk;
+    session.record_baseline(warnings).await;
     rolled_back.ledger = Some(LedgerView::of(&session.assess().await?));
     rolled_back.differences = Some(session.compare(version).await?.differences);
     Ok(())

@@ -14,9 +14,12 @@ use super::sequences::sequence_display;
 /// Every way `live` differs from `baseline`; `expected` is the baseline's side.
 pub fn compare_catalogs(baseline: &Catalog, live: &Catalog, options: &DriftOptions) -> Vec<Difference> {
     let mut out = Vec::new();
+    // The ledger's schema exists once anything was applied, by this tool or drizzle-orm: it is
+    // theirs, not the application's (the tables in it are still compared, but for the ledger's).
     let schemas = |c: &Catalog| {
         c.schemas
             .iter()
+            .filter(|s| **s != options.ledger.schema && !options.ignored_schema(s))
             .map(|s| (s.clone(), "schema".to_string()))
             .collect::<BTreeMap<_, _>>()
     };
@@ -30,6 +33,7 @@ pub fn compare_catalogs(baseline: &Catalog, live: &Catalog, options: &DriftOptio
     let enums = |c: &Catalog| {
         c.enums
             .iter()
+            .filter(|e| !options.ignored_schema(&e.schema))
             .map(|e| (format!("{}.{}", e.schema, e.name), e.values.clone()))
             .collect::<BTreeMap<_, _>>()
     };
@@ -58,6 +62,7 @@ pub fn compare_catalogs(baseline: &Catalog, live: &Catalog, options: &DriftOptio
     let sequences = |c: &Catalog| {
         c.sequences
             .iter()
+            .filter(|q| !options.ignored(&q.schema, &q.name))
             .map(|q| (format!("{}.{}", q.schema, q.name), sequence_display(&q.options)))
             .collect::<BTreeMap<_, _>>()
     };

@@ -81,8 +81,10 @@ impl fmt::Display for Difference {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriftError {
-    #[error("{count} difference(s) between the live schema and the snapshot of {version}; first: {first}")]
+    #[error("the database was changed outside its migrations in {count} place(s) (at {version}); first: {first}. Undo the change, or write a migration that makes it")]
     Detected { version: String, count: usize, first: String },
+    #[error("drizzle's snapshot of {version} and what the migrations build disagree in {count} place(s); first: {first}. A migration was edited by hand, or the schema changed without drizzle-kit generate")]
+    ModelMismatch { version: String, count: usize, first: String },
     #[error("rolled back to {version}, but the schema differs from its snapshot in {count} place(s); first: {first}. The down files do not restore what drizzle-kit expects: fix them, and the schema by hand")]
     AfterRollback { version: String, count: usize, first: String },
 }
@@ -93,6 +95,14 @@ impl DriftError {
             version: version.to_string(),
             count: differences.len(),
             first: differences.first().map(ToString::to_string).unwrap_or_default(),
+        }
+    }
+
+    pub fn model_mismatch(version: &str, count: usize, first: String) -> Self {
+        Self::ModelMismatch {
+            version: version.to_string(),
+            count,
+            first,
         }
     }
 
@@ -134,6 +144,9 @@ pub(super) fn changed(kind: DifferenceKind, object: String, expected: &str, actu
 
 impl Classified for DriftError {
     fn error_type(&self) -> ErrorType {
-        ErrorType::DriftDetected
+        match self {
+            Self::ModelMismatch { .. } => ErrorType::ModelMismatch,
+            Self::Detected { .. } | Self::AfterRollback { .. } => ErrorType::DriftDetected,
+        }
     }
 }

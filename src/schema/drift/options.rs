@@ -52,6 +52,11 @@ pub struct DriftOptions {
 }
 
 impl DriftOptions {
+    /// Whether a whole schema is outside drift (`DRIFT_IGNORE` lists `schema.*`).
+    pub fn ignored_schema(&self, schema: &str) -> bool {
+        self.ignore.iter().any(|r| r.schema == schema && r.name.is_none())
+    }
+
     /// Whether a relation is outside drift: listed in `DRIFT_IGNORE`, or the ledger itself.
     pub fn ignored(&self, schema: &str, name: &str) -> bool {
         self.ignore.iter().any(|r| r.matches(schema, name))

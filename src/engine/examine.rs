@@ -1,0 +1,110 @@
+//! The two questions `drift` (and `verify`) answer, separately:
+//! 1. Has anyone changed this database since its migrations ran? The live catalog against the
+//!    baseline: the catalog recorded at the end of this tool's last run, or, when there is none
+//!    for the current ledger, the catalog of a scratch database the applied migrations are
+//!    replayed into. Postgres printed both, so a difference is a real change.
+//! 2. Does drizzle's snapshot agree with what the migrations build? The snapshot against the
+//!    baseline, reported as model mismatches with their likely cause.
+//!
+//! Without a baseline (no record, and no scratch database allowed) the live catalog is compared
+//! with the snapshot, as the only answer left, and a warning says so.
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::catalog::{self, Catalog};
+use crate::engine::error::Error;
+use crate::engine::plan::Assessment;
+use crate::engine::replay::replay;
+use crate::engine::session::Session;
+use crate::migrations::source::Migration;
+use crate::schema::drift::{self, classify, compare_catalogs, Difference, DifferenceKind, ModelMismatch};
+use crate::schema::snapshot::Snapshot;
+
+/// Where the "what the migrations built" side came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BaselineSource {
+    /// Recorded at the end of this tool's last `migrate` or `rollback`, for the current ledger.
+    Recorded,
+    /// Built just now by replaying the applied migrations into a scratch database.
+    Replayed,
+    /// No baseline could be had: the live schema was compared with the snapshot.
+    Snapshot,
+}
+
+pub struct Examination {
+    pub baseline: BaselineSource,
+    /// Changes made to the database outside the migrations.
+    pub manual_changes: Vec<Difference>,
+    pub model_mismatches: Vec<ModelMismatch>,
+    /// Information only (enum values Postgres appended).
+    pub notes: Vec<String>,
+    pub expected: Snapshot,
+    pub actual: Catalog,
+}
+
+pub async fn examine(session: &Session<'_>, assessment: &Assessment<'_>, warnings: &mut Vec<String>) -> Result<Examination, Error> {
+    let version = assessment.current();
+    let expected = Snapshot::at(&session.set.source, version)?;
+    let actual = catalog::read(session.client()).await?;
+    let options = session.drift_options();
+    let (baseline, built) = match baseline(session, assessment, warnings).await? {
+        Some((source, built)) => (source, Some(built)),
+        None => (BaselineSource::Snapshot, None),
+    };
+    let (manual_changes, model, notes) = match &built {
+        Some(built) => {
+            let (model, notes) = classify(drift::compare(&expected, built, &options));
+            (compare_catalogs(built, &actual, &options), model, notes)
+        }
+        None => {
+            // Enum order is never a change here either: Postgres appends added values.
+            let (differences, notes) = split_enum_order(drift::compare(&expected, &actual, &options));
+            (differences, Vec::new(), notes)
+        }
+    };
+    Ok(Examination {
+        baseline,
+        manual_changes,
+        model_mismatches: model,
+        notes,
+        expected,
+        actual,
+    })
+}
+
+async fn baseline(
+    session: &Session<'_>,
+    assessment: &Assessment<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<(BaselineSource, Catalog)>, Error> {
+    let ledger = &session.settings().ledger;
+    let rows = ledger.read(session.client()).await?;
+    match ledger.recorded_catalog(session.client()).await? {
+        Some(recorded) if recorded.belongs_to(&rows) => return Ok(Some((BaselineSource::Recorded, recorded.catalog))),
+        Some(_) => warnings.push(
+            "the recorded baseline belongs to another ledger (a migration was applied or removed by another tool since); replaying the migrations instead".into(),
+        ),
+        None => {}
+    }
+    let applied: Vec<&Migration> = assessment.applied.iter().map(|a| a.migration).collect();
+    let shadow = session.settings().shadow.as_deref();
+    let server = shadow.unwrap_or(session.inv.connection);
+    let admin = if shadow.is_some() { None } else { Some(session.client()) };
+    match replay(server, admin, ledger, &applied, session.run_id).await {
+        Ok(built) => Ok(Some((BaselineSource::Replayed, built))),
+        Err(e) => {
+            tracing::warn!(error = %e, "no baseline: comparing the live schema with the snapshot");
+            warnings.push(format!(
+                "no baseline to tell manual changes from the migrations: {e}. Compared with the snapshot instead, where a difference may also mean the snapshot and the migration SQL disagree"
+            ));
+            Ok(None)
+        }
+    }
+}
+
+fn split_enum_order(differences: Vec<Difference>) -> (Vec<Difference>, Vec<String>) {
+    let (order, rest): (Vec<Difference>, Vec<Difference>) = differences.into_iter().partition(|d| d.kind == DifferenceKind::EnumValueOrder);
+    let (_, notes) = classify(order);
+    (rest, notes)
+}
