@@ -9,28 +9,15 @@
 //! Without a baseline (no record, and no scratch database allowed) the live catalog is compared
 //! with the snapshot, as the only answer left, and a warning says so.
 
-use serde::{Deserialize, Serialize};
-
 use crate::db::catalog::{self, Catalog};
 use crate::engine::error::Error;
+use crate::engine::outcome::BaselineSource;
 use crate::engine::plan::Assessment;
 use crate::engine::replay::replay;
 use crate::engine::session::Session;
 use crate::migrations::source::Migration;
 use crate::schema::drift::{self, classify, compare_catalogs, Difference, DifferenceKind, ModelMismatch};
 use crate::schema::snapshot::Snapshot;
-
-/// Where the "what the migrations built" side came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum BaselineSource {
-    /// Recorded at the end of this tool's last `migrate` or `rollback`, for the current ledger.
-    Recorded,
-    /// Built just now by replaying the applied migrations into a scratch database.
-    Replayed,
-    /// No baseline could be had: the live schema was compared with the snapshot.
-    Snapshot,
-}
 
 pub struct Examination {
     pub baseline: BaselineSource,
@@ -39,29 +26,44 @@ pub struct Examination {
     pub model_mismatches: Vec<ModelMismatch>,
     /// Information only (enum values Postgres appended).
     pub notes: Vec<String>,
-    pub expected: Snapshot,
+    /// None when the snapshot could not be read and a baseline answered the first question.
+    pub expected: Option<Snapshot>,
     pub actual: Catalog,
 }
 
-pub async fn examine(session: &Session<'_>, assessment: &Assessment<'_>, warnings: &mut Vec<String>) -> Result<Examination, Error> {
+/// `strict`: the second question must be answered, so an unreadable snapshot is an error even
+/// when a baseline answers the first.
+pub async fn examine(
+    session: &Session<'_>,
+    assessment: &Assessment<'_>,
+    strict: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Examination, Error> {
     let version = assessment.current();
-    let expected = Snapshot::at(&session.set.source, version)?;
     let actual = catalog::read(session.client()).await?;
     let options = session.drift_options();
     let (baseline, built) = match baseline(session, assessment, warnings).await? {
         Some((source, built)) => (source, Some(built)),
         None => (BaselineSource::Snapshot, None),
     };
-    let (manual_changes, model, notes) = match &built {
-        Some(built) => {
-            let (model, notes) = classify(drift::compare(&expected, built, &options));
-            (compare_catalogs(built, &actual, &options), model, notes)
+    let snapshot = Snapshot::at(&session.set.source, version);
+    let (manual_changes, model, notes, expected) = match (built, snapshot) {
+        (Some(built), Ok(expected)) => {
+            let (model, notes) = classify(drift::compare(&expected, &built, &options));
+            (compare_catalogs(&built, &actual, &options), model, notes, Some(expected))
         }
-        None => {
+        // The first question needs no snapshot: an old snapshot format or a hand-written
+        // migration without one only leaves the second unanswered.
+        (Some(built), Err(e)) if !strict => {
+            warnings.push(format!("the snapshot and the migrations were not compared: {e}"));
+            (compare_catalogs(&built, &actual, &options), Vec::new(), Vec::new(), None)
+        }
+        (None, Ok(expected)) => {
             // Enum order is never a change here either: Postgres appends added values.
             let (differences, notes) = split_enum_order(drift::compare(&expected, &actual, &options));
-            (differences, Vec::new(), notes)
+            (differences, Vec::new(), notes, Some(expected))
         }
+        (_, Err(e)) => return Err(e.into()),
     };
     Ok(Examination {
         baseline,

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::db::connection::DatabaseInfo;
 use crate::engine::command::Command;
 use crate::engine::error::Error;
-use crate::engine::examine::BaselineSource;
 use crate::engine::plan::{Assessment, SegmentMode};
 use crate::engine::rollback_plan::DataAtRisk;
 use crate::schema::drift::{Difference, ModelMismatch};
@@ -188,11 +187,26 @@ pub struct Drifted {
     pub notes: Vec<String>,
 }
 
+/// Where the "what the migrations built" side came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BaselineSource {
+    /// Recorded at the end of this tool's last `migrate` or `rollback`, for the current ledger.
+    Recorded,
+    /// Built just now by replaying the applied migrations into a scratch database.
+    Replayed,
+    /// No baseline could be had: the live schema was compared with the snapshot.
+    Snapshot,
+}
+
 /// `verify`.
 #[derive(Debug, Default)]
 pub struct Verified {
     pub ledger: Option<LedgerView>,
+    pub baseline: Option<BaselineSource>,
     pub differences: Option<Vec<Difference>>,
+    pub model_mismatches: Option<Vec<ModelMismatch>>,
+    pub notes: Vec<String>,
     pub checks: Option<Vec<Check>>,
 }
 

@@ -30,7 +30,7 @@ pub async fn replay(
     applied: &[&Migration],
     run_id: &str,
 ) -> Result<Catalog, ReplayError> {
-    let name = format!("wm_replay_{}", run_id.replace('-', "").chars().rev().take(12).collect::<String>());
+    let name = scratch_name(run_id);
     // CREATE DATABASE runs on a connection to another database of the server: the session's own
     // when the scratch database goes on the migration server, one of its own otherwise.
     let own;
@@ -58,6 +58,13 @@ pub async fn replay(
         tracing::warn!(database = %name, error = %PgError::from(e), "the scratch database could not be dropped; drop it by hand");
     }
     built
+}
+
+/// The scratch database of run `run_id`: the run id's last 12 hex digits (its random part), so
+/// concurrent runs never share one and a leftover names the run that left it.
+pub fn scratch_name(run_id: &str) -> String {
+    let hex: String = run_id.chars().filter(char::is_ascii_hexdigit).collect();
+    format!("wm_replay_{}", &hex[hex.len().saturating_sub(12)..])
 }
 
 async fn build(server: &ConnectionSettings, name: &str, ledger: &LedgerTable, applied: &[&Migration]) -> Result<Catalog, ReplayError> {

@@ -50,6 +50,9 @@ impl Report {
             }
             Done::Verify(v) => {
                 report.differences = v.differences.clone();
+                report.baseline = v.baseline;
+                report.model_mismatches = v.model_mismatches.clone();
+                report.notes = v.notes.clone();
                 report.checks = v.checks.clone();
                 v.ledger.as_ref()
             }

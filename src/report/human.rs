@@ -1,7 +1,7 @@
 //! The report for a person at a terminal: one line per migration, check or difference, then a
 //! summary; the error goes to stderr.
 
-use crate::engine::examine::BaselineSource;
+use crate::engine::outcome::BaselineSource;
 use std::fmt::Write as _;
 
 use crate::engine::command::Action;

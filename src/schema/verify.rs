@@ -204,6 +204,11 @@ pub fn enum_checks(expected: &Snapshot, actual: &Catalog) -> Vec<Check> {
             let mut check = Check::new(CheckKind::EnumValues, format!("{}.{}", e.schema, e.name));
             match actual.enums.iter().find(|l| l.schema == e.schema && l.name == e.name) {
                 None => check.fail("the enum does not exist"),
+                // Values added with ALTER TYPE … ADD VALUE are appended by Postgres, where the
+                // snapshot lists them in source order: the same values are the same enum.
+                Some(live) if live.values != e.values && same_values(&live.values, &e.values) => {
+                    check.detail = Some(format!("{} (in the order Postgres appended them)", live.values.join(", ")))
+                }
                 Some(live) if live.values != e.values => check.fail(format!(
                     "values are ({}), expected ({})",
                     live.values.join(", "),
@@ -214,6 +219,14 @@ pub fn enum_checks(expected: &Snapshot, actual: &Catalog) -> Vec<Check> {
             check
         })
         .collect()
+}
+
+fn same_values(a: &[String], b: &[String]) -> bool {
+    let mut a: Vec<&String> = a.iter().collect();
+    let mut b: Vec<&String> = b.iter().collect();
+    a.sort();
+    b.sort();
+    a == b
 }
 
 /// Every index in the schemas the application uses is valid: a failed `CREATE INDEX
@@ -484,6 +497,11 @@ mod tests {
             .collect();
         assert!(enum_checks(&snapshot, &catalog).iter().all(|c| !c.failed()));
         catalog.enums[0].values.reverse();
+        assert!(
+            enum_checks(&snapshot, &catalog).iter().all(|c| !c.failed()),
+            "the same values in Postgres's appended order"
+        );
+        catalog.enums[0].values.pop();
         assert_eq!(enum_checks(&snapshot, &catalog).iter().filter(|c| c.failed()).count(), 1);
 
         catalog.tables = vec![crate::db::catalog::Table {

@@ -7,6 +7,7 @@ mod harness;
 mod concurrency;
 mod configuration;
 mod drift;
+mod drift_baseline;
 mod drizzle_compat;
 mod failures;
 mod faults;

@@ -25,7 +25,7 @@ async fn compare(
     let assessment = session.assess().await?;
     drifted.ledger = Some(LedgerView::of(&assessment));
     let version = version_label(assessment.current());
-    let examination = examine(session, &assessment, warnings).await?;
+    let examination = examine(session, &assessment, strict, warnings).await?;
     drifted.baseline = Some(examination.baseline);
     drifted.notes = examination.notes;
     let changes = drifted.differences.insert(examination.manual_changes);

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::engine::error::Error;
+use crate::engine::examine::examine;
 use crate::engine::invocation::time_left;
 use crate::engine::outcome::{Finished, LedgerView, Verified};
 use crate::engine::session::{version_label, Session};
@@ -27,22 +28,28 @@ async fn check(session: &mut Session<'_>, analyze: bool, verified: &mut Verified
     let assessment = session.assess().await?;
     verified.ledger = Some(LedgerView::of(&assessment));
     let version = assessment.current();
-    let comparison = session.compare(version).await?;
+    let examination = examine(session, &assessment, false, warnings).await?;
     let mut checks = Vec::new();
     let mut schema = Check::new(CheckKind::Schema, version_label(version));
-    if comparison.differences.is_empty() {
-        schema.detail = Some("the schema matches the snapshot".into());
-    } else {
-        schema.fail(format!(
-            "{} difference(s) from the snapshot (see differences)",
-            comparison.differences.len()
-        ));
+    match (examination.manual_changes.len(), examination.model_mismatches.len()) {
+        (0, 0) => schema.detail = Some("nobody changed the schema, and it matches the snapshot".into()),
+        (0, n) => {
+            schema.detail = Some(format!(
+                "nobody changed the schema; the snapshot and the migrations disagree in {n} place(s) (see modelMismatches)"
+            ))
+        }
+        (n, _) => schema.fail(format!("changed outside its migrations in {n} place(s) (see differences)")),
     }
     checks.push(schema);
-    verified.differences = Some(comparison.differences);
-    checks.extend(verify::enum_checks(&comparison.expected, &comparison.actual));
+    verified.differences = Some(examination.manual_changes);
+    verified.baseline = Some(examination.baseline);
+    verified.model_mismatches = Some(examination.model_mismatches);
+    verified.notes = examination.notes;
+    if let Some(expected) = &examination.expected {
+        checks.extend(verify::enum_checks(expected, &examination.actual));
+    }
     let options = session.drift_options();
-    checks.extend(verify::index_checks(&comparison.actual, |schema, table| {
+    checks.extend(verify::index_checks(&examination.actual, |schema, table| {
         schema != options.ledger.schema && !options.ignored(schema, table)
     }));
     let set = session.set;
@@ -79,7 +86,7 @@ async fn check(session: &mut Session<'_>, analyze: bool, verified: &mut Verified
             }
         }
         let timeout = time_left(session.inv.deadline).map_or(timeout, |left| timeout.min(left));
-        checks.push(verify::plan_check(session.client_mut(), &query, &comparison.actual, analyze, timeout).await);
+        checks.push(verify::plan_check(session.client_mut(), &query, &examination.actual, analyze, timeout).await);
     }
     Ok(checks)
 }
