@@ -208,73 +208,11 @@ fn pk_display(pk: &PrimaryKeyModel) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::*;
     use super::*;
-    use crate::db::catalog::{self, Column, Constraint, ConstraintKind, Index, IndexColumn, Table};
+    use crate::db::catalog::{self, Column, Constraint, ConstraintKind, Index, IndexColumn};
     use crate::db::ledger::HISTORY_TABLE;
     use crate::schema::drift::options::IgnoreRule;
-
-    fn snapshot(json: serde_json::Value) -> Snapshot {
-        let mut base = serde_json::json!({
-            "id": "x", "prevId": "y", "version": "7", "dialect": "postgresql",
-            "tables": {}, "enums": {}, "schemas": {}, "sequences": {}, "roles": {}, "policies": {}, "views": {},
-            "_meta": {"columns": {}, "schemas": {}, "tables": {}}
-        });
-        for (k, v) in json.as_object().unwrap() {
-            base[k] = v.clone();
-        }
-        Snapshot::parse(base.to_string().as_bytes(), "t", "p").unwrap()
-    }
-
-    fn table(name: &str, columns: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
-        let mut t = serde_json::json!({
-            "name": name, "schema": "", "columns": columns, "indexes": {}, "foreignKeys": {},
-            "compositePrimaryKeys": {}, "uniqueConstraints": {}, "policies": {}, "checkConstraints": {}, "isRLSEnabled": false
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            t[k] = v.clone();
-        }
-        t
-    }
-
-    fn col(name: &str, ty: &str, not_null: bool, default: Option<serde_json::Value>) -> serde_json::Value {
-        let mut c = serde_json::json!({"name": name, "type": ty, "primaryKey": false, "notNull": not_null});
-        if let Some(d) = default {
-            c["default"] = d;
-        }
-        c
-    }
-
-    fn live_col(name: &str, ty: &str, not_null: bool, default: Option<&str>) -> Column {
-        Column {
-            name: name.into(),
-            type_display: ty.into(),
-            type_schema: "pg_catalog".into(),
-            type_name: ty.into(),
-            type_kind: "b".into(),
-            is_array: ty.ends_with("[]"),
-            not_null,
-            default: default.map(str::to_string),
-            ..Column::default()
-        }
-    }
-
-    fn live(tables: Vec<Table>) -> Catalog {
-        Catalog {
-            server_version: 150_000,
-            schemas: vec!["public".into()],
-            tables,
-            ..Catalog::default()
-        }
-    }
-
-    fn live_table(name: &str, columns: Vec<Column>) -> Table {
-        Table {
-            schema: "public".into(),
-            name: name.into(),
-            columns,
-            ..Table::default()
-        }
-    }
 
     fn kinds(d: &[Difference]) -> Vec<(DifferenceKind, String)> {
         d.iter().map(|d| (d.kind, d.object.clone())).collect()

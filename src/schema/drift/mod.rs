@@ -21,6 +21,8 @@ mod options;
 mod policies;
 mod sequences;
 mod shown;
+#[cfg(test)]
+mod test_support;
 
 pub use catalogs::compare_catalogs;
 pub use comparison::compare;

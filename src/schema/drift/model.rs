@@ -321,3 +321,86 @@ fn serial_type(sql_type: &str) -> bool {
 fn view_shown(materialized: bool) -> Shown {
     Shown::same(if materialized { "materialized view" } else { "view" }.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::comparison::compare;
+    use super::super::test_support::*;
+    use super::*;
+    use crate::db::catalog::{Constraint, Reference};
+
+    fn constraint(name: &str, kind: ConstraintKind, columns: &[&str], definition: &str) -> Constraint {
+        Constraint {
+            name: name.into(),
+            kind,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            definition: definition.into(),
+            check: None,
+            references: None,
+            nulls_not_distinct: false,
+        }
+    }
+
+    #[test]
+    fn a_foreign_key_name_over_63_bytes_is_compared_as_postgres_cuts_it() {
+        let name = "custom_widget_secret_definition_id_custom_widget_definition_id_fk";
+        let s = snapshot(json!({"tables": {
+            "public.parent": table("parent", json!({"id": {"name": "id", "type": "text", "primaryKey": true, "notNull": true}}), json!({})),
+            "public.child": table("child", json!({"definition_id": col("definition_id", "text", true, None)}), json!({"foreignKeys": {name: {
+                "name": name, "tableFrom": "child", "tableTo": "parent", "columnsFrom": ["definition_id"], "columnsTo": ["id"],
+                "onDelete": "cascade", "onUpdate": "no action"}}})),
+        }}));
+        let mut parent = live_table("parent", vec![live_col("id", "text", true, None)]);
+        parent
+            .constraints
+            .push(constraint("parent_pkey", ConstraintKind::PrimaryKey, &["id"], "PRIMARY KEY (id)"));
+        let mut child = live_table("child", vec![live_col("definition_id", "text", true, None)]);
+        let mut fk = constraint(
+            &name[..63],
+            ConstraintKind::ForeignKey,
+            &["definition_id"],
+            "FOREIGN KEY (definition_id) REFERENCES parent(id) ON DELETE CASCADE",
+        );
+        fk.references = Some(Reference {
+            schema: "public".into(),
+            table: "parent".into(),
+            columns: vec!["id".into()],
+            on_update: "no action".into(),
+            on_delete: "cascade".into(),
+        });
+        child.constraints.push(fk);
+        let catalog = live(vec![parent.clone(), child.clone()]);
+        assert_eq!(compare(&s, &catalog, &DriftOptions::default()), vec![]);
+
+        // A name cut anywhere else is still a difference.
+        child.constraints[0].name = name[..60].to_string();
+        let differences = compare(&s, &live(vec![parent, child]), &DriftOptions::default());
+        assert_eq!(differences.len(), 2, "{differences:?}");
+    }
+
+    #[test]
+    fn a_unique_folded_into_the_primary_key_is_not_missing() {
+        let s = snapshot(json!({"tables": {"public.setting": table("setting", json!({
+            "setting_key": {"name": "setting_key", "type": "varchar(64)", "primaryKey": true, "notNull": true,
+                            "isUnique": true, "uniqueName": "setting_key_unique"}}), json!({}))}}));
+        let mut t = live_table("setting", vec![live_col("setting_key", "character varying(64)", true, None)]);
+        // What Postgres keeps of `PRIMARY KEY` plus `CONSTRAINT setting_key_unique UNIQUE(setting_key)`.
+        t.constraints.push(constraint(
+            "setting_key_unique",
+            ConstraintKind::PrimaryKey,
+            &["setting_key"],
+            "PRIMARY KEY (setting_key)",
+        ));
+        assert_eq!(compare(&s, &live(vec![t.clone()]), &DriftOptions::default()), vec![]);
+
+        // A primary key named otherwise did not absorb it: the unique constraint is missing.
+        t.constraints[0].name = "setting_pkey".into();
+        let differences = compare(&s, &live(vec![t]), &DriftOptions::default());
+        assert_eq!(
+            differences.iter().map(|d| (d.kind, d.object.as_str())).collect::<Vec<_>>(),
+            [(super::super::DifferenceKind::MissingConstraint, "public.setting.setting_key_unique")]
+        );
+    }
+}
