@@ -82,6 +82,11 @@ async fn history_composite_indexes_matches_drizzle() {
     same_result_as_drizzle("tests/fixtures/histories/composite_indexes/migrations").await;
 }
 
+#[tokio::test]
+async fn history_every_kind_matches_drizzle() {
+    same_result_as_drizzle("tests/fixtures/histories/every_kind/migrations").await;
+}
+
 #[test]
 fn every_fixture_history_is_covered_above() {
     // A new history added to the fixtures must get its own test here (or in the enum test).
@@ -90,6 +95,7 @@ fn every_fixture_history_is_covered_above() {
         "composite_indexes",
         "enum_defaults",
         "enum_value_added_later",
+        "every_kind",
         "jsonb_defaults",
         "partial_indexes",
     ];

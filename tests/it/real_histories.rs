@@ -128,13 +128,24 @@ macro_rules! real_history {
 }
 
 real_history!(ai_chatbot, "ai-chatbot");
+real_history!(better_chatbot, "better-chatbot");
 real_history!(dittofeed, "dittofeed");
 real_history!(drizzle_orm_pg_v5, "drizzle-orm-pg-v5");
 real_history!(homarr, "homarr");
+real_history!(morphic, "morphic");
+real_history!(zero, "zero");
 
 #[test]
 fn every_real_world_history_is_covered_above_and_has_its_source() {
-    let covered = ["ai-chatbot", "dittofeed", "drizzle-orm-pg-v5", "homarr"];
+    let covered = [
+        "ai-chatbot",
+        "better-chatbot",
+        "dittofeed",
+        "drizzle-orm-pg-v5",
+        "homarr",
+        "morphic",
+        "zero",
+    ];
     let mut found: Vec<String> = std::fs::read_dir(repo_path(REAL_WORLD))
         .unwrap()
         .flatten()
