@@ -5,5 +5,6 @@ pub mod backoff;
 pub mod baseline;
 pub mod catalog;
 pub mod connection;
+pub mod deparse;
 pub mod ledger;
 pub mod lock;

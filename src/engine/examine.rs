@@ -10,13 +10,14 @@
 //! with the snapshot, as the only answer left, and a warning says so.
 
 use crate::db::catalog::{self, Catalog};
+use crate::db::deparse::{printed_alike, Pairs};
 use crate::engine::error::Error;
 use crate::engine::outcome::BaselineSource;
 use crate::engine::plan::Assessment;
 use crate::engine::replay::replay;
 use crate::engine::session::Session;
 use crate::migrations::source::Migration;
-use crate::schema::drift::{self, classify, compare_catalogs, Difference, DifferenceKind, ModelMismatch};
+use crate::schema::drift::{self, classify, compare_catalogs, Difference, DifferenceKind, ModelMismatch, Question};
 use crate::schema::snapshot::Snapshot;
 
 pub struct Examination {
@@ -49,7 +50,8 @@ pub async fn examine(
     let snapshot = Snapshot::at(&session.set.source, version);
     let (manual_changes, model, notes, expected) = match (built, snapshot) {
         (Some(built), Ok(expected)) => {
-            let (model, notes) = classify(drift::compare(&expected, &built, &options));
+            let differences = settled(session, drift::compare_with_questions(&expected, &built, &options), warnings).await;
+            let (model, notes) = classify(differences);
             (compare_catalogs(&built, &actual, &options), model, notes, Some(expected))
         }
         // The first question needs no snapshot: an old snapshot format or a hand-written
@@ -60,7 +62,8 @@ pub async fn examine(
         }
         (None, Ok(expected)) => {
             // Enum order is never a change here either: Postgres appends added values.
-            let (differences, notes) = split_enum_order(drift::compare(&expected, &actual, &options));
+            let differences = settled(session, drift::compare_with_questions(&expected, &actual, &options), warnings).await;
+            let (differences, notes) = split_enum_order(differences);
             (differences, Vec::new(), notes, Some(expected))
         }
         (_, Err(e)) => return Err(e.into()),
@@ -101,6 +104,36 @@ async fn baseline(
                 "no baseline to tell manual changes from the migrations: {e}. Compared with the snapshot instead, where a difference may also mean the snapshot and the migration SQL disagree"
             ));
             Ok(None)
+        }
+    }
+}
+
+/// The differences left once Postgres has printed the expressions the canonical forms disagree
+/// on: those it prints alike were spelling, not schema.
+async fn settled(
+    session: &Session<'_>,
+    (differences, questions): (Vec<Difference>, Vec<Question>),
+    warnings: &mut Vec<String>,
+) -> Vec<Difference> {
+    if questions.is_empty() {
+        return differences;
+    }
+    let asks: Vec<Pairs<'_>> = questions
+        .iter()
+        .map(|q| Pairs {
+            schema: &q.schema,
+            table: &q.table,
+            pairs: &q.pairs,
+        })
+        .collect();
+    match printed_alike(session.client(), &asks).await {
+        Ok(same) => drift::settle(differences, &questions, &same),
+        Err(e) => {
+            warnings.push(format!(
+                "PostgreSQL could not compare {} expression(s) the snapshot spells differently ({e}); they are reported as they are",
+                questions.len()
+            ));
+            differences
         }
     }
 }

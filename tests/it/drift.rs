@@ -33,54 +33,24 @@ fn differences(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Model mismatches drift wrongly reports on a generated history once its migration number
-/// `idx` (journal position) is applied, as (kind, object), sorted. Every history here is
-/// unedited drizzle-kit output, so each one is a bug in src/schema/expression/ (the same schema
-/// spelled differently); they are listed only to keep the rest of the history under test and
-/// must be deleted from here once drift compares them correctly.
-fn known_false_model_mismatches(history: &str, idx: usize) -> Vec<(String, String)> {
-    let mut known: Vec<(&str, &str)> = Vec::new();
-    if history.contains("/every_kind/") {
-        // snapshot `"tickets"."created_at" > '2020-01-01'::timestamptz`; Postgres folds the
-        // literal: `created_at > '2020-01-01 00:00:00+00'::timestamp with time zone`.
-        known.push(("constraintDefinition", "public.tickets.tickets_created_after"));
-        // snapshot `"tickets"."org_id" IN (SELECT m.org_id FROM memberships m WHERE ...)`;
-        // Postgres: `(org_id IN (SELECT m.org_id FROM memberships m WHERE ...))`: with a
-        // subquery the qualifier and the outer parentheses are no longer normalised away.
-        known.push(("policyDefinition", "public.tickets.tickets_member_read"));
-        if idx >= 2 {
-            // snapshot `EXISTS (SELECT 1 FROM memberships m WHERE ... AND m.role = ANY
-            // (ARRAY['owner', 'admin']))`; Postgres: `(EXISTS (... AND (m.role = ANY
-            // (ARRAY['owner'::text, 'admin'::text]))))`.
-            known.push(("policyDefinition", "public.tickets.tickets_admin_write"));
-        }
-    }
-    let mut known: Vec<(String, String)> = known.into_iter().map(|(k, o)| (k.to_string(), o.to_string())).collect();
-    known.sort();
-    known
-}
-
-/// No difference at all, apart from the `known_false` model mismatches.
-fn assert_no_drift(db_url: &str, migrations: &str, after: &str, known_false: &[(String, String)]) {
+/// No manual change and no model mismatch. The histories are unedited drizzle-kit output, so a
+/// model mismatch would be the same schema spelled differently: a false one.
+fn assert_no_drift(db_url: &str, migrations: &str, after: &str) {
     let out = run(&mut wm(db_url, migrations, &["drift"]));
     let report = out.report();
-    let status = if known_false.is_empty() { "ok" } else { "modelMismatch" };
     assert!(
-        out.code == 0 && report["status"] == status,
+        out.code == 0 && report["status"] == "ok",
         "{migrations} after {after}: expected no drift, got exit {} with {}",
         out.code,
         serde_json::to_string_pretty(&report).unwrap()
     );
     assert_eq!(report["action"], "drift");
     assert_eq!(report["differences"], serde_json::json!([]));
-    let mut mismatches: Vec<(String, String)> = report["modelMismatches"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no modelMismatches array: {report}"))
-        .iter()
-        .map(|d| (d["kind"].as_str().unwrap().to_string(), d["object"].as_str().unwrap().to_string()))
-        .collect();
-    mismatches.sort();
-    assert_eq!(mismatches, known_false, "{migrations} after {after}: {report}");
+    assert_eq!(
+        report["modelMismatches"],
+        serde_json::json!([]),
+        "{migrations} after {after}: {report}"
+    );
 }
 
 #[tokio::test]
@@ -88,10 +58,10 @@ async fn every_drizzle_kit_history_has_no_drift_at_every_version() {
     for history in histories() {
         let db = pg().fresh_db().await;
         // The empty database matches the schema before the first migration.
-        assert_no_drift(&db.url, &history, "nothing", &[]);
-        for (idx, (tag, _)) in journal(&repo_path(&history)).into_iter().enumerate() {
+        assert_no_drift(&db.url, &history, "nothing");
+        for (tag, _) in journal(&repo_path(&history)) {
             run(&mut wm(&db.url, &history, &["migrate", "--to", &tag])).expect(0);
-            assert_no_drift(&db.url, &history, &tag, &known_false_model_mismatches(&history, idx));
+            assert_no_drift(&db.url, &history, &tag);
         }
     }
 }
@@ -106,13 +76,7 @@ async fn histories_applied_by_drizzle_orm_itself_have_no_drift() {
         let db = pg().fresh_db().await;
         let out = drizzle_peer(&db.url, &history, &[]);
         assert_eq!(out.code, 0, "{history}: {}", out.stderr);
-        let last = journal(&repo_path(&history)).len() - 1;
-        assert_no_drift(
-            &db.url,
-            &history,
-            "drizzle-orm migrate()",
-            &known_false_model_mismatches(&history, last),
-        );
+        assert_no_drift(&db.url, &history, "drizzle-orm migrate()");
     }
 }
 

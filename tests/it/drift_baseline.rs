@@ -53,13 +53,9 @@ async fn forget_baseline(db: &TestDb) {
 
 /// The model mismatches drift must report on a real history after its migration number `idx`
 /// (journal position) was applied, as (kind, object), sorted; none where not listed. Each was
-/// read from the history's files. `known_false` ones are the same schema spelled differently:
-/// drift is wrong there (the expression normaliser in src/schema/expression/ does not handle
-/// these spellings), so they are listed only to keep the rest of the history under test and
-/// must be deleted from here once src/ compares them correctly.
+/// read from the history's files.
 fn expected_model_mismatches(history: &str, idx: usize) -> Vec<(String, String)> {
     let mut real: Vec<(&str, &str)> = Vec::new();
-    let mut known_false: Vec<(&str, &str)> = Vec::new();
     match history.rsplit('/').next().unwrap() {
         // REAL: 0013_graceful_leo.sql was edited by hand (`ADD COLUMN IF NOT EXISTS "role" text
         // DEFAULT 'editor' NOT NULL`), while 0013_snapshot.json (and every later one) says
@@ -67,21 +63,10 @@ fn expected_model_mismatches(history: &str, idx: usize) -> Vec<(String, String)>
         "better-chatbot" if idx >= 13 => real.push(("columnDefault", "public.user.role")),
         "morphic" => {
             // Migrations 0012-0015 are raw SQL without snapshots: nothing to compare there.
-            let has_snapshot = idx <= 11 || idx >= 16;
-            // KNOWN FALSE (bug in src/): the EXISTS-subquery policies. The migration SQL is the
-            // snapshot's text verbatim (0006/0007 `USING (EXISTS (SELECT 1 FROM "chats" WHERE
-            // "chats".id = chat_id AND ...))`); Postgres prints it back as `(EXISTS (SELECT 1
-            // FROM chats WHERE chats.id::text = messages.chat_id::text AND ...))` (varchar
-            // casts, the outer column qualified, INNER JOIN as JOIN, 'public'::text). The
-            // normaliser gives up on the subquery and compares tokens.
-            if has_snapshot && idx >= 6 {
-                known_false.push(("policyDefinition", "public.messages.users_manage_chat_messages"));
-                known_false.push(("policyDefinition", "public.parts.users_manage_message_parts"));
-            }
-            if has_snapshot && idx >= 7 {
-                known_false.push(("policyDefinition", "public.messages.public_chat_messages_readable"));
-                known_false.push(("policyDefinition", "public.parts.public_chat_parts_readable"));
-            }
+            // Not mismatches: the EXISTS-subquery policies of 0006/0007, which the migration
+            // SQL spells as the snapshot does and Postgres prints back differently (`(EXISTS
+            // (SELECT 1 FROM chats WHERE chats.id::text = messages.chat_id::text ...))`, INNER
+            // JOIN as JOIN, 'public'::text). Postgres judges them alike (src/db/deparse.rs).
             if idx >= 16 {
                 // REAL: 0016_wrap_rls_current_setting.sql is hand-written ALTER POLICY wrapping
                 // current_setting(...) in (select ...); 0016_snapshot.json keeps the unwrapped
@@ -99,11 +84,7 @@ fn expected_model_mismatches(history: &str, idx: usize) -> Vec<(String, String)>
         }
         _ => {}
     }
-    let mut all: Vec<(String, String)> = real
-        .into_iter()
-        .chain(known_false)
-        .map(|(k, o)| (k.to_string(), o.to_string()))
-        .collect();
+    let mut all: Vec<(String, String)> = real.into_iter().map(|(k, o)| (k.to_string(), o.to_string())).collect();
     all.sort();
     all
 }

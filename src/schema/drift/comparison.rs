@@ -8,12 +8,31 @@ use crate::schema::snapshot::Snapshot;
 
 use super::difference::{changed, extra, missing, Difference, DifferenceKind};
 use super::ident::quote_ident;
-use super::model::{qualified, Key, Model, PrimaryKeyModel, TableModel};
+use super::model::{qualified, Key, Model, PrimaryKeyModel, ProbeOf, TableModel};
 use super::options::DriftOptions;
 use super::shown::Shown;
 
 /// Every difference between what `expected` describes and what `actual` holds.
 pub fn compare(expected: &Snapshot, actual: &Catalog, options: &DriftOptions) -> Vec<Difference> {
+    compare_with_questions(expected, actual, options).0
+}
+
+/// A difference that may be one of spelling only: everything but its SQL expressions agrees,
+/// and the canonical forms of the expressions do not. Postgres can settle it (`settle`): the
+/// engine has it print each pair of expressions, in the context of their table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// Index into the differences `compare_with_questions` returned.
+    pub difference: usize,
+    pub schema: String,
+    pub table: String,
+    /// (snapshot's, database's) expression, as each side wrote it.
+    pub pairs: Vec<(String, String)>,
+}
+
+/// The differences, and the questions that may settle some of them.
+pub fn compare_with_questions(expected: &Snapshot, actual: &Catalog, options: &DriftOptions) -> (Vec<Difference>, Vec<Question>) {
+    let mut questions = Vec::new();
     let want = Model::expected(expected, actual, options);
     let have = Model::actual(actual, &want, options);
     let mut out = Vec::new();
@@ -28,7 +47,11 @@ pub fn compare(expected: &Snapshot, actual: &Catalog, options: &DriftOptions) ->
     for (key, table) in &want.tables {
         match have.tables.get(key) {
             None => out.push(missing(DifferenceKind::MissingTable, qualified(key), "table")),
-            Some(live) => diff_table(&qualified(key), table, live, &mut out),
+            Some(live) => {
+                let start = out.len();
+                diff_table(&qualified(key), table, live, &mut out);
+                ask(key, table, live, start, &out, &mut questions);
+            }
         }
     }
     for key in have.tables.keys().filter(|k| !want.tables.contains_key(*k)) {
@@ -54,7 +77,45 @@ pub fn compare(expected: &Snapshot, actual: &Catalog, options: &DriftOptions) ->
         ],
         &mut out,
     );
-    out
+    (out, questions)
+}
+
+/// Drops the differences Postgres answered are the same: `same[i]` answers `questions[i]`.
+pub fn settle(differences: Vec<Difference>, questions: &[Question], same: &[bool]) -> Vec<Difference> {
+    let settled: BTreeSet<usize> = questions.iter().zip(same).filter(|(_, s)| **s).map(|(q, _)| q.difference).collect();
+    differences
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !settled.contains(i))
+        .map(|(_, d)| d)
+        .collect()
+}
+
+/// The table's differences from `start` on whose sides differ in their expressions only.
+fn ask(key: &Key, want: &TableModel, have: &TableModel, start: usize, out: &[Difference], questions: &mut Vec<Question>) {
+    let prefix = format!("{}.", qualified(key));
+    for (i, d) in out.iter().enumerate().skip(start) {
+        let of = match d.kind {
+            DifferenceKind::PolicyDefinition => ProbeOf::Policy,
+            DifferenceKind::ConstraintDefinition => ProbeOf::Constraint,
+            DifferenceKind::ColumnGenerated => ProbeOf::Generated,
+            _ => continue,
+        };
+        let Some(name) = d.object.strip_prefix(&prefix) else { continue };
+        let probe = (of, name.to_string());
+        let (Some(w), Some(h)) = (want.probes.get(&probe), have.probes.get(&probe)) else {
+            continue;
+        };
+        if w.frame != h.frame || w.expressions.len() != h.expressions.len() {
+            continue;
+        }
+        questions.push(Question {
+            difference: i,
+            schema: key.0.clone(),
+            table: key.1.clone(),
+            pairs: w.expressions.iter().cloned().zip(h.expressions.iter().cloned()).collect(),
+        });
+    }
 }
 
 fn keyed(map: &BTreeMap<Key, Shown>) -> BTreeMap<String, Shown> {

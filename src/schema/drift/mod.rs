@@ -25,7 +25,7 @@ mod shown;
 mod test_support;
 
 pub use catalogs::compare_catalogs;
-pub use comparison::compare;
+pub use comparison::{compare, compare_with_questions, settle, Question};
 pub use difference::{Difference, DifferenceKind, DriftError};
 pub use mismatch::{classify, ModelMismatch};
 pub use options::{DriftOptions, IgnoreRule};

@@ -13,9 +13,9 @@ use super::defaults::{default_from_json, default_from_sql};
 use super::ident::{pg_name, unquote};
 use super::indexes::{actual_index, expected_index};
 use super::options::DriftOptions;
-use super::policies::{actual_policy, expected_policy};
+use super::policies::{actual_policy, actual_policy_probe, expected_policy, expected_policy_probe};
 use super::sequences::{actual_identity, expected_identity, expected_sequence, sequence_display, sequence_matches};
-use super::shown::Shown;
+use super::shown::{Probe, Shown};
 
 pub(super) type Key = (String, String);
 
@@ -40,6 +40,22 @@ pub(super) struct TableModel {
     pub(super) constraints: BTreeMap<String, Shown>,
     pub(super) rls: bool,
     pub(super) policies: BTreeMap<String, Shown>,
+    /// The expressions of policies, check constraints and generated columns, by what they belong to.
+    pub(super) probes: BTreeMap<(ProbeOf, String), Probe>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum ProbeOf {
+    Policy,
+    Constraint,
+    Generated,
+}
+
+fn single(frame: &str, expression: &str) -> Probe {
+    Probe {
+        frame: frame.to_string(),
+        expressions: vec![expression.to_string()],
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,9 +117,14 @@ impl Model {
                         not_null: c.not_null || pk_columns.contains(c.name.as_str()) || c.identity.is_some(),
                         default,
                         identity: c.identity.as_ref().map(expected_identity),
-                        generated: c.generated.as_ref().map(|g| Shown {
-                            key: expression::canonical(&g.expression),
-                            display: g.expression.clone(),
+                        generated: c.generated.as_ref().map(|g| {
+                            table
+                                .probes
+                                .insert((ProbeOf::Generated, pg_name(&c.name)), single("GENERATED ?", &g.expression));
+                            Shown {
+                                key: expression::canonical(&g.expression),
+                                display: g.expression.clone(),
+                            }
                         }),
                         ty,
                     },
@@ -154,9 +175,13 @@ impl Model {
             }
             for ck in t.check_constraints.values() {
                 table.constraints.insert(pg_name(&ck.name), check_shown(&ck.value));
+                table
+                    .probes
+                    .insert((ProbeOf::Constraint, pg_name(&ck.name)), single("CHECK ?", &ck.value));
             }
             for p in t.policies.values() {
                 table.policies.insert(pg_name(&p.name), expected_policy(p));
+                table.probes.insert((ProbeOf::Policy, pg_name(&p.name)), expected_policy_probe(p));
             }
             m.tables.insert((schema, pg_name(&t.name)), table);
         }
@@ -171,6 +196,7 @@ impl Model {
             };
             if let Some(t) = m.tables.get_mut(&key) {
                 t.policies.insert(p.name.clone(), expected_policy(p));
+                t.probes.insert((ProbeOf::Policy, p.name.clone()), expected_policy_probe(p));
                 t.rls = true;
             }
         }
@@ -229,9 +255,14 @@ impl Model {
                         not_null: col.not_null,
                         default,
                         identity: col.identity.as_ref().map(actual_identity),
-                        generated: col.generated.as_ref().map(|g| Shown {
-                            key: expression::canonical(g),
-                            display: g.clone(),
+                        generated: col.generated.as_ref().map(|g| {
+                            table
+                                .probes
+                                .insert((ProbeOf::Generated, col.name.clone()), single("GENERATED ?", g));
+                            Shown {
+                                key: expression::canonical(g),
+                                display: g.clone(),
+                            }
                         }),
                         ty,
                     },
@@ -270,11 +301,17 @@ impl Model {
                         let mut shown = check_shown(con.check.as_deref().unwrap_or(&con.definition));
                         shown.display = con.definition.clone();
                         table.constraints.insert(con.name.clone(), shown);
+                        if let Some(check) = &con.check {
+                            table
+                                .probes
+                                .insert((ProbeOf::Constraint, con.name.clone()), single("CHECK ?", check));
+                        }
                     }
                 }
             }
             for p in &t.policies {
                 table.policies.insert(p.name.clone(), actual_policy(p));
+                table.probes.insert((ProbeOf::Policy, p.name.clone()), actual_policy_probe(p));
             }
             m.tables.insert((t.schema.clone(), t.name.clone()), table);
         }
@@ -402,5 +439,43 @@ mod tests {
             differences.iter().map(|d| (d.kind, d.object.as_str())).collect::<Vec<_>>(),
             [(super::super::DifferenceKind::MissingConstraint, "public.setting.setting_key_unique")]
         );
+    }
+
+    #[test]
+    fn a_policy_the_normaliser_cannot_read_becomes_a_question_for_postgres() {
+        let using = "exists (select 1 from \"chats\" where \"chats\".\"id\" = \"chat_id\")";
+        let s = snapshot(
+            json!({"tables": {"public.messages": table("messages", json!({"chat_id": col("chat_id", "text", false, None)}),
+            json!({"isRLSEnabled": true, "policies": {"own": {"name": "own", "as": "PERMISSIVE", "for": "ALL", "to": ["public"], "using": using}}}))}}),
+        );
+        let mut t = live_table("messages", vec![live_col("chat_id", "text", false, None)]);
+        t.rls_enabled = true;
+        let printed = "(EXISTS ( SELECT 1 FROM chats WHERE chats.id = messages.chat_id))";
+        t.policies.push(crate::db::catalog::Policy {
+            name: "own".into(),
+            permissive: true,
+            command: "ALL".into(),
+            roles: vec!["public".into()],
+            using: Some(printed.into()),
+            with_check: None,
+        });
+        let (differences, questions) = super::super::compare_with_questions(&s, &live(vec![t.clone()]), &DriftOptions::default());
+        assert_eq!(differences.len(), 1, "{differences:?}");
+        assert_eq!(
+            questions,
+            [super::super::Question {
+                difference: 0,
+                schema: "public".into(),
+                table: "messages".into(),
+                pairs: vec![(using.to_string(), printed.to_string())],
+            }]
+        );
+        assert_eq!(super::super::settle(differences.clone(), &questions, &[true]), vec![]);
+        assert_eq!(super::super::settle(differences.clone(), &questions, &[false]), differences);
+
+        // A policy that differs in more than its expressions is no question: it differs.
+        t.policies[0].command = "SELECT".into();
+        let (differences, questions) = super::super::compare_with_questions(&s, &live(vec![t]), &DriftOptions::default());
+        assert_eq!((differences.len(), questions.len()), (1, 0));
     }
 }

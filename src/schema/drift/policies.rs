@@ -6,7 +6,7 @@ use crate::schema::expression;
 use crate::schema::snapshot;
 
 use super::ident::unquote;
-use super::shown::Shown;
+use super::shown::{Probe, Shown};
 
 fn policy_key(permissive: bool, command: &str, roles: &[String], using: Option<&str>, with_check: Option<&str>) -> String {
     let mut s = format!(
@@ -24,7 +24,30 @@ fn policy_key(permissive: bool, command: &str, roles: &[String], using: Option<&
     s
 }
 
-pub(super) fn expected_policy(p: &snapshot::Policy) -> Shown {
+fn policy_probe(permissive: bool, command: &str, roles: &[String], using: Option<&str>, with_check: Option<&str>) -> Probe {
+    let mut frame = policy_key(permissive, command, roles, None, None);
+    let mut expressions = Vec::new();
+    for (clause, expr) in [("USING", using), ("WITH CHECK", with_check)] {
+        if let Some(e) = expr {
+            frame.push_str(&format!(" {clause} ?"));
+            expressions.push(e.to_string());
+        }
+    }
+    Probe { frame, expressions }
+}
+
+pub(super) fn expected_policy_probe(p: &snapshot::Policy) -> Probe {
+    let (permissive, command, roles) = expected_policy_frame(p);
+    policy_probe(permissive, &command, &roles, p.using.as_deref(), p.with_check.as_deref())
+}
+
+pub(super) fn actual_policy_probe(p: &catalog::Policy) -> Probe {
+    let mut roles = p.roles.clone();
+    roles.sort();
+    policy_probe(p.permissive, &p.command, &roles, p.using.as_deref(), p.with_check.as_deref())
+}
+
+fn expected_policy_frame(p: &snapshot::Policy) -> (bool, String, Vec<String>) {
     let mut roles: Vec<String> =
         p.to.clone()
             .unwrap_or_else(|| vec!["public".into()])
@@ -33,9 +56,14 @@ pub(super) fn expected_policy(p: &snapshot::Policy) -> Shown {
             .collect();
     roles.sort();
     let permissive = p.kind.as_deref().is_none_or(|k| k.eq_ignore_ascii_case("permissive"));
+    (permissive, p.command.clone().unwrap_or_else(|| "ALL".into()), roles)
+}
+
+pub(super) fn expected_policy(p: &snapshot::Policy) -> Shown {
+    let (permissive, command, roles) = expected_policy_frame(p);
     Shown::same(policy_key(
         permissive,
-        p.command.as_deref().unwrap_or("ALL"),
+        &command,
         &roles,
         p.using.as_deref(),
         p.with_check.as_deref(),
