@@ -61,13 +61,13 @@ fn expected_model_mismatches(history: &str, idx: usize) -> Vec<(String, String)>
         // DEFAULT 'editor' NOT NULL`), while 0013_snapshot.json (and every later one) says
         // default 'user'.
         "better-chatbot" if idx >= 13 => real.push(("columnDefault", "public.user.role")),
-        "morphic" => {
-            // Migrations 0012-0015 are raw SQL without snapshots: nothing to compare there.
-            // Not mismatches: the EXISTS-subquery policies of 0006/0007, which the migration
-            // SQL spells as the snapshot does and Postgres prints back differently (`(EXISTS
-            // (SELECT 1 FROM chats WHERE chats.id::text = messages.chat_id::text ...))`, INNER
-            // JOIN as JOIN, 'public'::text). Postgres judges them alike (src/db/deparse.rs).
-            if idx >= 16 {
+        // Migrations 0012-0015 are raw SQL without snapshots: nothing to compare there. Not
+        // mismatches: the EXISTS-subquery policies of 0006/0007, which the migration SQL spells
+        // as the snapshot does and Postgres prints back differently (`(EXISTS (SELECT 1 FROM
+        // chats WHERE chats.id::text = messages.chat_id::text ...))`, INNER JOIN as JOIN,
+        // 'public'::text). Postgres judges them alike (src/db/deparse.rs).
+        "morphic" if idx >= 16 => {
+            {
                 // REAL: 0016_wrap_rls_current_setting.sql is hand-written ALTER POLICY wrapping
                 // current_setting(...) in (select ...); 0016_snapshot.json keeps the unwrapped
                 // `user_id = current_setting('app.current_user_id', true)`.

@@ -19,6 +19,8 @@ mod mismatch;
 mod model;
 mod options;
 mod policies;
+#[cfg(test)]
+mod postgres_spelling;
 mod sequences;
 mod shown;
 #[cfg(test)]
