@@ -67,20 +67,18 @@ fn expected_model_mismatches(history: &str, idx: usize) -> Vec<(String, String)>
         // chats WHERE chats.id::text = messages.chat_id::text ...))`, INNER JOIN as JOIN,
         // 'public'::text). Postgres judges them alike (src/db/deparse.rs).
         "morphic" if idx >= 16 => {
-            {
-                // REAL: 0016_wrap_rls_current_setting.sql is hand-written ALTER POLICY wrapping
-                // current_setting(...) in (select ...); 0016_snapshot.json keeps the unwrapped
-                // `user_id = current_setting('app.current_user_id', true)`.
-                real.push(("policyDefinition", "public.chats.users_manage_own_chats"));
-                real.push(("policyDefinition", "public.feedback.users_anonymize_own_feedback"));
-                // REAL: 0012/0013 create the notes and files tables and 0014 adds parts.file_key
-                // and rewrites the file_fields_required check in raw SQL; 0016_snapshot.json
-                // (as its migration's comment says) has none of them.
-                real.push(("extraTable", "public.files"));
-                real.push(("extraTable", "public.notes"));
-                real.push(("extraColumn", "public.parts.file_key"));
-                real.push(("constraintDefinition", "public.parts.file_fields_required"));
-            }
+            // REAL: 0016_wrap_rls_current_setting.sql is hand-written ALTER POLICY wrapping
+            // current_setting(...) in (select ...); 0016_snapshot.json keeps the unwrapped
+            // `user_id = current_setting('app.current_user_id', true)`.
+            real.push(("policyDefinition", "public.chats.users_manage_own_chats"));
+            real.push(("policyDefinition", "public.feedback.users_anonymize_own_feedback"));
+            // REAL: 0012/0013 create the notes and files tables and 0014 adds parts.file_key
+            // and rewrites the file_fields_required check in raw SQL; 0016_snapshot.json
+            // (as its migration's comment says) has none of them.
+            real.push(("extraTable", "public.files"));
+            real.push(("extraTable", "public.notes"));
+            real.push(("extraColumn", "public.parts.file_key"));
+            real.push(("constraintDefinition", "public.parts.file_fields_required"));
         }
         _ => {}
     }
