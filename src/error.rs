@@ -25,6 +25,8 @@ pub enum ErrorType {
     DriftDetected,
     /// drizzle's snapshot and what the migrations build disagree (`drift --strict`).
     ModelMismatch,
+    /// `require`: the database lacks a migration the version asked for needs.
+    SchemaBehind,
     /// A `verify` or `check-rollback` check failed.
     VerificationFailed,
     /// A rollback would lose data, lacks a down file, or cannot be undone safely.
@@ -53,6 +55,7 @@ impl ErrorType {
             Self::DeadlineExceeded => "DeadlineExceeded",
             Self::DriftDetected => "DriftDetected",
             Self::ModelMismatch => "ModelMismatch",
+            Self::SchemaBehind => "SchemaBehind",
             Self::VerificationFailed => "VerificationFailed",
             Self::RollbackRefused => "RollbackRefused",
             Self::InvalidSnapshot => "InvalidSnapshot",
@@ -70,6 +73,7 @@ impl ErrorType {
             | Self::UnknownMigrations
             | Self::DriftDetected
             | Self::ModelMismatch
+            | Self::SchemaBehind
             | Self::VerificationFailed
             | Self::RollbackRefused
             | Self::InvalidSnapshot => 3,
@@ -139,6 +143,7 @@ mod tests {
         for finding in [
             ErrorType::DriftDetected,
             ErrorType::ModelMismatch,
+            ErrorType::SchemaBehind,
             ErrorType::VerificationFailed,
             ErrorType::RollbackRefused,
             ErrorType::InvalidSnapshot,

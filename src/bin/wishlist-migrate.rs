@@ -92,6 +92,12 @@ enum Cmd {
     },
     /// On a scratch database: apply, roll back, compare and re-apply every migration in turn
     CheckRollback,
+    /// The deploy gate: exit 0 when TAG and every migration before it are applied, else exit 3
+    /// (SchemaBehind) naming what is missing
+    Require {
+        #[arg(long, value_name = "TAG")]
+        version: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -137,6 +143,7 @@ async fn execute(cli: &Cli) -> Report {
             strict: *strict,
         },
         Cmd::Verify { analyze } => Command::Verify { analyze: *analyze },
+        Cmd::Require { version } => Command::Require { version: version.clone() },
         Cmd::Rollback {
             to,
             dry_run,

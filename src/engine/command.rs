@@ -16,11 +16,12 @@ pub enum Action {
     Verify,
     Rollback,
     CheckRollback,
+    Require,
 }
 
 impl Action {
     /// In the order messages list them.
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 8] = [
         Self::Migrate,
         Self::Plan,
         Self::Status,
@@ -28,6 +29,7 @@ impl Action {
         Self::Verify,
         Self::Rollback,
         Self::CheckRollback,
+        Self::Require,
     ];
 
     /// The name on the command line and in a Lambda request's `action`.
@@ -40,6 +42,7 @@ impl Action {
             Self::Verify => "verify",
             Self::Rollback => "rollback",
             Self::CheckRollback => "check-rollback",
+            Self::Require => "require",
         }
     }
 
@@ -83,6 +86,10 @@ pub enum Command {
     },
     /// On a scratch database: apply, roll back, compare and re-apply each migration in turn.
     CheckRollback,
+    /// The deploy gate: `version` and every migration before it are applied (else `SchemaBehind`).
+    Require {
+        version: String,
+    },
 }
 
 impl Command {
@@ -95,6 +102,7 @@ impl Command {
             Self::Verify { .. } => Action::Verify,
             Self::Rollback { .. } => Action::Rollback,
             Self::CheckRollback => Action::CheckRollback,
+            Self::Require { .. } => Action::Require,
         }
     }
 
@@ -102,6 +110,7 @@ impl Command {
     pub fn target(&self) -> Option<&str> {
         match self {
             Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback => None,
+            Self::Require { version } => Some(version),
             Self::Plan { target } | Self::Migrate { target, .. } => target.as_deref(),
             Self::Rollback { target, .. } => Some(target.tag().unwrap_or(EMPTY_TARGET)),
         }
@@ -110,7 +119,7 @@ impl Command {
     /// Changes nothing, by request.
     pub fn dry_run(&self) -> bool {
         match self {
-            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback => false,
+            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback | Self::Require { .. } => false,
             Self::Plan { .. } => true,
             Self::Migrate { dry_run, .. } | Self::Rollback { dry_run, .. } => *dry_run,
         }
@@ -132,6 +141,9 @@ mod tests {
             assert_eq!(Action::from_name(action.name()), Some(action));
         }
         assert_eq!(Action::from_name("checkRollback"), None);
-        assert_eq!(Action::names(), "migrate, plan, status, drift, verify, rollback, check-rollback");
+        assert_eq!(
+            Action::names(),
+            "migrate, plan, status, drift, verify, rollback, check-rollback, require"
+        );
     }
 }

@@ -35,6 +35,8 @@ pub enum Error {
     Migration(#[from] MigrationError),
     #[error("{} did not finish by its deadline: the database stopped answering{} (a stalled connection or a network that dropped it). The unfinished transaction was never committed; the server rolls it back and frees the migration lock once it notices the connection is gone. Check with `status`, then run it again", action.name(), in_migration.as_deref().map(|tag| format!(" while it was applying {tag}")).unwrap_or_default())]
     Abandoned { action: Action, in_migration: Option<String> },
+    #[error("the database lacks {} migration(s) that {version} needs: {}. Run the release's migrate first (Step Functions workflow or the custom resource), then deploy what needs {version}", missing.len(), missing.join(", "))]
+    SchemaBehind { version: String, missing: Vec<String> },
     #[error("stopped before the invocation deadline while {during}; nothing of the unfinished transaction was kept. Give the function more time (timeout) or apply fewer migrations per run (--to)")]
     Deadline { during: &'static str },
     #[error(transparent)]
@@ -66,7 +68,9 @@ impl Error {
             Self::Verify(e) => e,
             Self::Rollback(e) => e,
             Self::Resume(e) => e,
-            Self::ReadOnly { .. } | Self::Session(_) | Self::Deadline { .. } | Self::Abandoned { .. } => return None,
+            Self::ReadOnly { .. } | Self::Session(_) | Self::Deadline { .. } | Self::Abandoned { .. } | Self::SchemaBehind { .. } => {
+                return None
+            }
         })
     }
 
@@ -82,6 +86,7 @@ impl Classified for Error {
             Self::ReadOnly { .. } => ErrorType::ReadOnlyDatabase,
             Self::Session(_) => ErrorType::ConnectionFailed,
             Self::Deadline { .. } | Self::Abandoned { .. } => ErrorType::DeadlineExceeded,
+            Self::SchemaBehind { .. } => ErrorType::SchemaBehind,
             _ => self.layer().map_or(ErrorType::MigrationFailed, Classified::error_type),
         }
     }

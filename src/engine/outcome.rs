@@ -49,6 +49,15 @@ pub enum Done {
     Verify(Verified),
     Rollback(RolledBack),
     CheckRollback(CheckedRollback),
+    Require(Required),
+}
+
+/// `require`: the version asked for, and the migrations up to it the database lacks.
+#[derive(Debug, Default)]
+pub struct Required {
+    pub ledger: Option<LedgerView>,
+    pub version: String,
+    pub missing: Vec<String>,
 }
 
 /// A command's outcome as far as it got, its warnings, and the error that stopped it.

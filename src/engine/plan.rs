@@ -1,7 +1,7 @@
 //! Deciding what a run does: matching ledger rows to local migrations, finding what drizzle-orm
 //! would silently get wrong, and cutting the pending migrations into commit segments. Pure: no I/O.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::db::ledger::LedgerRow;
 use crate::error::{Classified, ErrorType};
@@ -225,6 +225,20 @@ pub fn plan<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], option
     })
 }
 
+/// The migrations up to and including `version`, in journal order, the database has not applied:
+/// what a deploy that needs `version` waits for.
+pub fn missing_for<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], version: &str) -> Result<Vec<&'m Migration>, PlanError> {
+    let position = migrations
+        .iter()
+        .position(|m| m.tag == version)
+        .ok_or_else(|| PlanError::UnknownTarget { tag: version.to_string() })?;
+    let applied: HashSet<&str> = assessment.applied.iter().map(|a| a.migration.tag.as_str()).collect();
+    Ok(migrations[..=position]
+        .iter()
+        .filter(|m| !applied.contains(m.tag.as_str()))
+        .collect())
+}
+
 fn refuse_problems(problems: &[Problem], options: PlanOptions<'_>) -> Result<(), PlanError> {
     if let Some(Problem::ChecksumMismatch {
         tag,
@@ -370,6 +384,21 @@ mod tests {
         assert_eq!(a.current().unwrap().tag, ms[1].tag);
         assert_eq!(tags(&a.pending), [ms[2].tag.clone()]);
         assert!(a.problems.is_empty());
+    }
+
+    #[test]
+    fn a_required_version_lacks_only_the_migrations_up_to_it() {
+        let ms = plain(4);
+        let a = assess(&[row(1, &ms[0]), row(2, &ms[2])], &ms);
+        let missing = |version: &str| tags(&missing_for(&a, &ms, version).unwrap());
+        assert_eq!(missing(&ms[0].tag), Vec::<String>::new());
+        assert_eq!(missing(&ms[1].tag), [ms[1].tag.clone()]);
+        assert_eq!(missing(&ms[2].tag), [ms[1].tag.clone()], "applied out of order still counts");
+        assert_eq!(missing(&ms[3].tag), [ms[1].tag.clone(), ms[3].tag.clone()]);
+        assert_eq!(
+            missing_for(&a, &ms, "9999_nope").unwrap_err(),
+            PlanError::UnknownTarget { tag: "9999_nope".into() }
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::engine::rollback_plan::RollbackTarget;
 use crate::error::{Classified, ErrorType};
 
 /// Every field a direct request may carry besides `action`.
-const FIELDS: &str = "action, to, dryRun, failOnDrift, strict, analyze, allowDataLoss";
+const FIELDS: &str = "action, to, version, dryRun, failOnDrift, strict, analyze, allowDataLoss";
 
 /// The fields each action accepts besides `action`.
 fn accepted(action: Action) -> &'static [&'static str] {
@@ -18,6 +18,7 @@ fn accepted(action: Action) -> &'static [&'static str] {
         Action::Drift => &["failOnDrift", "strict"],
         Action::Verify => &["analyze"],
         Action::Rollback => &["to", "dryRun", "allowDataLoss"],
+        Action::Require => &["version"],
         Action::Status | Action::CheckRollback => &[],
     }
 }
@@ -81,6 +82,7 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
         }
     };
     let mut target = None;
+    let mut version = None;
     let mut flags = std::collections::HashMap::new();
     for (field, value) in fields {
         let name = field.as_str();
@@ -102,6 +104,8 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
         match (name, value) {
             ("to", Value::String(tag)) => target = Some(tag.clone()),
             ("to", other) => return Err(wrong_type(field, "a migration tag string", other)),
+            ("version", Value::String(tag)) => version = Some(tag.clone()),
+            ("version", other) => return Err(wrong_type(field, "a migration tag string", other)),
             (_, Value::Bool(b)) => {
                 flags.insert(name, *b);
             }
@@ -130,6 +134,12 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
             }
         }
         Action::CheckRollback => Command::CheckRollback,
+        Action::Require => Command::Require {
+            version: version.ok_or_else(|| RequestError::BadField {
+                field: "version".into(),
+                reason: "required by the require action: the migration tag the deploy needs applied (with everything before it)".into(),
+            })?,
+        },
         Action::Migrate => Command::Migrate {
             target,
             dry_run: flag("dryRun"),
@@ -285,5 +295,20 @@ mod tests {
         let message = err.to_string();
         assert!(message.len() < 400, "{} bytes", message.len());
         assert!(message.contains("(200000 bytes)"), "{message}");
+    }
+
+    #[test]
+    fn require_takes_its_version() {
+        assert_eq!(
+            direct(json!({"action": "require", "version": "0001_x"})),
+            Command::Require { version: "0001_x".into() }
+        );
+        assert!(matches!(parse(&json!({"action": "require"})), Err(RequestError::BadField { field, .. }) if field == "version"));
+        assert!(
+            matches!(parse(&json!({"action": "require", "version": 1})), Err(RequestError::BadField { field, .. }) if field == "version")
+        );
+        assert!(
+            matches!(parse(&json!({"action": "migrate", "version": "0001_x"})), Err(RequestError::BadField { field, .. }) if field == "version")
+        );
     }
 }

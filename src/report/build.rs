@@ -61,6 +61,10 @@ impl Report {
                 report.differences = r.differences.clone();
                 r.ledger.as_ref()
             }
+            Done::Require(r) => {
+                report.missing = r.missing.clone();
+                r.ledger.as_ref()
+            }
             Done::CheckRollback(c) => {
                 report.checks = c.checks.clone();
                 c.ledger.as_ref()
@@ -105,6 +109,7 @@ fn status(command: &Command, done: &Done, error: Option<&Error>) -> Status {
     match (done, error) {
         (Done::Rollback(r), _) if r.committed => Status::RolledBack,
         (_, Some(Error::Drift(DriftError::ModelMismatch { .. }))) => Status::ModelMismatch,
+        (_, Some(Error::SchemaBehind { .. })) => Status::SchemaBehind,
         (_, Some(Error::Drift(_))) => Status::DriftDetected,
         (_, Some(Error::Verify(VerifyError::Failed { .. }))) => Status::VerificationFailed,
         (_, Some(_)) | (Done::Nothing, None) => Status::Failed,
@@ -126,6 +131,7 @@ fn status(command: &Command, done: &Done, error: Option<&Error>) -> Status {
             _ => Status::NoDrift,
         },
         (Done::Verify(_) | Done::CheckRollback(_), None) => Status::Verified,
+        (Done::Require(_), None) => Status::Satisfied,
         (Done::Rollback(r), None) if r.plan.as_ref().is_none_or(|p| p.steps.is_empty()) => Status::UpToDate,
         (Done::Rollback(_), None) => Status::Planned,
     }

@@ -137,6 +137,16 @@ impl Report {
                 "no manual change; but the snapshot of {current} and what the migrations build disagree in {} place(s)",
                 self.model_mismatches.as_ref().map_or(0, Vec::len)
             ),
+            Status::Satisfied => format!(
+                "{} and everything before it are applied; current: {current}",
+                self.target.as_deref().unwrap_or("?")
+            ),
+            Status::SchemaBehind => format!(
+                "schema behind {}: {} missing ({}); current: {current}",
+                self.target.as_deref().unwrap_or("?"),
+                self.missing.len(),
+                self.missing.join(", ")
+            ),
             Status::Verified => format!(
                 "verified: {} check(s) passed; current: {current}",
                 self.checks.as_ref().map_or(0, Vec::len)

@@ -62,6 +62,10 @@ pub enum Status {
     VerificationFailed,
     /// `rollback`: the down files ran and the ledger rows are gone.
     RolledBack,
+    /// `require`: the version and everything before it are applied.
+    Satisfied,
+    /// `require`: migrations the version needs are not applied (listed in `missing`).
+    SchemaBehind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +173,9 @@ pub struct Report {
     /// `drift`, `verify`: where drizzle's snapshot disagrees with what the migrations build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_mismatches: Option<Vec<ModelMismatch>>,
+    /// `require`: the migrations up to the version asked for that are not applied, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
     /// Information that needs no action (enum values in the order Postgres appended them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -228,6 +235,7 @@ impl Report {
             baseline: None,
             model_mismatches: None,
             notes: Vec::new(),
+            missing: Vec::new(),
             checks: None,
             rollback: None,
         }

@@ -12,6 +12,7 @@ mod drizzle_compat;
 mod failures;
 mod faults;
 mod fuzz;
+mod gate;
 mod kill;
 mod lambda;
 mod lambda_faults;
