@@ -98,6 +98,11 @@ enum Cmd {
         #[arg(long, value_name = "TAG")]
         version: String,
     },
+    /// The runs recorded in the history table, newest first
+    History {
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -144,6 +149,7 @@ async fn execute(cli: &Cli) -> Report {
         },
         Cmd::Verify { analyze } => Command::Verify { analyze: *analyze },
         Cmd::Require { version } => Command::Require { version: version.clone() },
+        Cmd::History { limit } => Command::History { limit: *limit },
         Cmd::Rollback {
             to,
             dry_run,

@@ -17,11 +17,12 @@ pub enum Action {
     Rollback,
     CheckRollback,
     Require,
+    History,
 }
 
 impl Action {
     /// In the order messages list them.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Self::Migrate,
         Self::Plan,
         Self::Status,
@@ -30,6 +31,7 @@ impl Action {
         Self::Rollback,
         Self::CheckRollback,
         Self::Require,
+        Self::History,
     ];
 
     /// The name on the command line and in a Lambda request's `action`.
@@ -43,6 +45,7 @@ impl Action {
             Self::Rollback => "rollback",
             Self::CheckRollback => "check-rollback",
             Self::Require => "require",
+            Self::History => "history",
         }
     }
 
@@ -90,6 +93,10 @@ pub enum Command {
     Require {
         version: String,
     },
+    /// The newest `limit` rows of the history table.
+    History {
+        limit: u32,
+    },
 }
 
 impl Command {
@@ -103,13 +110,14 @@ impl Command {
             Self::Rollback { .. } => Action::Rollback,
             Self::CheckRollback => Action::CheckRollback,
             Self::Require { .. } => Action::Require,
+            Self::History { .. } => Action::History,
         }
     }
 
     /// The migration the command goes to, as the report names it.
     pub fn target(&self) -> Option<&str> {
         match self {
-            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback => None,
+            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback | Self::History { .. } => None,
             Self::Require { version } => Some(version),
             Self::Plan { target } | Self::Migrate { target, .. } => target.as_deref(),
             Self::Rollback { target, .. } => Some(target.tag().unwrap_or(EMPTY_TARGET)),
@@ -119,7 +127,9 @@ impl Command {
     /// Changes nothing, by request.
     pub fn dry_run(&self) -> bool {
         match self {
-            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback | Self::Require { .. } => false,
+            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback | Self::Require { .. } | Self::History { .. } => {
+                false
+            }
             Self::Plan { .. } => true,
             Self::Migrate { dry_run, .. } | Self::Rollback { dry_run, .. } => *dry_run,
         }
@@ -143,7 +153,7 @@ mod tests {
         assert_eq!(Action::from_name("checkRollback"), None);
         assert_eq!(
             Action::names(),
-            "migrate, plan, status, drift, verify, rollback, check-rollback, require"
+            "migrate, plan, status, drift, verify, rollback, check-rollback, require, history"
         );
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::db::connection::DatabaseInfo;
+use crate::db::history::HistoryRow;
 use crate::engine::command::Command;
 use crate::engine::error::Error;
 use crate::engine::plan::{Assessment, SegmentMode};
@@ -50,6 +51,7 @@ pub enum Done {
     Rollback(RolledBack),
     CheckRollback(CheckedRollback),
     Require(Required),
+    History(Vec<HistoryRow>),
 }
 
 /// `require`: the version asked for, and the migrations up to it the database lacks.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::engine::command::Command;
-use crate::engine::commands::{check_rollback, drift, migrate, require, rollback, status, verify};
+use crate::engine::commands::{check_rollback, drift, history, migrate, require, rollback, status, verify};
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
 use crate::engine::outcome::{Done, Finished, MigrationsLoaded, RunOutcome};
@@ -113,6 +113,13 @@ async fn dispatch<'a>(mut session: Session<'a>, command: &'a Command) -> (Sessio
         } => {
             let (session, finished) = rollback::rollback(session, target, *dry_run, *allow_data_loss).await;
             (session, finished.map(Done::Rollback))
+        }
+        Command::History { limit } => {
+            let finished = match history::history(&session, *limit).await {
+                Ok(rows) => Finished::new(Done::History(rows), Vec::new(), None),
+                Err(e) => Finished::failed(e),
+            };
+            (session, finished)
         }
         Command::Require { version } => {
             let finished = require::require(&session, version).await;

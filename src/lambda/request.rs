@@ -8,7 +8,11 @@ use crate::engine::rollback_plan::RollbackTarget;
 use crate::error::{Classified, ErrorType};
 
 /// Every field a direct request may carry besides `action`.
-const FIELDS: &str = "action, to, version, dryRun, failOnDrift, strict, analyze, allowDataLoss";
+const FIELDS: &str = "action, to, version, limit, dryRun, failOnDrift, strict, analyze, allowDataLoss";
+
+/// `history`'s rows when the request names no `limit`, and the most it may name.
+pub const HISTORY_LIMIT: u32 = 50;
+const HISTORY_LIMIT_MAX: u64 = 10_000;
 
 /// The fields each action accepts besides `action`.
 fn accepted(action: Action) -> &'static [&'static str] {
@@ -19,6 +23,7 @@ fn accepted(action: Action) -> &'static [&'static str] {
         Action::Verify => &["analyze"],
         Action::Rollback => &["to", "dryRun", "allowDataLoss"],
         Action::Require => &["version"],
+        Action::History => &["limit"],
         Action::Status | Action::CheckRollback => &[],
     }
 }
@@ -83,6 +88,7 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
     };
     let mut target = None;
     let mut version = None;
+    let mut limit = None;
     let mut flags = std::collections::HashMap::new();
     for (field, value) in fields {
         let name = field.as_str();
@@ -106,6 +112,10 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
             ("to", other) => return Err(wrong_type(field, "a migration tag string", other)),
             ("version", Value::String(tag)) => version = Some(tag.clone()),
             ("version", other) => return Err(wrong_type(field, "a migration tag string", other)),
+            ("limit", Value::Number(n)) if n.as_u64().is_some_and(|n| (1..=HISTORY_LIMIT_MAX).contains(&n)) => {
+                limit = n.as_u64().map(|n| n as u32)
+            }
+            ("limit", other) => return Err(wrong_type(field, "a whole number from 1 to 10000", other)),
             (_, Value::Bool(b)) => {
                 flags.insert(name, *b);
             }
@@ -134,6 +144,9 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
             }
         }
         Action::CheckRollback => Command::CheckRollback,
+        Action::History => Command::History {
+            limit: limit.unwrap_or(HISTORY_LIMIT),
+        },
         Action::Require => Command::Require {
             version: version.ok_or_else(|| RequestError::BadField {
                 field: "version".into(),

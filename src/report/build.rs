@@ -61,6 +61,10 @@ impl Report {
                 report.differences = r.differences.clone();
                 r.ledger.as_ref()
             }
+            Done::History(rows) => {
+                report.history = Some(rows.clone());
+                None
+            }
             Done::Require(r) => {
                 report.missing = r.missing.clone();
                 r.ledger.as_ref()
@@ -132,6 +136,7 @@ fn status(command: &Command, done: &Done, error: Option<&Error>) -> Status {
         },
         (Done::Verify(_) | Done::CheckRollback(_), None) => Status::Verified,
         (Done::Require(_), None) => Status::Satisfied,
+        (Done::History(_), None) => Status::Listed,
         (Done::Rollback(r), None) if r.plan.as_ref().is_none_or(|p| p.steps.is_empty()) => Status::UpToDate,
         (Done::Rollback(_), None) => Status::Planned,
     }

@@ -96,6 +96,18 @@ impl Report {
                 m.cause
             );
         }
+        for h in self.history.iter().flatten() {
+            let outcome = if h.succeeded { "ok" } else { "FAILED" };
+            let step = h.statement_index.map(|i| format!(" statement {i}")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} {:<9} {}{step} {} ms {outcome} by {} ({}) run {} v{}",
+                h.finished_at, h.action, h.migration, h.duration_ms, h.invoker, h.db_user, h.run_id, h.tool_version
+            );
+            if let Some(message) = &h.error_message {
+                let _ = writeln!(out, "      {}: {message}", h.error_sqlstate.as_deref().unwrap_or("error"));
+            }
+        }
         for n in &self.notes {
             let _ = writeln!(out, "  note: {n}");
         }
@@ -136,6 +148,10 @@ impl Report {
             Status::ModelMismatch => format!(
                 "no manual change; but the snapshot of {current} and what the migrations build disagree in {} place(s)",
                 self.model_mismatches.as_ref().map_or(0, Vec::len)
+            ),
+            Status::Listed => format!(
+                "{} history row(s), newest first; current: {current}",
+                self.history.as_ref().map_or(0, Vec::len)
             ),
             Status::Satisfied => format!(
                 "{} and everything before it are applied; current: {current}",

@@ -7,6 +7,7 @@ mod human;
 use serde::{Deserialize, Serialize};
 
 use crate::db::connection::DatabaseInfo;
+use crate::db::history::HistoryRow;
 pub use crate::engine::command::Action;
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
@@ -66,6 +67,8 @@ pub enum Status {
     Satisfied,
     /// `require`: migrations the version needs are not applied (listed in `missing`).
     SchemaBehind,
+    /// `history`: the rows are in `history`.
+    Listed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +176,9 @@ pub struct Report {
     /// `drift`, `verify`: where drizzle's snapshot disagrees with what the migrations build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_mismatches: Option<Vec<ModelMismatch>>,
+    /// `history`: the history table's rows, newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryRow>>,
     /// `require`: the migrations up to the version asked for that are not applied, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
@@ -236,6 +242,7 @@ impl Report {
             model_mismatches: None,
             notes: Vec::new(),
             missing: Vec::new(),
+            history: None,
             checks: None,
             rollback: None,
         }

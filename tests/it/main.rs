@@ -13,6 +13,7 @@ mod failures;
 mod faults;
 mod fuzz;
 mod gate;
+mod history;
 mod kill;
 mod lambda;
 mod lambda_faults;

@@ -3,6 +3,7 @@
 
 pub mod check_rollback;
 pub mod drift;
+pub mod history;
 pub mod migrate;
 pub mod require;
 pub mod rollback;
