@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod backup;
 mod concurrency;
 mod configuration;
 mod drift;

@@ -32,7 +32,7 @@ mod self_check;
 pub use db_state::*;
 pub use fixtures::*;
 pub use moto::moto;
-pub use pg::{pg, private_pg, PgServer, TestDb};
+pub use pg::{pg, pg_tool, private_pg, PgServer, TestDb};
 pub use process::*;
 
 use std::net::TcpListener;

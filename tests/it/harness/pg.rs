@@ -183,6 +183,12 @@ async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// A client program of the server the harness runs (`pg_dump`, `pg_restore`, ...), so its
+/// version matches the cluster's.
+pub fn pg_tool(name: &str) -> PathBuf {
+    pg_bin().unwrap_or_else(|e| panic!("{e}")).join(name)
+}
+
 /// PG_BIN, else the newest Debian-installed server, else whatever PATH has.
 fn pg_bin() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("PG_BIN") {
