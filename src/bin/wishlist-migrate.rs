@@ -8,7 +8,9 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use wishlist_migrator::aws::state::{EnvironmentState, StateStore};
 use wishlist_migrator::config::{self, process_env};
+use wishlist_migrator::engine::progress::PROGRESS;
 use wishlist_migrator::engine::rollback_plan::RollbackTarget;
+use wishlist_migrator::report::progress::ProgressLines;
 use wishlist_migrator::{Action, Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
 
 #[derive(Parser)]
@@ -43,6 +45,9 @@ struct Cli {
     /// After `migrate` or `rollback`, write the environment's state to SSM Parameter Store (${SSM_PREFIX}/state)
     #[arg(long, global = true)]
     record: bool,
+    /// No progress lines on stderr (one per migration as it applies; the report is unchanged)
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -107,9 +112,12 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::prelude::*;
+    let logs = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let progress = tracing_subscriber::filter::Targets::new().with_target(PROGRESS, tracing::Level::INFO);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(logs))
+        .with((!cli.quiet).then_some(ProgressLines.with_filter(progress)))
         .init();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

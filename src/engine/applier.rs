@@ -14,7 +14,7 @@ use crate::engine::error::{Error, MigrationError};
 use crate::engine::invocation::{time_left, Invocation};
 use crate::engine::outcome::{AppliedMigration, SegmentStatus};
 use crate::engine::plan::Segment;
-use crate::engine::progress::Progress;
+use crate::engine::progress::{Progress, PROGRESS};
 use crate::engine::resume::{concurrent_index, statement_hash};
 use crate::engine::retry::{AttemptFailure, FailedMigration, Retry};
 use crate::engine::rollback_plan::{self, DataAtRisk, RollbackError, RollbackPlan};
@@ -130,7 +130,7 @@ impl<'a> Applier<'a> {
                     .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
                     .await
                     .map_err(|e| rolled_back(e.into(), None))?;
-                tracing::info!(tag = %m.tag, duration_ms = duration.as_millis() as u64, statements = m.statements.len(), "migration applied (commits with its segment)");
+                tracing::info!(target: PROGRESS, tag = %m.tag, duration_ms = duration.as_millis() as u64, statements = m.statements.len(), "applied, commits with its segment");
                 entries.push(applied(m, duration));
             }
             Ok(entries)
@@ -150,6 +150,8 @@ impl<'a> Applier<'a> {
                     };
                     rolled_back(Error::Migration(error), Some(failed_migration(last, pg, Duration::ZERO)))
                 })?;
+                let took: Duration = entries.iter().map(|e| e.duration).sum();
+                tracing::info!(target: PROGRESS, migrations = entries.len(), duration_ms = took.as_millis() as u64, "segment committed");
                 Ok(entries)
             }
             Err(failure) => {
@@ -207,7 +209,7 @@ impl<'a> Applier<'a> {
                 return Err(fail(e.into(), SegmentStatus::PartiallyApplied, None));
             }
         }
-        tracing::info!(tag = %m.tag, duration_ms = duration.as_millis() as u64, "migration applied outside a transaction");
+        tracing::info!(target: PROGRESS, tag = %m.tag, duration_ms = duration.as_millis() as u64, "applied outside a transaction, committed");
         Ok((vec![applied(m, duration)], 1))
     }
 
@@ -221,6 +223,7 @@ impl<'a> Applier<'a> {
         resume_from: Option<usize>,
     ) -> Result<(), (MigrationError, PgError)> {
         self.progress.working_on(&m.tag);
+        tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
         let autocommit = resume_from.is_some();
         for (i, statement) in m.statements.iter().enumerate().skip(resume_from.unwrap_or(0)) {
             let location = || format!("statement {} (line {})", i + 1, statement.line);
@@ -472,7 +475,7 @@ impl<'a> Applier<'a> {
                     .record(&tx, &self.history(m, "rollback", true, duration, None))
                     .await
                     .map_err(|e| fail(e.into(), None))?;
-                tracing::info!(tag = %m.tag, duration_ms = duration.as_millis() as u64, "migration rolled back (commits with the rollback)");
+                tracing::info!(target: PROGRESS, tag = %m.tag, duration_ms = duration.as_millis() as u64, "rolled back, commits with the rollback");
                 durations.push(duration);
             }
             Ok((durations, risk))

@@ -4,6 +4,10 @@
 
 use std::sync::Mutex;
 
+/// The target of the events a long run shows as it goes (a migration starting, applied, a
+/// segment committing), for a front end to render (the CLI's progress lines on stderr).
+pub const PROGRESS: &str = "wishlist_migrator::progress";
+
 #[derive(Debug, Default)]
 pub struct Progress {
     current: Mutex<Option<String>>,

@@ -3,6 +3,7 @@
 
 mod build;
 mod human;
+pub mod progress;
 
 use serde::{Deserialize, Serialize};
 

@@ -327,3 +327,32 @@ async fn a_migration_marked_no_transaction_runs_outside_one() {
         .get(0);
     assert!(reltuples >= 0.0, "VACUUM (ANALYZE) did not run: reltuples = {reltuples}");
 }
+
+#[tokio::test]
+async fn the_cli_shows_each_migration_on_stderr_as_it_applies_unless_quiet() {
+    let db = pg().fresh_db().await;
+    let out = run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
+    // --json: stdout is the report alone (report() insists on exactly one JSON object).
+    assert_eq!(out.report()["status"], "applied");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} on stderr:\n{}", out.stderr))
+    };
+    let started = at(&format!("applying {TAG_0000}"));
+    let applied = at(&format!("applied {TAG_0000} in"));
+    let second = at(&format!("applying {TAG_0001}"));
+    let committed = at("committed");
+    assert!(
+        started < applied && applied < second && second < committed,
+        "in the order they happen:\n{}",
+        out.stderr
+    );
+
+    let db = pg().fresh_db().await;
+    let quiet = run(&mut wm(&db.url, "migrations", &["--quiet", "migrate"])).expect(0);
+    assert!(!quiet.stderr.contains("applying"), "--quiet: {}", quiet.stderr);
+    assert_eq!(tags(&quiet.report()["applied"]), [TAG_0000, TAG_0001]);
+}
