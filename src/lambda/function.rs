@@ -20,6 +20,7 @@ use crate::engine::invocation::Invocation;
 use crate::error::{Classified, ErrorType};
 use crate::lambda::cfn::{self, Answer, CfnRequest, Envelope, Malformed, RequestType, ResponseUrlPolicy};
 use crate::lambda::error::InvocationError;
+use crate::lambda::metrics;
 use crate::lambda::request::{self, Request, RequestError};
 use crate::migrations::source::MigrationSource;
 use crate::report::{Failure, Report, Status};
@@ -234,6 +235,10 @@ impl Function {
                 deadline: Some(deadline),
             };
             let result = crate::report::run(&invocation).await;
+            match &result {
+                Ok(report) => metrics::emit(report),
+                Err(failure) => metrics::emit(&failure.report),
+            }
             let rejected = matches!(&result, Err(f) if f.error.is_authentication_failure());
             if rejected && !refreshed && matches!(setup.credentials, Credentials::Secret(_)) {
                 tracing::warn!("database rejected the credentials; fetching the secret again (rotation?)");

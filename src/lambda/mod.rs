@@ -4,6 +4,7 @@
 pub mod cfn;
 pub mod error;
 pub mod function;
+pub mod metrics;
 pub mod request;
 
 pub use function::Function;

@@ -20,6 +20,7 @@ mod lambda;
 mod lambda_faults;
 mod lambda_runtime;
 mod malformed;
+mod metrics;
 mod migrate;
 mod real_histories;
 mod refusals;

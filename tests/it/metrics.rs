@@ -1,0 +1,74 @@
+//! The Lambda's CloudWatch metrics: Embedded Metric Format lines in its logs, one per run and
+//! one per migration applied, read back the way CloudWatch reads them (a JSON line with `_aws`).
+
+use serde_json::{json, Value};
+
+use crate::harness::lambda_process::LambdaProcess;
+use crate::harness::stack::{response, Stack};
+use crate::harness::*;
+
+/// Every EMF document the function printed so far.
+fn documents(lambda: &LambdaProcess) -> Vec<Value> {
+    lambda
+        .logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect()
+}
+
+fn runs(docs: &[Value], action: &str) -> Vec<Value> {
+    docs.iter().filter(|d| d["Action"] == action).cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_run_emits_its_metrics_as_emf_lines() {
+    let stack = Stack::new().await;
+    let lambda = stack.start(&[]);
+    let report = response(lambda.invoke(json!({"action": "migrate"})), "migrate");
+    let docs = documents(&lambda);
+    let migrate = runs(&docs, "migrate");
+    assert_eq!(migrate.len(), 1, "{docs:#?}");
+    let run = &migrate[0];
+    assert_eq!(run["_aws"]["CloudWatchMetrics"][0]["Namespace"], "WishlistMigrator");
+    assert_eq!(run["Environment"], "test");
+    assert_eq!(run["MigrationsApplied"], 2);
+    assert_eq!(run["MigrationFailures"], 0);
+    assert_eq!(run["RunId"], report["runId"]);
+    assert_eq!(run["RunDurationMs"], report["durationMs"]);
+    let per_migration: Vec<&Value> = docs.iter().filter(|d| d.get("Migration").is_some()).collect();
+    let tags: Vec<&str> = per_migration.iter().map(|d| d["Migration"].as_str().unwrap()).collect();
+    assert_eq!(tags, [TAG_0000, TAG_0001]);
+    for d in &per_migration {
+        assert!(d["MigrationDurationMs"].is_number(), "{d}");
+    }
+    // The metrics are bare lines, not inside the function's JSON log records.
+    assert!(
+        !lambda.logs().lines().any(|l| l.contains("\"emf\"")),
+        "an EMF document was logged as a field"
+    );
+
+    // A manual change: drift counts it.
+    stack
+        .db
+        .client()
+        .await
+        .batch_execute("ALTER TABLE wishlist_items ADD COLUMN by_hand text")
+        .await
+        .unwrap();
+    response(lambda.invoke(json!({"action": "drift"})), "drift");
+    let drift = runs(&documents(&lambda), "drift");
+    assert_eq!(drift.last().unwrap()["DriftDetected"], 1, "{drift:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_migration_counts_as_a_failure_with_its_error_type() {
+    let stack = Stack::new().await;
+    let dir = repo_path("tests/fixtures/engine/failing");
+    let lambda = stack.start(&[("MIGRATIONS_DIR", dir.to_str().unwrap())]);
+    let (error_type, _) = lambda.invoke(json!({"action": "migrate"})).expect_error("failing migrate");
+    let run = runs(&documents(&lambda), "migrate").pop().expect("a document for the failed run");
+    assert_eq!(run["MigrationFailures"], 1);
+    assert_eq!(run["ErrorType"], error_type.as_str());
+    assert_eq!(run["Status"], "failed");
+}
