@@ -67,6 +67,14 @@ else
     apt_install openssl
 fi
 
+# --- Chromium ---------------------------------------------------------------
+# tests/it/envs.rs renders the envs page in a real headless browser (Debian's chromium).
+if command -v chromium >/dev/null 2>&1; then
+    say "chromium: present"
+else
+    apt_install chromium
+fi
+
 # --- Node / npm -------------------------------------------------------------
 if [ -f package.json ]; then
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -103,6 +103,15 @@ enum Cmd {
         #[arg(long, value_name = "TAG")]
         version: String,
     },
+    /// Where every environment stands: the state each one publishes in SSM, against these migrations
+    Envs {
+        /// Where the environments' states live: <prefix>/<env>/migrations/state
+        #[arg(long, default_value = "/wishlist")]
+        prefix: String,
+        /// Also write a self-contained HTML page with each environment's runs over time
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// The runs recorded in the history table, newest first
     History {
         #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -123,6 +132,9 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    if let Cmd::Envs { prefix, html } = &cli.command {
+        return runtime.block_on(envs(&cli, prefix, html.as_deref()));
+    }
     let report = runtime.block_on(async {
         let mut report = execute(&cli).await;
         let changes_schema = matches!(report.action, Action::Migrate | Action::Rollback);
@@ -168,6 +180,7 @@ async fn execute(cli: &Cli) -> Report {
             allow_data_loss: *allow_data_loss,
         },
         Cmd::CheckRollback => Command::CheckRollback,
+        Cmd::Envs { .. } => unreachable!("main runs envs before the engine"),
     };
     let (settings, connection) = match configure(cli) {
         Ok(pair) => pair,
@@ -195,6 +208,43 @@ async fn execute(cli: &Cli) -> Report {
         Ok(report) => report,
         Err(failure) => failure.report,
     }
+}
+
+/// `envs` reads AWS, not the database: it is not a run of the engine.
+async fn envs(cli: &Cli, prefix: &str, html: Option<&std::path::Path>) -> ExitCode {
+    use std::io::IsTerminal;
+    use wishlist_migrator::aws::envs;
+    let dir = cli.migrations.clone().or_else(|| process_env("MIGRATIONS_DIR").map(PathBuf::from));
+    let local = match MigrationSource::from(dir.as_deref()).load() {
+        Ok(set) => set,
+        Err(e) => return fail(&format!("error[InvalidMigrations]: {e}"), 3),
+    };
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let published = match envs::read(&aws_sdk_ssm::Client::new(&aws), prefix, html.is_some()).await {
+        Ok(p) => p,
+        Err(e) => return fail(&format!("error: {e}"), 1),
+    };
+    let rows = envs::rows(&published, &local);
+    if let Some(path) = html {
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        if let Err(e) = std::fs::write(path, envs::html(&rows, &now)) {
+            return fail(&format!("error[ConfigError]: cannot write {}: {e}", path.display()), 2);
+        }
+    }
+    if cli.json {
+        println!("{}", serde_json::json!({ "environments": rows }));
+    } else {
+        let color = std::io::stdout().is_terminal() && process_env("NO_COLOR").is_none();
+        print!("{}", envs::table(&rows, color));
+    }
+    ExitCode::SUCCESS
+}
+
+fn fail(message: &str, code: u8) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(code)
 }
 
 /// The same SSM state the Lambda writes, so a laptop or CI run is visible too.

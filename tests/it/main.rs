@@ -10,6 +10,7 @@ mod configuration;
 mod drift;
 mod drift_baseline;
 mod drizzle_compat;
+mod envs;
 mod failures;
 mod faults;
 mod fuzz;

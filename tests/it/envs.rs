@@ -1,0 +1,165 @@
+//! `envs`: every environment's published state read back from SSM (moto), against the local
+//! migrations, as JSON, an aligned table, and an HTML page rendered in a real headless Chromium.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::harness::stack::aws;
+use crate::harness::*;
+
+fn state(environment: &str, current: Option<&str>, status: &str, applied_at: &str, duration_ms: u64) -> String {
+    json!({"environment": environment, "current": current, "status": status, "lastAction": "migrate",
+           "appliedAt": applied_at, "durationMs": duration_ms, "applied": [], "appliedCount": 0,
+           "runId": "r", "pending": 0, "functionVersion": "7"})
+    .to_string()
+}
+
+/// Publishes states under a prefix of this test's own, as the function would.
+async fn publish(prefix: &str, states: &[(&str, String)]) {
+    let ssm = aws_sdk_ssm::Client::new(&aws().await);
+    for (environment, value) in states {
+        ssm.put_parameter()
+            .name(format!("{prefix}/{environment}/migrations/state"))
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .expect("put the state");
+    }
+}
+
+/// `wishlist-migrate [global] envs --prefix <prefix> [sub]`.
+fn envs_with(prefix: &str, args: &[&str], sub: &[&str]) -> Run {
+    let mut cmd = cli();
+    cmd.env("AWS_ENDPOINT_URL", moto().endpoint_url())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .args(["--migrations", "migrations"])
+        .args(args)
+        .args(["envs", "--prefix", prefix])
+        .args(sub);
+    run(&mut cmd)
+}
+
+fn envs(prefix: &str, args: &[&str]) -> Run {
+    envs_with(prefix, args, &[])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn envs_shows_where_each_environment_stands_in_json_a_table_and_a_page() {
+    let prefix = format!("/wm-envs-{}", fastrand::u32(..));
+    publish(
+        &prefix,
+        &[
+            ("dev", state("dev", Some(TAG_0000), "applied", "2026-11-01T10:00:00Z", 800)),
+            ("prod", state("prod", Some(TAG_0000), "applied", "2026-11-02T10:00:00Z", 1200)),
+            ("staging", state("staging", Some(TAG_0000), "applied", "2026-11-01T11:00:00Z", 900)),
+        ],
+    )
+    .await;
+    // Later runs: dev and staging move to 0001 (the parameter's history keeps the earlier ones).
+    publish(
+        &prefix,
+        &[
+            ("dev", state("dev", Some(TAG_0001), "applied", "2026-12-01T09:00:00Z", 2500)),
+            ("staging", state("staging", Some(TAG_0001), "failed", "2026-12-01T09:30:00Z", 40)),
+        ],
+    )
+    .await;
+
+    let out = envs(&prefix, &["--json"]).expect(0);
+    let report: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    let rows = report["environments"].as_array().unwrap();
+    let view: Vec<(&str, &str, i64, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["environment"].as_str().unwrap(),
+                r["current"].as_str().unwrap(),
+                r["behind"].as_i64().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("dev", TAG_0001, 0, "applied"),
+            ("prod", TAG_0000, 1, "applied"),
+            ("staging", TAG_0001, 0, "failed")
+        ]
+    );
+    assert_eq!(rows[1]["appliedAt"], "2026-11-02T10:00:00Z");
+    assert_eq!(rows[1]["durationMs"], 1200);
+    assert_eq!(rows[1]["ranBy"], "7");
+
+    let table = envs(&prefix, &[]).expect(0).stdout;
+    assert!(!table.contains('\x1b'), "NO_COLOR: no colour");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    let column = |line: &str| line.find(TAG_0000).or_else(|| line.find(TAG_0001));
+    assert_eq!(column(lines[1]), column(lines[2]), "aligned:\n{table}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("envs.html");
+    envs_with(&prefix, &[], &["--html", page.to_str().unwrap()]).expect(0);
+    let dom = chromium(&["--dump-dom", &format!("file://{}", page.display())]);
+    for environment in ["dev", "staging", "prod"] {
+        assert!(
+            dom.contains(&format!("<tr data-environment=\"{environment}\"")),
+            "{environment} in the table:\n{dom}"
+        );
+        assert!(
+            dom.contains(&format!("<section class=\"timeline\" data-environment=\"{environment}\"")),
+            "{dom}"
+        );
+    }
+    assert!(dom.contains(TAG_0000) && dom.contains(TAG_0001));
+    // dev's timeline holds both of its runs, from the parameter's history.
+    let dev = dom.split("data-environment=\"dev\"><h2>").nth(1).unwrap();
+    let dev = &dev[..dev.find("</section>").unwrap()];
+    assert_eq!(dev.matches("<li").count(), 2, "{dev}");
+    let shot = dir.path().join("envs.png");
+    chromium(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1000,700",
+        &format!("file://{}", page.display()),
+    ]);
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 2000, "a real screenshot");
+}
+
+/// Headless Chromium (Debian's, installed by scripts/bootstrap.sh) on a local file; no network.
+fn chromium(args: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("run chromium (scripts/bootstrap.sh installs it)");
+    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_environment_ahead_of_this_checkout_is_flagged() {
+    let prefix = format!("/wm-envs-{}", fastrand::u32(..));
+    publish(
+        &prefix,
+        &[(
+            "prod",
+            state("prod", Some("0009_from_a_newer_build"), "applied", "2026-12-01T09:00:00Z", 10),
+        )],
+    )
+    .await;
+    let report: Value = serde_json::from_str(envs(&prefix, &["--json"]).expect(0).stdout.trim()).unwrap();
+    let row = &report["environments"][0];
+    assert_eq!(row["ahead"], true, "{report}");
+    assert!(row["behind"].is_null());
+    assert!(envs(&prefix, &[]).expect(0).stdout.contains("ahead of this checkout"));
+}
