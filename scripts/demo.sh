@@ -70,3 +70,12 @@ print(json.dumps(json.loads(p["Value"]), indent=2))'
 
 step "CLI: wishlist-migrate status"
 DATABASE_URL="$DATABASE_URL" "$BIN/wishlist-migrate" status
+
+step "CLI: wishlist-migrate require --version 0001_wish_2007_enums_audit (the deploy gate)"
+DATABASE_URL="$DATABASE_URL" "$BIN/wishlist-migrate" require --version 0001_wish_2007_enums_audit
+
+step "CLI: wishlist-migrate history"
+DATABASE_URL="$DATABASE_URL" "$BIN/wishlist-migrate" history --limit 5
+
+step "CLI: wishlist-migrate envs (every environment of this local stack)"
+"$BIN/wishlist-migrate" envs --prefix /wishlist

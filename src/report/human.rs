@@ -149,10 +149,7 @@ impl Report {
                 "no manual change; but the snapshot of {current} and what the migrations build disagree in {} place(s)",
                 self.model_mismatches.as_ref().map_or(0, Vec::len)
             ),
-            Status::Listed => format!(
-                "{} history row(s), newest first; current: {current}",
-                self.history.as_ref().map_or(0, Vec::len)
-            ),
+            Status::Listed => format!("{} history row(s), newest first", self.history.as_ref().map_or(0, Vec::len)),
             Status::Satisfied => format!(
                 "{} and everything before it are applied; current: {current}",
                 self.target.as_deref().unwrap_or("?")
