@@ -318,6 +318,7 @@ mod tests {
             idx,
             tag: format!("{idx:04}_m"),
             created_at: when,
+            name: None,
             hash: format!("hash{idx}"),
             statements: vec![],
             mode,

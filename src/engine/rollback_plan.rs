@@ -617,6 +617,7 @@ mod tests {
             idx,
             tag: format!("000{idx}_m"),
             created_at: 100 * (idx as i64 + 1),
+            name: None,
             hash: format!("h{idx}"),
             statements: vec![],
             mode: TransactionMode::Transaction,
