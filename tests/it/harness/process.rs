@@ -160,3 +160,19 @@ pub fn drizzle_peer(db_url: &str, migrations: impl AsRef<Path>, env: &[(&str, &s
     }
     run(&mut cmd)
 }
+
+/// drizzle-orm 1.0's `migrate()` (tests/peer/drizzle1/migrate.mjs, its own node_modules) on a
+/// drizzle-kit 1.0 folder.
+pub fn drizzle1_peer(db_url: &str, migrations: impl AsRef<Path>, env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new("node");
+    cmd.arg(repo_path("tests/peer/drizzle1/migrate.mjs"))
+        .current_dir(repo_path("tests/peer/drizzle1"))
+        .env_remove("MIGRATIONS_SCHEMA")
+        .env_remove("MIGRATIONS_TABLE")
+        .env("DATABASE_URL", db_url)
+        .env("MIGRATIONS_DIR", repo_path("").join(migrations.as_ref()));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
