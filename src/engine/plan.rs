@@ -18,20 +18,26 @@ pub enum Problem {
     },
     /// Not applied, but not newer than the newest applied row: drizzle-orm would skip it forever.
     OutOfOrder { tag: String, when: i64, newest_applied_when: i64 },
+    /// 1.0: not applied, but it sorts before an applied folder: drizzle-orm 1.0 would apply it
+    /// after migrations written without it.
+    OutOfOrderFolder { tag: String, newest_applied: String },
     /// A ledger row that matches no journal entry (a migration deleted locally, or a `when` edited).
     UnknownRow {
         id: i32,
         hash: String,
         created_at: Option<i64>,
-        /// A local migration with the same hash, which points at an edited journal `when`.
+        /// A local migration with the same hash, which points at an edited journal `when`
+        /// (1.0: a renamed folder).
         same_hash_as: Option<String>,
+        /// 1.0: the row's folder name.
+        name: Option<String>,
     },
 }
 
 impl Problem {
     pub fn tag(&self) -> Option<&str> {
         match self {
-            Self::ChecksumMismatch { tag, .. } | Self::OutOfOrder { tag, .. } => Some(tag),
+            Self::ChecksumMismatch { tag, .. } | Self::OutOfOrder { tag, .. } | Self::OutOfOrderFolder { tag, .. } => Some(tag),
             Self::UnknownRow { .. } => None,
         }
     }
@@ -40,7 +46,7 @@ impl Problem {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::ChecksumMismatch { .. } => "checksumMismatch",
-            Self::OutOfOrder { .. } => "outOfOrder",
+            Self::OutOfOrder { .. } | Self::OutOfOrderFolder { .. } => "outOfOrder",
             Self::UnknownRow { .. } => "unknownLedgerRow",
         }
     }
@@ -53,7 +59,29 @@ impl Problem {
             Self::OutOfOrder { tag, when, newest_applied_when } => format!(
                 "{tag}: not applied, and its journal when={when} is not newer than the newest applied migration (created_at={newest_applied_when})"
             ),
-            Self::UnknownRow { id, hash, created_at, same_hash_as } => {
+            Self::OutOfOrderFolder { tag, newest_applied } => {
+                format!("{tag}: not applied, and it sorts before {newest_applied}, which is applied")
+            }
+            Self::UnknownRow {
+                id,
+                hash,
+                name: Some(name),
+                same_hash_as,
+                ..
+            } => {
+                let hint = same_hash_as
+                    .as_ref()
+                    .map(|tag| format!(" (same hash as {tag}: was the folder renamed?)"))
+                    .unwrap_or_default();
+                format!("ledger row id={id} hash={hash} name={name} matches no migration folder{hint}")
+            }
+            Self::UnknownRow {
+                id,
+                hash,
+                created_at,
+                same_hash_as,
+                name: None,
+            } => {
                 let created = created_at.map_or("null".to_string(), |c| c.to_string());
                 let hint = same_hash_as
                     .as_ref()
@@ -112,6 +140,7 @@ pub fn assess<'m>(rows: &[LedgerRow], migrations: &'m [Migration]) -> Assessment
                 hash: row.hash.clone(),
                 created_at: row.created_at,
                 same_hash_as: migrations.iter().find(|m| m.hash == row.hash).map(|m| m.tag.clone()),
+                name: None,
             }),
         }
     }
@@ -128,6 +157,62 @@ pub fn assess<'m>(rows: &[LedgerRow], migrations: &'m [Migration]) -> Assessment
                     tag: m.tag.clone(),
                     when: m.created_at,
                     newest_applied_when: newest,
+                }),
+                _ => pending.push(m),
+            }
+        }
+    }
+    Assessment {
+        applied,
+        pending,
+        problems,
+    }
+}
+
+/// The ledger read against a drizzle-kit 1.0 folder, as drizzle-orm 1.0 reads it: a folder is
+/// applied when its name is in the ledger (rows without a name are ignored, as drizzle-orm 1.0
+/// ignores them), whatever the row's `created_at`; `migrations` are in drizzle-orm 1.0's order.
+/// Where drizzle-orm 1.0 would go on silently, this finds the problem: a changed file (its name's
+/// row has another hash), a row whose name matches no folder (a folder deleted or renamed: 1.0
+/// would run a renamed one again), and a pending folder that sorts before an applied one (1.0
+/// would apply it out of order).
+pub fn assess_folders<'m>(rows: &[LedgerRow], migrations: &'m [Migration]) -> Assessment<'m> {
+    let by_name: HashMap<&str, &Migration> = migrations.iter().filter_map(|m| Some((m.name.as_deref()?, m))).collect();
+    let mut applied_ids: HashMap<usize, i32> = HashMap::new();
+    let mut problems = Vec::new();
+    for row in rows {
+        let Some(name) = row.name.as_deref() else { continue };
+        match by_name.get(name) {
+            Some(m) => {
+                applied_ids.entry(m.idx).or_insert(row.id);
+                if m.hash != row.hash {
+                    problems.push(Problem::ChecksumMismatch {
+                        tag: m.tag.clone(),
+                        applied_hash: row.hash.clone(),
+                        file_hash: m.hash.clone(),
+                    });
+                }
+            }
+            None => problems.push(Problem::UnknownRow {
+                id: row.id,
+                hash: row.hash.clone(),
+                created_at: row.created_at,
+                same_hash_as: migrations.iter().find(|m| m.hash == row.hash).map(|m| m.tag.clone()),
+                name: Some(name.to_string()),
+            }),
+        }
+    }
+    let newest_applied = migrations.iter().rev().find(|m| applied_ids.contains_key(&m.idx));
+    let mut applied = Vec::new();
+    let mut pending = Vec::new();
+    for m in migrations {
+        if let Some(&row_id) = applied_ids.get(&m.idx) {
+            applied.push(Applied { migration: m, row_id });
+        } else {
+            match newest_applied {
+                Some(newest) if m.idx < newest.idx => problems.push(Problem::OutOfOrderFolder {
+                    tag: m.tag.clone(),
+                    newest_applied: newest.tag.clone(),
                 }),
                 _ => pending.push(m),
             }
@@ -189,6 +274,8 @@ pub enum PlanError {
     },
     #[error("{tag}: pending, but its journal when={when} is not newer than the newest applied migration (created_at={newest_applied_when}); drizzle-orm would skip it forever. Regenerate it with drizzle-kit so it comes after what is applied")]
     OutOfOrder { tag: String, when: i64, newest_applied_when: i64 },
+    #[error("{tag}: pending, but it sorts before {newest_applied}, which is applied; drizzle-orm 1.0 would apply it now, after migrations that were written without it. Give it a later timestamp (rename the folder, or regenerate it with drizzle-kit) so it comes after what is applied")]
+    OutOfOrderFolder { tag: String, newest_applied: String },
     #[error("{count} ledger row(s) match no journal entry (first: {first}). Restore the missing migrations, or pass --allow-unknown-migrations (ALLOW_UNKNOWN_MIGRATIONS=true) if they were removed on purpose")]
     UnknownRows { count: usize, first: String },
     #[error("--to {tag}: no migration with that tag in the journal")]
@@ -198,7 +285,10 @@ pub enum PlanError {
 impl PlanError {
     pub fn tag(&self) -> Option<&str> {
         match self {
-            Self::ChecksumMismatch { tag, .. } | Self::OutOfOrder { tag, .. } | Self::UnknownTarget { tag } => Some(tag),
+            Self::ChecksumMismatch { tag, .. }
+            | Self::OutOfOrder { tag, .. }
+            | Self::OutOfOrderFolder { tag, .. }
+            | Self::UnknownTarget { tag } => Some(tag),
             Self::UnknownRows { .. } => None,
         }
     }
@@ -250,6 +340,13 @@ fn refuse_problems(problems: &[Problem], options: PlanOptions<'_>) -> Result<(),
             newest_applied_when: *newest_applied_when,
         });
     }
+    if let Some(Problem::OutOfOrderFolder { tag, newest_applied }) = problems.iter().find(|p| matches!(p, Problem::OutOfOrderFolder { .. }))
+    {
+        return Err(PlanError::OutOfOrderFolder {
+            tag: tag.clone(),
+            newest_applied: newest_applied.clone(),
+        });
+    }
     let unknown: Vec<&Problem> = problems.iter().filter(|p| matches!(p, Problem::UnknownRow { .. })).collect();
     if !unknown.is_empty() && !options.allow_unknown_rows {
         return Err(PlanError::UnknownRows {
@@ -298,7 +395,7 @@ impl Classified for PlanError {
     fn error_type(&self) -> ErrorType {
         match self {
             Self::ChecksumMismatch { .. } => ErrorType::ChecksumMismatch,
-            Self::OutOfOrder { .. } => ErrorType::OutOfOrderMigration,
+            Self::OutOfOrder { .. } | Self::OutOfOrderFolder { .. } => ErrorType::OutOfOrderMigration,
             Self::UnknownRows { .. } => ErrorType::UnknownMigrations,
             Self::UnknownTarget { .. } => ErrorType::InvalidRequest,
         }
@@ -338,6 +435,7 @@ mod tests {
             id,
             hash: m.hash.clone(),
             created_at: Some(m.created_at),
+            name: None,
         }
     }
 
@@ -424,6 +522,7 @@ mod tests {
             id: 7,
             hash: "zzz".into(),
             created_at: Some(50),
+            name: None,
         };
         let a = assess(&[stray, row(8, &ms[0])], &ms);
         assert_eq!(a.problems.len(), 1);
@@ -446,6 +545,7 @@ mod tests {
             id: 9,
             hash: "zzz".into(),
             created_at: Some(10_000),
+            name: None,
         };
         let a = assess(&[row(1, &ms[0]), stray], &ms);
         assert!(a.problems.iter().any(|p| p.kind() == "outOfOrder"));
@@ -459,6 +559,7 @@ mod tests {
             id: 1,
             hash: ms[0].hash.clone(),
             created_at: Some(1),
+            name: None,
         };
         let a = assess(&[moved], &ms);
         assert!(matches!(&a.problems[0], Problem::UnknownRow { same_hash_as: Some(t), .. } if t == "0000_m"));
@@ -473,6 +574,7 @@ mod tests {
                 id: 1,
                 hash: "x".into(),
                 created_at: None,
+                name: None,
             }],
             &ms,
         );
@@ -609,5 +711,94 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// drizzle-kit 1.0 folders in drizzle-orm 1.0's order; the last two share one second.
+    fn folders() -> Vec<Migration> {
+        ["20250101120000_a", "20250101120005_b", "20250101120005_C"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut m = migration(i, 1_735_732_800_000 + 5000 * i.min(1) as i64, TransactionMode::Transaction, false);
+                m.tag = name.to_string();
+                m.name = Some(name.to_string());
+                m
+            })
+            .collect()
+    }
+
+    fn named(id: i32, m: &Migration) -> LedgerRow {
+        LedgerRow {
+            name: m.name.clone(),
+            ..row(id, m)
+        }
+    }
+
+    #[test]
+    fn a_1_0_folder_is_applied_when_its_name_is_in_the_ledger() {
+        let ms = folders();
+        let a = assess_folders(&[], &ms);
+        assert_eq!(tags(&a.pending), ["20250101120000_a", "20250101120005_b", "20250101120005_C"]);
+        // Ties within one second: matched by name, not by the shared created_at.
+        let a = assess_folders(&[named(1, &ms[0]), named(2, &ms[1])], &ms);
+        assert!(a.problems.is_empty(), "{:?}", a.problems);
+        assert_eq!(a.applied.iter().map(|x| x.row_id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(tags(&a.pending), ["20250101120005_C"]);
+        assert_eq!(a.current().map(|m| m.tag.as_str()), Some("20250101120005_b"));
+        let all: Vec<LedgerRow> = ms.iter().enumerate().map(|(i, m)| named(i as i32 + 1, m)).collect();
+        let a = assess_folders(&all, &ms);
+        assert!(a.pending.is_empty() && a.problems.is_empty());
+    }
+
+    #[test]
+    fn rows_without_a_name_are_ignored_as_drizzle_1_0_ignores_them() {
+        let ms = folders();
+        // A row with the first folder's created_at and hash but no name: not applied.
+        let a = assess_folders(&[row(1, &ms[0])], &ms);
+        assert!(a.applied.is_empty() && a.problems.is_empty());
+        assert_eq!(a.pending.len(), 3);
+    }
+
+    #[test]
+    fn a_changed_1_0_file_is_a_checksum_mismatch() {
+        let ms = folders();
+        let mut r = named(1, &ms[0]);
+        r.hash = "old".into();
+        let a = assess_folders(&[r], &ms);
+        assert_eq!(a.applied.len(), 1);
+        let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, PlanError::ChecksumMismatch { tag, .. } if tag == "20250101120000_a"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_renamed_or_deleted_folder_is_an_unknown_row_with_a_hint() {
+        let ms = folders();
+        let mut renamed = named(1, &ms[0]);
+        renamed.name = Some("20250101120000_old_name".into());
+        let a = assess_folders(&[renamed], &ms);
+        assert_eq!(a.problems.len(), 1);
+        let text = a.problems[0].describe();
+        assert!(text.contains("name=20250101120000_old_name matches no migration folder"), "{text}");
+        assert!(text.contains("same hash as 20250101120000_a: was the folder renamed?"), "{text}");
+        let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
+        assert!(matches!(err, PlanError::UnknownRows { count: 1, .. }));
+    }
+
+    #[test]
+    fn a_pending_folder_before_an_applied_one_is_refused() {
+        let ms = folders();
+        // The middle one was never applied, the newest was (drizzle-orm 1.0 would now apply it).
+        let a = assess_folders(&[named(1, &ms[0]), named(2, &ms[2])], &ms);
+        assert!(a.pending.is_empty());
+        assert_eq!(a.problems[0].kind(), "outOfOrder");
+        let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, PlanError::OutOfOrderFolder { tag, newest_applied } if tag == "20250101120005_b" && newest_applied == "20250101120005_C"),
+            "{err}"
+        );
+        assert_eq!(err.error_type(), ErrorType::OutOfOrderMigration);
     }
 }

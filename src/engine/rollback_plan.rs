@@ -633,6 +633,7 @@ mod tests {
                 id: i as i32 + 1,
                 hash: m.hash.clone(),
                 created_at: Some(m.created_at),
+                name: None,
             })
             .collect()
     }
@@ -704,6 +705,7 @@ mod tests {
             id: 9,
             hash: "zz".into(),
             created_at: Some(50),
+            name: None,
         });
         let a = assess(&stray, &ms);
         assert!(matches!(
@@ -719,6 +721,7 @@ mod tests {
             id: 9,
             hash: "zz".into(),
             created_at: Some(10_000),
+            name: None,
         });
         let a = assess(&newer, &ms);
         assert!(matches!(

@@ -352,6 +352,17 @@ impl Migration {
     }
 }
 
+impl Migration {
+    /// The layout of the folder the migration was read from.
+    pub fn layout(&self) -> Layout {
+        if self.name.is_some() {
+            Layout::Folders
+        } else {
+            Layout::Journal
+        }
+    }
+}
+
 impl MigrationSet {
     pub fn find(&self, tag: &str) -> Option<&Migration> {
         self.migrations.iter().find(|m| m.tag == tag)

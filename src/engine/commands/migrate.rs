@@ -57,7 +57,7 @@ async fn apply_into(
     if plan.is_empty() || dry_run {
         return Ok(());
     }
-    settings.ledger.ensure(session.client()).await?;
+    settings.ledger.ensure(session.client(), session.set.layout).await?;
     let starts = resume_points(session, &plan.segments, warnings).await?;
     let applier = Applier::new(session.inv, session.run_id, session.progress);
     let applied = apply_segments(session, &applier, &plan.segments, &starts, migrated, warnings).await;
