@@ -8,6 +8,7 @@ mod concurrency;
 mod configuration;
 mod drift;
 mod drift_baseline;
+mod drizzle1;
 mod drizzle_compat;
 mod failures;
 mod faults;

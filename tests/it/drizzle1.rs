@@ -1,0 +1,198 @@
+//! drizzle 1.0 (drizzle-kit and drizzle-orm 1.0.0-rc.5, tests/peer/drizzle1): its folder layout
+//! and its ledger with names, against the real drizzle-orm 1.0 `migrate()` in both orders.
+
+use std::path::Path;
+
+use wishlist_migrator::migrations::folders::folder_millis;
+
+use crate::harness::*;
+
+const WISHLIST: &str = "tests/fixtures/drizzle1/wishlist/migrations";
+
+/// The migration folders of a drizzle-kit 1.0 folder, sorted (the fixture's names are digits,
+/// lowercase and `_`, where byte order and drizzle-orm 1.0's localeCompare agree).
+fn folders(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("migration.sql").is_file())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// What drizzle-orm 1.0 inserts for each folder: (sha256 of migration.sql, the name's timestamp
+/// in ms, the name).
+fn expected_rows(dir: &Path) -> Vec<(String, i64, Option<String>)> {
+    folders(dir)
+        .into_iter()
+        .map(|name| {
+            let hash = sha256_file(&dir.join(&name).join("migration.sql"));
+            (hash, folder_millis(&name).unwrap(), Some(name))
+        })
+        .collect()
+}
+
+/// drizzle-orm 1.0's ledger rows in id order: (hash, created_at, name).
+async fn ledger1(db: &TestDb) -> Vec<(String, i64, Option<String>)> {
+    db.client()
+        .await
+        .query("select hash, created_at, name from drizzle.__drizzle_migrations order by id", &[])
+        .await
+        .expect("read 1.0 ledger")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// The ledger table's columns as `name type default`, in order.
+async fn ledger_columns(db: &TestDb) -> Vec<String> {
+    db.client()
+        .await
+        .query(
+            "select a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
+               from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+              where a.attrelid = 'drizzle.__drizzle_migrations'::regclass and a.attnum > 0 and not a.attisdropped
+              order by a.attnum",
+            &[],
+        )
+        .await
+        .expect("read ledger columns")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+const LEDGER_1_0: [&str; 5] = [
+    "id integer nextval('drizzle.__drizzle_migrations_id_seq'::regclass)",
+    "hash text -",
+    "created_at bigint -",
+    "name text -",
+    "applied_at timestamp with time zone now()",
+];
+
+/// The catalog minus our own history table, which drizzle-orm does not create.
+async fn schema_and_ledger_shape(db: &TestDb) -> Vec<String> {
+    catalog(db)
+        .await
+        .into_iter()
+        .filter(|l| !l.contains("wishlist_migrator_history"))
+        .collect()
+}
+
+/// A copy of the wishlist fixture holding only its first `n` folders.
+fn first_folders(n: usize) -> tempfile::TempDir {
+    let dir = copy_fixture(WISHLIST);
+    for name in folders(dir.path()).into_iter().skip(n) {
+        std::fs::remove_dir_all(dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_fixture_is_drizzle_kit_1_0_output() {
+    let dir = repo_path(WISHLIST);
+    assert!(!dir.join("meta").exists(), "a 1.0 folder has no journal");
+    let names = folders(&dir);
+    assert_eq!(names.len(), 3, "{names:?}");
+    for name in &names {
+        assert!(folder_millis(name).is_some(), "{name}");
+        assert!(dir.join(name).join("snapshot.json").is_file(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn ours_then_drizzle_orm_1_0_is_a_noop() {
+    let dir = repo_path(WISHLIST);
+    let expected = expected_rows(&dir);
+    let db = pg().fresh_db().await;
+    let report = run(&mut wm(&db.url, WISHLIST, &["migrate"])).expect(0).report();
+    assert_eq!(tags(&report["applied"]), folders(&dir));
+    assert_eq!(ledger_columns(&db).await, LEDGER_1_0, "a 1.0 folder gets drizzle-orm 1.0's ledger");
+    assert_eq!(ledger1(&db).await, expected, "our rows are drizzle-orm 1.0's, names included");
+
+    let before = catalog(&db).await;
+    let peer = drizzle1_peer(&db.url, WISHLIST, &[]);
+    assert_eq!(peer.code, 0, "drizzle-orm 1.0 after us:\n{}", peer.stderr);
+    assert_eq!(ledger1(&db).await, expected, "drizzle-orm 1.0 must not re-apply");
+    assert_eq!(catalog(&db).await, before);
+}
+
+#[tokio::test]
+async fn drizzle_orm_1_0_then_ours_finds_nothing_to_do() {
+    let dir = repo_path(WISHLIST);
+    let expected = expected_rows(&dir);
+    let theirs = pg().fresh_db().await;
+    let peer = drizzle1_peer(&theirs.url, WISHLIST, &[]);
+    assert_eq!(peer.code, 0, "drizzle-orm 1.0 failed:\n{}", peer.stderr);
+    assert_eq!(ledger_columns(&theirs).await, LEDGER_1_0, "drizzle-orm 1.0's own ledger");
+    assert_eq!(ledger1(&theirs).await, expected, "drizzle-orm 1.0's own rows");
+
+    let report = run(&mut wm(&theirs.url, WISHLIST, &["migrate"])).expect(0).report();
+    assert_eq!(report["status"], "upToDate", "{report}");
+    assert_eq!(ledger1(&theirs).await, expected);
+
+    // The same schema and ledger as ours builds.
+    let ours = pg().fresh_db().await;
+    run(&mut wm(&ours.url, WISHLIST, &["migrate"])).expect(0);
+    assert_eq!(schema_and_ledger_shape(&ours).await, schema_and_ledger_shape(&theirs).await);
+}
+
+/// One folder more each time, applied alternately by ours and by drizzle-orm 1.0 on the same
+/// database; after each step the other finds nothing to do.
+#[tokio::test]
+async fn version_by_version_in_both_orders() {
+    let expected = expected_rows(&repo_path(WISHLIST));
+    for ours_first in [true, false] {
+        let db = pg().fresh_db().await;
+        for n in 1..=expected.len() {
+            let dir = first_folders(n);
+            let ours_now = (n % 2 == 1) == ours_first;
+            if ours_now {
+                let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0).report();
+                assert_eq!(tags(&report["applied"]).len(), 1, "step {n}: only the new folder: {report}");
+            } else {
+                let peer = drizzle1_peer(&db.url, dir.path(), &[]);
+                assert_eq!(peer.code, 0, "step {n}: drizzle-orm 1.0:\n{}", peer.stderr);
+            }
+            assert_eq!(ledger1(&db).await, expected[..n], "step {n} (ours first: {ours_first})");
+            let before = catalog(&db).await;
+            if ours_now {
+                let peer = drizzle1_peer(&db.url, dir.path(), &[]);
+                assert_eq!(peer.code, 0, "step {n}: drizzle-orm 1.0 after us:\n{}", peer.stderr);
+            } else {
+                let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0).report();
+                assert_eq!(report["status"], "upToDate", "step {n}: {report}");
+            }
+            assert_eq!(ledger1(&db).await, expected[..n], "step {n}: the second tool changed nothing");
+            assert_eq!(catalog(&db).await, before);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_0_x_folder_keeps_the_0_x_ledger_without_a_name_column() {
+    let db = pg().fresh_db().await;
+    run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
+    assert_eq!(
+        ledger_columns(&db).await,
+        [
+            "id integer nextval('drizzle.__drizzle_migrations_id_seq'::regclass)",
+            "hash text -",
+            "created_at bigint -",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_1_0_folder_on_a_0_x_ledger_is_refused_untouched() {
+    let db = pg().fresh_db().await;
+    run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
+    let before = catalog(&db).await;
+    let report = run(&mut wm(&db.url, WISHLIST, &["migrate"])).expect(3).report();
+    assert_eq!(error_type(&report), "UnknownMigrations", "{report}");
+    let message = report["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("drizzle-orm 0.x's ledger"), "{message}");
+    assert_eq!(catalog(&db).await, before, "nothing was changed, no name column added");
+}
