@@ -64,15 +64,13 @@ pub enum LedgerError {
     },
     #[error("{table} is not drizzle's ledger as expected: {reason}")]
     Corrupt { table: String, reason: String },
-    #[error("{table} is drizzle-orm 0.x's ledger (no name column, {rows} row(s)), and the migrations folder is drizzle-kit 1.0's: the ledger must be upgraded first, matching its rows to the folders. Run drizzle-orm 1.0's migrate() once (it upgrades the ledger, then applies what is pending), then this tool")]
-    NotUpgraded { table: String, rows: usize },
 }
 
 impl LedgerError {
     pub fn pg(&self) -> Option<&PgError> {
         match self {
             Self::Database { error, .. } => Some(error),
-            Self::Corrupt { .. } | Self::NotUpgraded { .. } => None,
+            Self::Corrupt { .. } => None,
         }
     }
 }
@@ -256,6 +254,30 @@ impl LedgerTable {
         Ok(())
     }
 
+    /// drizzle-orm 1.0's upgrade of a 0.x ledger, in one transaction: adds `name` and
+    /// `applied_at` and names each row (`applied_at` stays null on the upgraded rows, as drizzle
+    /// leaves it). The caller holds the migration lock and matched the rows
+    /// (`engine::upgrade`).
+    pub async fn upgrade(&self, client: &Client, names: &[(i32, String)]) -> Result<(), LedgerError> {
+        let table = self.qualified();
+        let mut sql = format!(
+            "BEGIN; ALTER TABLE {table} ADD COLUMN IF NOT EXISTS \"name\" text; \
+             ALTER TABLE {table} ADD COLUMN IF NOT EXISTS \"applied_at\" timestamp with time zone DEFAULT now()"
+        );
+        for (id, name) in names {
+            sql.push_str(&format!(
+                "; UPDATE {table} SET \"name\" = {}, \"applied_at\" = NULL WHERE \"id\" = {id}",
+                quote_literal(name)
+            ));
+        }
+        sql.push_str("; COMMIT");
+        if let Err(e) = client.batch_execute(&sql).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(self.err("upgrade")(e));
+        }
+        Ok(())
+    }
+
     /// drizzle-orm's own insert: the row that makes drizzle see the migration as applied.
     pub async fn insert(&self, client: &impl GenericClient, migration: &Migration) -> Result<(), LedgerError> {
         client
@@ -383,7 +405,6 @@ impl Classified for LedgerError {
     fn error_type(&self) -> ErrorType {
         match self.pg() {
             Some(pg) if pg.is(INSUFFICIENT_PRIVILEGE) => ErrorType::PermissionDenied,
-            _ if matches!(self, Self::NotUpgraded { .. }) => ErrorType::UnknownMigrations,
             _ => ErrorType::MigrationFailed,
         }
     }

@@ -278,6 +278,8 @@ pub enum PlanError {
     OutOfOrderFolder { tag: String, newest_applied: String },
     #[error("{count} ledger row(s) match no journal entry (first: {first}). Restore the missing migrations, or pass --allow-unknown-migrations (ALLOW_UNKNOWN_MIGRATIONS=true) if they were removed on purpose")]
     UnknownRows { count: usize, first: String },
+    #[error("the ledger is drizzle-orm 0.x's and must be upgraded to 1.0's for this drizzle-kit 1.0 folder, but {} of its rows (ids: {}) match no migration folder, by second or by hash; drizzle-orm 1.0 refuses to upgrade it too. Restore the missing folders (drizzle-kit up on the release that applied them)", ids.len(), ids.iter().map(i32::to_string).collect::<Vec<_>>().join(", "))]
+    UpgradeUnmatched { ids: Vec<i32> },
     #[error("--to {tag}: no migration with that tag in the journal")]
     UnknownTarget { tag: String },
 }
@@ -289,7 +291,7 @@ impl PlanError {
             | Self::OutOfOrder { tag, .. }
             | Self::OutOfOrderFolder { tag, .. }
             | Self::UnknownTarget { tag } => Some(tag),
-            Self::UnknownRows { .. } => None,
+            Self::UnknownRows { .. } | Self::UpgradeUnmatched { .. } => None,
         }
     }
 }
@@ -396,7 +398,7 @@ impl Classified for PlanError {
         match self {
             Self::ChecksumMismatch { .. } => ErrorType::ChecksumMismatch,
             Self::OutOfOrder { .. } | Self::OutOfOrderFolder { .. } => ErrorType::OutOfOrderMigration,
-            Self::UnknownRows { .. } => ErrorType::UnknownMigrations,
+            Self::UnknownRows { .. } | Self::UpgradeUnmatched { .. } => ErrorType::UnknownMigrations,
             Self::UnknownTarget { .. } => ErrorType::InvalidRequest,
         }
     }

@@ -185,14 +185,83 @@ async fn a_0_x_folder_keeps_the_0_x_ledger_without_a_name_column() {
     );
 }
 
-#[tokio::test]
-async fn a_1_0_folder_on_a_0_x_ledger_is_refused_untouched() {
+/// The project's 0.x migrations applied by ours, then converted with `drizzle-kit up`: the
+/// converted folder (a temp copy) and the database.
+async fn migrated_in_0_x_then_up() -> (TestDb, tempfile::TempDir) {
     let db = pg().fresh_db().await;
-    run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
+    let dir = copy_fixture("migrations");
+    run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0);
+    let up = drizzle1_kit_up(dir.path());
+    assert_eq!(up.code, 0, "drizzle-kit up:\n{}\n{}", up.stdout, up.stderr);
+    assert!(!dir.path().join("meta").exists(), "drizzle-kit up removes the journal");
+    (db, dir)
+}
+
+/// What the upgrade leaves: the 0.x rows (hash, created_at in ms) kept, each named after its
+/// converted folder.
+fn upgraded_rows(before: &[(String, i64)], dir: &Path) -> Vec<(String, i64, Option<String>)> {
+    before
+        .iter()
+        .zip(folders(dir))
+        .map(|((hash, created_at), name)| (hash.clone(), *created_at, Some(name)))
+        .collect()
+}
+
+#[tokio::test]
+async fn after_drizzle_kit_up_ours_sees_everything_applied_and_upgrades_the_ledger() {
+    let (db, dir) = migrated_in_0_x_then_up().await;
+    let before = ledger(&db).await;
+    let schema = catalog(&db).await;
+    // Read-only: everything applied, the ledger not touched.
+    let status = run(&mut wm(&db.url, dir.path(), &["status"])).expect(0).report();
+    assert_eq!(status["status"], "upToDate", "{status}");
+    assert_eq!(catalog(&db).await, schema, "status changes nothing");
+
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0).report();
+    assert_eq!(report["status"], "upToDate", "{report}");
+    let upgraded = upgraded_rows(&before, dir.path());
+    assert_eq!(ledger1(&db).await, upgraded, "the 0.x rows, named");
+    assert_eq!(ledger_columns(&db).await, LEDGER_1_0);
+
+    // drizzle-orm 1.0 then finds an upgraded ledger with everything applied.
+    let after = catalog(&db).await;
+    let peer = drizzle1_peer(&db.url, dir.path(), &[]);
+    assert_eq!(peer.code, 0, "drizzle-orm 1.0 after our upgrade:\n{}", peer.stderr);
+    assert_eq!(ledger1(&db).await, upgraded, "drizzle-orm 1.0 re-ran nothing");
+    assert_eq!(catalog(&db).await, after);
+}
+
+#[tokio::test]
+async fn after_drizzle_kit_up_drizzle_orm_1_0_upgrades_and_ours_then_sees_everything_applied() {
+    let (db, dir) = migrated_in_0_x_then_up().await;
+    let before = ledger(&db).await;
+    let schema = catalog(&db).await;
+    let peer = drizzle1_peer(&db.url, dir.path(), &[]);
+    assert_eq!(peer.code, 0, "drizzle-orm 1.0's upgrade:\n{}", peer.stderr);
+    let upgraded = upgraded_rows(&before, dir.path());
+    assert_eq!(ledger1(&db).await, upgraded, "drizzle-orm 1.0 named the rows and re-ran nothing");
+
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0).report();
+    assert_eq!(report["status"], "upToDate", "{report}");
+    assert_eq!(ledger1(&db).await, upgraded);
+    let without_ledger = |c: Vec<String>| -> Vec<String> { c.into_iter().filter(|l| !l.contains("__drizzle_migrations")).collect() };
+    assert_eq!(without_ledger(catalog(&db).await), without_ledger(schema));
+}
+
+#[tokio::test]
+async fn an_upgrade_with_rows_matching_no_folder_is_refused_as_drizzle_orm_1_0_refuses_it() {
+    let (db, dir) = migrated_in_0_x_then_up().await;
+    let last = folders(dir.path()).pop().unwrap();
+    std::fs::remove_dir_all(dir.path().join(&last)).unwrap();
     let before = catalog(&db).await;
-    let report = run(&mut wm(&db.url, WISHLIST, &["migrate"])).expect(3).report();
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(3).report();
     assert_eq!(error_type(&report), "UnknownMigrations", "{report}");
     let message = report["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("drizzle-orm 0.x's ledger"), "{message}");
-    assert_eq!(catalog(&db).await, before, "nothing was changed, no name column added");
+    assert!(message.contains("(ids: 2)"), "{message}");
+    assert_eq!(catalog(&db).await, before, "nothing changed, no name column added");
+
+    let peer = drizzle1_peer(&db.url, dir.path(), &[]);
+    assert_ne!(peer.code, 0, "drizzle-orm 1.0 refuses too");
+    assert!(peer.stderr.contains("ids: 2"), "{}", peer.stderr);
+    assert_eq!(catalog(&db).await, before);
 }

@@ -2,6 +2,7 @@
 //! apply them segment by segment under the advisory lock (a dry run takes no lock and changes
 //! nothing, so it can run beside a real migration).
 
+use crate::db::ledger::LedgerShape;
 use crate::engine::applier::{Applier, NotCommitted};
 use crate::engine::error::Error;
 use crate::engine::invocation::expired;
@@ -10,7 +11,8 @@ use crate::engine::plan::{self, PlanOptions, Segment, SegmentMode};
 use crate::engine::resume::resume_point;
 use crate::engine::retry::AttemptFailure;
 use crate::engine::session::Session;
-use crate::migrations::source::TransactionMode;
+use crate::engine::upgrade;
+use crate::migrations::source::{Layout, TransactionMode};
 
 pub async fn migrate<'a>(session: Session<'a>, target: Option<&'a str>, dry_run: bool) -> (Session<'a>, Finished<Migrated>) {
     if dry_run {
@@ -54,6 +56,9 @@ async fn apply_into(
         warnings.push("ledger rows that match no journal entry were ignored (allow unknown migrations is on)".into());
     }
     migrated.segments = plan.segments.iter().map(planned).collect();
+    if !dry_run {
+        upgrade_ledger(session, warnings).await?;
+    }
     if plan.is_empty() || dry_run {
         return Ok(());
     }
@@ -69,6 +74,29 @@ async fn apply_into(
         session.record_baseline(warnings).await;
     }
     applied
+}
+
+/// A drizzle-kit 1.0 folder on a drizzle-orm 0.x ledger: the ledger is upgraded as drizzle-orm
+/// 1.0 would upgrade it (engine/upgrade.rs), under the lock and in one transaction, before
+/// anything is applied, so the rows this run adds carry names and drizzle-orm 1.0 finds an
+/// upgraded ledger. Done even when nothing is pending: the database is then what drizzle-orm
+/// 1.0's own first `migrate()` would have left.
+async fn upgrade_ledger(session: &Session<'_>, warnings: &mut Vec<String>) -> Result<(), Error> {
+    if session.set.layout != Layout::Folders {
+        return Ok(());
+    }
+    let ledger = &session.settings().ledger;
+    if ledger.shape(session.client()).await? != LedgerShape::Drizzle0 {
+        return Ok(());
+    }
+    let rows = ledger.read(session.client()).await?;
+    let names = upgrade::names_for(&rows, &session.set.migrations)?;
+    ledger.upgrade(session.client(), &names).await?;
+    warnings.push(format!(
+        "upgraded drizzle-orm 0.x's ledger to 1.0's, as drizzle-orm 1.0 would: added name and applied_at and named its {} row(s) after their migration folders",
+        names.len()
+    ));
+    Ok(())
 }
 
 async fn apply_segments(
