@@ -180,4 +180,20 @@ mod tests {
             assert_eq!(folder_millis(name), None, "{name:?}");
         }
     }
+
+    #[test]
+    fn four_hundred_names_sort_as_node_sorted_them() {
+        // testdata/locale_order.mjs: node's localeCompare order of punctuation, digits and both
+        // cases after one of three timestamps (ties within one second included).
+        let expected: Vec<String> = include_str!("testdata/locale_order.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(expected.len(), 400);
+        let mut names = expected.clone();
+        names.reverse();
+        names.rotate_left(137);
+        sort(&mut names);
+        assert_eq!(names, expected);
+    }
 }
