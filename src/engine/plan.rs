@@ -19,8 +19,11 @@ pub enum Problem {
     /// Not applied, but not newer than the newest applied row: drizzle-orm would skip it forever.
     OutOfOrder { tag: String, when: i64, newest_applied_when: i64 },
     /// 1.0: not applied, but it sorts before an applied folder: drizzle-orm 1.0 would apply it
-    /// after migrations written without it.
+    /// after migrations written without it. Still pending (it is what drizzle-orm 1.0 applies).
     OutOfOrderFolder { tag: String, newest_applied: String },
+    /// 1.0: not applied under its name, but a ledger row naming no folder has its hash: the
+    /// applied folder was renamed, and drizzle-orm 1.0 would run it again.
+    RenamedFolder { tag: String, applied_as: String },
     /// A ledger row that matches no journal entry (a migration deleted locally, or a `when` edited).
     UnknownRow {
         id: i32,
@@ -37,7 +40,10 @@ pub enum Problem {
 impl Problem {
     pub fn tag(&self) -> Option<&str> {
         match self {
-            Self::ChecksumMismatch { tag, .. } | Self::OutOfOrder { tag, .. } | Self::OutOfOrderFolder { tag, .. } => Some(tag),
+            Self::ChecksumMismatch { tag, .. }
+            | Self::OutOfOrder { tag, .. }
+            | Self::OutOfOrderFolder { tag, .. }
+            | Self::RenamedFolder { tag, .. } => Some(tag),
             Self::UnknownRow { .. } => None,
         }
     }
@@ -47,6 +53,7 @@ impl Problem {
         match self {
             Self::ChecksumMismatch { .. } => "checksumMismatch",
             Self::OutOfOrder { .. } | Self::OutOfOrderFolder { .. } => "outOfOrder",
+            Self::RenamedFolder { .. } => "renamedMigration",
             Self::UnknownRow { .. } => "unknownLedgerRow",
         }
     }
@@ -61,6 +68,9 @@ impl Problem {
             ),
             Self::OutOfOrderFolder { tag, newest_applied } => {
                 format!("{tag}: not applied, and it sorts before {newest_applied}, which is applied")
+            }
+            Self::RenamedFolder { tag, applied_as } => {
+                format!("{tag}: not applied under this name, but its file was applied as {applied_as} (was the folder renamed?)")
             }
             Self::UnknownRow {
                 id,
@@ -209,13 +219,24 @@ pub fn assess_folders<'m>(rows: &[LedgerRow], migrations: &'m [Migration]) -> As
         if let Some(&row_id) = applied_ids.get(&m.idx) {
             applied.push(Applied { migration: m, row_id });
         } else {
-            match newest_applied {
-                Some(newest) if m.idx < newest.idx => problems.push(Problem::OutOfOrderFolder {
+            let renamed_from = rows
+                .iter()
+                .filter(|r| r.hash == m.hash)
+                .find_map(|r| r.name.as_deref().filter(|name| !by_name.contains_key(name)));
+            if let Some(applied_as) = renamed_from {
+                problems.push(Problem::RenamedFolder {
+                    tag: m.tag.clone(),
+                    applied_as: applied_as.to_string(),
+                });
+                continue;
+            }
+            if let Some(newest) = newest_applied.filter(|newest| m.idx < newest.idx) {
+                problems.push(Problem::OutOfOrderFolder {
                     tag: m.tag.clone(),
                     newest_applied: newest.tag.clone(),
-                }),
-                _ => pending.push(m),
+                });
             }
+            pending.push(m);
         }
     }
     Assessment {
@@ -231,6 +252,8 @@ pub struct PlanOptions<'a> {
     pub target: Option<&'a str>,
     /// Go on despite ledger rows that match no journal entry.
     pub allow_unknown_rows: bool,
+    /// drizzle-kit 1.0 folders: apply pending folders that sort before an applied one.
+    pub allow_out_of_order: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +299,8 @@ pub enum PlanError {
     OutOfOrder { tag: String, when: i64, newest_applied_when: i64 },
     #[error("{tag}: pending, but it sorts before {newest_applied}, which is applied; drizzle-orm 1.0 would apply it now, after migrations that were written without it. Give it a later timestamp (rename the folder, or regenerate it with drizzle-kit) so it comes after what is applied")]
     OutOfOrderFolder { tag: String, newest_applied: String },
+    #[error("{tag}: pending, but its file was applied as {applied_as}, a folder that no longer exists: it was renamed, and drizzle-orm 1.0 would run it again. Give the folder its applied name back")]
+    RenamedFolder { tag: String, applied_as: String },
     #[error("{count} ledger row(s) match no journal entry (first: {first}). Restore the missing migrations, or pass --allow-unknown-migrations (ALLOW_UNKNOWN_MIGRATIONS=true) if they were removed on purpose")]
     UnknownRows { count: usize, first: String },
     #[error("the ledger is drizzle-orm 0.x's and must be upgraded to 1.0's for this drizzle-kit 1.0 folder, but {} of its rows (ids: {}) match no migration folder, by second or by hash; drizzle-orm 1.0 refuses to upgrade it too. Restore the missing folders (drizzle-kit up on the release that applied them)", ids.len(), ids.iter().map(i32::to_string).collect::<Vec<_>>().join(", "))]
@@ -290,6 +315,7 @@ impl PlanError {
             Self::ChecksumMismatch { tag, .. }
             | Self::OutOfOrder { tag, .. }
             | Self::OutOfOrderFolder { tag, .. }
+            | Self::RenamedFolder { tag, .. }
             | Self::UnknownTarget { tag } => Some(tag),
             Self::UnknownRows { .. } | Self::UpgradeUnmatched { .. } => None,
         }
@@ -342,7 +368,16 @@ fn refuse_problems(problems: &[Problem], options: PlanOptions<'_>) -> Result<(),
             newest_applied_when: *newest_applied_when,
         });
     }
-    if let Some(Problem::OutOfOrderFolder { tag, newest_applied }) = problems.iter().find(|p| matches!(p, Problem::OutOfOrderFolder { .. }))
+    if let Some(Problem::RenamedFolder { tag, applied_as }) = problems.iter().find(|p| matches!(p, Problem::RenamedFolder { .. })) {
+        return Err(PlanError::RenamedFolder {
+            tag: tag.clone(),
+            applied_as: applied_as.clone(),
+        });
+    }
+    if let Some(Problem::OutOfOrderFolder { tag, newest_applied }) = problems
+        .iter()
+        .find(|p| matches!(p, Problem::OutOfOrderFolder { .. }))
+        .filter(|_| !options.allow_out_of_order)
     {
         return Err(PlanError::OutOfOrderFolder {
             tag: tag.clone(),
@@ -398,7 +433,7 @@ impl Classified for PlanError {
         match self {
             Self::ChecksumMismatch { .. } => ErrorType::ChecksumMismatch,
             Self::OutOfOrder { .. } | Self::OutOfOrderFolder { .. } => ErrorType::OutOfOrderMigration,
-            Self::UnknownRows { .. } | Self::UpgradeUnmatched { .. } => ErrorType::UnknownMigrations,
+            Self::UnknownRows { .. } | Self::UpgradeUnmatched { .. } | Self::RenamedFolder { .. } => ErrorType::UnknownMigrations,
             Self::UnknownTarget { .. } => ErrorType::InvalidRequest,
         }
     }
@@ -780,11 +815,17 @@ mod tests {
         let ms = folders();
         let mut renamed = named(1, &ms[0]);
         renamed.name = Some("20250101120000_old_name".into());
-        let a = assess_folders(&[renamed], &ms);
-        assert_eq!(a.problems.len(), 1);
+        let a = assess_folders(&[renamed.clone()], &ms);
+        assert_eq!(a.problems.len(), 2, "{:?}", a.problems);
         let text = a.problems[0].describe();
         assert!(text.contains("name=20250101120000_old_name matches no migration folder"), "{text}");
         assert!(text.contains("same hash as 20250101120000_a: was the folder renamed?"), "{text}");
+        assert_eq!(a.problems[1].kind(), "renamedMigration");
+        // A folder deleted: its row is unknown, refused unless allowed.
+        let mut deleted = renamed;
+        deleted.hash = "gone".into();
+        let a = assess_folders(&[deleted], &ms);
+        assert_eq!(a.problems.len(), 1);
         let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
         assert!(matches!(err, PlanError::UnknownRows { count: 1, .. }));
     }
@@ -794,7 +835,7 @@ mod tests {
         let ms = folders();
         // The middle one was never applied, the newest was (drizzle-orm 1.0 would now apply it).
         let a = assess_folders(&[named(1, &ms[0]), named(2, &ms[2])], &ms);
-        assert!(a.pending.is_empty());
+        assert_eq!(tags(&a.pending), ["20250101120005_b"], "pending: drizzle-orm 1.0 would apply it");
         assert_eq!(a.problems[0].kind(), "outOfOrder");
         let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
         assert!(
@@ -802,5 +843,30 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.error_type(), ErrorType::OutOfOrderMigration);
+        let allowed = PlanOptions {
+            allow_out_of_order: true,
+            ..PlanOptions::default()
+        };
+        let p = plan(&a, &ms, allowed).unwrap();
+        assert_eq!(tags(&p.migrations().collect::<Vec<_>>()), ["20250101120005_b"]);
+    }
+
+    #[test]
+    fn a_renamed_applied_folder_is_refused_even_with_unknown_rows_allowed() {
+        let ms = folders();
+        let mut renamed = named(1, &ms[0]);
+        renamed.name = Some("20250101115959_old_name".into());
+        let a = assess_folders(&[renamed], &ms);
+        assert!(!tags(&a.pending).contains(&"20250101120000_a".to_string()));
+        let allowed = PlanOptions {
+            allow_unknown_rows: true,
+            allow_out_of_order: true,
+            ..PlanOptions::default()
+        };
+        let err = plan(&a, &ms, allowed).unwrap_err();
+        assert!(
+            matches!(&err, PlanError::RenamedFolder { tag, applied_as } if tag == "20250101120000_a" && applied_as == "20250101115959_old_name"),
+            "{err}"
+        );
     }
 }

@@ -265,3 +265,100 @@ async fn an_upgrade_with_rows_matching_no_folder_is_refused_as_drizzle_orm_1_0_r
     assert!(peer.stderr.contains("ids: 2"), "{}", peer.stderr);
     assert_eq!(catalog(&db).await, before);
 }
+
+// ---------------------------------------------------------------------------
+// Where drizzle-orm 1.0 goes on silently (or fails late), and this tool refuses first.
+
+/// The wishlist fixture applied by ours, in a copy the test may change.
+async fn wishlist_applied() -> (TestDb, tempfile::TempDir) {
+    let db = pg().fresh_db().await;
+    let dir = copy_fixture(WISHLIST);
+    run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0);
+    (db, dir)
+}
+
+#[tokio::test]
+async fn a_renamed_applied_folder_is_refused_where_drizzle_orm_1_0_runs_it_again() {
+    let (db, dir) = wishlist_applied().await;
+    let first = folders(dir.path()).remove(0);
+    let renamed = format!("{}_renamed", &first[..14]);
+    std::fs::rename(dir.path().join(&first), dir.path().join(&renamed)).unwrap();
+    let before = catalog(&db).await;
+    for args in [&["migrate"][..], &["migrate", "--allow-unknown-migrations", "--allow-out-of-order"]] {
+        let report = run(&mut wm(&db.url, dir.path(), args)).expect(3).report();
+        assert_eq!(error_type(&report), "UnknownMigrations", "{args:?}: {report}");
+        let message = report["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&format!("applied as {first}")), "{message}");
+    }
+    assert_eq!(catalog(&db).await, before);
+    // drizzle-orm 1.0 runs it again (and here fails on the type that exists: 42710).
+    let peer = drizzle1_peer(&db.url, dir.path(), &[]);
+    assert_ne!(peer.code, 0, "{}", peer.stdout);
+    assert!(peer.stderr.contains("42710"), "{}", peer.stderr);
+}
+
+#[tokio::test]
+async fn a_pending_folder_older_than_applied_ones_is_refused_unless_allowed() {
+    let (db, dir) = wishlist_applied().await;
+    let late = "20200101000000_late";
+    std::fs::create_dir(dir.path().join(late)).unwrap();
+    std::fs::write(
+        dir.path().join(late).join("migration.sql"),
+        "CREATE TABLE \"late\" (\"id\" integer);",
+    )
+    .unwrap();
+    let before = catalog(&db).await;
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(3).report();
+    assert_eq!(error_type(&report), "OutOfOrderMigration", "{report}");
+    assert_eq!(report["error"]["migration"], late, "{report}");
+    assert_eq!(catalog(&db).await, before);
+
+    // drizzle-orm 1.0 applies it without a word; ours does so only when told.
+    let theirs = pg().fresh_db().await;
+    run(&mut wm(&theirs.url, WISHLIST, &["migrate"])).expect(0);
+    let peer = drizzle1_peer(&theirs.url, dir.path(), &[]);
+    assert_eq!(peer.code, 0, "{}", peer.stderr);
+    assert!(theirs.table_exists("public.late").await);
+
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--allow-out-of-order"]))
+        .expect(0)
+        .report();
+    assert_eq!(tags(&report["applied"]), [late], "{report}");
+    assert!(db.table_exists("public.late").await);
+    assert_eq!(ledger1(&db).await, ledger1(&theirs).await, "the same rows as drizzle-orm 1.0's");
+}
+
+#[tokio::test]
+async fn an_edited_applied_file_is_refused_where_drizzle_orm_1_0_does_not_look() {
+    let (db, dir) = wishlist_applied().await;
+    let first = folders(dir.path()).remove(0);
+    let file = dir.path().join(&first).join("migration.sql");
+    let mut sql = std::fs::read_to_string(&file).unwrap();
+    sql.push_str("\n-- edited after it was applied\n");
+    std::fs::write(&file, sql).unwrap();
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(3).report();
+    assert_eq!(error_type(&report), "ChecksumMismatch", "{report}");
+    assert_eq!(report["error"]["migration"], first.as_str(), "{report}");
+    let peer = drizzle1_peer(&db.url, dir.path(), &[]);
+    assert_eq!(peer.code, 0, "drizzle-orm 1.0 does not check hashes:\n{}", peer.stderr);
+}
+
+#[tokio::test]
+async fn a_folder_name_without_its_timestamp_is_refused_naming_it() {
+    let db = pg().fresh_db().await;
+    let dir = copy_fixture(WISHLIST);
+    std::fs::create_dir(dir.path().join("add_notes")).unwrap();
+    std::fs::write(dir.path().join("add_notes").join("migration.sql"), "SELECT 1;").unwrap();
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(3).report();
+    assert_eq!(error_type(&report), "InvalidMigrations", "{report}");
+    assert_eq!(report["error"]["migration"], "add_notes", "{report}");
+    assert!(
+        !db.table_exists("drizzle.__drizzle_migrations").await,
+        "refused before touching the database"
+    );
+    // drizzle-orm 1.0 gets NaN for its created_at and fails inserting it, rolling back.
+    let peer = drizzle1_peer(&db.url, dir.path(), &[]);
+    assert_ne!(peer.code, 0, "{}", peer.stdout);
+    assert!(peer.stderr.contains("NaN"), "{}", peer.stderr);
+    assert!(ledger1(&db).await.is_empty(), "drizzle-orm 1.0's one transaction rolled back");
+}

@@ -7,7 +7,7 @@ use crate::engine::applier::{Applier, NotCommitted};
 use crate::engine::error::Error;
 use crate::engine::invocation::expired;
 use crate::engine::outcome::{Finished, LedgerView, Migrated, SegmentOutcome, SegmentStatus};
-use crate::engine::plan::{self, PlanOptions, Segment, SegmentMode};
+use crate::engine::plan::{self, PlanOptions, Problem, Segment, SegmentMode};
 use crate::engine::resume::resume_point;
 use crate::engine::retry::AttemptFailure;
 use crate::engine::session::Session;
@@ -50,10 +50,17 @@ async fn apply_into(
     let options = PlanOptions {
         target,
         allow_unknown_rows: settings.allow_unknown_rows,
+        allow_out_of_order: settings.allow_out_of_order,
     };
     let plan = plan::plan(&assessment, &session.set.migrations, options)?;
-    if !assessment.problems.is_empty() {
+    if assessment.problems.iter().any(|p| matches!(p, Problem::UnknownRow { .. })) {
         warnings.push("ledger rows that match no journal entry were ignored (allow unknown migrations is on)".into());
+    }
+    if let Some(p) = assessment.problems.iter().find(|p| matches!(p, Problem::OutOfOrderFolder { .. })) {
+        warnings.push(format!(
+            "{} (allow out of order is on: applied in drizzle-orm 1.0's order)",
+            p.describe()
+        ));
     }
     migrated.segments = plan.segments.iter().map(planned).collect();
     if !dry_run {
