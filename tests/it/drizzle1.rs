@@ -380,3 +380,31 @@ async fn drift_finds_manual_changes_and_says_1_0_snapshots_are_not_read_yet() {
     let report = run(&mut wm(&db.url, dir.path(), &["drift"])).expect(3).report();
     assert_eq!(report["status"], "driftDetected", "{report}");
 }
+
+/// The enum `ADD VALUE` boundary in the 1.0 layout: drizzle-orm 1.0 still runs every pending
+/// migration in one transaction and fails with 55P04; ours commits after the `ADD VALUE`.
+#[tokio::test]
+async fn an_added_enum_value_used_later_applies_here_and_fails_in_drizzle_orm_1_0() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, sql) in [
+        ("20250101120000_status", "CREATE TYPE \"item_status\" AS ENUM('active', 'archived');--> statement-breakpoint\nCREATE TABLE \"items\" (\"status\" \"item_status\" DEFAULT 'active' NOT NULL);"),
+        ("20250101120001_hidden", "ALTER TYPE \"item_status\" ADD VALUE 'hidden';"),
+        ("20250101120002_use_hidden", "ALTER TABLE \"items\" ALTER COLUMN \"status\" SET DEFAULT 'hidden';"),
+    ] {
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        std::fs::write(dir.path().join(name).join("migration.sql"), sql).unwrap();
+    }
+    let theirs = pg().fresh_db().await;
+    let peer = drizzle1_peer(&theirs.url, dir.path(), &[]);
+    assert_ne!(peer.code, 0, "{}", peer.stdout);
+    assert!(peer.stderr.contains("55P04"), "{}", peer.stderr);
+    assert!(ledger1(&theirs).await.is_empty());
+
+    let ours = pg().fresh_db().await;
+    let report = run(&mut wm(&ours.url, dir.path(), &["migrate"])).expect(0).report();
+    assert_eq!(tags(&report["applied"]).len(), 3, "{report}");
+    assert_eq!(ledger1(&ours).await, expected_rows(dir.path()));
+    let peer = drizzle1_peer(&ours.url, dir.path(), &[]);
+    assert_eq!(peer.code, 0, "drizzle-orm 1.0 after us:\n{}", peer.stderr);
+    assert_eq!(ledger1(&ours).await, expected_rows(dir.path()));
+}
