@@ -16,7 +16,7 @@ pub const MIGRATION_FILE: &str = "migration.sql";
 
 /// The printable ASCII characters in the order ICU's root collation (what V8's
 /// `String.prototype.localeCompare` uses without a locale argument) gives them at the primary
-/// level, each letter standing for both cases. Read from node 22 (ICU 78):
+/// level, each letter standing for both cases. Read from node 20.20 (ICU 78.2):
 /// `[...printableAscii].sort((a, b) => a.localeCompare(b))`.
 const PRIMARY_ORDER: &[u8] = b" _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuvwxyz";
 
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn ascii_order_is_node_s_localecompare() {
-        // Each list is node's `[...].sort((a, b) => a.localeCompare(b))` (node 22, ICU 78).
+        // Each list is node's `[...].sort((a, b) => a.localeCompare(b))` (node 20.20, ICU 78.2).
         assert_eq!(
             sorted(&["a_b", "A", "ab", "aB", "A_a", "a-b", "Ab", "a"]),
             ["a", "A", "A_a", "a_b", "a-b", "ab", "aB", "Ab"]
