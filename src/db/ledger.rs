@@ -437,12 +437,17 @@ mod tests {
     }
 
     fn migration(name: Option<&str>) -> Migration {
-        let set = crate::migrations::source::MigrationSource::Embedded.load().unwrap();
-        let mut m = set.migrations[0].clone();
-        m.hash = "abc".into();
-        m.created_at = 1_735_732_800_000;
-        m.name = name.map(str::to_string);
-        m
+        Migration {
+            idx: 0,
+            tag: name.unwrap_or("0000_a").to_string(),
+            created_at: 1_735_732_800_000,
+            name: name.map(str::to_string),
+            hash: "abc".into(),
+            statements: Vec::new(),
+            mode: crate::migrations::source::TransactionMode::Transaction,
+            adds_enum_value: false,
+            down: None,
+        }
     }
 
     #[test]

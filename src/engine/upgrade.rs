@@ -72,21 +72,22 @@ pub fn named(rows: &[LedgerRow], names: &[(i32, String)]) -> Vec<LedgerRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migrations::source::MigrationSource;
+    use crate::migrations::source::TransactionMode;
 
     fn folders(names: &[(&str, &str)]) -> Vec<Migration> {
-        let set = MigrationSource::Embedded.load().unwrap();
         names
             .iter()
             .enumerate()
-            .map(|(idx, (name, hash))| {
-                let mut m = set.migrations[0].clone();
-                m.idx = idx;
-                m.tag = name.to_string();
-                m.name = Some(name.to_string());
-                m.created_at = crate::migrations::folders::folder_millis(name).unwrap();
-                m.hash = hash.to_string();
-                m
+            .map(|(idx, (name, hash))| Migration {
+                idx,
+                tag: name.to_string(),
+                created_at: crate::migrations::folders::folder_millis(name).unwrap(),
+                name: Some(name.to_string()),
+                hash: hash.to_string(),
+                statements: Vec::new(),
+                mode: TransactionMode::Transaction,
+                adds_enum_value: false,
+                down: None,
             })
             .collect()
     }
