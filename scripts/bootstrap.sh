@@ -81,18 +81,21 @@ if [ -f package.json ]; then
         apt_install nodejs npm
     fi
     if command -v npm >/dev/null 2>&1; then
-        if [ ! -f package-lock.json ]; then
-            say "package-lock.json is missing: run 'npm install' and commit the lock file" >&2
-            exit 1
-        fi
-        # npm writes node_modules/.package-lock.json on every install, so it is
-        # a reliable "installed at" stamp.
-        if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-            say "npm ci"
-            npm ci --no-audit --no-fund --loglevel=error
-        else
-            say "node_modules: up to date"
-        fi
+        # The root package.json holds drizzle 0.x; tests/peer/drizzle1 holds drizzle 1.0 (its
+        # own lockfile: both lines cannot share one node_modules). npm writes
+        # node_modules/.package-lock.json on every install, so it is a reliable "installed at" stamp.
+        for dir in . tests/peer/drizzle1; do
+            if [ ! -f "$dir/package-lock.json" ]; then
+                say "$dir/package-lock.json is missing: run 'npm install' there and commit the lock file" >&2
+                exit 1
+            fi
+            if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+                say "npm ci ($dir)"
+                (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+            else
+                say "node_modules ($dir): up to date"
+            fi
+        done
     fi
 else
     say "no package.json yet: skipping npm"

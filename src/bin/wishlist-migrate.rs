@@ -35,6 +35,10 @@ struct Cli {
     /// Go on despite ledger rows that match no journal entry [env: ALLOW_UNKNOWN_MIGRATIONS]
     #[arg(long, global = true)]
     allow_unknown_migrations: bool,
+    /// drizzle-kit 1.0 folders: apply a pending folder that sorts before an applied one, as
+    /// drizzle-orm 1.0 does [env: ALLOW_OUT_OF_ORDER]
+    #[arg(long, global = true)]
+    allow_out_of_order: bool,
     /// Give up waiting for another run's lock after this long [env: LOCK_WAIT_SECONDS] [default: 30]
     #[arg(long, global = true, value_name = "SECONDS")]
     lock_wait: Option<u64>,
@@ -274,6 +278,9 @@ fn configure(cli: &Cli) -> Result<(RunSettings, ConnectionSettings), config::Con
     }
     if cli.allow_unknown_migrations {
         settings.allow_unknown_rows = true;
+    }
+    if cli.allow_out_of_order {
+        settings.allow_out_of_order = true;
     }
     if let Some(seconds) = cli.timeout {
         settings.run_timeout = Some(config::run_timeout("--timeout", seconds)?);

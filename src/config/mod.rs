@@ -47,6 +47,9 @@ pub struct RunSettings {
     /// The Lambda ignores it: its deadline is the invocation's.
     pub run_timeout: Option<Duration>,
     pub allow_unknown_rows: bool,
+    /// `ALLOW_OUT_OF_ORDER` (the CLI's `--allow-out-of-order`): drizzle-kit 1.0 folders only,
+    /// apply a pending folder that sorts before an applied one, as drizzle-orm 1.0 does.
+    pub allow_out_of_order: bool,
     /// `SSM_PREFIX`; by default `/wishlist/<environment>/migrations`.
     pub ssm_prefix: Option<String>,
     /// `DRIFT_IGNORE`: tables drizzle does not own, never reported as drift.
@@ -69,6 +72,7 @@ impl Default for RunSettings {
             statement_timeout: None,
             run_timeout: None,
             allow_unknown_rows: false,
+            allow_out_of_order: false,
             ssm_prefix: None,
             drift_ignore: Vec::new(),
             shadow: None,
@@ -106,6 +110,7 @@ impl RunSettings {
                 None => None,
             },
             allow_unknown_rows: parse_bool(env, "ALLOW_UNKNOWN_MIGRATIONS")?.unwrap_or(false),
+            allow_out_of_order: parse_bool(env, "ALLOW_OUT_OF_ORDER")?.unwrap_or(false),
             ssm_prefix: env("SSM_PREFIX"),
             drift_ignore: env("DRIFT_IGNORE")
                 .map(|v| crate::schema::drift::IgnoreRule::parse_list(&v))
@@ -387,6 +392,7 @@ mod tests {
             ("STATEMENT_TIMEOUT_MS", "60000"),
             ("RUN_TIMEOUT_SECONDS", "900"),
             ("ALLOW_UNKNOWN_MIGRATIONS", "true"),
+            ("ALLOW_OUT_OF_ORDER", "true"),
         ]))
         .unwrap();
         assert_eq!(s.environment, "prod");
@@ -399,6 +405,7 @@ mod tests {
         assert_eq!(s.statement_timeout, Some(Duration::from_secs(60)));
         assert_eq!(s.run_timeout, Some(Duration::from_secs(900)));
         assert!(s.allow_unknown_rows);
+        assert!(s.allow_out_of_order);
     }
 
     #[test]

@@ -103,6 +103,7 @@ mod tests {
             id,
             hash: hash.into(),
             created_at: Some(created_at),
+            name: None,
         }
     }
 

@@ -1,11 +1,17 @@
 //! drizzle-orm's ledger table (`"drizzle"."__drizzle_migrations"`, kept exactly as drizzle
 //! creates it) and this tool's own append-only history table beside it.
+//!
+//! Two shapes of the ledger exist ([`LedgerShape`]): drizzle-orm 0.x's `(id, hash, created_at)`,
+//! and drizzle-orm 1.0's, which adds `name` (the migration folder's name, what 1.0 matches
+//! applied migrations by) and `applied_at`. A 0.x folder keeps the 0.x shape: a `name` column
+//! would tell drizzle-orm 1.0 the ledger was already upgraded, and it would then see only null
+//! names and run everything again.
 
 use tokio_postgres::{Client, GenericClient, SimpleQueryMessage};
 
 use crate::db::connection::PgError;
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
-use crate::migrations::source::Migration;
+use crate::migrations::source::{Layout, Migration};
 
 /// Our richer, append-only record of every apply and rollback; drizzle's table stays untouched.
 pub const HISTORY_TABLE: &str = "wishlist_migrator_history";
@@ -31,6 +37,21 @@ pub struct LedgerRow {
     pub id: i32,
     pub hash: String,
     pub created_at: Option<i64>,
+    /// drizzle-orm 1.0's `name` (the folder name); `None` in a 0.x ledger, and for rows a 0.x
+    /// tool wrote into a 1.0 ledger (drizzle-orm 1.0 ignores those).
+    pub name: Option<String>,
+}
+
+/// Which drizzle-orm's table the ledger is, by its columns (as drizzle-orm 1.0's
+/// `upgradeIfNeeded` tells them apart: a `name` column means 1.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerShape {
+    /// No ledger table yet.
+    Absent,
+    /// `(id, hash, created_at)`: drizzle-orm 0.x's.
+    Drizzle0,
+    /// `(id, hash, created_at, name, applied_at)`: drizzle-orm 1.0's.
+    Drizzle1,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +123,12 @@ impl LedgerTable {
     }
 
     /// The applied rows in insertion order; none when drizzle's table does not exist yet.
+    /// Reads `name` where the table has it (1.0), in the same single query.
     pub async fn read(&self, client: &Client) -> Result<Vec<LedgerRow>, LedgerError> {
-        let sql = format!("select id, hash, created_at from {} order by id", self.qualified());
+        let sql = format!(
+            "select id, hash, created_at, to_jsonb(t) ->> 'name' from {} t order by id",
+            self.qualified()
+        );
         // The simple protocol: one round trip on the path every no-op deploy takes.
         let messages = match client.simple_query(&sql).await {
             Ok(messages) => messages,
@@ -125,16 +150,35 @@ impl LedgerTable {
                         None => None,
                         Some(v) => Some(v.parse().map_err(|_| corrupt("created_at is not a bigint"))?),
                     },
+                    name: row.get(3).map(str::to_string),
                 });
             }
         }
         Ok(rows)
     }
 
-    /// Creates drizzle's schema and table exactly as drizzle-orm does, and the history table.
-    /// Only what is missing is created: `IF NOT EXISTS` still needs CREATE privilege, which a
-    /// migration role on an existing ledger may rightly lack.
-    pub async fn ensure(&self, client: &Client) -> Result<(), LedgerError> {
+    /// Which drizzle-orm's ledger the database has.
+    pub async fn shape(&self, client: &Client) -> Result<LedgerShape, LedgerError> {
+        let row = client
+            .query_one(
+                "select to_regclass($1) is not null,
+                        exists (select 1 from pg_attribute where attrelid = to_regclass($1) and attname = 'name' and attnum > 0 and not attisdropped)",
+                &[&self.qualified()],
+            )
+            .await
+            .map_err(self.err("inspect"))?;
+        Ok(match (row.get(0), row.get(1)) {
+            (false, _) => LedgerShape::Absent,
+            (true, false) => LedgerShape::Drizzle0,
+            (true, true) => LedgerShape::Drizzle1,
+        })
+    }
+
+    /// Creates drizzle's schema and table exactly as drizzle-orm does for the folder's layout
+    /// (0.x's table for a journal, 1.0's for folders), and the history table. An existing ledger
+    /// is kept as it is. Only what is missing is created: `IF NOT EXISTS` still needs CREATE
+    /// privilege, which a migration role on an existing ledger may rightly lack.
+    pub async fn ensure(&self, client: &Client, layout: Layout) -> Result<(), LedgerError> {
         let row = client
             .query_one(
                 "select to_regnamespace($1) is not null, to_regclass($2) is not null, to_regclass($3) is not null,
@@ -151,10 +195,17 @@ impl LedgerTable {
             ddl.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&self.schema)));
         }
         if !ledger {
-            ddl.push(format!(
-                "CREATE TABLE IF NOT EXISTS {} (\n\tid SERIAL PRIMARY KEY,\n\thash text NOT NULL,\n\tcreated_at bigint\n)",
-                self.qualified()
-            ));
+            ddl.push(match layout {
+                Layout::Journal => format!(
+                    "CREATE TABLE IF NOT EXISTS {} (\n\tid SERIAL PRIMARY KEY,\n\thash text NOT NULL,\n\tcreated_at bigint\n)",
+                    self.qualified()
+                ),
+                // drizzle-orm 1.0.0-rc.5's pg-core/async/session.js, migrate().
+                Layout::Folders => format!(
+                    "CREATE TABLE IF NOT EXISTS {} (\n\tid SERIAL PRIMARY KEY,\n\thash text NOT NULL,\n\tcreated_at bigint,\n\tname text,\n\tapplied_at timestamp with time zone DEFAULT now()\n)",
+                    self.qualified()
+                ),
+            });
         }
         if !history {
             ddl.push(format!(
@@ -203,6 +254,30 @@ impl LedgerTable {
         Ok(())
     }
 
+    /// drizzle-orm 1.0's upgrade of a 0.x ledger, in one transaction: adds `name` and
+    /// `applied_at` and names each row (`applied_at` stays null on the upgraded rows, as drizzle
+    /// leaves it). The caller holds the migration lock and matched the rows
+    /// (`engine::upgrade`).
+    pub async fn upgrade(&self, client: &Client, names: &[(i32, String)]) -> Result<(), LedgerError> {
+        let table = self.qualified();
+        let mut sql = format!(
+            "BEGIN; ALTER TABLE {table} ADD COLUMN IF NOT EXISTS \"name\" text; \
+             ALTER TABLE {table} ADD COLUMN IF NOT EXISTS \"applied_at\" timestamp with time zone DEFAULT now()"
+        );
+        for (id, name) in names {
+            sql.push_str(&format!(
+                "; UPDATE {table} SET \"name\" = {}, \"applied_at\" = NULL WHERE \"id\" = {id}",
+                quote_literal(name)
+            ));
+        }
+        sql.push_str("; COMMIT");
+        if let Err(e) = client.batch_execute(&sql).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(self.err("upgrade")(e));
+        }
+        Ok(())
+    }
+
     /// drizzle-orm's own insert: the row that makes drizzle see the migration as applied.
     pub async fn insert(&self, client: &impl GenericClient, migration: &Migration) -> Result<(), LedgerError> {
         client
@@ -224,24 +299,41 @@ impl LedgerTable {
 
     // Literals instead of parameters: the simple protocol takes one round trip where a
     // parameterised statement takes two (prepare, execute), and this runs once per migration.
+    // A 1.0 folder's row carries its name, as drizzle-orm 1.0 inserts it.
     fn insert_sql(&self, migration: &Migration) -> String {
-        format!(
-            "insert into {} (\"hash\", \"created_at\") values ({}, {})",
-            self.qualified(),
-            quote_literal(&migration.hash),
-            migration.created_at
-        )
+        match &migration.name {
+            None => format!(
+                "insert into {} (\"hash\", \"created_at\") values ({}, {})",
+                self.qualified(),
+                quote_literal(&migration.hash),
+                migration.created_at
+            ),
+            Some(name) => format!(
+                "insert into {} (\"hash\", \"created_at\", \"name\") values ({}, {}, {})",
+                self.qualified(),
+                quote_literal(&migration.hash),
+                migration.created_at,
+                quote_literal(name)
+            ),
+        }
     }
 
     /// Removes a migration's rows from drizzle's ledger: drizzle-orm then sees it as not applied
     /// and applies it again on its next `migrate()`. Rows are matched on `created_at`, the
-    /// journal `when` drizzle-orm compares.
+    /// journal `when` drizzle-orm 0.x compares; a 1.0 folder's on its name (folders of one
+    /// second share `created_at`).
     pub async fn delete(&self, client: &impl GenericClient, migration: &Migration) -> Result<u64, LedgerError> {
-        let sql = format!("delete from {} where created_at = $1", self.qualified());
-        client
-            .execute(&sql, &[&migration.created_at])
-            .await
-            .map_err(self.err("delete from"))
+        let deleted = match &migration.name {
+            None => {
+                let sql = format!("delete from {} where created_at = $1", self.qualified());
+                client.execute(&sql, &[&migration.created_at]).await
+            }
+            Some(name) => {
+                let sql = format!("delete from {} where name = $1", self.qualified());
+                client.execute(&sql, &[name]).await
+            }
+        };
+        deleted.map_err(self.err("delete from"))
     }
 
     /// The statements of `tag` that committed since its last completed apply or rollback: where
@@ -342,5 +434,32 @@ mod tests {
         };
         assert_eq!(t.qualified(), r#""my""schema"."__drizzle_migrations""#);
         assert_eq!(LedgerTable::default().history(), r#""drizzle"."wishlist_migrator_history""#);
+    }
+
+    fn migration(name: Option<&str>) -> Migration {
+        Migration {
+            idx: 0,
+            tag: name.unwrap_or("0000_a").to_string(),
+            created_at: 1_735_732_800_000,
+            name: name.map(str::to_string),
+            hash: "abc".into(),
+            statements: Vec::new(),
+            mode: crate::migrations::source::TransactionMode::Transaction,
+            adds_enum_value: false,
+            down: None,
+        }
+    }
+
+    #[test]
+    fn a_0_x_row_has_no_name_and_a_1_0_row_has_its_folder_s() {
+        let t = LedgerTable::default();
+        assert_eq!(
+            t.insert_sql(&migration(None)),
+            r#"insert into "drizzle"."__drizzle_migrations" ("hash", "created_at") values ('abc', 1735732800000)"#
+        );
+        assert_eq!(
+            t.insert_sql(&migration(Some("20250101120000_it's"))),
+            r#"insert into "drizzle"."__drizzle_migrations" ("hash", "created_at", "name") values ('abc', 1735732800000, '20250101120000_it''s')"#
+        );
     }
 }

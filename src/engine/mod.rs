@@ -16,6 +16,7 @@ pub mod retry;
 pub mod rollback_plan;
 pub mod run;
 pub mod session;
+pub mod upgrade;
 
 pub use command::{Action, Command};
 pub use error::Error;

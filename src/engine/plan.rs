@@ -18,20 +18,32 @@ pub enum Problem {
     },
     /// Not applied, but not newer than the newest applied row: drizzle-orm would skip it forever.
     OutOfOrder { tag: String, when: i64, newest_applied_when: i64 },
+    /// 1.0: not applied, but it sorts before an applied folder: drizzle-orm 1.0 would apply it
+    /// after migrations written without it. Still pending (it is what drizzle-orm 1.0 applies).
+    OutOfOrderFolder { tag: String, newest_applied: String },
+    /// 1.0: not applied under its name, but a ledger row naming no folder has its hash: the
+    /// applied folder was renamed, and drizzle-orm 1.0 would run it again.
+    RenamedFolder { tag: String, applied_as: String },
     /// A ledger row that matches no journal entry (a migration deleted locally, or a `when` edited).
     UnknownRow {
         id: i32,
         hash: String,
         created_at: Option<i64>,
-        /// A local migration with the same hash, which points at an edited journal `when`.
+        /// A local migration with the same hash, which points at an edited journal `when`
+        /// (1.0: a renamed folder).
         same_hash_as: Option<String>,
+        /// 1.0: the row's folder name.
+        name: Option<String>,
     },
 }
 
 impl Problem {
     pub fn tag(&self) -> Option<&str> {
         match self {
-            Self::ChecksumMismatch { tag, .. } | Self::OutOfOrder { tag, .. } => Some(tag),
+            Self::ChecksumMismatch { tag, .. }
+            | Self::OutOfOrder { tag, .. }
+            | Self::OutOfOrderFolder { tag, .. }
+            | Self::RenamedFolder { tag, .. } => Some(tag),
             Self::UnknownRow { .. } => None,
         }
     }
@@ -40,7 +52,8 @@ impl Problem {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::ChecksumMismatch { .. } => "checksumMismatch",
-            Self::OutOfOrder { .. } => "outOfOrder",
+            Self::OutOfOrder { .. } | Self::OutOfOrderFolder { .. } => "outOfOrder",
+            Self::RenamedFolder { .. } => "renamedMigration",
             Self::UnknownRow { .. } => "unknownLedgerRow",
         }
     }
@@ -53,7 +66,32 @@ impl Problem {
             Self::OutOfOrder { tag, when, newest_applied_when } => format!(
                 "{tag}: not applied, and its journal when={when} is not newer than the newest applied migration (created_at={newest_applied_when})"
             ),
-            Self::UnknownRow { id, hash, created_at, same_hash_as } => {
+            Self::OutOfOrderFolder { tag, newest_applied } => {
+                format!("{tag}: not applied, and it sorts before {newest_applied}, which is applied")
+            }
+            Self::RenamedFolder { tag, applied_as } => {
+                format!("{tag}: not applied under this name, but its file was applied as {applied_as} (was the folder renamed?)")
+            }
+            Self::UnknownRow {
+                id,
+                hash,
+                name: Some(name),
+                same_hash_as,
+                ..
+            } => {
+                let hint = same_hash_as
+                    .as_ref()
+                    .map(|tag| format!(" (same hash as {tag}: was the folder renamed?)"))
+                    .unwrap_or_default();
+                format!("ledger row id={id} hash={hash} name={name} matches no migration folder{hint}")
+            }
+            Self::UnknownRow {
+                id,
+                hash,
+                created_at,
+                same_hash_as,
+                name: None,
+            } => {
                 let created = created_at.map_or("null".to_string(), |c| c.to_string());
                 let hint = same_hash_as
                     .as_ref()
@@ -112,6 +150,7 @@ pub fn assess<'m>(rows: &[LedgerRow], migrations: &'m [Migration]) -> Assessment
                 hash: row.hash.clone(),
                 created_at: row.created_at,
                 same_hash_as: migrations.iter().find(|m| m.hash == row.hash).map(|m| m.tag.clone()),
+                name: None,
             }),
         }
     }
@@ -140,12 +179,81 @@ pub fn assess<'m>(rows: &[LedgerRow], migrations: &'m [Migration]) -> Assessment
     }
 }
 
+/// The ledger read against a drizzle-kit 1.0 folder, as drizzle-orm 1.0 reads it: a folder is
+/// applied when its name is in the ledger (rows without a name are ignored, as drizzle-orm 1.0
+/// ignores them), whatever the row's `created_at`; `migrations` are in drizzle-orm 1.0's order.
+/// Where drizzle-orm 1.0 would go on silently, this finds the problem: a changed file (its name's
+/// row has another hash), a row whose name matches no folder (a folder deleted or renamed: 1.0
+/// would run a renamed one again), and a pending folder that sorts before an applied one (1.0
+/// would apply it out of order).
+pub fn assess_folders<'m>(rows: &[LedgerRow], migrations: &'m [Migration]) -> Assessment<'m> {
+    let by_name: HashMap<&str, &Migration> = migrations.iter().filter_map(|m| Some((m.name.as_deref()?, m))).collect();
+    let mut applied_ids: HashMap<usize, i32> = HashMap::new();
+    let mut problems = Vec::new();
+    for row in rows {
+        let Some(name) = row.name.as_deref() else { continue };
+        match by_name.get(name) {
+            Some(m) => {
+                applied_ids.entry(m.idx).or_insert(row.id);
+                if m.hash != row.hash {
+                    problems.push(Problem::ChecksumMismatch {
+                        tag: m.tag.clone(),
+                        applied_hash: row.hash.clone(),
+                        file_hash: m.hash.clone(),
+                    });
+                }
+            }
+            None => problems.push(Problem::UnknownRow {
+                id: row.id,
+                hash: row.hash.clone(),
+                created_at: row.created_at,
+                same_hash_as: migrations.iter().find(|m| m.hash == row.hash).map(|m| m.tag.clone()),
+                name: Some(name.to_string()),
+            }),
+        }
+    }
+    let newest_applied = migrations.iter().rev().find(|m| applied_ids.contains_key(&m.idx));
+    let mut applied = Vec::new();
+    let mut pending = Vec::new();
+    for m in migrations {
+        if let Some(&row_id) = applied_ids.get(&m.idx) {
+            applied.push(Applied { migration: m, row_id });
+        } else {
+            let renamed_from = rows
+                .iter()
+                .filter(|r| r.hash == m.hash)
+                .find_map(|r| r.name.as_deref().filter(|name| !by_name.contains_key(name)));
+            if let Some(applied_as) = renamed_from {
+                problems.push(Problem::RenamedFolder {
+                    tag: m.tag.clone(),
+                    applied_as: applied_as.to_string(),
+                });
+                continue;
+            }
+            if let Some(newest) = newest_applied.filter(|newest| m.idx < newest.idx) {
+                problems.push(Problem::OutOfOrderFolder {
+                    tag: m.tag.clone(),
+                    newest_applied: newest.tag.clone(),
+                });
+            }
+            pending.push(m);
+        }
+    }
+    Assessment {
+        applied,
+        pending,
+        problems,
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PlanOptions<'a> {
     /// Apply up to and including this tag.
     pub target: Option<&'a str>,
     /// Go on despite ledger rows that match no journal entry.
     pub allow_unknown_rows: bool,
+    /// drizzle-kit 1.0 folders: apply pending folders that sort before an applied one.
+    pub allow_out_of_order: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,8 +297,14 @@ pub enum PlanError {
     },
     #[error("{tag}: pending, but its journal when={when} is not newer than the newest applied migration (created_at={newest_applied_when}); drizzle-orm would skip it forever. Regenerate it with drizzle-kit so it comes after what is applied")]
     OutOfOrder { tag: String, when: i64, newest_applied_when: i64 },
+    #[error("{tag}: pending, but it sorts before {newest_applied}, which is applied; drizzle-orm 1.0 would apply it now, after migrations that were written without it. Give it a later timestamp (rename the folder, or regenerate it with drizzle-kit) so it comes after what is applied")]
+    OutOfOrderFolder { tag: String, newest_applied: String },
+    #[error("{tag}: pending, but its file was applied as {applied_as}, a folder that no longer exists: it was renamed, and drizzle-orm 1.0 would run it again. Give the folder its applied name back")]
+    RenamedFolder { tag: String, applied_as: String },
     #[error("{count} ledger row(s) match no journal entry (first: {first}). Restore the missing migrations, or pass --allow-unknown-migrations (ALLOW_UNKNOWN_MIGRATIONS=true) if they were removed on purpose")]
     UnknownRows { count: usize, first: String },
+    #[error("the ledger is drizzle-orm 0.x's and must be upgraded to 1.0's for this drizzle-kit 1.0 folder, but {} of its rows (ids: {}) match no migration folder, by second or by hash; drizzle-orm 1.0 refuses to upgrade it too. Restore the missing folders (drizzle-kit up on the release that applied them)", ids.len(), ids.iter().map(i32::to_string).collect::<Vec<_>>().join(", "))]
+    UpgradeUnmatched { ids: Vec<i32> },
     #[error("--to {tag}: no migration with that tag in the journal")]
     UnknownTarget { tag: String },
 }
@@ -198,8 +312,12 @@ pub enum PlanError {
 impl PlanError {
     pub fn tag(&self) -> Option<&str> {
         match self {
-            Self::ChecksumMismatch { tag, .. } | Self::OutOfOrder { tag, .. } | Self::UnknownTarget { tag } => Some(tag),
-            Self::UnknownRows { .. } => None,
+            Self::ChecksumMismatch { tag, .. }
+            | Self::OutOfOrder { tag, .. }
+            | Self::OutOfOrderFolder { tag, .. }
+            | Self::RenamedFolder { tag, .. }
+            | Self::UnknownTarget { tag } => Some(tag),
+            Self::UnknownRows { .. } | Self::UpgradeUnmatched { .. } => None,
         }
     }
 }
@@ -264,6 +382,22 @@ fn refuse_problems(problems: &[Problem], options: PlanOptions<'_>) -> Result<(),
             newest_applied_when: *newest_applied_when,
         });
     }
+    if let Some(Problem::RenamedFolder { tag, applied_as }) = problems.iter().find(|p| matches!(p, Problem::RenamedFolder { .. })) {
+        return Err(PlanError::RenamedFolder {
+            tag: tag.clone(),
+            applied_as: applied_as.clone(),
+        });
+    }
+    if let Some(Problem::OutOfOrderFolder { tag, newest_applied }) = problems
+        .iter()
+        .find(|p| matches!(p, Problem::OutOfOrderFolder { .. }))
+        .filter(|_| !options.allow_out_of_order)
+    {
+        return Err(PlanError::OutOfOrderFolder {
+            tag: tag.clone(),
+            newest_applied: newest_applied.clone(),
+        });
+    }
     let unknown: Vec<&Problem> = problems.iter().filter(|p| matches!(p, Problem::UnknownRow { .. })).collect();
     if !unknown.is_empty() && !options.allow_unknown_rows {
         return Err(PlanError::UnknownRows {
@@ -312,8 +446,8 @@ impl Classified for PlanError {
     fn error_type(&self) -> ErrorType {
         match self {
             Self::ChecksumMismatch { .. } => ErrorType::ChecksumMismatch,
-            Self::OutOfOrder { .. } => ErrorType::OutOfOrderMigration,
-            Self::UnknownRows { .. } => ErrorType::UnknownMigrations,
+            Self::OutOfOrder { .. } | Self::OutOfOrderFolder { .. } => ErrorType::OutOfOrderMigration,
+            Self::UnknownRows { .. } | Self::UpgradeUnmatched { .. } | Self::RenamedFolder { .. } => ErrorType::UnknownMigrations,
             Self::UnknownTarget { .. } => ErrorType::InvalidRequest,
         }
     }
@@ -332,6 +466,7 @@ mod tests {
             idx,
             tag: format!("{idx:04}_m"),
             created_at: when,
+            name: None,
             hash: format!("hash{idx}"),
             statements: vec![],
             mode,
@@ -351,6 +486,7 @@ mod tests {
             id,
             hash: m.hash.clone(),
             created_at: Some(m.created_at),
+            name: None,
         }
     }
 
@@ -452,6 +588,7 @@ mod tests {
             id: 7,
             hash: "zzz".into(),
             created_at: Some(50),
+            name: None,
         };
         let a = assess(&[stray, row(8, &ms[0])], &ms);
         assert_eq!(a.problems.len(), 1);
@@ -474,6 +611,7 @@ mod tests {
             id: 9,
             hash: "zzz".into(),
             created_at: Some(10_000),
+            name: None,
         };
         let a = assess(&[row(1, &ms[0]), stray], &ms);
         assert!(a.problems.iter().any(|p| p.kind() == "outOfOrder"));
@@ -487,6 +625,7 @@ mod tests {
             id: 1,
             hash: ms[0].hash.clone(),
             created_at: Some(1),
+            name: None,
         };
         let a = assess(&[moved], &ms);
         assert!(matches!(&a.problems[0], Problem::UnknownRow { same_hash_as: Some(t), .. } if t == "0000_m"));
@@ -501,6 +640,7 @@ mod tests {
                 id: 1,
                 hash: "x".into(),
                 created_at: None,
+                name: None,
             }],
             &ms,
         );
@@ -637,5 +777,125 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// drizzle-kit 1.0 folders in drizzle-orm 1.0's order; the last two share one second.
+    fn folders() -> Vec<Migration> {
+        ["20250101120000_a", "20250101120005_b", "20250101120005_C"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut m = migration(i, 1_735_732_800_000 + 5000 * i.min(1) as i64, TransactionMode::Transaction, false);
+                m.tag = name.to_string();
+                m.name = Some(name.to_string());
+                m
+            })
+            .collect()
+    }
+
+    fn named(id: i32, m: &Migration) -> LedgerRow {
+        LedgerRow {
+            name: m.name.clone(),
+            ..row(id, m)
+        }
+    }
+
+    #[test]
+    fn a_1_0_folder_is_applied_when_its_name_is_in_the_ledger() {
+        let ms = folders();
+        let a = assess_folders(&[], &ms);
+        assert_eq!(tags(&a.pending), ["20250101120000_a", "20250101120005_b", "20250101120005_C"]);
+        // Ties within one second: matched by name, not by the shared created_at.
+        let a = assess_folders(&[named(1, &ms[0]), named(2, &ms[1])], &ms);
+        assert!(a.problems.is_empty(), "{:?}", a.problems);
+        assert_eq!(a.applied.iter().map(|x| x.row_id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(tags(&a.pending), ["20250101120005_C"]);
+        assert_eq!(a.current().map(|m| m.tag.as_str()), Some("20250101120005_b"));
+        let all: Vec<LedgerRow> = ms.iter().enumerate().map(|(i, m)| named(i as i32 + 1, m)).collect();
+        let a = assess_folders(&all, &ms);
+        assert!(a.pending.is_empty() && a.problems.is_empty());
+    }
+
+    #[test]
+    fn rows_without_a_name_are_ignored_as_drizzle_1_0_ignores_them() {
+        let ms = folders();
+        // A row with the first folder's created_at and hash but no name: not applied.
+        let a = assess_folders(&[row(1, &ms[0])], &ms);
+        assert!(a.applied.is_empty() && a.problems.is_empty());
+        assert_eq!(a.pending.len(), 3);
+    }
+
+    #[test]
+    fn a_changed_1_0_file_is_a_checksum_mismatch() {
+        let ms = folders();
+        let mut r = named(1, &ms[0]);
+        r.hash = "old".into();
+        let a = assess_folders(&[r], &ms);
+        assert_eq!(a.applied.len(), 1);
+        let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, PlanError::ChecksumMismatch { tag, .. } if tag == "20250101120000_a"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_renamed_or_deleted_folder_is_an_unknown_row_with_a_hint() {
+        let ms = folders();
+        let mut renamed = named(1, &ms[0]);
+        renamed.name = Some("20250101120000_old_name".into());
+        let a = assess_folders(&[renamed.clone()], &ms);
+        assert_eq!(a.problems.len(), 2, "{:?}", a.problems);
+        let text = a.problems[0].describe();
+        assert!(text.contains("name=20250101120000_old_name matches no migration folder"), "{text}");
+        assert!(text.contains("same hash as 20250101120000_a: was the folder renamed?"), "{text}");
+        assert_eq!(a.problems[1].kind(), "renamedMigration");
+        // A folder deleted: its row is unknown, refused unless allowed.
+        let mut deleted = renamed;
+        deleted.hash = "gone".into();
+        let a = assess_folders(&[deleted], &ms);
+        assert_eq!(a.problems.len(), 1);
+        let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
+        assert!(matches!(err, PlanError::UnknownRows { count: 1, .. }));
+    }
+
+    #[test]
+    fn a_pending_folder_before_an_applied_one_is_refused() {
+        let ms = folders();
+        // The middle one was never applied, the newest was (drizzle-orm 1.0 would now apply it).
+        let a = assess_folders(&[named(1, &ms[0]), named(2, &ms[2])], &ms);
+        assert_eq!(tags(&a.pending), ["20250101120005_b"], "pending: drizzle-orm 1.0 would apply it");
+        assert_eq!(a.problems[0].kind(), "outOfOrder");
+        let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, PlanError::OutOfOrderFolder { tag, newest_applied } if tag == "20250101120005_b" && newest_applied == "20250101120005_C"),
+            "{err}"
+        );
+        assert_eq!(err.error_type(), ErrorType::OutOfOrderMigration);
+        let allowed = PlanOptions {
+            allow_out_of_order: true,
+            ..PlanOptions::default()
+        };
+        let p = plan(&a, &ms, allowed).unwrap();
+        assert_eq!(tags(&p.migrations().collect::<Vec<_>>()), ["20250101120005_b"]);
+    }
+
+    #[test]
+    fn a_renamed_applied_folder_is_refused_even_with_unknown_rows_allowed() {
+        let ms = folders();
+        let mut renamed = named(1, &ms[0]);
+        renamed.name = Some("20250101115959_old_name".into());
+        let a = assess_folders(&[renamed], &ms);
+        assert!(!tags(&a.pending).contains(&"20250101120000_a".to_string()));
+        let allowed = PlanOptions {
+            allow_unknown_rows: true,
+            allow_out_of_order: true,
+            ..PlanOptions::default()
+        };
+        let err = plan(&a, &ms, allowed).unwrap_err();
+        assert!(
+            matches!(&err, PlanError::RenamedFolder { tag, applied_as } if tag == "20250101120000_a" && applied_as == "20250101115959_old_name"),
+            "{err}"
+        );
     }
 }

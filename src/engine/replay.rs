@@ -8,7 +8,7 @@ use tokio_postgres::Client;
 use crate::db::catalog::{self, Catalog};
 use crate::db::connection::{ConnectionSettings, Database, PgError};
 use crate::db::ledger::{quote_ident, LedgerTable};
-use crate::migrations::source::{Migration, TransactionMode};
+use crate::migrations::source::{Layout, Migration, TransactionMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -73,7 +73,11 @@ async fn build(server: &ConnectionSettings, name: &str, ledger: &LedgerTable, ap
     let db = Database::connect(&scratch).await.map_err(|e| ReplayError::Connect(e.to_string()))?;
     let result = async {
         // The live database has the ledger's schema and tables; so must the baseline.
-        ledger.ensure(db.client()).await.map_err(|e| ReplayError::Catalog(e.to_string()))?;
+        let layout = applied.first().map_or(Layout::Journal, |m| m.layout());
+        ledger
+            .ensure(db.client(), layout)
+            .await
+            .map_err(|e| ReplayError::Catalog(e.to_string()))?;
         for m in applied {
             apply(db.client(), m)
                 .await

@@ -617,6 +617,7 @@ mod tests {
             idx,
             tag: format!("000{idx}_m"),
             created_at: 100 * (idx as i64 + 1),
+            name: None,
             hash: format!("h{idx}"),
             statements: vec![],
             mode: TransactionMode::Transaction,
@@ -632,6 +633,7 @@ mod tests {
                 id: i as i32 + 1,
                 hash: m.hash.clone(),
                 created_at: Some(m.created_at),
+                name: None,
             })
             .collect()
     }
@@ -703,6 +705,7 @@ mod tests {
             id: 9,
             hash: "zz".into(),
             created_at: Some(50),
+            name: None,
         });
         let a = assess(&stray, &ms);
         assert!(matches!(
@@ -718,6 +721,7 @@ mod tests {
             id: 9,
             hash: "zz".into(),
             created_at: Some(10_000),
+            name: None,
         });
         let a = assess(&newer, &ms);
         assert!(matches!(

@@ -11,13 +11,15 @@ use crate::config::RunSettings;
 use crate::db::baseline::RecordedCatalog;
 use crate::db::catalog::{self, Catalog};
 use crate::db::connection::{Database, DatabaseInfo};
+use crate::db::ledger::LedgerShape;
 use crate::db::lock::{self, LockError};
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
 use crate::engine::outcome::Finished;
 use crate::engine::plan::{self, Assessment};
 use crate::engine::progress::Progress;
-use crate::migrations::source::{Migration, MigrationSet};
+use crate::engine::upgrade;
+use crate::migrations::source::{Layout, Migration, MigrationSet};
 use crate::schema::drift::{self, Difference, DriftOptions};
 use crate::schema::snapshot::Snapshot;
 
@@ -74,10 +76,27 @@ impl<'a> Session<'a> {
         self.lock_wait
     }
 
-    /// The ledger read and held against the local migrations.
+    /// The ledger read and held against the local migrations: by `created_at` for a 0.x
+    /// journal, by name for a 1.0 folder. A 1.0 folder on a 0.x ledger is read with the names
+    /// the upgrade gives its rows (`engine::upgrade`; `migrate` performs it), and refused when
+    /// rows match no folder.
     pub async fn assess(&self) -> Result<Assessment<'a>, Error> {
-        let rows = self.settings().ledger.read(self.client()).await?;
-        Ok(plan::assess(&rows, &self.set.migrations))
+        let ledger = &self.settings().ledger;
+        match self.set.layout {
+            Layout::Journal => {
+                let rows = ledger.read(self.client()).await?;
+                Ok(plan::assess(&rows, &self.set.migrations))
+            }
+            Layout::Folders => {
+                let shape = ledger.shape(self.client()).await?;
+                let rows = ledger.read(self.client()).await?;
+                let rows = match shape {
+                    LedgerShape::Drizzle0 => upgrade::named(&rows, &upgrade::names_for(&rows, &self.set.migrations)?),
+                    LedgerShape::Absent | LedgerShape::Drizzle1 => rows,
+                };
+                Ok(plan::assess_folders(&rows, &self.set.migrations))
+            }
+        }
     }
 
     /// The live schema against the snapshot of `version` (the empty schema for `None`).

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Classified, ErrorType};
+use crate::migrations::folders::{self, MIGRATION_FILE};
 use crate::migrations::journal::Journal;
 use crate::migrations::statement::{self, Statement};
 
@@ -22,8 +23,12 @@ pub enum MigrationSource {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{path}: no drizzle journal found; point --migrations / MIGRATIONS_DIR at a drizzle-kit output folder (it holds meta/_journal.json)")]
+    #[error("{path}: no drizzle journal found, and no migration folders; point --migrations / MIGRATIONS_DIR at a drizzle-kit output folder (0.x: it holds meta/_journal.json; 1.0: one folder per migration, each holding migration.sql)")]
     JournalMissing { path: String },
+    #[error("{path} is in both drizzle-kit layouts: it has the 0.x journal and 1.0 migration folders ({folder} first). drizzle-orm 1.0 refuses such a folder too; finish the upgrade with drizzle-kit up, or remove what it left behind")]
+    MixedLayouts { path: String, folder: String },
+    #[error("migration folder {name:?} does not start with 14 digits (YYYYMMDDHHMMSS), which drizzle-orm 1.0 reads as its created_at (it would get NaN and fail); rename it as drizzle-kit 1.0 names folders, before anyone applies it")]
+    BadFolderName { name: String },
     #[error("{path}: not a valid drizzle journal: {source}")]
     JournalInvalid { path: String, source: serde_json::Error },
     #[error("{path}: journal dialect is {dialect:?}; this tool applies PostgreSQL migrations only (dialect \"postgresql\", or \"pg\" as drizzle-kit wrote it before 2024)")]
@@ -71,6 +76,7 @@ impl SourceError {
     pub fn tag(&self) -> Option<&str> {
         match self {
             Self::MissingFile { tag, .. } | Self::WhenNotIncreasing { tag, .. } | Self::DuplicateTag { tag } => Some(tag),
+            Self::BadFolderName { name } => Some(name),
             _ => None,
         }
     }
@@ -89,11 +95,16 @@ pub enum TransactionMode {
 /// A migration as read from the source; what the database has applied is a [`crate::db::ledger::LedgerRow`].
 #[derive(Debug, Clone)]
 pub struct Migration {
-    /// Position in the journal.
+    /// Position in the journal (1.0: in drizzle-orm 1.0's sort order of the folders).
     pub idx: usize,
+    /// The journal tag (1.0: the folder name).
     pub tag: String,
-    /// The journal entry's `when`, stored by drizzle-orm as the ledger row's `created_at`.
+    /// The journal entry's `when` (1.0: the folder name's timestamp, whole seconds), stored by
+    /// drizzle-orm as the ledger row's `created_at`.
     pub created_at: i64,
+    /// 1.0 only: the folder name, which drizzle-orm 1.0 stores in the ledger's `name` column and
+    /// matches applied migrations by. `None` for a 0.x journal entry.
+    pub name: Option<String>,
     /// Lowercase hex SHA-256 of the file's bytes, as drizzle-orm computes it.
     pub hash: String,
     pub statements: Vec<Statement>,
@@ -108,10 +119,20 @@ pub struct DownScript {
     pub statements: Vec<Statement>,
 }
 
+/// Which drizzle-kit wrote the folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// drizzle-kit 0.x: `meta/_journal.json` and `<tag>.sql` files.
+    Journal,
+    /// drizzle-kit 1.0: a folder `<YYYYMMDDHHMMSS>_<name>/migration.sql` per migration.
+    Folders,
+}
+
 /// A loaded, validated migration folder.
 #[derive(Debug, Clone)]
 pub struct MigrationSet {
     pub source: MigrationSource,
+    pub layout: Layout,
     pub migrations: Vec<Migration>,
 }
 
@@ -150,11 +171,86 @@ impl MigrationSource {
         }
     }
 
+    /// Loads the folder in whichever layout it is: a journal is 0.x, subfolders holding
+    /// `migration.sql` are 1.0, both is refused (as drizzle-orm 1.0 refuses a journal).
     pub fn load(&self) -> Result<MigrationSet, SourceError> {
+        let journal = self.read(JOURNAL_PATH)?;
+        let folders = self.migration_folders()?;
+        match (journal, folders.first()) {
+            (Some(_), Some(first)) => Err(SourceError::MixedLayouts {
+                path: self.to_string(),
+                folder: first.clone(),
+            }),
+            (Some(bytes), None) => self.load_journal(bytes),
+            (None, Some(_)) => self.load_folders(folders),
+            (None, None) => Err(SourceError::JournalMissing {
+                path: self.display_path(JOURNAL_PATH),
+            }),
+        }
+    }
+
+    /// The names of the entries that hold `migration.sql`, as drizzle-orm 1.0 lists them, in its
+    /// order ([`folders::sort`]).
+    fn migration_folders(&self) -> Result<Vec<String>, SourceError> {
+        let mut names: Vec<String> = match self {
+            Self::Embedded => crate::migrations::embedded::FILES
+                .iter()
+                .filter_map(|(path, _)| path.split_once('/'))
+                .filter(|(_, rest)| *rest == MIGRATION_FILE)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            Self::Dir(dir) => {
+                let entries = match std::fs::read_dir(dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(source) => {
+                        return Err(SourceError::Io {
+                            path: dir.display().to_string(),
+                            source,
+                        })
+                    }
+                };
+                let mut names = Vec::new();
+                for entry in entries {
+                    let entry = entry.map_err(|source| SourceError::Io {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                    if entry.path().join(MIGRATION_FILE).exists() {
+                        names.push(entry.file_name().to_string_lossy().into_owned());
+                    }
+                }
+                names
+            }
+        };
+        folders::sort(&mut names);
+        Ok(names)
+    }
+
+    fn load_folders(&self, names: Vec<String>) -> Result<MigrationSet, SourceError> {
+        let mut migrations = Vec::with_capacity(names.len());
+        for (idx, name) in names.into_iter().enumerate() {
+            let created_at = folders::folder_millis(&name).ok_or_else(|| SourceError::BadFolderName { name: name.clone() })?;
+            let rel = format!("{name}/{MIGRATION_FILE}");
+            let bytes = self.read(&rel)?.ok_or_else(|| SourceError::MissingFile {
+                tag: name.clone(),
+                path: self.display_path(&rel),
+            })?;
+            let hash = hex::encode(Sha256::digest(&bytes));
+            let sql = self.utf8(&rel, bytes)?;
+            let mut migration = Migration::new(idx, name.clone(), created_at, hash, &sql, None);
+            migration.name = Some(name);
+            migrations.push(migration);
+        }
+        Ok(MigrationSet {
+            source: self.clone(),
+            layout: Layout::Folders,
+            migrations,
+        })
+    }
+
+    fn load_journal(&self, bytes: Vec<u8>) -> Result<MigrationSet, SourceError> {
         let journal_path = self.display_path(JOURNAL_PATH);
-        let bytes = self.read(JOURNAL_PATH)?.ok_or_else(|| SourceError::JournalMissing {
-            path: journal_path.clone(),
-        })?;
         let journal = Journal::parse(&bytes).map_err(|source| SourceError::JournalInvalid {
             path: journal_path.clone(),
             source,
@@ -205,6 +301,7 @@ impl MigrationSource {
         }
         Ok(MigrationSet {
             source: self.clone(),
+            layout: Layout::Journal,
             migrations,
         })
     }
@@ -245,11 +342,23 @@ impl Migration {
             idx,
             tag,
             created_at,
+            name: None,
             hash,
             statements,
             mode,
             adds_enum_value,
             down,
+        }
+    }
+}
+
+impl Migration {
+    /// The layout of the folder the migration was read from.
+    pub fn layout(&self) -> Layout {
+        if self.name.is_some() {
+            Layout::Folders
+        } else {
+            Layout::Journal
         }
     }
 }
@@ -513,5 +622,117 @@ mod tests {
             matches!(&err, SourceError::ByteOrderMark { path } if path.ends_with("0000_a.sql")),
             "{err}"
         );
+    }
+
+    /// A drizzle-kit 1.0 folder: one subfolder per migration.
+    struct Folders(tempfile::TempDir);
+
+    impl Folders {
+        fn new() -> Self {
+            Folders(tempfile::tempdir().unwrap())
+        }
+        fn migration(self, name: &str, sql: &str) -> Self {
+            std::fs::create_dir_all(self.0.path().join(name)).unwrap();
+            std::fs::write(self.0.path().join(name).join(MIGRATION_FILE), sql).unwrap();
+            std::fs::write(self.0.path().join(name).join("snapshot.json"), "{}").unwrap();
+            self
+        }
+        fn load(&self) -> Result<MigrationSet, SourceError> {
+            MigrationSource::Dir(self.0.path().to_path_buf()).load()
+        }
+    }
+
+    #[test]
+    fn a_1_0_folder_loads_in_drizzle_1_0_order_with_names_and_second_timestamps() {
+        let sql = "CREATE TABLE b (id int);\n--> statement-breakpoint\nCREATE INDEX bi ON b (id);";
+        let folders = Folders::new()
+            .migration("20250101120000_Zebra", "SELECT 3;")
+            .migration("20250101120000_apple", sql)
+            .migration("20241231235959_first", "CREATE TABLE a (id int);");
+        // Neither a folder without migration.sql nor a plain file is a migration (drizzle-orm
+        // 1.0 lists only entries holding migration.sql).
+        std::fs::create_dir_all(folders.0.path().join("20250101120000_empty")).unwrap();
+        std::fs::write(folders.0.path().join("README.md"), "notes").unwrap();
+        let set = folders.load().unwrap();
+        assert_eq!(set.layout, Layout::Folders);
+        let tags: Vec<_> = set.migrations.iter().map(|m| m.tag.as_str()).collect();
+        assert_eq!(tags, ["20241231235959_first", "20250101120000_apple", "20250101120000_Zebra"]);
+        let names: Vec<_> = set.migrations.iter().map(|m| m.name.as_deref()).collect();
+        assert_eq!(
+            names,
+            [
+                Some("20241231235959_first"),
+                Some("20250101120000_apple"),
+                Some("20250101120000_Zebra")
+            ]
+        );
+        let idx: Vec<_> = set.migrations.iter().map(|m| m.idx).collect();
+        assert_eq!(idx, [0, 1, 2]);
+        // Both of one second share created_at, as drizzle-orm 1.0 stores it.
+        assert_eq!(set.migrations[1].created_at, 1_735_732_800_000);
+        assert_eq!(set.migrations[2].created_at, 1_735_732_800_000);
+        assert_eq!(set.migrations[1].hash, hex::encode(Sha256::digest(sql.as_bytes())));
+        assert_eq!(set.migrations[1].statements.len(), 2);
+        assert!(set.migrations.iter().all(|m| m.down.is_none()));
+    }
+
+    #[test]
+    fn a_0_x_journal_keeps_its_layout_and_no_names() {
+        let set = Folder::new(&journal(&[("0000_a", 10)]))
+            .file("0000_a.sql", "SELECT 1;")
+            .load()
+            .unwrap();
+        assert_eq!(set.layout, Layout::Journal);
+        assert_eq!(set.migrations[0].name, None);
+    }
+
+    #[test]
+    fn a_folder_in_both_layouts_is_refused() {
+        let folder = Folder::new(&journal(&[("0000_a", 10)])).file("0000_a.sql", "SELECT 1;");
+        std::fs::create_dir_all(folder.0.path().join("20250101120000_a")).unwrap();
+        std::fs::write(folder.0.path().join("20250101120000_a").join(MIGRATION_FILE), "SELECT 1;").unwrap();
+        let err = folder.load().unwrap_err();
+        assert!(
+            matches!(&err, SourceError::MixedLayouts { folder, .. } if folder == "20250101120000_a"),
+            "{err}"
+        );
+        assert_eq!(err.error_type(), ErrorType::InvalidMigrations);
+        assert!(err.to_string().contains("drizzle-kit up"), "{err}");
+    }
+
+    #[test]
+    fn a_folder_name_without_14_digits_is_refused_naming_it() {
+        for name in ["0000_init", "2025010112000_x", "init"] {
+            let err = Folders::new()
+                .migration("20250101120000_ok", "SELECT 1;")
+                .migration(name, "SELECT 2;")
+                .load()
+                .unwrap_err();
+            assert!(matches!(&err, SourceError::BadFolderName { name: n } if n == name), "{err}");
+            assert_eq!(err.migration(), Some(name));
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_1_0_migration_file_is_read_as_strictly_as_a_0_x_one() {
+        let folders = Folders::new().migration("20250101120000_a", "SELECT 1;");
+        std::fs::write(
+            folders.0.path().join("20250101120000_a").join(MIGRATION_FILE),
+            b"\xef\xbb\xbfSELECT 1;",
+        )
+        .unwrap();
+        let err = folders.load().unwrap_err();
+        assert!(
+            matches!(&err, SourceError::ByteOrderMark { path } if path.ends_with("20250101120000_a/migration.sql")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_empty_folder_names_both_layouts() {
+        let err = Folders::new().load().unwrap_err();
+        assert!(matches!(err, SourceError::JournalMissing { .. }));
+        assert!(err.to_string().contains("migration.sql"), "{err}");
     }
 }

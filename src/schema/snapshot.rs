@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::error::{Classified, ErrorType};
-use crate::migrations::source::{Migration, MigrationSource};
+use crate::migrations::source::{Layout, Migration, MigrationSource};
 
 /// The only snapshot format this tool reads (drizzle-kit 0.23 to at least 0.31 write it).
 pub const SUPPORTED_VERSION: &str = "7";
@@ -26,6 +26,8 @@ pub enum SnapshotError {
         path: String,
         source: serde_json::Error,
     },
+    #[error("{path}: a drizzle-kit 1.0 snapshot (format 9: the first folder's holds the whole schema, each later one a diff against the one before), which this tool does not read yet: what needs the snapshot (drift's comparison with the model, verify, rollback, check-rollback) does not work on drizzle-kit 1.0 folders yet")]
+    Drizzle1 { tag: String, path: String },
     #[error(transparent)]
     Source(#[from] crate::migrations::source::SourceError),
 }
@@ -36,7 +38,8 @@ impl SnapshotError {
             Self::Missing { tag, .. }
             | Self::UnsupportedVersion { tag, .. }
             | Self::WrongDialect { tag, .. }
-            | Self::Invalid { tag, .. } => Some(tag),
+            | Self::Invalid { tag, .. }
+            | Self::Drizzle1 { tag, .. } => Some(tag),
             Self::Source(e) => e.tag(),
         }
     }
@@ -341,6 +344,12 @@ impl Snapshot {
 
     /// The snapshot drizzle-kit wrote for `migration`: `meta/<tag prefix>_snapshot.json`.
     pub fn load(source: &MigrationSource, migration: &Migration) -> Result<Self, SnapshotError> {
+        if migration.layout() == Layout::Folders {
+            return Err(SnapshotError::Drizzle1 {
+                tag: migration.tag.clone(),
+                path: source.display_path(&format!("{}/snapshot.json", migration.tag)),
+            });
+        }
         let rel = checked_snapshot_path(migration.idx, &migration.tag)?;
         let path = source.display_path(&rel);
         let bytes = source.read(&rel)?.ok_or_else(|| SnapshotError::Missing {

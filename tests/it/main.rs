@@ -9,6 +9,7 @@ mod concurrency;
 mod configuration;
 mod drift;
 mod drift_baseline;
+mod drizzle1;
 mod drizzle_compat;
 mod envs;
 mod failures;

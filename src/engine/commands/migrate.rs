@@ -2,15 +2,17 @@
 //! apply them segment by segment under the advisory lock (a dry run takes no lock and changes
 //! nothing, so it can run beside a real migration).
 
+use crate::db::ledger::LedgerShape;
 use crate::engine::applier::{Applier, NotCommitted};
 use crate::engine::error::Error;
 use crate::engine::invocation::expired;
 use crate::engine::outcome::{Finished, LedgerView, Migrated, SegmentOutcome, SegmentStatus};
-use crate::engine::plan::{self, PlanOptions, Segment, SegmentMode};
+use crate::engine::plan::{self, PlanOptions, Problem, Segment, SegmentMode};
 use crate::engine::resume::resume_point;
 use crate::engine::retry::AttemptFailure;
 use crate::engine::session::Session;
-use crate::migrations::source::TransactionMode;
+use crate::engine::upgrade;
+use crate::migrations::source::{Layout, TransactionMode};
 
 pub async fn migrate<'a>(session: Session<'a>, target: Option<&'a str>, dry_run: bool) -> (Session<'a>, Finished<Migrated>) {
     if dry_run {
@@ -48,16 +50,26 @@ async fn apply_into(
     let options = PlanOptions {
         target,
         allow_unknown_rows: settings.allow_unknown_rows,
+        allow_out_of_order: settings.allow_out_of_order,
     };
     let plan = plan::plan(&assessment, &session.set.migrations, options)?;
-    if !assessment.problems.is_empty() {
+    if assessment.problems.iter().any(|p| matches!(p, Problem::UnknownRow { .. })) {
         warnings.push("ledger rows that match no journal entry were ignored (allow unknown migrations is on)".into());
     }
+    if let Some(p) = assessment.problems.iter().find(|p| matches!(p, Problem::OutOfOrderFolder { .. })) {
+        warnings.push(format!(
+            "{} (allow out of order is on: applied in drizzle-orm 1.0's order)",
+            p.describe()
+        ));
+    }
     migrated.segments = plan.segments.iter().map(planned).collect();
+    if !dry_run {
+        upgrade_ledger(session, warnings).await?;
+    }
     if plan.is_empty() || dry_run {
         return Ok(());
     }
-    settings.ledger.ensure(session.client()).await?;
+    settings.ledger.ensure(session.client(), session.set.layout).await?;
     let starts = resume_points(session, &plan.segments, warnings).await?;
     let applier = Applier::new(session.inv, session.run_id, session.progress);
     let applied = apply_segments(session, &applier, &plan.segments, &starts, migrated, warnings).await;
@@ -69,6 +81,29 @@ async fn apply_into(
         session.record_baseline(warnings).await;
     }
     applied
+}
+
+/// A drizzle-kit 1.0 folder on a drizzle-orm 0.x ledger: the ledger is upgraded as drizzle-orm
+/// 1.0 would upgrade it (engine/upgrade.rs), under the lock and in one transaction, before
+/// anything is applied, so the rows this run adds carry names and drizzle-orm 1.0 finds an
+/// upgraded ledger. Done even when nothing is pending: the database is then what drizzle-orm
+/// 1.0's own first `migrate()` would have left.
+async fn upgrade_ledger(session: &Session<'_>, warnings: &mut Vec<String>) -> Result<(), Error> {
+    if session.set.layout != Layout::Folders {
+        return Ok(());
+    }
+    let ledger = &session.settings().ledger;
+    if ledger.shape(session.client()).await? != LedgerShape::Drizzle0 {
+        return Ok(());
+    }
+    let rows = ledger.read(session.client()).await?;
+    let names = upgrade::names_for(&rows, &session.set.migrations)?;
+    ledger.upgrade(session.client(), &names).await?;
+    warnings.push(format!(
+        "upgraded drizzle-orm 0.x's ledger to 1.0's, as drizzle-orm 1.0 would: added name and applied_at and named its {} row(s) after their migration folders",
+        names.len()
+    ));
+    Ok(())
 }
 
 async fn apply_segments(

@@ -89,7 +89,7 @@ async fn roll_back_into(
         }
         return Ok(());
     }
-    settings.ledger.ensure(session.client()).await?;
+    settings.ledger.ensure(session.client(), session.set.layout).await?;
     let applier = Applier::new(session.inv, session.run_id, session.progress);
     let (durations, risk) = applier.rollback(session.client_mut(), &plan, allow_data_loss, warnings).await?;
     rolled_back.committed = true;

@@ -160,3 +160,39 @@ pub fn drizzle_peer(db_url: &str, migrations: impl AsRef<Path>, env: &[(&str, &s
     }
     run(&mut cmd)
 }
+
+/// drizzle-kit 1.0's `up` on a drizzle-kit 0.x folder: converts it in place to the 1.0 layout.
+pub fn drizzle1_kit_up(dir: &Path) -> Run {
+    let config = dir.with_extension("drizzle.config.ts");
+    std::fs::write(
+        &config,
+        format!(
+            "export default {{ dialect: 'postgresql', schema: './unused.ts', out: {:?} }};\n",
+            dir.display().to_string()
+        ),
+    )
+    .expect("write drizzle-kit config");
+    let mut cmd = Command::new("npx");
+    cmd.args(["--no-install", "drizzle-kit", "up", "--config"])
+        .arg(&config)
+        .current_dir(repo_path("tests/peer/drizzle1"));
+    let up = run(&mut cmd);
+    let _ = std::fs::remove_file(&config);
+    up
+}
+
+/// drizzle-orm 1.0's `migrate()` (tests/peer/drizzle1/migrate.mjs, its own node_modules) on a
+/// drizzle-kit 1.0 folder.
+pub fn drizzle1_peer(db_url: &str, migrations: impl AsRef<Path>, env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new("node");
+    cmd.arg(repo_path("tests/peer/drizzle1/migrate.mjs"))
+        .current_dir(repo_path("tests/peer/drizzle1"))
+        .env_remove("MIGRATIONS_SCHEMA")
+        .env_remove("MIGRATIONS_TABLE")
+        .env("DATABASE_URL", db_url)
+        .env("MIGRATIONS_DIR", repo_path("").join(migrations.as_ref()));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
