@@ -8,8 +8,9 @@ use serde_json::json;
 
 use crate::harness::lambda_process::LambdaProcess;
 use crate::harness::response_url::ResponseServer;
-use crate::harness::runtime_api::Invocation;
-use crate::harness::stack::{assert_nothing_kept, aws, cfn_answer, cfn_event, response, secret_json, slow_history, Stack};
+use crate::harness::stack::{
+    assert_all_released, assert_nothing_kept, aws, cfn_answer, cfn_event, invoke_all, response, secret_json, slow_history, Stack,
+};
 use crate::harness::{self, eventually, ledger, migrator_sessions, pg, tags, TAG_0000, TAG_0001};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -466,13 +467,7 @@ async fn thirty_two_concurrent_invocations_apply_each_migration_once() {
     // 32 warm containers answering one release's invocations at the same moment.
     let stack = Stack::new().await;
     let functions: Vec<LambdaProcess> = (0..32).map(|_| stack.start(&[])).collect();
-    let results: Vec<Invocation> = std::thread::scope(|scope| {
-        let handles: Vec<_> = functions
-            .iter()
-            .map(|f| scope.spawn(|| f.invoke(json!({"action": "migrate"}))))
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("invocation thread")).collect()
-    });
+    let results = invoke_all(&functions, &json!({"action": "migrate"}));
     let mut applied = Vec::new();
     for result in results {
         let report = result.expect_response("every run gets the lock in the end");
@@ -482,11 +477,7 @@ async fn thirty_two_concurrent_invocations_apply_each_migration_once() {
     applied.sort();
     assert_eq!(applied, [TAG_0000, TAG_0001], "each migration applied by exactly one invocation");
     assert_eq!(ledger(&stack.db).await.len(), 2, "no duplicate ledger rows");
-    assert_eq!(stack.db.advisory_locks().await, 0);
-    assert!(
-        eventually(|| async { migrator_sessions(&stack.db).await == 0 }).await,
-        "every connection closed"
-    );
+    assert_all_released(&stack.db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

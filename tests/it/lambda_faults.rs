@@ -9,9 +9,9 @@ use serde_json::json;
 use crate::harness::lambda_process::LambdaProcess;
 use crate::harness::response_url::{PutAnswer, ResponseServer};
 use crate::harness::runtime_api::Invocation;
-use crate::harness::stack::{aws, cfn_event, response, Stack};
+use crate::harness::stack::{assert_all_released, aws, cfn_event, invoke_all, response, Stack};
 use crate::harness::throttle::Throttle;
-use crate::harness::{eventually, history, ledger, migrator_sessions, TAG_0001};
+use crate::harness::{history, ledger, TAG_0001};
 
 /// The part of a pre-signed URL that works as a credential: it must never be logged.
 const SIGNATURE: &str = "X-Amz-Signature=5e1f0c0ffee";
@@ -183,13 +183,7 @@ async fn thirty_two_concurrent_invocations_on_an_up_to_date_database_change_noth
     response(first.invoke(json!({"action": "migrate"})), "bring the database up to date");
     let runs = history(&stack.db).await.len();
     let functions: Vec<LambdaProcess> = (0..32).map(|_| stack.start(&[])).collect();
-    let results: Vec<Invocation> = std::thread::scope(|scope| {
-        let handles: Vec<_> = functions
-            .iter()
-            .map(|f| scope.spawn(|| f.invoke(json!({"action": "migrate"}))))
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("invocation thread")).collect()
-    });
+    let results = invoke_all(&functions, &json!({"action": "migrate"}));
     for result in results {
         let report = result.expect_response("an up-to-date migrate");
         assert_eq!(report["status"], "upToDate", "{report}");
@@ -197,11 +191,7 @@ async fn thirty_two_concurrent_invocations_on_an_up_to_date_database_change_noth
     }
     assert_eq!(ledger(&stack.db).await.len(), 2, "no ledger row added");
     assert_eq!(history(&stack.db).await.len(), runs, "nothing recorded as applied");
-    assert_eq!(stack.db.advisory_locks().await, 0);
-    assert!(
-        eventually(|| async { migrator_sessions(&stack.db).await == 0 }).await,
-        "every connection closed"
-    );
+    assert_all_released(&stack.db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -175,3 +175,20 @@ pub async fn assert_nothing_kept(db: &TestDb) {
         "the lock is released"
     );
 }
+
+/// The same event to every function at the same moment, as a release's invocations arrive.
+pub fn invoke_all(functions: &[LambdaProcess], event: &Value) -> Vec<Invocation> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = functions.iter().map(|f| scope.spawn(|| f.invoke(event.clone()))).collect();
+        handles.into_iter().map(|h| h.join().expect("invocation thread")).collect()
+    })
+}
+
+/// After many invocations at once: no advisory lock and no connection of the tool left.
+pub async fn assert_all_released(db: &TestDb) {
+    assert_eq!(db.advisory_locks().await, 0);
+    assert!(
+        super::eventually(|| async { super::migrator_sessions(db).await == 0 }).await,
+        "every connection closed"
+    );
+}
