@@ -31,6 +31,8 @@ test: bootstrap
 	@# dev-dependencies and compile half the dependency tree again.
 	BENCH_SKIP_BUILD=1 $(MAKE) bench QUICK=1
 	cfn-lint template.yaml
+	@# The release workflow, in each shape the template can deploy, through a real ASL validator.
+	python3 scripts/check-asl.py
 	@# Proves the arm64 Lambda still cross-compiles and links (zig), without release's LTO and
 	@# single codegen unit (Cargo.toml's lambda-check profile). Its own lambda dir, so it never
 	@# stands in for make lambda's artifact in target/lambda.
