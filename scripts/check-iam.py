@@ -37,10 +37,7 @@ PLATFORM = {
 
 # Actions only the CLI calls, with the operator's own credentials, never the function's role
 # (docs/deploy.md lists what an operator needs).
-CLI_ONLY = {
-    "ssm:GetParametersByPath": "envs reads every environment's state",
-    "ssm:GetParameterHistory": "envs --html draws each environment's runs",
-}
+CLI_ONLY: dict[str, str] = {}
 
 
 def sdk_operations(root: Path) -> dict[str, set[str]]:

@@ -2,6 +2,8 @@
 //! last migrate did, readable from any account tool or dashboard. The database ledger stays the
 //! source of truth; this is its published summary.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::report::{Report, Status};
@@ -25,6 +27,10 @@ pub struct EnvironmentState {
     pub run_id: String,
     pub pending: usize,
     pub function_version: String,
+    /// How long each migration of `applied` took, in ms: what other environments compare with
+    /// before they run it (`envs::duration_warnings`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub durations: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<StateError>,
     /// The CloudFormation request this run answered, so a redelivery gets the same answer.
@@ -71,6 +77,7 @@ impl EnvironmentState {
             run_id: report.run_id.clone(),
             pending: report.pending.len(),
             function_version: function_version.to_string(),
+            durations: report.applied.iter().map(|a| (a.tag.clone(), a.duration_ms)).collect(),
             error: report.error.as_ref().map(|e| StateError {
                 error_type: e.error_type.as_str().to_string(),
                 // The detail can quote row values: it stays in the report, out of SSM.
@@ -99,6 +106,19 @@ impl EnvironmentState {
         if let Some(error) = state.error.as_mut() {
             error.message = cut(&error.message, 256);
         }
+        if let Some(json) = fits(&state) {
+            return json;
+        }
+        // The slowest migrations are the ones worth warning about elsewhere: keep those.
+        if state.durations.len() > 8 {
+            let mut slowest: Vec<(String, u64)> = state.durations.clone().into_iter().collect();
+            slowest.sort_by(|a, b| b.1.cmp(&a.1));
+            state.durations = slowest.into_iter().take(8).collect();
+            if let Some(json) = fits(&state) {
+                return json;
+            }
+        }
+        state.durations.clear();
         if let Some(json) = fits(&state) {
             return json;
         }
@@ -135,6 +155,7 @@ impl EnvironmentState {
             run_id: short(&self.run_id),
             pending: self.pending,
             function_version: short(&self.function_version),
+            durations: BTreeMap::new(),
             error: self.error.as_ref().map(|e| StateError {
                 error_type: cut(&e.error_type, 64),
                 message: short(&e.message),
@@ -184,6 +205,10 @@ impl StateStore {
             client,
             name: format!("{}/state", prefix.trim_end_matches('/')),
         }
+    }
+
+    pub fn client(&self) -> &aws_sdk_ssm::Client {
+        &self.client
     }
 
     pub async fn write(&self, state: &EnvironmentState) -> Result<(), StateStoreError> {

@@ -115,6 +115,10 @@ enum Cmd {
         /// Also write a self-contained HTML page with each environment's runs over time
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+        /// An AWS profile to read (repeat it for environments in other accounts); default: the
+        /// default credentials
+        #[arg(long, value_name = "NAME")]
+        profile: Vec<String>,
     },
     /// The runs recorded in the history table, newest first
     History {
@@ -136,11 +140,16 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Cmd::Envs { prefix, html } = &cli.command {
-        return runtime.block_on(envs(&cli, prefix, html.as_deref()));
+    if let Cmd::Envs { prefix, html, profile } = &cli.command {
+        return runtime.block_on(envs(&cli, prefix, html.as_deref(), profile));
     }
     let report = runtime.block_on(async {
         let mut report = execute(&cli).await;
+        if cli.record && matches!(report.action, Action::Plan | Action::Migrate) {
+            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let prefix = state_prefix(&report.environment);
+            wishlist_migrator::aws::envs::warn_about_durations(&aws_sdk_ssm::Client::new(&aws), &prefix, &mut report).await;
+        }
         let changes_schema = matches!(report.action, Action::Migrate | Action::Rollback);
         if cli.record && changes_schema && !report.dry_run {
             record(&mut report).await;
@@ -215,7 +224,7 @@ async fn execute(cli: &Cli) -> Report {
 }
 
 /// `envs` reads AWS, not the database: it is not a run of the engine.
-async fn envs(cli: &Cli, prefix: &str, html: Option<&std::path::Path>) -> ExitCode {
+async fn envs(cli: &Cli, prefix: &str, html: Option<&std::path::Path>, profiles: &[String]) -> ExitCode {
     use std::io::IsTerminal;
     use wishlist_migrator::aws::envs;
     let dir = cli.migrations.clone().or_else(|| process_env("MIGRATIONS_DIR").map(PathBuf::from));
@@ -223,11 +232,30 @@ async fn envs(cli: &Cli, prefix: &str, html: Option<&std::path::Path>) -> ExitCo
         Ok(set) => set,
         Err(e) => return fail(&format!("error[InvalidMigrations]: {e}"), 3),
     };
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let published = match envs::read(&aws_sdk_ssm::Client::new(&aws), prefix, html.is_some()).await {
-        Ok(p) => p,
-        Err(e) => return fail(&format!("error: {e}"), 1),
+    let accounts: Vec<Option<&str>> = match profiles {
+        [] => vec![None],
+        named => named.iter().map(|p| Some(p.as_str())).collect(),
     };
+    let mut published: Vec<envs::Published> = Vec::new();
+    for profile in accounts {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(name) = profile {
+            loader = loader.profile_name(name);
+        }
+        let aws = loader.load().await;
+        match envs::read(&aws_sdk_ssm::Client::new(&aws), prefix, html.is_some()).await {
+            // The same environment through two profiles of one account is shown once.
+            Ok(found) => {
+                for f in found {
+                    if !published.iter().any(|p| p.environment == f.environment) {
+                        published.push(f);
+                    }
+                }
+            }
+            Err(e) => return fail(&format!("error (profile {}): {e}", profile.unwrap_or("default")), 1),
+        }
+    }
+    published.sort_by(|a, b| a.environment.cmp(&b.environment));
     let rows = envs::rows(&published, &local);
     if let Some(path) = html {
         let now = time::OffsetDateTime::now_utc()
@@ -251,15 +279,19 @@ fn fail(message: &str, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The same SSM state the Lambda writes, so a laptop or CI run is visible too.
-async fn record(report: &mut Report) {
-    let prefix = match RunSettings::from_env(&process_env) {
+fn state_prefix(environment: &str) -> String {
+    match RunSettings::from_env(&process_env) {
         Ok(mut settings) => {
-            settings.environment = report.environment.clone();
+            settings.environment = environment.to_string();
             settings.state_prefix()
         }
-        Err(_) => config::default_state_prefix(&report.environment),
-    };
+        Err(_) => config::default_state_prefix(environment),
+    }
+}
+
+/// The same SSM state the Lambda writes, so a laptop or CI run is visible too.
+async fn record(report: &mut Report) {
+    let prefix = state_prefix(&report.environment);
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = StateStore::new(aws_sdk_ssm::Client::new(&aws), &prefix);
     let state = EnvironmentState::from_report(report, "cli", time::OffsetDateTime::now_utc());

@@ -234,7 +234,10 @@ impl Function {
                 invoker: &self.invoker,
                 deadline: Some(deadline),
             };
-            let result = crate::report::run(&invocation).await;
+            let mut result = crate::report::run(&invocation).await;
+            if let (Ok(report), Command::Plan { .. } | Command::Migrate { .. }) = (&mut result, &command) {
+                crate::aws::envs::warn_about_durations(setup.state.client(), &setup.settings.state_prefix(), report).await;
+            }
             match &result {
                 Ok(report) => metrics::emit(report),
                 Err(failure) => metrics::emit(&failure.report),

@@ -163,3 +163,77 @@ async fn an_environment_ahead_of_this_checkout_is_flagged() {
     assert!(row["behind"].is_null());
     assert!(envs(&prefix, &[]).expect(0).stdout.contains("ahead of this checkout"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_warns_about_a_migration_that_was_far_slower_in_another_environment() {
+    let root = format!("/wm-durations-{}", fastrand::u32(..));
+    let with_duration = |environment: &str, ms: u64| {
+        let mut s: Value = serde_json::from_str(&state(environment, Some(TAG_0001), "applied", "2026-11-01T10:00:00Z", ms)).unwrap();
+        s["durations"] = json!({ TAG_0001: ms });
+        s.to_string()
+    };
+    publish(
+        &root,
+        &[("dev", with_duration("dev", 400)), ("staging", with_duration("staging", 9_000))],
+    )
+    .await;
+    let stack = crate::harness::stack::Stack::new().await;
+    let prefix = format!("{root}/test/migrations");
+    let lambda = stack.start(&[("SSM_PREFIX", &prefix)]);
+    let plan = crate::harness::stack::response(lambda.invoke(json!({"action": "plan"})), "plan");
+    let warnings = plan["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("{TAG_0001} took 9000 ms in staging (dev 400 ms): expect test")),
+        "{warnings}"
+    );
+    assert!(!warnings.contains(TAG_0000), "no duration recorded anywhere for 0000: {warnings}");
+
+    // The run publishes its own durations for the next environment to compare with.
+    crate::harness::stack::response(lambda.invoke(json!({"action": "migrate"})), "migrate");
+    let ssm = aws_sdk_ssm::Client::new(&aws().await);
+    let own = ssm.get_parameter().name(format!("{prefix}/state")).send().await.unwrap();
+    let own: Value = serde_json::from_str(own.parameter().unwrap().value().unwrap()).unwrap();
+    assert!(own["durations"][TAG_0001].is_number(), "{own}");
+    assert!(own["durations"][TAG_0000].is_number(), "{own}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environments_are_read_through_each_profile_named() {
+    let prefix = format!("/wm-envs-{}", fastrand::u32(..));
+    publish(
+        &prefix,
+        &[("prod", state("prod", Some(TAG_0001), "applied", "2026-12-01T09:00:00Z", 10))],
+    )
+    .await;
+    // Two profiles (as two accounts would be), both reaching moto here.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let credentials = dir.path().join("credentials");
+    std::fs::write(&config, "[profile one]\nregion = us-east-1\n[profile two]\nregion = us-east-1\n").unwrap();
+    std::fs::write(
+        &credentials,
+        "[one]\naws_access_key_id = testing\naws_secret_access_key = testing\n[two]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
+    let mut profiles = |names: &[&str]| {
+        let mut cmd = cli();
+        cmd.env("AWS_ENDPOINT_URL", moto().endpoint_url())
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+            .args(["--json", "--migrations", "migrations", "envs", "--prefix", &prefix]);
+        for n in names {
+            cmd.args(["--profile", n]);
+        }
+        run(&mut cmd)
+    };
+    let out = profiles(&["one", "two"]).expect(0);
+    let report: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        report["environments"].as_array().unwrap().len(),
+        1,
+        "prod once, through either profile: {report}"
+    );
+    let missing = profiles(&["nope"]);
+    assert_ne!(missing.code, 0, "an unknown profile is an error: {}", missing.stdout);
+    assert!(missing.stderr.contains("profile nope"), "{}", missing.stderr);
+}
