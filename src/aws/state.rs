@@ -112,7 +112,7 @@ impl EnvironmentState {
         // The slowest migrations are the ones worth warning about elsewhere: keep those.
         if state.durations.len() > 8 {
             let mut slowest: Vec<(String, u64)> = state.durations.clone().into_iter().collect();
-            slowest.sort_by(|a, b| b.1.cmp(&a.1));
+            slowest.sort_by_key(|(_, ms)| std::cmp::Reverse(*ms));
             state.durations = slowest.into_iter().take(8).collect();
             if let Some(json) = fits(&state) {
                 return json;
