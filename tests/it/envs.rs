@@ -215,7 +215,7 @@ async fn environments_are_read_through_each_profile_named() {
         "[one]\naws_access_key_id = testing\naws_secret_access_key = testing\n[two]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
     )
     .unwrap();
-    let mut profiles = |names: &[&str]| {
+    let profiles = |names: &[&str]| {
         let mut cmd = cli();
         cmd.env("AWS_ENDPOINT_URL", moto().endpoint_url())
             .env("AWS_CONFIG_FILE", &config)
