@@ -96,7 +96,7 @@ async fn baseline(
     let shadow = session.settings().shadow.as_deref();
     let server = shadow.unwrap_or(session.inv.connection);
     let admin = if shadow.is_some() { None } else { Some(session.client()) };
-    match replay(server, admin, ledger, &applied, session.run_id).await {
+    match replay(server, admin, ledger, &applied, session.run_id, session.inv.deadline).await {
         Ok(built) => Ok(Some((BaselineSource::Replayed, built))),
         Err(e) => {
             tracing::warn!(error = %e, "no baseline: comparing the live schema with the snapshot");

@@ -3,6 +3,8 @@
 //! created on the migration server (or on `SHADOW_DATABASE_URL`'s, when set) and dropped again
 //! on every path, by construction: [`replay`] owns it from `CREATE` to `DROP`.
 
+use std::time::Instant;
+
 use tokio_postgres::Client;
 
 use crate::db::catalog::{self, Catalog};
@@ -20,6 +22,8 @@ pub enum ReplayError {
     Migration { tag: String, error: PgError },
     #[error("reading the scratch database's catalog failed: {0}")]
     Catalog(String),
+    #[error("replaying the migrations did not finish before the run's deadline (the scratch database was dropped); give the run more time, or run drift where the last migrate recorded its baseline")]
+    Deadline,
 }
 
 /// The catalog `applied` builds from nothing, read the way the live one is.
@@ -29,6 +33,7 @@ pub async fn replay(
     ledger: &LedgerTable,
     applied: &[&Migration],
     run_id: &str,
+    deadline: Option<Instant>,
 ) -> Result<Catalog, ReplayError> {
     let name = scratch_name(run_id);
     // CREATE DATABASE runs on a connection to another database of the server: the session's own
@@ -49,7 +54,15 @@ pub async fn replay(
             error: e.into(),
         })?;
     tracing::info!(database = %name, migrations = applied.len(), "replaying the applied migrations into a scratch database");
-    let built = build(server, &name, ledger, applied).await;
+    // Bounded here, not by the run's guard: a replay cut short by the deadline still drops what it
+    // created, below.
+    let building = build(server, &name, ledger, applied);
+    let built = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), building)
+            .await
+            .unwrap_or(Err(ReplayError::Deadline)),
+        None => building.await,
+    };
     // WITH (FORCE) (PostgreSQL 13 on) ends any session still in it; the scratch database is ours.
     if let Err(e) = admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))

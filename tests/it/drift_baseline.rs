@@ -282,3 +282,29 @@ async fn without_a_way_to_replay_drift_compares_with_the_snapshot_and_says_so() 
         .report();
     assert_clean(&report, "replayed", "replayed on the shadow server");
 }
+
+#[tokio::test]
+async fn a_replay_cut_short_by_the_deadline_drops_its_scratch_database() {
+    // A history with a slow migration, applied by drizzle-orm (so nothing is recorded and drift
+    // must replay), then drift with less time than the replay needs.
+    let dir = copy_fixture("migrations");
+    std::fs::write(dir.path().join("0002_slow.sql"), "SELECT pg_sleep(4);\n").unwrap();
+    // It changes no schema: its snapshot is the previous one.
+    std::fs::copy(
+        dir.path().join("meta/0001_snapshot.json"),
+        dir.path().join("meta/0002_snapshot.json"),
+    )
+    .unwrap();
+    let mut entries = journal(dir.path());
+    entries.push(("0002_slow".into(), entries.last().unwrap().1 + 1));
+    let refs: Vec<(&str, i64)> = entries.iter().map(|(t, w)| (t.as_str(), *w)).collect();
+    rewrite_journal(dir.path(), &refs);
+    let db = pg().fresh_db().await;
+    let peer = drizzle_peer(&db.url, dir.path(), &[]);
+    assert_eq!(peer.code, 0, "{}", peer.stderr);
+
+    let report = run(&mut wm(&db.url, dir.path(), &["drift", "--timeout", "1"])).expect(0).report();
+    assert_eq!(report["baseline"], "snapshot", "{report}");
+    assert!(report["warnings"].to_string().contains("deadline"), "{report}");
+    assert!(!scratch_left_by(&db, &report).await, "the scratch database was dropped");
+}
