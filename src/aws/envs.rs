@@ -97,6 +97,33 @@ pub async fn read(client: &Client, prefix: &str, with_history: bool) -> Result<V
     Ok(out)
 }
 
+/// `read` through each named AWS profile (environments in other accounts), or the default
+/// credentials when none is named; an environment seen through two profiles is shown once. The
+/// error names the profile it came through.
+pub async fn read_profiles(profiles: &[String], prefix: &str, with_history: bool) -> Result<Vec<Published>, (String, StateStoreError)> {
+    let accounts: Vec<Option<&str>> = match profiles {
+        [] => vec![None],
+        named => named.iter().map(|p| Some(p.as_str())).collect(),
+    };
+    let mut published: Vec<Published> = Vec::new();
+    for profile in accounts {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(name) = profile {
+            loader = loader.profile_name(name);
+        }
+        let found = read(&Client::new(&loader.load().await), prefix, with_history)
+            .await
+            .map_err(|e| (profile.unwrap_or("default").to_string(), e))?;
+        for f in found {
+            if !published.iter().any(|p| p.environment == f.environment) {
+                published.push(f);
+            }
+        }
+    }
+    published.sort_by(|a, b| a.environment.cmp(&b.environment));
+    Ok(published)
+}
+
 async fn history(client: &Client, name: &str) -> Result<Vec<EnvironmentState>, StateStoreError> {
     let mut states = Vec::new();
     let mut pages = client.get_parameter_history().name(name).into_paginator().send();

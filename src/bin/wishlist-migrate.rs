@@ -232,30 +232,10 @@ async fn envs(cli: &Cli, prefix: &str, html: Option<&std::path::Path>, profiles:
         Ok(set) => set,
         Err(e) => return fail(&format!("error[InvalidMigrations]: {e}"), 3),
     };
-    let accounts: Vec<Option<&str>> = match profiles {
-        [] => vec![None],
-        named => named.iter().map(|p| Some(p.as_str())).collect(),
+    let published = match envs::read_profiles(profiles, prefix, html.is_some()).await {
+        Ok(published) => published,
+        Err((profile, e)) => return fail(&format!("error (profile {profile}): {e}"), 1),
     };
-    let mut published: Vec<envs::Published> = Vec::new();
-    for profile in accounts {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(name) = profile {
-            loader = loader.profile_name(name);
-        }
-        let aws = loader.load().await;
-        match envs::read(&aws_sdk_ssm::Client::new(&aws), prefix, html.is_some()).await {
-            // The same environment through two profiles of one account is shown once.
-            Ok(found) => {
-                for f in found {
-                    if !published.iter().any(|p| p.environment == f.environment) {
-                        published.push(f);
-                    }
-                }
-            }
-            Err(e) => return fail(&format!("error (profile {}): {e}", profile.unwrap_or("default")), 1),
-        }
-    }
-    published.sort_by(|a, b| a.environment.cmp(&b.environment));
     let rows = envs::rows(&published, &local);
     if let Some(path) = html {
         let now = time::OffsetDateTime::now_utc()

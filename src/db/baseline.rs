@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::GenericClient;
 
 use crate::db::catalog::Catalog;
-use crate::db::ledger::{LedgerError, LedgerRow, LedgerTable};
+use crate::db::ledger::{is_missing_table, LedgerError, LedgerRow, LedgerTable};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,8 +77,8 @@ impl LedgerTable {
         );
         let row = match client.query_opt(&sql, &[]).await {
             Ok(row) => row,
-            // undefined_table, invalid_schema_name, undefined_column: never recorded here.
-            Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01" | "3F000" | "42703")) => return Ok(None),
+            // Or undefined_column: a history table from before the baseline was recorded.
+            Err(e) if is_missing_table(&e) || e.code().is_some_and(|c| c.code() == "42703") => return Ok(None),
             Err(e) => {
                 return Err(LedgerError::Database {
                     operation: "read the recorded catalog from",

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 
-use crate::db::ledger::{LedgerError, LedgerTable};
+use crate::db::ledger::{is_missing_table, LedgerError, LedgerTable};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -44,7 +44,7 @@ impl LedgerTable {
         );
         let rows = match client.query(&sql, &[&limit]).await {
             Ok(rows) => rows,
-            Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01" | "3F000")) => return Ok(Vec::new()),
+            Err(e) if is_missing_table(&e) => return Ok(Vec::new()),
             Err(e) => {
                 return Err(LedgerError::Database {
                     operation: "read",

@@ -101,6 +101,12 @@ pub struct StatementDone {
     pub run_id: String,
 }
 
+/// undefined_table / invalid_schema_name: the table was never created here, which for this tool's
+/// tables means "nothing recorded yet", not a failure.
+pub fn is_missing_table(e: &tokio_postgres::Error) -> bool {
+    matches!(e.code().map(|c| c.code()), Some("42P01" | "3F000"))
+}
+
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -133,7 +139,7 @@ impl LedgerTable {
         let messages = match client.simple_query(&sql).await {
             Ok(messages) => messages,
             // undefined_table / invalid_schema_name: nothing was ever applied here.
-            Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01" | "3F000")) => return Ok(Vec::new()),
+            Err(e) if is_missing_table(&e) => return Ok(Vec::new()),
             Err(e) => return Err(self.err("read")(e)),
         };
         let mut rows = Vec::new();
@@ -348,7 +354,7 @@ impl LedgerTable {
         );
         let rows = match client.query(&sql, &[&tag]).await {
             Ok(rows) => rows,
-            Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01" | "3F000")) => return Ok(Vec::new()),
+            Err(e) if is_missing_table(&e) => return Ok(Vec::new()),
             Err(e) => return Err(self.err("read")(e)),
         };
         Ok(rows

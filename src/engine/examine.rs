@@ -84,9 +84,8 @@ async fn baseline(
     warnings: &mut Vec<String>,
 ) -> Result<Option<(BaselineSource, Catalog)>, Error> {
     let ledger = &session.settings().ledger;
-    let rows = ledger.read(session.client()).await?;
     match ledger.recorded_catalog(session.client()).await? {
-        Some(recorded) if recorded.belongs_to(&rows) => return Ok(Some((BaselineSource::Recorded, recorded.catalog))),
+        Some(recorded) if recorded.belongs_to(&assessment.rows) => return Ok(Some((BaselineSource::Recorded, recorded.catalog))),
         Some(_) => warnings.push(
             "the recorded baseline belongs to another ledger (a migration was applied or removed by another tool since); replaying the migrations instead".into(),
         ),

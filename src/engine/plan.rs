@@ -118,6 +118,8 @@ pub struct Assessment<'m> {
     /// In journal order; only migrations drizzle-orm would also apply.
     pub pending: Vec<&'m Migration>,
     pub problems: Vec<Problem>,
+    /// The ledger as it was read (what a recorded baseline is keyed on).
+    pub rows: Vec<LedgerRow>,
 }
 
 impl<'m> Assessment<'m> {
@@ -176,6 +178,7 @@ pub fn assess<'m>(rows: &[LedgerRow], migrations: &'m [Migration]) -> Assessment
         applied,
         pending,
         problems,
+        rows: rows.to_vec(),
     }
 }
 
@@ -243,6 +246,7 @@ pub fn assess_folders<'m>(rows: &[LedgerRow], migrations: &'m [Migration]) -> As
         applied,
         pending,
         problems,
+        rows: rows.to_vec(),
     }
 }
 

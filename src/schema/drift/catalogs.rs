@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::db::catalog::{Catalog, Column, Constraint, ConstraintKind, Index, Policy, Table};
 
-use super::difference::{changed, extra, missing, Difference, DifferenceKind as K};
+use super::difference::{changed, diff_enum_values, extra, missing, Difference, DifferenceKind as K};
 use super::options::DriftOptions;
 use super::sequences::sequence_display;
 
@@ -103,20 +103,6 @@ fn diff_named(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>, 
     }
     for (name, h) in have.iter().filter(|(n, _)| !want.contains_key(*n)) {
         out.push(extra(extra_kind, name.clone(), h));
-    }
-}
-
-fn diff_enum_values(name: &str, want: &[String], have: &[String], out: &mut Vec<Difference>) {
-    for v in want.iter().filter(|v| !have.contains(v)) {
-        out.push(missing(K::MissingEnumValue, name.to_string(), v));
-    }
-    for v in have.iter().filter(|v| !want.contains(v)) {
-        out.push(extra(K::ExtraEnumValue, name.to_string(), v));
-    }
-    let common_want: Vec<&String> = want.iter().filter(|v| have.contains(v)).collect();
-    let common_have: Vec<&String> = have.iter().filter(|v| want.contains(v)).collect();
-    if common_want != common_have {
-        out.push(changed(K::EnumValueOrder, name.to_string(), &want.join(", "), &have.join(", ")));
     }
 }
 

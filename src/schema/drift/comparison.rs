@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::db::catalog::Catalog;
 use crate::schema::snapshot::Snapshot;
 
-use super::difference::{changed, extra, missing, Difference, DifferenceKind};
+use super::difference::{changed, diff_enum_values, extra, missing, Difference, DifferenceKind};
 use super::ident::quote_ident;
 use super::model::{qualified, Key, Model, PrimaryKeyModel, ProbeOf, TableModel};
 use super::options::DriftOptions;
@@ -156,26 +156,9 @@ fn diff_shown(want: &BTreeMap<String, Shown>, have: &BTreeMap<String, Shown>, ki
 fn diff_enums(want: &BTreeMap<Key, Vec<String>>, have: &BTreeMap<Key, Vec<String>>, out: &mut Vec<Difference>) {
     for (key, values) in want {
         let object = qualified(key);
-        let Some(live) = have.get(key) else {
-            out.push(missing(DifferenceKind::MissingEnum, object, &values.join(", ")));
-            continue;
-        };
-        for v in values.iter().filter(|v| !live.contains(v)) {
-            out.push(missing(DifferenceKind::MissingEnumValue, object.clone(), v));
-        }
-        for v in live.iter().filter(|v| !values.contains(v)) {
-            out.push(extra(DifferenceKind::ExtraEnumValue, object.clone(), v));
-        }
-        // Order matters: it is how Postgres compares and sorts enum values.
-        let common_want: Vec<&String> = values.iter().filter(|v| live.contains(v)).collect();
-        let common_have: Vec<&String> = live.iter().filter(|v| values.contains(v)).collect();
-        if common_want != common_have {
-            out.push(changed(
-                DifferenceKind::EnumValueOrder,
-                object,
-                &values.join(", "),
-                &live.join(", "),
-            ));
+        match have.get(key) {
+            None => out.push(missing(DifferenceKind::MissingEnum, object, &values.join(", "))),
+            Some(live) => diff_enum_values(&object, values, live, out),
         }
     }
     for (key, values) in have {

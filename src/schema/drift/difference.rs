@@ -142,6 +142,27 @@ pub(super) fn changed(kind: DifferenceKind, object: String, expected: &str, actu
     }
 }
 
+/// The values of one enum on both sides: missing, extra, and the order of those both have (it
+/// is how Postgres compares and sorts them).
+pub(super) fn diff_enum_values(name: &str, want: &[String], have: &[String], out: &mut Vec<Difference>) {
+    for v in want.iter().filter(|v| !have.contains(v)) {
+        out.push(missing(DifferenceKind::MissingEnumValue, name.to_string(), v));
+    }
+    for v in have.iter().filter(|v| !want.contains(v)) {
+        out.push(extra(DifferenceKind::ExtraEnumValue, name.to_string(), v));
+    }
+    let common_want: Vec<&String> = want.iter().filter(|v| have.contains(v)).collect();
+    let common_have: Vec<&String> = have.iter().filter(|v| want.contains(v)).collect();
+    if common_want != common_have {
+        out.push(changed(
+            DifferenceKind::EnumValueOrder,
+            name.to_string(),
+            &want.join(", "),
+            &have.join(", "),
+        ));
+    }
+}
+
 impl Classified for DriftError {
     fn error_type(&self) -> ErrorType {
         match self {
