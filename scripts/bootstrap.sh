@@ -58,6 +58,21 @@ else
     apt_install postgresql
 fi
 
+# --- libclang and the arm64 C headers -----------------------------------------
+# The pg_query crate (the lint gate's SQL parser, libpg_query) generates its bindings with
+# bindgen, which loads libclang; the arm64 Lambda cross build also needs the target's libc
+# headers (.cargo/config.toml points bindgen at them).
+if compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null; then
+    say "libclang: present"
+else
+    apt_install libclang-dev
+fi
+if [ -f /usr/aarch64-linux-gnu/include/stdio.h ]; then
+    say "arm64 libc headers: present"
+else
+    apt_install libc6-dev-arm64-cross
+fi
+
 # --- openssl CLI ------------------------------------------------------------
 # tests/it/harness/tls.rs makes the test CAs and server certificates with it at test time,
 # and minimal Debian images do not ship it.

@@ -28,6 +28,7 @@ from pathlib import Path
 LAYERS = {
     "error": 0,
     "migrations": 1,
+    "lint": 3,
     "db": 2,
     "schema": 3,
     "config": 4,

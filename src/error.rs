@@ -27,6 +27,9 @@ pub enum ErrorType {
     ModelMismatch,
     /// `require`: the database lacks a migration the version asked for needs.
     SchemaBehind,
+    /// `lint`, or `migrate` before it applies anything: a migration breaks an error-level rule of
+    /// the schema-evolution policy without a waiver.
+    LintFailed,
     /// A `verify` or `check-rollback` check failed.
     VerificationFailed,
     /// A rollback would lose data, lacks a down file, or cannot be undone safely.
@@ -56,6 +59,7 @@ impl ErrorType {
             Self::DriftDetected => "DriftDetected",
             Self::ModelMismatch => "ModelMismatch",
             Self::SchemaBehind => "SchemaBehind",
+            Self::LintFailed => "LintFailed",
             Self::VerificationFailed => "VerificationFailed",
             Self::RollbackRefused => "RollbackRefused",
             Self::InvalidSnapshot => "InvalidSnapshot",
@@ -74,6 +78,7 @@ impl ErrorType {
             | Self::DriftDetected
             | Self::ModelMismatch
             | Self::SchemaBehind
+            | Self::LintFailed
             | Self::VerificationFailed
             | Self::RollbackRefused
             | Self::InvalidSnapshot => 3,
@@ -144,6 +149,7 @@ mod tests {
             ErrorType::DriftDetected,
             ErrorType::ModelMismatch,
             ErrorType::SchemaBehind,
+            ErrorType::LintFailed,
             ErrorType::VerificationFailed,
             ErrorType::RollbackRefused,
             ErrorType::InvalidSnapshot,

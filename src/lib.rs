@@ -15,6 +15,7 @@ pub mod db;
 pub mod engine;
 pub mod error;
 pub mod lambda;
+pub mod lint;
 pub mod migrations;
 pub mod report;
 pub mod schema;

@@ -49,6 +49,14 @@ struct Cli {
     /// After `migrate` or `rollback`, write the environment's state to SSM Parameter Store (${SSM_PREFIX}/state)
     #[arg(long, global = true)]
     record: bool,
+    /// Allow a lint finding for this run without editing its (already applied) file: TAG:RULE,
+    /// repeatable [env: LINT_ALLOW, comma-separated]
+    #[arg(long = "allow-finding", global = true, value_name = "TAG:RULE")]
+    allow_finding: Vec<String>,
+    /// From this many rows a scan or rewrite of a live table blocks (lint, plan, migrate)
+    /// [env: LINT_LARGE_TABLE_ROWS] [default: 100000]
+    #[arg(long, global = true, value_name = "ROWS")]
+    large_table_rows: Option<u64>,
     /// No progress lines on stderr (one per migration as it applies; the report is unchanged)
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -120,6 +128,17 @@ enum Cmd {
         #[arg(long, value_name = "NAME")]
         profile: Vec<String>,
     },
+    /// The schema-evolution policy over the migrations (docs/schema-evolution.md): exit 3 on an
+    /// error-level finding without a waiver. With a database configured, only the pending
+    /// migrations, against the live tables' sizes
+    Lint {
+        /// Only the migrations after this one (older files predate the policy)
+        #[arg(long, value_name = "TAG")]
+        since: Option<String>,
+        /// Lint every migration without connecting, even with a database configured
+        #[arg(long)]
+        offline: bool,
+    },
     /// The runs recorded in the history table, newest first
     History {
         #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -168,7 +187,7 @@ fn main() -> ExitCode {
 }
 
 async fn execute(cli: &Cli) -> Report {
-    let command = match &cli.command {
+    let mut command = match &cli.command {
         Cmd::Status => Command::Status,
         Cmd::Plan { to } => Command::Plan { target: to.clone() },
         Cmd::Migrate { to, dry_run } => Command::Migrate {
@@ -193,10 +212,28 @@ async fn execute(cli: &Cli) -> Report {
             allow_data_loss: *allow_data_loss,
         },
         Cmd::CheckRollback => Command::CheckRollback,
+        Cmd::Lint { since, offline } => Command::Lint {
+            since: since.clone(),
+            live: !offline,
+        },
         Cmd::Envs { .. } => unreachable!("main runs envs before the engine"),
     };
     let (settings, connection) = match configure(cli) {
         Ok(pair) => pair,
+        // Linting needs no database: without one it reads the folder alone.
+        Err(config::ConfigError::NoDatabase) if matches!(command, Command::Lint { .. }) => match configure_offline(cli) {
+            Ok(pair) => {
+                command = Command::Lint {
+                    since: match &command {
+                        Command::Lint { since, .. } => since.clone(),
+                        _ => None,
+                    },
+                    live: false,
+                };
+                pair
+            }
+            Err(e) => return Report::refused(command.action(), "dev", &e),
+        },
         Err(e) => {
             let environment = cli
                 .environment
@@ -281,7 +318,34 @@ async fn record(report: &mut Report) {
 }
 
 fn configure(cli: &Cli) -> Result<(RunSettings, ConnectionSettings), config::ConfigError> {
+    let settings = run_settings(cli)?;
+    let connection = match &cli.database_url {
+        Some(url) => {
+            let mut c = ConnectionSettings::from_url("--database-url", url)?;
+            c.apply_tls_env(&process_env, TlsMode::Prefer)?;
+            c
+        }
+        None => ConnectionSettings::from_env(&process_env, TlsMode::Prefer)?,
+    };
+    Ok((settings, connection))
+}
+
+/// `lint` without a database: the connection settings are never used.
+fn configure_offline(cli: &Cli) -> Result<(RunSettings, ConnectionSettings), config::ConfigError> {
+    let unused = ConnectionSettings::new(tokio_postgres::Config::new(), TlsMode::Disable);
+    Ok((run_settings(cli)?, unused))
+}
+
+fn run_settings(cli: &Cli) -> Result<RunSettings, config::ConfigError> {
     let mut settings = RunSettings::from_env(&process_env)?;
+    for allowance in &cli.allow_finding {
+        settings
+            .lint_allow
+            .push(config::LintAllowance::parse("--allow-finding", allowance)?);
+    }
+    if let Some(rows) = cli.large_table_rows {
+        settings.large_table_rows = rows;
+    }
     if let Some(dir) = &cli.migrations {
         settings.migrations_dir = Some(dir.clone());
     }
@@ -300,13 +364,5 @@ fn configure(cli: &Cli) -> Result<(RunSettings, ConnectionSettings), config::Con
     if let Some(seconds) = cli.lock_wait {
         settings.lock_wait = std::time::Duration::from_secs(seconds);
     }
-    let connection = match &cli.database_url {
-        Some(url) => {
-            let mut c = ConnectionSettings::from_url("--database-url", url)?;
-            c.apply_tls_env(&process_env, TlsMode::Prefer)?;
-            c
-        }
-        None => ConnectionSettings::from_env(&process_env, TlsMode::Prefer)?,
-    };
-    Ok((settings, connection))
+    Ok(settings)
 }

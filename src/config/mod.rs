@@ -57,6 +57,47 @@ pub struct RunSettings {
     /// `SHADOW_DATABASE_URL`: the server (and role) on which drift creates, and drops again, the
     /// scratch database it replays the migrations into; by default the migration server itself.
     pub shadow: Option<Box<ConnectionSettings>>,
+    /// `LINT_LARGE_TABLE_ROWS`: from this many rows a scan or rewrite of a live table is an
+    /// error-level lint finding.
+    pub large_table_rows: u64,
+    /// `LINT_ALLOW` (the CLI's `--allow-finding`): `TAG:RULE` findings allowed for this run, for
+    /// a migration already applied elsewhere, whose file a waiver would change.
+    pub lint_allow: Vec<LintAllowance>,
+}
+
+/// One `TAG:RULE` of `LINT_ALLOW`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintAllowance {
+    pub tag: String,
+    pub rule: crate::lint::rule::Rule,
+}
+
+impl LintAllowance {
+    pub fn parse(variable: &'static str, text: &str) -> Result<Self, ConfigError> {
+        let invalid = || ConfigError::Invalid {
+            variable,
+            value: text.to_string(),
+            expected: "TAG:RULE, with a rule id of docs/schema-evolution.md",
+        };
+        let (tag, rule) = text.trim().rsplit_once(':').ok_or_else(invalid)?;
+        let rule = crate::lint::rule::Rule::from_id(rule.trim())
+            .filter(|r| r.waivable())
+            .ok_or_else(invalid)?;
+        if tag.trim().is_empty() {
+            return Err(invalid());
+        }
+        Ok(Self {
+            tag: tag.trim().to_string(),
+            rule,
+        })
+    }
+
+    pub fn parse_list(variable: &'static str, text: &str) -> Result<Vec<Self>, ConfigError> {
+        text.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| Self::parse(variable, p))
+            .collect()
+    }
 }
 
 impl Default for RunSettings {
@@ -76,6 +117,8 @@ impl Default for RunSettings {
             ssm_prefix: None,
             drift_ignore: Vec::new(),
             shadow: None,
+            large_table_rows: crate::lint::live::DEFAULT_LARGE_TABLE_ROWS,
+            lint_allow: Vec::new(),
         }
     }
 }
@@ -118,6 +161,11 @@ impl RunSettings {
             shadow: match env("SHADOW_DATABASE_URL") {
                 Some(url) => Some(Box::new(ConnectionSettings::from_url("SHADOW_DATABASE_URL", &url)?)),
                 None => None,
+            },
+            large_table_rows: parse(env, "LINT_LARGE_TABLE_ROWS", "a whole number of rows")?.unwrap_or(defaults.large_table_rows),
+            lint_allow: match env("LINT_ALLOW") {
+                Some(list) => LintAllowance::parse_list("LINT_ALLOW", &list)?,
+                None => Vec::new(),
             },
         })
     }

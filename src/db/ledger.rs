@@ -452,6 +452,8 @@ mod tests {
             statements: Vec::new(),
             mode: crate::migrations::source::TransactionMode::Transaction,
             adds_enum_value: false,
+            marked_no_transaction: false,
+            commit_after: false,
             down: None,
         }
     }

@@ -9,3 +9,4 @@ pub mod deparse;
 pub mod history;
 pub mod ledger;
 pub mod lock;
+pub mod table_size;

@@ -18,11 +18,12 @@ pub enum Action {
     CheckRollback,
     Require,
     History,
+    Lint,
 }
 
 impl Action {
     /// In the order messages list them.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Self::Migrate,
         Self::Plan,
         Self::Status,
@@ -32,6 +33,7 @@ impl Action {
         Self::CheckRollback,
         Self::Require,
         Self::History,
+        Self::Lint,
     ];
 
     /// The name on the command line and in a Lambda request's `action`.
@@ -46,6 +48,7 @@ impl Action {
             Self::CheckRollback => "check-rollback",
             Self::Require => "require",
             Self::History => "history",
+            Self::Lint => "lint",
         }
     }
 
@@ -97,6 +100,12 @@ pub enum Command {
     History {
         limit: u32,
     },
+    /// The schema-evolution policy over the migrations; `live`: the pending ones against the
+    /// database's tables, else every one (after `since`) without connecting.
+    Lint {
+        since: Option<String>,
+        live: bool,
+    },
 }
 
 impl Command {
@@ -111,13 +120,16 @@ impl Command {
             Self::CheckRollback => Action::CheckRollback,
             Self::Require { .. } => Action::Require,
             Self::History { .. } => Action::History,
+            Self::Lint { .. } => Action::Lint,
         }
     }
 
     /// The migration the command goes to, as the report names it.
     pub fn target(&self) -> Option<&str> {
         match self {
-            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback | Self::History { .. } => None,
+            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback | Self::History { .. } | Self::Lint { .. } => {
+                None
+            }
             Self::Require { version } => Some(version),
             Self::Plan { target } | Self::Migrate { target, .. } => target.as_deref(),
             Self::Rollback { target, .. } => Some(target.tag().unwrap_or(EMPTY_TARGET)),
@@ -127,9 +139,13 @@ impl Command {
     /// Changes nothing, by request.
     pub fn dry_run(&self) -> bool {
         match self {
-            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback | Self::Require { .. } | Self::History { .. } => {
-                false
-            }
+            Self::Status
+            | Self::Drift { .. }
+            | Self::Verify { .. }
+            | Self::CheckRollback
+            | Self::Require { .. }
+            | Self::History { .. }
+            | Self::Lint { .. } => false,
             Self::Plan { .. } => true,
             Self::Migrate { dry_run, .. } | Self::Rollback { dry_run, .. } => *dry_run,
         }
@@ -153,7 +169,7 @@ mod tests {
         assert_eq!(Action::from_name("checkRollback"), None);
         assert_eq!(
             Action::names(),
-            "migrate, plan, status, drift, verify, rollback, check-rollback, require, history"
+            "migrate, plan, status, drift, verify, rollback, check-rollback, require, history, lint"
         );
     }
 }

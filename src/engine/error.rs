@@ -10,6 +10,7 @@ use crate::engine::plan::PlanError;
 use crate::engine::resume::ResumeError;
 use crate::engine::rollback_plan::RollbackError;
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
+use crate::lint::LintError;
 use crate::migrations::source::SourceError;
 use crate::schema::drift::DriftError;
 use crate::schema::snapshot::SnapshotError;
@@ -51,6 +52,8 @@ pub enum Error {
     Rollback(#[from] RollbackError),
     #[error(transparent)]
     Resume(#[from] ResumeError),
+    #[error(transparent)]
+    Lint(#[from] LintError),
 }
 
 impl Error {
@@ -68,6 +71,7 @@ impl Error {
             Self::Verify(e) => e,
             Self::Rollback(e) => e,
             Self::Resume(e) => e,
+            Self::Lint(e) => e,
             Self::ReadOnly { .. } | Self::Session(_) | Self::Deadline { .. } | Self::Abandoned { .. } | Self::SchemaBehind { .. } => {
                 return None
             }

@@ -12,6 +12,7 @@ use crate::engine::command::Command;
 use crate::engine::error::Error;
 use crate::engine::plan::{Assessment, SegmentMode};
 use crate::engine::rollback_plan::DataAtRisk;
+use crate::lint::Finding;
 use crate::schema::drift::{Difference, ModelMismatch};
 use crate::schema::verify::Check;
 
@@ -52,6 +53,18 @@ pub enum Done {
     CheckRollback(CheckedRollback),
     Require(Required),
     History(Vec<HistoryRow>),
+    Lint(Linted),
+}
+
+/// `lint`: what was linted and what the policy found.
+#[derive(Debug, Default)]
+pub struct Linted {
+    pub findings: Vec<Finding>,
+    /// The migrations linted, in order.
+    pub linted: Vec<String>,
+    /// Whether the live tables' sizes were considered (only the pending migrations are linted then).
+    pub live: bool,
+    pub ledger: Option<LedgerView>,
 }
 
 /// `require`: the version asked for, and the migrations up to it the database lacks.
@@ -156,6 +169,8 @@ pub struct Migrated {
     pub ledger: Option<LedgerView>,
     pub segments: Vec<SegmentOutcome>,
     pub applied: Vec<AppliedMigration>,
+    /// The lint gate's findings on the pending migrations.
+    pub findings: Vec<Finding>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

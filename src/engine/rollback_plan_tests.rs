@@ -100,6 +100,8 @@ fn migration(idx: usize, down: Option<&str>) -> Migration {
         statements: vec![],
         mode: TransactionMode::Transaction,
         adds_enum_value: false,
+        marked_no_transaction: false,
+        commit_after: false,
         down: down.map(|sql| DownScript { statements: split(sql) }),
     }
 }

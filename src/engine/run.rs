@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::engine::command::Command;
-use crate::engine::commands::{check_rollback, drift, history, migrate, require, rollback, status, verify};
+use crate::engine::commands::{check_rollback, drift, history, lint, migrate, require, rollback, status, verify};
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
 use crate::engine::outcome::{Done, Finished, MigrationsLoaded, RunOutcome};
@@ -67,6 +67,14 @@ async fn execute(inv: &Invocation<'_>, run_id: &str, progress: &Progress, outcom
         source: set.source.to_string(),
         count: set.migrations.len(),
     });
+    // Linting the folder alone needs no database.
+    if let Command::Lint { since, live: false } = &inv.command {
+        let finished = lint::offline(&set, inv.settings, since.as_deref());
+        outcome.warnings.extend(finished.warnings);
+        outcome.done = Done::Lint(finished.outcome);
+        outcome.error = finished.error;
+        return Ok(());
+    }
     let session = Session::open(inv, &set, run_id, progress).await?;
     outcome.database = Some(session.database().clone());
     let (session, finished) = dispatch(session, &inv.command).await;
@@ -124,6 +132,10 @@ async fn dispatch<'a>(mut session: Session<'a>, command: &'a Command) -> (Sessio
         Command::Require { version } => {
             let finished = require::require(&session, version).await;
             (session, finished.map(Done::Require))
+        }
+        Command::Lint { .. } => {
+            let finished = lint::live(&session).await;
+            (session, finished.map(Done::Lint))
         }
         Command::CheckRollback => {
             let (session, finished) = check_rollback::check_rollback(session).await;

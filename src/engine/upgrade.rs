@@ -87,6 +87,8 @@ mod tests {
                 statements: Vec::new(),
                 mode: TransactionMode::Transaction,
                 adds_enum_value: false,
+                marked_no_transaction: false,
+                commit_after: false,
                 down: None,
             })
             .collect()

@@ -24,7 +24,7 @@ fn accepted(action: Action) -> &'static [&'static str] {
         Action::Rollback => &["to", "dryRun", "allowDataLoss"],
         Action::Require => &["version"],
         Action::History => &["limit"],
-        Action::Status | Action::CheckRollback => &[],
+        Action::Status | Action::CheckRollback | Action::Lint => &[],
     }
 }
 
@@ -144,6 +144,8 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
             }
         }
         Action::CheckRollback => Command::CheckRollback,
+        // The function always has its database: the pending migrations against the live tables.
+        Action::Lint => Command::Lint { since: None, live: true },
         Action::History => Command::History {
             limit: limit.unwrap_or(HISTORY_LIMIT),
         },

@@ -110,6 +110,11 @@ pub struct Migration {
     pub statements: Vec<Statement>,
     pub mode: TransactionMode,
     pub adds_enum_value: bool,
+    /// The file's first line is the `no-transaction` marker: the author chose to run it
+    /// statement by statement.
+    pub marked_no_transaction: bool,
+    /// The file carries the `commit-after` marker: its segment commits after it.
+    pub commit_after: bool,
     pub down: Option<DownScript>,
 }
 
@@ -324,9 +329,10 @@ impl MigrationSource {
 }
 
 impl Migration {
-    fn new(idx: usize, tag: String, created_at: i64, hash: String, sql: &str, down: Option<DownScript>) -> Self {
+    pub(crate) fn new(idx: usize, tag: String, created_at: i64, hash: String, sql: &str, down: Option<DownScript>) -> Self {
         let statements = statement::split(sql);
-        let mode = if statement::has_no_transaction_marker(sql) {
+        let marked_no_transaction = statement::has_no_transaction_marker(sql);
+        let mode = if marked_no_transaction {
             TransactionMode::Autocommit {
                 reason: "marked no-transaction".into(),
             }
@@ -347,6 +353,8 @@ impl Migration {
             statements,
             mode,
             adds_enum_value,
+            marked_no_transaction,
+            commit_after: statement::has_commit_after_marker(sql),
             down,
         }
     }

@@ -7,6 +7,10 @@ pub const BREAKPOINT: &str = "--> statement-breakpoint";
 /// First-line marker that forces a migration to run outside a transaction.
 pub const NO_TRANSACTION_MARKER: &str = "-- wishlist-migrator: no-transaction";
 
+/// A comment line anywhere in a file: its transaction segment commits after it, so an online
+/// sequence (expand, backfill, validate) can commit between its steps.
+pub const COMMIT_AFTER_MARKER: &str = "-- wishlist-migrator: commit-after";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     pub sql: String,
@@ -100,6 +104,14 @@ pub fn has_no_transaction_marker(sql: &str) -> bool {
             normalized.eq_ignore_ascii_case(NO_TRANSACTION_MARKER)
         })
         .unwrap_or(false)
+}
+
+/// Whether a line of the file, on its own, is the `commit-after` marker.
+pub fn has_commit_after_marker(sql: &str) -> bool {
+    sql.lines().any(|line| {
+        let normalized: String = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        normalized.eq_ignore_ascii_case(COMMIT_AFTER_MARKER)
+    })
 }
 
 /// Upper-cased bare words of the statement, outside comments, quotes and dollar quotes:
@@ -234,6 +246,15 @@ mod tests {
         let s = stmt(&format!("-- why\n\n  ALTER TABLE {} ADD x int;", "t".repeat(200)));
         assert!(s.summary().starts_with("ALTER TABLE ttt"));
         assert!(s.summary().ends_with('…'));
+    }
+
+    #[test]
+    fn commit_after_marker_is_a_line_of_its_own_anywhere() {
+        assert!(has_commit_after_marker(
+            "ALTER TABLE t ADD c int;\n--  wishlist-migrator:  commit-after\n"
+        ));
+        assert!(!has_commit_after_marker("SELECT '-- wishlist-migrator: commit-after';"));
+        assert!(!has_commit_after_marker("ALTER TABLE t ADD c int;"));
     }
 
     #[test]

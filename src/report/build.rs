@@ -6,8 +6,11 @@ use crate::engine::error::Error;
 use crate::engine::outcome::{Done, LedgerView, Migrated, RollbackSteps, RunOutcome, SegmentOutcome};
 use crate::engine::plan::SegmentMode;
 use crate::error::Classified;
+use crate::lint::rule::Level;
+use crate::lint::{Finding, LintError};
 use crate::report::{
-    AppliedEntry, ErrorReport, MigrationsInfo, PendingEntry, ProblemReport, Report, RollbackReport, RolledBackEntry, SegmentReport, Status,
+    AppliedEntry, ErrorReport, FindingReport, MigrationsInfo, PendingEntry, ProblemReport, Report, RollbackReport, RolledBackEntry,
+    SegmentReport, Status,
 };
 use crate::schema::drift::DriftError;
 use crate::schema::verify::VerifyError;
@@ -39,6 +42,7 @@ impl Report {
                         duration_ms: a.duration.as_millis() as u64,
                     })
                     .collect();
+                report.findings = m.findings.iter().map(finding).collect();
                 m.ledger.as_ref()
             }
             Done::Drift(d) => {
@@ -68,6 +72,11 @@ impl Report {
             Done::Require(r) => {
                 report.missing = r.missing.clone();
                 r.ledger.as_ref()
+            }
+            Done::Lint(l) => {
+                report.findings = l.findings.iter().map(finding).collect();
+                report.linted = Some(l.linted.clone());
+                l.ledger.as_ref()
             }
             Done::CheckRollback(c) => {
                 report.checks = c.checks.clone();
@@ -114,6 +123,7 @@ fn status(command: &Command, done: &Done, error: Option<&Error>) -> Status {
         (Done::Rollback(r), _) if r.committed => Status::RolledBack,
         (_, Some(Error::Drift(DriftError::ModelMismatch { .. }))) => Status::ModelMismatch,
         (_, Some(Error::SchemaBehind { .. })) => Status::SchemaBehind,
+        (_, Some(Error::Lint(LintError::Refused { .. }))) => Status::LintFailed,
         (_, Some(Error::Drift(_))) => Status::DriftDetected,
         (_, Some(Error::Verify(VerifyError::Failed { .. }))) => Status::VerificationFailed,
         (_, Some(_)) | (Done::Nothing, None) => Status::Failed,
@@ -137,8 +147,31 @@ fn status(command: &Command, done: &Done, error: Option<&Error>) -> Status {
         (Done::Verify(_) | Done::CheckRollback(_), None) => Status::Verified,
         (Done::Require(_), None) => Status::Satisfied,
         (Done::History(_), None) => Status::Listed,
+        (Done::Lint(_), None) => Status::Clean,
         (Done::Rollback(r), None) if r.plan.as_ref().is_none_or(|p| p.steps.is_empty()) => Status::UpToDate,
         (Done::Rollback(_), None) => Status::Planned,
+    }
+}
+
+fn finding(f: &Finding) -> FindingReport {
+    FindingReport {
+        rule: f.rule.id().to_string(),
+        level: match f.level {
+            Level::Error => "error".into(),
+            Level::Warning => "warning".into(),
+        },
+        migration: f.migration.clone(),
+        file: f.file.clone(),
+        line: f.line,
+        column: f.column,
+        excerpt: f.excerpt.clone(),
+        message: f.message.clone(),
+        alternative: f.alternative.to_string(),
+        table: f.table.clone(),
+        estimated_rows: f.live.as_ref().map(|l| l.estimated_rows),
+        table_bytes: f.live.as_ref().map(|l| l.total_bytes),
+        blocks_writes_ms: f.live.as_ref().map(|l| l.blocks_writes_for.as_millis() as u64),
+        waived: f.waived.clone(),
     }
 }
 

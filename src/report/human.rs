@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::engine::command::Action;
 use crate::engine::outcome::SegmentStatus;
-use crate::report::{Report, Status};
+use crate::report::{FindingReport, Report, Status};
 use crate::schema::verify::CheckStatus;
 
 impl Report {
@@ -108,6 +108,9 @@ impl Report {
                 let _ = writeln!(out, "      {}: {message}", h.error_sqlstate.as_deref().unwrap_or("error"));
             }
         }
+        for f in &self.findings {
+            render_finding(&mut out, f);
+        }
         for n in &self.notes {
             let _ = writeln!(out, "  note: {n}");
         }
@@ -149,6 +152,14 @@ impl Report {
                 "no manual change; but the snapshot of {current} and what the migrations build disagree in {} place(s)",
                 self.model_mismatches.as_ref().map_or(0, Vec::len)
             ),
+            Status::Clean | Status::LintFailed => {
+                let blocking = self.findings.iter().filter(|f| f.level == "error" && f.waived.is_none()).count();
+                let waived = self.findings.iter().filter(|f| f.waived.is_some()).count();
+                let warnings = self.findings.iter().filter(|f| f.level == "warning" && f.waived.is_none()).count();
+                let read = self.linted.as_ref().map_or(0, Vec::len);
+                let verdict = if blocking == 0 { "clean" } else { "refused" };
+                format!("lint {verdict}: {read} migration(s) read; {blocking} blocking, {warnings} warning(s), {waived} waived")
+            }
             Status::Listed => format!("{} history row(s), newest first", self.history.as_ref().map_or(0, Vec::len)),
             Status::Satisfied => format!(
                 "{} and everything before it are applied; current: {current}",
@@ -202,5 +213,29 @@ impl Report {
             let _ = write!(out, "\n  statement: {statement}");
         }
         Some(out)
+    }
+}
+
+/// A finding as a compiler prints a diagnostic: level, rule and place, then the statement, the
+/// safe alternative, the live table and the waiver.
+fn render_finding(out: &mut String, f: &FindingReport) {
+    let mark = if f.waived.is_some() { "waived" } else { f.level.as_str() };
+    let _ = writeln!(out, "  {mark}[{}] {}:{}:{}: {}", f.rule, f.file, f.line, f.column, f.message);
+    let _ = writeln!(out, "      {}", f.excerpt);
+    if let (Some(rows), Some(bytes), Some(ms)) = (f.estimated_rows, f.table_bytes, f.blocks_writes_ms) {
+        let size = crate::lint::live::human_bytes(bytes);
+        let _ = writeln!(
+            out,
+            "      live table: ~{rows} rows, {size}: writes blocked for ~{:.1} s (estimate)",
+            ms as f64 / 1000.0
+        );
+    }
+    match &f.waived {
+        Some(reason) => {
+            let _ = writeln!(out, "      waived: {reason}");
+        }
+        None => {
+            let _ = writeln!(out, "      instead: {}", f.alternative);
+        }
     }
 }

@@ -70,6 +70,11 @@ pub enum Status {
     SchemaBehind,
     /// `history`: the rows are in `history`.
     Listed,
+    /// `lint`: no finding blocks (warnings and waived findings may be listed in `findings`).
+    Clean,
+    /// `lint`, or `migrate` refusing before it applied anything: an error-level finding without
+    /// a waiver (in `findings`).
+    LintFailed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +104,35 @@ pub struct SegmentReport {
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// One finding of the lint gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingReport {
+    pub rule: String,
+    /// `error` or `warning`.
+    pub level: String,
+    pub migration: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub excerpt: String,
+    pub message: String,
+    pub alternative: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// With a database: the planner's row estimate of the table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_rows: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_bytes: Option<u64>,
+    /// With a database: how long writes to the table would wait, estimated from its size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks_writes_ms: Option<u64>,
+    /// The waiver's reason; a waived finding blocks nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waived: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +217,12 @@ pub struct Report {
     /// `require`: the migrations up to the version asked for that are not applied, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
+    /// `lint`, `plan`, `migrate`: the schema-evolution policy's findings (docs/schema-evolution.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<FindingReport>,
+    /// `lint`: the migrations it read, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linted: Option<Vec<String>>,
     /// Information that needs no action (enum values in the order Postgres appended them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -243,6 +283,8 @@ impl Report {
             model_mismatches: None,
             notes: Vec::new(),
             missing: Vec::new(),
+            findings: Vec::new(),
+            linted: None,
             history: None,
             checks: None,
             rollback: None,

@@ -4,6 +4,8 @@
 
 use crate::db::ledger::LedgerShape;
 use crate::engine::applier::{Applier, NotCommitted};
+use crate::engine::command::Action;
+use crate::engine::commands::lint;
 use crate::engine::error::Error;
 use crate::engine::invocation::expired;
 use crate::engine::outcome::{Finished, LedgerView, Migrated, SegmentOutcome, SegmentStatus};
@@ -12,7 +14,8 @@ use crate::engine::resume::resume_point;
 use crate::engine::retry::AttemptFailure;
 use crate::engine::session::Session;
 use crate::engine::upgrade;
-use crate::migrations::source::{Layout, TransactionMode};
+use crate::lint::LintError;
+use crate::migrations::source::{Layout, Migration, TransactionMode};
 
 pub async fn migrate<'a>(session: Session<'a>, target: Option<&'a str>, dry_run: bool) -> (Session<'a>, Finished<Migrated>) {
     if dry_run {
@@ -63,6 +66,18 @@ async fn apply_into(
         ));
     }
     migrated.segments = plan.segments.iter().map(planned).collect();
+    // The lint gate, before anything changes (check-rollback, on its scratch database, applies
+    // through here too and is not gated).
+    if matches!(session.inv.command.action(), Action::Migrate | Action::Plan) {
+        let pending: Vec<&Migration> = plan.migrations().collect();
+        migrated.findings = lint::findings(session, &pending).await?;
+        if let Some(refused) = LintError::refuse(&migrated.findings) {
+            if !dry_run {
+                return Err(refused.into());
+            }
+            warnings.push(format!("migrate would refuse: {refused}"));
+        }
+    }
     if !dry_run {
         upgrade_ledger(session, warnings).await?;
     }

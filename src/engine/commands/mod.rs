@@ -4,6 +4,7 @@
 pub mod check_rollback;
 pub mod drift;
 pub mod history;
+pub mod lint;
 pub mod migrate;
 pub mod require;
 pub mod rollback;

@@ -1,0 +1,336 @@
+//! The schema-evolution lint gate: each statement of the migrations through Postgres's own
+//! grammar, the team's policy (`rule`) applied in the order the migrations run, waivers written
+//! next to the statement, and, when a database is reachable, the live size of each table a
+//! finding is about. Pure: the table sizes come in as [`LiveTables`].
+//!
+//! `docs/schema-evolution.md` is the policy in prose; `lint`, `plan` and `migrate` use this.
+
+pub mod checks;
+pub mod live;
+pub mod parse;
+pub mod rule;
+pub mod schema_state;
+
+use serde::Serialize;
+
+use crate::error::{Classified, ErrorType};
+
+use crate::lint::checks::{Hit, MigrationChecks};
+use crate::lint::live::{LiveEstimate, LiveTables};
+use crate::lint::parse::Parsed;
+use crate::lint::rule::{Cost, Level, Rule};
+use crate::lint::schema_state::SchemaState;
+use crate::migrations::folders::MIGRATION_FILE;
+use crate::migrations::source::{Layout, Migration, TransactionMode};
+use crate::migrations::statement::Statement;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    #[serde(serialize_with = "rule_id")]
+    pub rule: Rule,
+    pub level: Level,
+    pub migration: String,
+    /// The file, relative to the migrations folder.
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub excerpt: String,
+    pub message: String,
+    pub alternative: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveEstimate>,
+    /// The reason of the waiver that allows it; a waived finding neither fails `lint` nor stops
+    /// `migrate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waived: Option<String>,
+}
+
+fn rule_id<S: serde::Serializer>(rule: &Rule, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(rule.id())
+}
+
+impl Finding {
+    /// Fails `lint` and stops `migrate`.
+    pub fn blocks(&self) -> bool {
+        self.level == Level::Error && self.waived.is_none()
+    }
+}
+
+/// Lints every migration of a folder of this layout (in the order they run). With `live`, the
+/// findings about a scan or a rewrite carry the table's size, and a large table makes them
+/// errors; a finding about a table that does not exist yet (an earlier pending migration
+/// creates it, empty) is dropped.
+pub fn lint(layout: Layout, migrations: &[&Migration], live: Option<&LiveTables>) -> Vec<Finding> {
+    lint_selected(layout, migrations, |_| true, live)
+}
+
+/// The findings of the `selected` migrations only; the others are still read, in order, for
+/// what they build (an enum's values, a column's type, which tables exist).
+pub fn lint_selected(
+    layout: Layout,
+    migrations: &[&Migration],
+    selected: impl Fn(&Migration) -> bool,
+    live: Option<&LiveTables>,
+) -> Vec<Finding> {
+    let mut schema = SchemaState::default();
+    let mut findings = Vec::new();
+    for m in migrations {
+        schema.next_migration();
+        if selected(m) {
+            lint_migration(layout, m, &mut schema, live, &mut findings);
+        } else {
+            lint_migration(layout, m, &mut schema, live, &mut Vec::new());
+        }
+    }
+    findings
+}
+
+/// Whether any finding would change with the live tables' sizes (so they are worth reading).
+pub fn wants_live_sizes(findings: &[Finding]) -> bool {
+    findings
+        .iter()
+        .any(|f| f.table.is_some() && matches!(f.rule.cost(), Cost::Scan | Cost::Rewrite))
+}
+
+/// One statement piece, parsed.
+struct Piece<'m> {
+    statement: &'m Statement,
+    parsed: Vec<Parsed>,
+    waivers: Vec<Waiver>,
+}
+
+struct Waiver {
+    rule: Option<Rule>,
+    reason: Option<String>,
+    offset: usize,
+}
+
+fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, live: Option<&LiveTables>, out: &mut Vec<Finding>) {
+    let file = match layout {
+        Layout::Journal => format!("{}.sql", m.tag),
+        Layout::Folders => format!("{}/{MIGRATION_FILE}", m.tag),
+    };
+    let mut checks = MigrationChecks::default();
+    let mut pieces = Vec::with_capacity(m.statements.len());
+    // (piece, hit): hits of every piece, placed once all are read (a dropped enum is judged at
+    // the end of the migration).
+    let mut hits: Vec<(usize, Hit)> = Vec::new();
+    for (index, statement) in m.statements.iter().enumerate() {
+        let waivers = parse::directives(&statement.sql).into_iter().filter_map(waiver).collect::<Vec<_>>();
+        let parsed = match parse::parse(&statement.sql) {
+            Ok(parsed) => parsed,
+            Err(message) => {
+                hits.push((
+                    index,
+                    Hit {
+                        rule: Rule::UnparsableStatement,
+                        offset: 0,
+                        table: None,
+                        message: format!("Postgres's grammar rejects it: {message}"),
+                    },
+                ));
+                Vec::new()
+            }
+        };
+        checks.piece = index;
+        for p in &parsed {
+            let mut found = Vec::new();
+            checks.check(&p.node, &statement.sql[p.start..p.end], p.start, schema, &mut found);
+            hits.extend(found.into_iter().map(|h| (index, h)));
+        }
+        pieces.push(Piece {
+            statement,
+            parsed,
+            waivers,
+        });
+    }
+    let mut ended = Vec::new();
+    checks.finish(&mut ended);
+    hits.extend(ended);
+    non_transactional_mixed(m, &pieces, &mut hits);
+    for piece in &pieces {
+        for w in &piece.waivers {
+            match (&w.rule, &w.reason) {
+                (None, _) => hits.push((
+                    index_of(&pieces, piece),
+                    waiver_hit(Rule::UnknownRuleWaived, w, "waives a rule that does not exist"),
+                )),
+                (Some(_), None) => hits.push((
+                    index_of(&pieces, piece),
+                    waiver_hit(Rule::WaiverWithoutReason, w, "waives a rule without saying why"),
+                )),
+                _ => {}
+            }
+        }
+    }
+    hits.sort_by_key(|(piece, h)| (*piece, h.offset));
+    for (index, hit) in hits {
+        let piece = &pieces[index];
+        let mut level = hit.rule.level();
+        let mut estimate = None;
+        let cost = hit.rule.cost();
+        if let (Some(live), Some(table), Cost::Scan | Cost::Rewrite) = (live, &hit.table, cost) {
+            match live.sizes.get(table) {
+                Some(size) => {
+                    estimate = live::estimate(size, cost, live.large_table_rows);
+                    if estimate.as_ref().is_some_and(|e| e.large) {
+                        level = Level::Error;
+                    }
+                }
+                // Created by an earlier pending migration: empty when this one runs.
+                None if schema.created_earlier(table) => continue,
+                None => {}
+            }
+        }
+        let (start, end) = statement_range(piece, hit.offset);
+        let (line, column) = parse::position(piece.statement, hit.offset);
+        let waived = if hit.rule.waivable() {
+            waiver_for(piece, hit.rule, hit.offset)
+        } else {
+            None
+        };
+        out.push(Finding {
+            rule: hit.rule,
+            level,
+            migration: m.tag.clone(),
+            file: file.clone(),
+            line,
+            column,
+            excerpt: parse::excerpt(&piece.statement.sql, start, end),
+            message: hit.message,
+            alternative: hit.rule.alternative(),
+            table: hit.table,
+            live: estimate,
+            waived,
+        });
+    }
+}
+
+fn index_of(pieces: &[Piece], piece: &Piece) -> usize {
+    pieces.iter().position(|p| std::ptr::eq(p, piece)).unwrap_or(0)
+}
+
+fn waiver_hit(rule: Rule, w: &Waiver, message: &str) -> Hit {
+    Hit {
+        rule,
+        offset: w.offset,
+        table: None,
+        message: message.to_string(),
+    }
+}
+
+/// `allow <rule-id> -- <reason>`; other directives (`no-transaction`, `commit-after`) are not
+/// waivers.
+fn waiver(d: parse::Directive) -> Option<Waiver> {
+    let rest = parse::strip_prefix_ignore_case(&d.text, "allow")?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let (id, reason) = match rest.split_once("--") {
+        Some((id, reason)) => (id.trim(), Some(reason.trim().to_string()).filter(|r| !r.is_empty())),
+        None => (rest.trim(), None),
+    };
+    Some(Waiver {
+        rule: Rule::from_id(id),
+        reason,
+        offset: d.offset,
+    })
+}
+
+/// The parsed statement a byte of the piece belongs to: the first that ends at or after it.
+fn statement_index(piece: &Piece, offset: usize) -> Option<usize> {
+    if piece.parsed.is_empty() {
+        return None;
+    }
+    Some(piece.parsed.iter().position(|p| p.end >= offset).unwrap_or(piece.parsed.len() - 1))
+}
+
+fn statement_range(piece: &Piece, offset: usize) -> (usize, usize) {
+    match statement_index(piece, offset) {
+        Some(i) => (piece.parsed[i].start, piece.parsed[i].end),
+        None => (0, piece.statement.sql.len()),
+    }
+}
+
+/// A waiver applies to the statement it is written in or just before.
+fn waiver_for(piece: &Piece, rule: Rule, offset: usize) -> Option<String> {
+    let target = statement_index(piece, offset);
+    piece
+        .waivers
+        .iter()
+        .filter(|w| w.rule == Some(rule))
+        .find(|w| statement_index(piece, w.offset) == target)
+        .and_then(|w| w.reason.clone())
+}
+
+/// A statement that cannot run in a transaction, in a migration with other statements and no
+/// `no-transaction` marker: the tool then runs each statement on its own commit, so the others
+/// lose the all-or-nothing the author may have counted on.
+fn non_transactional_mixed(m: &Migration, pieces: &[Piece], hits: &mut Vec<(usize, Hit)>) {
+    let statements: usize = pieces.iter().map(|p| p.parsed.len().max(1)).sum();
+    let marked = matches!(&m.mode, TransactionMode::Autocommit { .. }) && m.marked_no_transaction;
+    if statements < 2 || marked {
+        return;
+    }
+    for (index, piece) in pieces.iter().enumerate() {
+        if let Some(reason) = piece.statement.autocommit_reason() {
+            let offset = piece.parsed.first().map(|p| p.start).unwrap_or(0);
+            hits.push((
+                index,
+                Hit {
+                    rule: Rule::NonTransactionalMixed,
+                    offset,
+                    table: None,
+                    message: format!(
+                        "{reason} cannot run in a transaction, and this migration has {} other statements",
+                        statements - 1
+                    ),
+                },
+            ));
+        }
+    }
+}
+
+/// What the gate refuses with.
+#[derive(Debug, thiserror::Error)]
+pub enum LintError {
+    #[error("{blocking} finding(s) of the schema-evolution policy block this: the first, {first}. Use the safe alternative, or waive it next to the statement (`-- wishlist-migrator: allow <rule-id> -- <reason>`; see docs/schema-evolution.md); every finding is listed in the report")]
+    Refused { blocking: usize, first: String, migration: String },
+    #[error("--since {tag}: no migration of the folder has this tag; `status` lists them")]
+    UnknownSince { tag: String },
+}
+
+impl LintError {
+    /// Refuses when a finding blocks; `None` when none does.
+    pub fn refuse(findings: &[Finding]) -> Option<Self> {
+        let blocking: Vec<&Finding> = findings.iter().filter(|f| f.blocks()).collect();
+        let first = blocking.first()?;
+        Some(Self::Refused {
+            blocking: blocking.len(),
+            first: format!("{} in {} line {}: {}", first.rule.id(), first.file, first.line, first.message),
+            migration: first.migration.clone(),
+        })
+    }
+}
+
+impl Classified for LintError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            Self::Refused { .. } => ErrorType::LintFailed,
+            Self::UnknownSince { .. } => ErrorType::InvalidRequest,
+        }
+    }
+
+    fn migration(&self) -> Option<&str> {
+        match self {
+            Self::Refused { migration, .. } => Some(migration),
+            Self::UnknownSince { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

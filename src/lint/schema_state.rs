@@ -1,0 +1,203 @@
+//! What the linted migrations have built so far, as far as the rules need it: column types (is a
+//! type change a rewrite?), enum values (is a value removed?), which columns use each enum, and
+//! which tables the current migration created (a table created in the same migration is empty,
+//! so nothing done to it blocks anyone).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pg_query::protobuf::{Node, RangeVar, TypeName};
+use pg_query::NodeEnum;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnType {
+    pub name: String,
+    pub mods: Vec<i64>,
+    pub array: bool,
+}
+
+#[derive(Default)]
+pub struct SchemaState {
+    columns: BTreeMap<(String, String), ColumnType>,
+    enums: BTreeMap<String, Vec<String>>,
+    created_here: BTreeSet<String>,
+    created_in_run: BTreeSet<String>,
+}
+
+impl SchemaState {
+    /// A new migration starts: its tables are no longer new.
+    pub fn next_migration(&mut self) {
+        self.created_here.clear();
+    }
+
+    pub fn created_table(&mut self, table: &str) {
+        self.created_here.insert(table.to_string());
+        self.created_in_run.insert(table.to_string());
+    }
+
+    /// Created by this migration: empty while it runs.
+    pub fn is_new(&self, table: &str) -> bool {
+        self.created_here.contains(table)
+    }
+
+    /// Created by a migration linted before this one in the same run (so, with a live
+    /// database, one that is still pending).
+    pub fn created_earlier(&self, table: &str) -> bool {
+        self.created_in_run.contains(table)
+    }
+
+    pub fn set_column(&mut self, table: &str, column: &str, ty: ColumnType) {
+        self.columns.insert((table.to_string(), column.to_string()), ty);
+    }
+
+    pub fn column(&self, table: &str, column: &str) -> Option<&ColumnType> {
+        self.columns.get(&(table.to_string(), column.to_string()))
+    }
+
+    pub fn drop_column(&mut self, table: &str, column: &str) {
+        self.columns.remove(&(table.to_string(), column.to_string()));
+    }
+
+    pub fn drop_table(&mut self, table: &str) {
+        self.columns.retain(|(t, _), _| t != table);
+        self.created_here.remove(table);
+    }
+
+    pub fn rename_column(&mut self, table: &str, from: &str, to: &str) {
+        if let Some(ty) = self.columns.remove(&(table.to_string(), from.to_string())) {
+            self.columns.insert((table.to_string(), to.to_string()), ty);
+        }
+    }
+
+    pub fn enum_values(&self, name: &str) -> Option<&Vec<String>> {
+        self.enums.get(name)
+    }
+
+    pub fn set_enum(&mut self, name: &str, values: Vec<String>) {
+        self.enums.insert(name.to_string(), values);
+    }
+
+    pub fn add_enum_value(&mut self, name: &str, value: &str) {
+        self.enums.entry(name.to_string()).or_default().push(value.to_string());
+    }
+
+    pub fn drop_enum(&mut self, name: &str) -> Option<Vec<String>> {
+        self.enums.remove(name)
+    }
+
+    /// Whether a column of a known table is of this enum type (or an array of it).
+    pub fn enum_in_use(&self, name: &str) -> bool {
+        let bare = name.rsplit('.').next().unwrap_or(name);
+        self.columns.values().any(|c| c.name == bare)
+    }
+}
+
+/// The key a table is known by: `public` is left out, as drizzle-kit writes it both ways.
+pub fn table_key(rv: &RangeVar) -> String {
+    qualified(&rv.schemaname, &rv.relname)
+}
+
+pub fn qualified(schema: &str, name: &str) -> String {
+    if schema.is_empty() || schema == "public" {
+        name.to_string()
+    } else {
+        format!("{schema}.{name}")
+    }
+}
+
+/// A dotted name from a list of `String` nodes (`"public"."status"` → `status`).
+pub fn dotted(names: &[Node]) -> String {
+    let parts: Vec<&str> = names.iter().filter_map(string_value).collect();
+    match parts.as_slice() {
+        [schema, name] => qualified(schema, name),
+        [.., name] => name.to_string(),
+        [] => String::new(),
+    }
+}
+
+pub fn string_value(node: &Node) -> Option<&str> {
+    match node.node.as_ref()? {
+        NodeEnum::String(s) => Some(&s.sval),
+        _ => None,
+    }
+}
+
+pub fn column_type(ty: &TypeName) -> ColumnType {
+    let name = ty.names.iter().filter_map(string_value).next_back().unwrap_or("").to_string();
+    let mods = ty
+        .typmods
+        .iter()
+        .filter_map(|m| match m.node.as_ref()? {
+            NodeEnum::AConst(c) => match c.val.as_ref()? {
+                pg_query::protobuf::a_const::Val::Ival(i) => Some(i.ival as i64),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    ColumnType {
+        name,
+        mods,
+        array: !ty.array_bounds.is_empty(),
+    }
+}
+
+/// Whether changing a column from `old` to `new` keeps every row as it is on disk (Postgres
+/// then checks nothing, or only scans): the binary-coercible widenings drizzle-kit emits.
+pub fn change_keeps_rows(old: &ColumnType, new: &ColumnType) -> bool {
+    if old.array != new.array {
+        return false;
+    }
+    let texty = |n: &str| matches!(n, "varchar" | "text" | "bpchar");
+    match (old.name.as_str(), new.name.as_str()) {
+        (a, b) if a == b && old.mods == new.mods => true,
+        // varchar(n) -> varchar(m >= n) or unlimited; anything text-like -> text.
+        ("varchar", "varchar") => new.mods.is_empty() || (!old.mods.is_empty() && new.mods[0] >= old.mods[0]),
+        (a, "text") if texty(a) && a != "bpchar" => true,
+        ("text", "varchar") => new.mods.is_empty(),
+        // numeric(p, s) -> numeric(p' >= p, s) or unconstrained.
+        ("numeric", "numeric") => {
+            new.mods.is_empty()
+                || (old.mods.len() == new.mods.len()
+                    && !old.mods.is_empty()
+                    && new.mods[0] >= old.mods[0]
+                    && old.mods.get(1) == new.mods.get(1))
+        }
+        ("timestamp", "timestamptz") | ("timestamptz", "timestamp") => false,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(name: &str, mods: &[i64]) -> ColumnType {
+        ColumnType {
+            name: name.into(),
+            mods: mods.to_vec(),
+            array: false,
+        }
+    }
+
+    #[test]
+    fn widenings_keep_rows_and_everything_else_rewrites() {
+        assert!(change_keeps_rows(&ty("varchar", &[50]), &ty("varchar", &[100])));
+        assert!(change_keeps_rows(&ty("varchar", &[50]), &ty("varchar", &[])));
+        assert!(change_keeps_rows(&ty("varchar", &[50]), &ty("text", &[])));
+        assert!(change_keeps_rows(&ty("numeric", &[10, 2]), &ty("numeric", &[12, 2])));
+        assert!(!change_keeps_rows(&ty("varchar", &[100]), &ty("varchar", &[50])));
+        assert!(!change_keeps_rows(&ty("text", &[]), &ty("item_status", &[])));
+        assert!(!change_keeps_rows(&ty("int4", &[]), &ty("int8", &[])));
+        assert!(!change_keeps_rows(&ty("numeric", &[10, 2]), &ty("numeric", &[12, 3])));
+    }
+
+    #[test]
+    fn a_table_is_new_only_in_the_migration_that_created_it() {
+        let mut s = SchemaState::default();
+        s.created_table("items");
+        assert!(s.is_new("items"));
+        s.next_migration();
+        assert!(!s.is_new("items"));
+        assert!(s.created_earlier("items"));
+    }
+}

@@ -1,0 +1,278 @@
+//! Each rule on the statement it is about, and on its safe alternative; waivers; the live
+//! escalation. Migrations are built from SQL as drizzle-kit writes it.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::db::table_size::TableSize;
+use crate::lint::live::DEFAULT_LARGE_TABLE_ROWS;
+
+const CREATE_ITEMS: &str = "CREATE TABLE \"wishlist_items\" (\n\t\"id\" serial PRIMARY KEY NOT NULL,\n\t\"user_id\" integer NOT NULL,\n\t\"name\" varchar(200) NOT NULL,\n\t\"status\" text DEFAULT 'active' NOT NULL\n);\n";
+
+fn migrations(files: &[&str]) -> Vec<Migration> {
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, sql)| Migration::new(i, format!("{i:04}_m"), i as i64, format!("h{i}"), sql, None))
+        .collect()
+}
+
+fn run(files: &[&str], live: Option<&LiveTables>) -> Vec<Finding> {
+    let ms = migrations(files);
+    let refs: Vec<&Migration> = ms.iter().collect();
+    lint(Layout::Journal, &refs, live)
+}
+
+/// Rule ids of the findings of the last file (the earlier ones set the scene).
+fn rules_of_last(files: &[&str]) -> Vec<&'static str> {
+    let last = format!("{:04}_m", files.len() - 1);
+    run(files, None)
+        .iter()
+        .filter(|f| f.migration == last)
+        .map(|f| f.rule.id())
+        .collect()
+}
+
+fn after_items(sql: &str) -> Vec<&'static str> {
+    rules_of_last(&[CREATE_ITEMS, sql])
+}
+
+#[test]
+fn a_new_table_and_its_indexes_are_clean() {
+    let sql = format!("{CREATE_ITEMS}--> statement-breakpoint\nCREATE INDEX \"items_user\" ON \"wishlist_items\" USING btree (\"user_id\");\n--> statement-breakpoint\nALTER TABLE \"wishlist_items\" ADD CONSTRAINT \"c\" CHECK (length(name) > 0);");
+    assert_eq!(rules_of_last(&[&sql]), Vec::<&str>::new());
+}
+
+#[test]
+fn dropping_and_renaming_are_errors_on_an_existing_table() {
+    assert_eq!(after_items("DROP TABLE \"wishlist_items\";"), ["drop-table"]);
+    assert_eq!(after_items("ALTER TABLE \"wishlist_items\" DROP COLUMN \"name\";"), ["drop-column"]);
+    assert_eq!(after_items("ALTER TABLE \"wishlist_items\" RENAME TO \"items\";"), ["rename-table"]);
+    assert_eq!(
+        after_items("ALTER TABLE \"wishlist_items\" RENAME COLUMN \"name\" TO \"title\";"),
+        ["rename-column"]
+    );
+    // Expand: a new column beside the old one is fine.
+    assert_eq!(
+        after_items("ALTER TABLE \"wishlist_items\" ADD COLUMN \"title\" varchar(200);"),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn not_null_columns_need_a_default_on_an_existing_table() {
+    assert_eq!(
+        after_items("ALTER TABLE \"wishlist_items\" ADD COLUMN \"qty\" integer NOT NULL;"),
+        ["not-null-column-without-default"]
+    );
+    assert_eq!(
+        after_items("ALTER TABLE \"wishlist_items\" ADD COLUMN \"qty\" integer DEFAULT 1 NOT NULL;"),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        after_items("ALTER TABLE \"wishlist_items\" ADD COLUMN \"qty\" integer;"),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn enum_values_cannot_be_removed_or_renamed() {
+    let create = "CREATE TYPE \"public\".\"item_status\" AS ENUM('active', 'purchased', 'archived');";
+    // drizzle-kit's way of removing a value: through text, drop the type, create it again.
+    let removal = "ALTER TABLE \"t\" ALTER COLUMN \"status\" SET DATA TYPE text;--> statement-breakpoint\nDROP TYPE \"public\".\"item_status\";--> statement-breakpoint\nCREATE TYPE \"public\".\"item_status\" AS ENUM('active', 'purchased');--> statement-breakpoint\nALTER TABLE \"t\" ALTER COLUMN \"status\" SET DATA TYPE \"public\".\"item_status\" USING \"status\"::\"public\".\"item_status\";";
+    let table = "CREATE TABLE \"t\" (\"status\" \"item_status\" NOT NULL);";
+    let rules = rules_of_last(&[create, table, removal]);
+    assert!(rules.contains(&"enum-value-removed"), "{rules:?}");
+    assert!(!rules.contains(&"enum-type-dropped"), "{rules:?}");
+    assert_eq!(
+        rules_of_last(&[create, "ALTER TYPE \"public\".\"item_status\" RENAME VALUE 'archived' TO 'hidden';"]),
+        ["enum-value-renamed"]
+    );
+    assert_eq!(
+        rules_of_last(&[create, table, "DROP TYPE \"public\".\"item_status\";"]),
+        ["enum-type-dropped"]
+    );
+    // Adding a value is the safe way.
+    assert_eq!(
+        rules_of_last(&[create, "ALTER TYPE \"public\".\"item_status\" ADD VALUE 'hidden';"]),
+        Vec::<&str>::new()
+    );
+    // An enum nothing uses may go.
+    assert_eq!(
+        rules_of_last(&[create, "DROP TYPE \"public\".\"item_status\";"]),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn an_added_value_cannot_be_used_before_its_migration_commits() {
+    let create = "CREATE TYPE \"s\" AS ENUM('a');";
+    let same = "ALTER TYPE \"s\" ADD VALUE 'b';--> statement-breakpoint\nUPDATE \"t\" SET \"x\" = 'b';";
+    assert_eq!(rules_of_last(&[create, same]), ["enum-value-used-before-commit"]);
+    // The same use in the next migration is fine: the planner commits in between.
+    assert_eq!(
+        rules_of_last(&[create, "ALTER TYPE \"s\" ADD VALUE 'b';", "UPDATE \"t\" SET \"x\" = 'b';"]),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn a_statement_that_cannot_run_in_a_transaction_wants_its_own_migration() {
+    let mixed = "ALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"n\");";
+    assert_eq!(after_items(mixed), ["non-transactional-mixed"]);
+    let alone = "-- wishlist-migrator: no-transaction\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"name\");";
+    assert_eq!(after_items(alone), Vec::<&str>::new());
+}
+
+#[test]
+fn scans_and_rewrites_of_an_existing_table_are_warnings() {
+    let cases = [
+        ("CREATE INDEX \"i\" ON \"wishlist_items\" (\"name\");", "index-without-concurrently"),
+        (
+            "ALTER TABLE \"wishlist_items\" ADD CONSTRAINT \"u\" UNIQUE(\"name\");",
+            "constraint-builds-index",
+        ),
+        (
+            "ALTER TABLE \"wishlist_items\" ADD CONSTRAINT \"fk\" FOREIGN KEY (\"user_id\") REFERENCES \"users\"(\"id\");",
+            "constraint-without-not-valid",
+        ),
+        (
+            "ALTER TABLE \"wishlist_items\" ADD CONSTRAINT \"c\" CHECK (length(name) > 0);",
+            "constraint-without-not-valid",
+        ),
+        (
+            "ALTER TABLE \"wishlist_items\" ALTER COLUMN \"status\" SET NOT NULL;",
+            "set-not-null",
+        ),
+        (
+            "ALTER TABLE \"wishlist_items\" ALTER COLUMN \"status\" SET DATA TYPE \"item_status\" USING \"status\"::\"item_status\";",
+            "column-type-rewrite",
+        ),
+        (
+            "ALTER TABLE \"wishlist_items\" ADD COLUMN \"token\" uuid DEFAULT gen_random_uuid();",
+            "volatile-default",
+        ),
+        ("ALTER TABLE \"wishlist_items\" ADD COLUMN \"seq\" bigserial;", "volatile-default"),
+    ];
+    for (sql, rule) in cases {
+        let found = run(&[CREATE_ITEMS, sql], None);
+        let last: Vec<&Finding> = found.iter().filter(|f| f.migration == "0001_m").collect();
+        assert_eq!(last.iter().map(|f| f.rule.id()).collect::<Vec<_>>(), [rule], "{sql}");
+        assert_eq!(last[0].level, Level::Warning, "{sql}");
+        assert_eq!(last[0].table.as_deref(), Some("wishlist_items"), "{sql}");
+    }
+}
+
+#[test]
+fn the_safe_alternatives_are_not_flagged() {
+    let safe = [
+        "-- wishlist-migrator: no-transaction\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"name\");",
+        "ALTER TABLE \"wishlist_items\" ADD CONSTRAINT \"fk\" FOREIGN KEY (\"user_id\") REFERENCES \"users\"(\"id\") NOT VALID;",
+        "ALTER TABLE \"wishlist_items\" VALIDATE CONSTRAINT \"fk\";",
+        "ALTER TABLE \"wishlist_items\" ADD CONSTRAINT \"u\" UNIQUE USING INDEX \"i\";",
+        "ALTER TABLE \"wishlist_items\" ALTER COLUMN \"name\" SET DATA TYPE varchar(500);",
+        "ALTER TABLE \"wishlist_items\" ALTER COLUMN \"name\" SET DATA TYPE text;",
+        "ALTER TABLE \"wishlist_items\" ADD COLUMN \"added_at\" timestamp DEFAULT now();",
+        "ALTER TABLE \"wishlist_items\" ALTER COLUMN \"status\" SET DEFAULT 'new';",
+    ];
+    for sql in safe {
+        assert_eq!(after_items(sql), Vec::<&str>::new(), "{sql}");
+    }
+}
+
+#[test]
+fn overriding_lock_timeout_is_a_warning() {
+    assert_eq!(
+        after_items("SET lock_timeout = 0;--> statement-breakpoint\nALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;"),
+        ["lock-timeout-overridden"]
+    );
+}
+
+#[test]
+fn a_waiver_with_a_reason_allows_its_rule_on_its_statement_only() {
+    let sql = "-- wishlist-migrator: allow drop-column -- unused since release 41, see WISH-2100\nALTER TABLE \"wishlist_items\" DROP COLUMN \"name\";--> statement-breakpoint\nALTER TABLE \"wishlist_items\" DROP COLUMN \"status\";";
+    let found = run(&[CREATE_ITEMS, sql], None);
+    let last: Vec<&Finding> = found.iter().filter(|f| f.migration == "0001_m").collect();
+    assert_eq!(last.len(), 2);
+    assert_eq!(last[0].waived.as_deref(), Some("unused since release 41, see WISH-2100"));
+    assert!(!last[0].blocks());
+    assert!(last[1].waived.is_none() && last[1].blocks());
+    assert_eq!((last[1].line, last[1].column), (3, 13));
+}
+
+#[test]
+fn a_waiver_without_a_reason_or_for_no_rule_is_a_finding() {
+    let sql = "-- wishlist-migrator: allow drop-column\nALTER TABLE \"wishlist_items\" DROP COLUMN \"name\";";
+    let found = after_items(sql);
+    assert_eq!(found, ["waiver-without-reason", "drop-column"]);
+    let typo = "-- wishlist-migrator: allow drop-colum -- typo\nALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;";
+    assert_eq!(after_items(typo), ["unknown-rule-waived"]);
+}
+
+#[test]
+fn an_unparsable_statement_is_an_error_naming_the_grammar() {
+    let found = run(&["ALTER TABLE \"t\" ADD COLUMNN \"x\" int;"], None);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].rule, Rule::UnparsableStatement);
+    assert!(found[0].message.contains("syntax error"), "{}", found[0].message);
+}
+
+fn live(rows: u64, bytes: u64) -> LiveTables {
+    LiveTables {
+        sizes: BTreeMap::from([(
+            "wishlist_items".to_string(),
+            TableSize {
+                estimated_rows: rows,
+                total_bytes: bytes,
+            },
+        )]),
+        large_table_rows: DEFAULT_LARGE_TABLE_ROWS,
+    }
+}
+
+#[test]
+fn a_large_live_table_turns_a_scan_into_an_error_with_an_estimate() {
+    let index = "CREATE INDEX \"i\" ON \"wishlist_items\" (\"name\");";
+    let ms = migrations(&[index]);
+    let refs: Vec<&Migration> = ms.iter().collect();
+    let small = lint(Layout::Journal, &refs, Some(&live(5_000, 1 << 20)));
+    assert_eq!(small[0].level, Level::Warning);
+    assert!(!small[0].live.as_ref().unwrap().large);
+    let big = lint(Layout::Journal, &refs, Some(&live(2_000_000, 800 << 20)));
+    assert_eq!(big[0].level, Level::Error);
+    let estimate = big[0].live.as_ref().unwrap();
+    assert_eq!(estimate.estimated_rows, 2_000_000);
+    assert!(estimate.blocks_writes_for.as_millis() > 0);
+}
+
+#[test]
+fn with_a_live_database_a_table_an_earlier_pending_migration_creates_is_empty() {
+    let found = run(
+        &[CREATE_ITEMS, "CREATE INDEX \"i\" ON \"wishlist_items\" (\"name\");"],
+        Some(&live(0, 0)),
+    );
+    // live(…) knows wishlist_items: the index is flagged, with its (tiny) estimate.
+    assert_eq!(found.len(), 1);
+    let unknown = LiveTables {
+        sizes: BTreeMap::new(),
+        large_table_rows: DEFAULT_LARGE_TABLE_ROWS,
+    };
+    assert!(run(
+        &[CREATE_ITEMS, "CREATE INDEX \"i\" ON \"wishlist_items\" (\"name\");"],
+        Some(&unknown)
+    )
+    .is_empty());
+}
+
+#[test]
+fn findings_name_the_file_line_and_excerpt() {
+    let found = run(&[CREATE_ITEMS, "\n\nALTER TABLE \"wishlist_items\"\n  DROP COLUMN \"name\";"], None);
+    let f = &found[0];
+    assert_eq!(f.file, "0001_m.sql");
+    assert_eq!(f.line, 3);
+    assert_eq!(f.excerpt, "ALTER TABLE \"wishlist_items\" DROP COLUMN \"name\"");
+    assert!(f.message.contains("\"name\""));
+    let json = serde_json::to_value(f).unwrap();
+    assert_eq!(json["rule"], "drop-column");
+    assert_eq!(json["level"], "error");
+}
