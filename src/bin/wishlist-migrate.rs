@@ -53,6 +53,10 @@ struct Cli {
     /// repeatable [env: LINT_ALLOW, comma-separated]
     #[arg(long = "allow-finding", global = true, value_name = "TAG:RULE")]
     allow_finding: Vec<String>,
+    /// Apply despite blocking lint findings (listed as warnings), e.g. to rebuild an environment
+    /// from an old history [env: LINT_GATE=false]
+    #[arg(long, global = true)]
+    no_lint_gate: bool,
     /// From this many rows a scan or rewrite of a live table blocks (lint, plan, migrate)
     /// [env: LINT_LARGE_TABLE_ROWS] [default: 100000]
     #[arg(long, global = true, value_name = "ROWS")]
@@ -345,6 +349,9 @@ fn run_settings(cli: &Cli) -> Result<RunSettings, config::ConfigError> {
     }
     if let Some(rows) = cli.large_table_rows {
         settings.large_table_rows = rows;
+    }
+    if cli.no_lint_gate {
+        settings.lint_gate = false;
     }
     if let Some(dir) = &cli.migrations {
         settings.migrations_dir = Some(dir.clone());

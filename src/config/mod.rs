@@ -63,6 +63,9 @@ pub struct RunSettings {
     /// `LINT_ALLOW` (the CLI's `--allow-finding`): `TAG:RULE` findings allowed for this run, for
     /// a migration already applied elsewhere, whose file a waiver would change.
     pub lint_allow: Vec<LintAllowance>,
+    /// `LINT_GATE` (the CLI's `--no-lint-gate` turns it off): whether `migrate` refuses on a
+    /// blocking lint finding. Off, the findings are still reported, as warnings.
+    pub lint_gate: bool,
 }
 
 /// One `TAG:RULE` of `LINT_ALLOW`.
@@ -119,6 +122,7 @@ impl Default for RunSettings {
             shadow: None,
             large_table_rows: crate::lint::live::DEFAULT_LARGE_TABLE_ROWS,
             lint_allow: Vec::new(),
+            lint_gate: true,
         }
     }
 }
@@ -167,6 +171,7 @@ impl RunSettings {
                 Some(list) => LintAllowance::parse_list("LINT_ALLOW", &list)?,
                 None => Vec::new(),
             },
+            lint_gate: parse_bool(env, "LINT_GATE")?.unwrap_or(true),
         })
     }
 

@@ -15,7 +15,35 @@ pub struct Hit {
     pub rule: Rule,
     pub offset: usize,
     pub table: Option<String>,
+    /// The enum type the finding is about, if it is about one.
+    pub enum_type: Option<String>,
     pub message: String,
+}
+
+/// Where the rules put what they find.
+pub struct Sink<'h>(&'h mut Vec<Hit>);
+
+impl Sink<'_> {
+    /// A finding about a table (or about no object, with `None`).
+    fn table(&mut self, rule: Rule, offset: usize, table: Option<&str>, message: String) {
+        self.0.push(Hit {
+            rule,
+            offset,
+            table: table.map(str::to_string),
+            enum_type: None,
+            message,
+        });
+    }
+
+    fn on_enum(&mut self, rule: Rule, offset: usize, enum_type: &str, message: String) {
+        self.0.push(Hit {
+            rule,
+            offset,
+            table: None,
+            enum_type: Some(enum_type.to_string()),
+            message,
+        });
+    }
 }
 
 /// Functions whose value differs per row: as a column default they make Postgres write every
@@ -60,6 +88,7 @@ impl MigrationChecks {
                         rule: Rule::EnumTypeDropped,
                         offset: dropped.offset,
                         table: None,
+                        enum_type: Some(name.clone()),
                         message: format!("drops enum type \"{name}\": a column or the running API may still use it"),
                     },
                 ));
@@ -70,15 +99,9 @@ impl MigrationChecks {
     /// The rules for one statement at `base` (its offset in the piece); updates `schema`.
     pub fn check(&mut self, node: &NodeEnum, text: &str, base: usize, schema: &mut SchemaState, hits: &mut Vec<Hit>) {
         let at = |location: i32| if location >= 0 { location as usize } else { base };
-        let mut hit = |rule: Rule, offset: usize, table: Option<&str>, message: String| {
-            hits.push(Hit {
-                rule,
-                offset,
-                table: table.map(str::to_string),
-                message,
-            })
-        };
-        self.uses_added_value(node, text, base, &mut hit);
+        let mut sink = Sink(hits);
+        let hit = &mut sink;
+        self.uses_added_value(node, text, base, hit);
         match node {
             NodeEnum::CreateStmt(create) => {
                 let Some(rv) = &create.relation else { return };
@@ -100,7 +123,7 @@ impl MigrationChecks {
                 let table = table_key(rv);
                 for cmd in &alter.cmds {
                     if let Some(NodeEnum::AlterTableCmd(cmd)) = &cmd.node {
-                        self.alter_table_cmd(cmd, &table, at(rv.location), schema, &mut hit);
+                        self.alter_table_cmd(cmd, &table, at(rv.location), schema, hit);
                     }
                 }
             }
@@ -113,7 +136,7 @@ impl MigrationChecks {
                     } else {
                         format!("index \"{}\"", index.idxname)
                     };
-                    hit(
+                    hit.table(
                         Rule::IndexWithoutConcurrently,
                         base,
                         Some(&table),
@@ -129,7 +152,7 @@ impl MigrationChecks {
                 }
                 let at_table = rename.relation.as_ref().map(|r| at(r.location)).unwrap_or(base);
                 if rename.rename_type == ObjectType::ObjectTable as i32 {
-                    hit(
+                    hit.table(
                         Rule::RenameTable,
                         at_table,
                         Some(&table),
@@ -140,7 +163,7 @@ impl MigrationChecks {
                     );
                 } else if rename.rename_type == ObjectType::ObjectColumn as i32 {
                     schema.rename_column(&table, &rename.subname, &rename.newname);
-                    hit(
+                    hit.table(
                         Rule::RenameColumn,
                         at_table,
                         Some(&table),
@@ -151,20 +174,21 @@ impl MigrationChecks {
                     );
                 }
             }
-            NodeEnum::DropStmt(drop) => self.drop(drop, base, schema, &mut hit),
+            NodeEnum::DropStmt(drop) => self.drop(drop, base, schema, hit),
             NodeEnum::CreateEnumStmt(create) => {
                 let name = dotted(&create.type_name);
                 let values: Vec<String> = create.vals.iter().filter_map(string_value).map(str::to_string).collect();
+                let recreated = self.dropped_enums.contains_key(&name);
                 if let Some(dropped) = self.dropped_enums.remove(&name) {
                     let removed: Vec<String> = match &dropped.values {
                         Some(old) => old.iter().filter(|v| !values.contains(v)).cloned().collect(),
                         None => Vec::new(),
                     };
                     if !removed.is_empty() {
-                        hit(
+                        hit.on_enum(
                             Rule::EnumValueRemoved,
                             base,
-                            None,
+                            &name,
                             format!(
                                 "recreates enum \"{name}\" without {}: rows or the running API may still hold them",
                                 quoted_list(&removed)
@@ -172,15 +196,20 @@ impl MigrationChecks {
                         );
                     }
                 }
-                schema.set_enum(&name, values);
+                // Made again by drizzle-kit's value removal: the same type, not a new one.
+                if recreated {
+                    schema.set_enum(&name, values);
+                } else {
+                    schema.created_enum(&name, values);
+                }
             }
             NodeEnum::AlterEnumStmt(alter) => {
                 let name = dotted(&alter.type_name);
                 if !alter.old_val.is_empty() {
-                    hit(
+                    hit.on_enum(
                         Rule::EnumValueRenamed,
                         base,
-                        None,
+                        &name,
                         format!(
                             "renames value '{}' of enum \"{name}\" to '{}': the running API version still writes the old one",
                             alter.old_val, alter.new_val
@@ -192,7 +221,7 @@ impl MigrationChecks {
                 }
             }
             NodeEnum::VariableSetStmt(set) if set.name.eq_ignore_ascii_case("lock_timeout") => {
-                hit(
+                hit.table(
                     Rule::LockTimeoutOverridden,
                     base,
                     None,
@@ -203,14 +232,7 @@ impl MigrationChecks {
         }
     }
 
-    fn alter_table_cmd(
-        &mut self,
-        cmd: &AlterTableCmd,
-        table: &str,
-        at_table: usize,
-        schema: &mut SchemaState,
-        hit: &mut impl FnMut(Rule, usize, Option<&str>, String),
-    ) {
+    fn alter_table_cmd(&mut self, cmd: &AlterTableCmd, table: &str, at_table: usize, schema: &mut SchemaState, hit: &mut Sink) {
         let existing = !schema.is_new(table);
         let subtype = cmd.subtype;
         let def = cmd.def.as_ref().and_then(|d| d.node.as_ref());
@@ -225,7 +247,7 @@ impl MigrationChecks {
         } else if subtype == AlterTableType::AtDropColumn as i32 {
             schema.drop_column(table, &cmd.name);
             if existing {
-                hit(
+                hit.table(
                     Rule::DropColumn,
                     at_table,
                     Some(table),
@@ -235,9 +257,11 @@ impl MigrationChecks {
                     ),
                 );
             }
+        } else if subtype == AlterTableType::AtValidateConstraint as i32 {
+            schema.validated(table, &cmd.name);
         } else if subtype == AlterTableType::AtSetNotNull as i32 {
-            if existing {
-                hit(
+            if existing && !schema.proven_not_null(table, &cmd.name) {
+                hit.table(
                     Rule::SetNotNull,
                     at_table,
                     Some(table),
@@ -257,7 +281,7 @@ impl MigrationChecks {
             let keeps = old.as_ref().is_some_and(|old| change_keeps_rows(old, &new));
             if existing && !keeps {
                 let from = old.map(|o| format!(" from {}", o.name)).unwrap_or_default();
-                hit(
+                hit.table(
                     Rule::ColumnTypeRewrite,
                     at_table,
                     Some(table),
@@ -269,19 +293,16 @@ impl MigrationChecks {
             }
         } else if subtype == AlterTableType::AtAddConstraint as i32 {
             let Some(NodeEnum::Constraint(c)) = def else { return };
+            if let Some(column) = not_null_check_column(c) {
+                schema.not_null_check(table, &c.conname, &column, !c.skip_validation);
+            }
             if existing {
                 constraint(c, table, at_table, hit);
             }
         }
     }
 
-    fn drop(
-        &mut self,
-        drop: &pg_query::protobuf::DropStmt,
-        base: usize,
-        schema: &mut SchemaState,
-        hit: &mut impl FnMut(Rule, usize, Option<&str>, String),
-    ) {
+    fn drop(&mut self, drop: &pg_query::protobuf::DropStmt, base: usize, schema: &mut SchemaState, hit: &mut Sink) {
         for object in &drop.objects {
             let name = match object.node.as_ref() {
                 Some(NodeEnum::List(list)) => dotted(&list.items),
@@ -290,7 +311,7 @@ impl MigrationChecks {
             };
             if drop.remove_type == ObjectType::ObjectTable as i32 {
                 if !schema.is_new(&name) {
-                    hit(
+                    hit.table(
                         Rule::DropTable,
                         base,
                         Some(&name),
@@ -316,7 +337,7 @@ impl MigrationChecks {
 
     /// A value added by `ALTER TYPE … ADD VALUE` earlier in this migration, used as a literal
     /// (found by the scanner: a string constant is lexical, wherever the tree keeps it).
-    fn uses_added_value(&self, node: &NodeEnum, text: &str, base: usize, hit: &mut impl FnMut(Rule, usize, Option<&str>, String)) {
+    fn uses_added_value(&self, node: &NodeEnum, text: &str, base: usize, hit: &mut Sink) {
         if self.added_values.is_empty() || matches!(node, NodeEnum::AlterEnumStmt(_)) {
             return;
         }
@@ -328,10 +349,10 @@ impl MigrationChecks {
             };
             let value = literal.trim_start_matches(['E', 'e']).trim_matches('\'').replace("''", "'");
             if let Some(enum_name) = self.added_values.get(&value) {
-                hit(
+                hit.on_enum(
                     Rule::EnumValueUsedBeforeCommit,
                     base + token.start as usize,
-                    None,
+                    enum_name,
                     format!("uses '{value}', added to enum \"{enum_name}\" earlier in this migration: Postgres refuses it until that commits (55P04)"),
                 );
                 return;
@@ -340,7 +361,7 @@ impl MigrationChecks {
     }
 }
 
-fn add_column(col: &ColumnDef, table: &str, hit: &mut impl FnMut(Rule, usize, Option<&str>, String)) {
+fn add_column(col: &ColumnDef, table: &str, hit: &mut Sink) {
     let at = if col.location >= 0 { col.location as usize } else { 0 };
     let constraints: Vec<&Constraint> = col
         .constraints
@@ -361,7 +382,7 @@ fn add_column(col: &ColumnDef, table: &str, hit: &mut impl FnMut(Rule, usize, Op
     let fills_rows = has(ConstrType::ConstrIdentity) || has(ConstrType::ConstrGenerated) || serial;
     let not_null = col.is_not_null || has(ConstrType::ConstrNotnull) || has(ConstrType::ConstrPrimary);
     if not_null && default.is_none() && !fills_rows {
-        hit(
+        hit.table(
             Rule::NotNullColumnWithoutDefault,
             at,
             Some(table),
@@ -373,14 +394,14 @@ fn add_column(col: &ColumnDef, table: &str, hit: &mut impl FnMut(Rule, usize, Op
         .and_then(|e| e.node.as_ref())
         .and_then(volatile_call);
     if let Some(function) = volatile {
-        hit(
+        hit.table(
             Rule::VolatileDefault,
             at,
             Some(table),
             format!("adds \"{}\" to \"{table}\" with the volatile default {function}(): Postgres writes every existing row under ACCESS EXCLUSIVE", col.colname),
         );
     } else if fills_rows {
-        hit(
+        hit.table(
             Rule::VolatileDefault,
             at,
             Some(table),
@@ -388,7 +409,7 @@ fn add_column(col: &ColumnDef, table: &str, hit: &mut impl FnMut(Rule, usize, Op
         );
     }
     if has(ConstrType::ConstrUnique) || has(ConstrType::ConstrPrimary) {
-        hit(
+        hit.table(
             Rule::ConstraintBuildsIndex,
             at,
             Some(table),
@@ -400,7 +421,7 @@ fn add_column(col: &ColumnDef, table: &str, hit: &mut impl FnMut(Rule, usize, Op
     }
 }
 
-fn constraint(c: &Constraint, table: &str, at_table: usize, hit: &mut impl FnMut(Rule, usize, Option<&str>, String)) {
+fn constraint(c: &Constraint, table: &str, at_table: usize, hit: &mut Sink) {
     let at = if c.location >= 0 { c.location as usize } else { at_table };
     let name = if c.conname.is_empty() {
         "a constraint".to_string()
@@ -414,7 +435,7 @@ fn constraint(c: &Constraint, table: &str, at_table: usize, hit: &mut impl FnMut
         } else {
             "check"
         };
-        hit(
+        hit.table(
             Rule::ConstraintWithoutNotValid,
             at,
             Some(table),
@@ -424,12 +445,29 @@ fn constraint(c: &Constraint, table: &str, at_table: usize, hit: &mut impl FnMut
     let builds_index =
         kind == ConstrType::ConstrUnique as i32 || kind == ConstrType::ConstrPrimary as i32 || kind == ConstrType::ConstrExclusion as i32;
     if builds_index && c.indexname.is_empty() {
-        hit(
+        hit.table(
             Rule::ConstraintBuildsIndex,
             at,
             Some(table),
             format!("adds {name} to \"{table}\", building its index while writes wait"),
         );
+    }
+}
+
+/// The column of a `CHECK (column IS NOT NULL)`.
+fn not_null_check_column(c: &Constraint) -> Option<String> {
+    if c.contype != ConstrType::ConstrCheck as i32 {
+        return None;
+    }
+    let NodeEnum::NullTest(test) = c.raw_expr.as_ref()?.node.as_ref()? else {
+        return None;
+    };
+    if test.nulltesttype != pg_query::protobuf::NullTestType::IsNotNull as i32 {
+        return None;
+    }
+    match test.arg.as_ref()?.node.as_ref()? {
+        NodeEnum::ColumnRef(col) => col.fields.iter().filter_map(state::string_value).next_back().map(str::to_string),
+        _ => None,
     }
 }
 

@@ -78,8 +78,9 @@ pub fn lint_selected(
     let mut schema = SchemaState::default();
     let mut findings = Vec::new();
     for m in migrations {
-        schema.next_migration();
-        if selected(m) {
+        let linted = selected(m);
+        schema.next_migration(linted);
+        if linted {
             lint_migration(layout, m, &mut schema, live, &mut findings);
         } else {
             lint_migration(layout, m, &mut schema, live, &mut Vec::new());
@@ -129,6 +130,7 @@ fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, live:
                         rule: Rule::UnparsableStatement,
                         offset: 0,
                         table: None,
+                        enum_type: None,
                         message: format!("Postgres's grammar rejects it: {message}"),
                     },
                 ));
@@ -172,17 +174,22 @@ fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, live:
         let mut level = hit.rule.level();
         let mut estimate = None;
         let cost = hit.rule.cost();
-        if let (Some(live), Some(table), Cost::Scan | Cost::Rewrite) = (live, &hit.table, cost) {
-            match live.sizes.get(table) {
-                Some(size) => {
-                    estimate = live::estimate(size, cost, live.large_table_rows);
-                    if estimate.as_ref().is_some_and(|e| e.large) {
-                        level = Level::Error;
-                    }
+        if let Some(live) = live {
+            // Created by an earlier pending migration: nothing runs against it yet, and it is
+            // empty when this one runs (a fresh environment built from the whole history).
+            let table_is_new = hit
+                .table
+                .as_ref()
+                .is_some_and(|t| !live.sizes.contains_key(t) && schema.created_by_linted(t));
+            let enum_is_new = hit.enum_type.as_ref().is_some_and(|e| schema.created_by_linted(e));
+            if table_is_new || enum_is_new {
+                continue;
+            }
+            if let (Some(size), Cost::Scan | Cost::Rewrite) = (hit.table.as_ref().and_then(|t| live.sizes.get(t)), cost) {
+                estimate = live::estimate(size, cost, live.large_table_rows);
+                if estimate.as_ref().is_some_and(|e| e.large) {
+                    level = Level::Error;
                 }
-                // Created by an earlier pending migration: empty when this one runs.
-                None if schema.created_earlier(table) => continue,
-                None => {}
             }
         }
         let (start, end) = statement_range(piece, hit.offset);
@@ -218,6 +225,7 @@ fn waiver_hit(rule: Rule, w: &Waiver, message: &str) -> Hit {
         rule,
         offset: w.offset,
         table: None,
+        enum_type: None,
         message: message.to_string(),
     }
 }
@@ -266,31 +274,34 @@ fn waiver_for(piece: &Piece, rule: Rule, offset: usize) -> Option<String> {
         .and_then(|w| w.reason.clone())
 }
 
-/// A statement that cannot run in a transaction, in a migration with other statements and no
-/// `no-transaction` marker: the tool then runs each statement on its own commit, so the others
-/// lose the all-or-nothing the author may have counted on.
+/// A statement that cannot run in a transaction, in a migration with statements that could and
+/// no `no-transaction` marker: the tool then runs each statement on its own commit, so the
+/// others lose the all-or-nothing the author may have counted on.
 fn non_transactional_mixed(m: &Migration, pieces: &[Piece], hits: &mut Vec<(usize, Hit)>) {
-    let statements: usize = pieces.iter().map(|p| p.parsed.len().max(1)).sum();
+    let transactional = pieces.iter().filter(|p| p.statement.autocommit_reason().is_none()).count();
     let marked = matches!(&m.mode, TransactionMode::Autocommit { .. }) && m.marked_no_transaction;
-    if statements < 2 || marked {
+    if transactional == 0 || marked {
         return;
     }
-    for (index, piece) in pieces.iter().enumerate() {
-        if let Some(reason) = piece.statement.autocommit_reason() {
-            let offset = piece.parsed.first().map(|p| p.start).unwrap_or(0);
-            hits.push((
-                index,
-                Hit {
-                    rule: Rule::NonTransactionalMixed,
-                    offset,
-                    table: None,
-                    message: format!(
-                        "{reason} cannot run in a transaction, and this migration has {} other statements",
-                        statements - 1
-                    ),
-                },
-            ));
-        }
+    // One finding per migration, at its first such statement: the rule is about the migration.
+    let first = pieces
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| p.statement.autocommit_reason().map(|r| (i, p, r)));
+    if let Some((index, piece, reason)) = first {
+        let offset = piece.parsed.first().map(|p| p.start).unwrap_or(0);
+        hits.push((
+            index,
+            Hit {
+                rule: Rule::NonTransactionalMixed,
+                offset,
+                table: None,
+                enum_type: None,
+                message: format!(
+                    "{reason} cannot run in a transaction, so the {transactional} other statement(s) of this migration would commit one by one too"
+                ),
+            },
+        ));
     }
 }
 

@@ -20,18 +20,28 @@ pub struct SchemaState {
     columns: BTreeMap<(String, String), ColumnType>,
     enums: BTreeMap<String, Vec<String>>,
     created_here: BTreeSet<String>,
-    created_in_run: BTreeSet<String>,
+    /// Tables and enum types created by a linted (with a database: pending) migration.
+    created_by_linted: BTreeSet<String>,
+    linting: bool,
+    /// (table, constraint) -> column of a `CHECK (column IS NOT NULL)`, and the columns such a
+    /// check has proved (validated): `SET NOT NULL` then skips its scan.
+    not_null_checks: BTreeMap<(String, String), String>,
+    proven_not_null: BTreeSet<(String, String)>,
 }
 
 impl SchemaState {
-    /// A new migration starts: its tables are no longer new.
-    pub fn next_migration(&mut self) {
+    /// A new migration starts: its tables are no longer new. `linted`: its findings are
+    /// reported (with a database: it is pending).
+    pub fn next_migration(&mut self, linted: bool) {
         self.created_here.clear();
+        self.linting = linted;
     }
 
     pub fn created_table(&mut self, table: &str) {
         self.created_here.insert(table.to_string());
-        self.created_in_run.insert(table.to_string());
+        if self.linting {
+            self.created_by_linted.insert(table.to_string());
+        }
     }
 
     /// Created by this migration: empty while it runs.
@@ -39,10 +49,10 @@ impl SchemaState {
         self.created_here.contains(table)
     }
 
-    /// Created by a migration linted before this one in the same run (so, with a live
-    /// database, one that is still pending).
-    pub fn created_earlier(&self, table: &str) -> bool {
-        self.created_in_run.contains(table)
+    /// A table or enum type created by a linted migration: with a live database, one that is
+    /// still pending, so nothing running uses it yet.
+    pub fn created_by_linted(&self, name: &str) -> bool {
+        self.created_by_linted.contains(name)
     }
 
     pub fn set_column(&mut self, table: &str, column: &str, ty: ColumnType) {
@@ -68,8 +78,36 @@ impl SchemaState {
         }
     }
 
+    /// A `CHECK (column IS NOT NULL)` added; `validated` when added without `NOT VALID`.
+    pub fn not_null_check(&mut self, table: &str, constraint: &str, column: &str, validated: bool) {
+        if validated {
+            self.proven_not_null.insert((table.to_string(), column.to_string()));
+        } else {
+            self.not_null_checks
+                .insert((table.to_string(), constraint.to_string()), column.to_string());
+        }
+    }
+
+    pub fn validated(&mut self, table: &str, constraint: &str) {
+        if let Some(column) = self.not_null_checks.remove(&(table.to_string(), constraint.to_string())) {
+            self.proven_not_null.insert((table.to_string(), column));
+        }
+    }
+
+    /// A validated check proves the column holds no NULL, so `SET NOT NULL` does not scan.
+    pub fn proven_not_null(&self, table: &str, column: &str) -> bool {
+        self.proven_not_null.contains(&(table.to_string(), column.to_string()))
+    }
+
     pub fn enum_values(&self, name: &str) -> Option<&Vec<String>> {
         self.enums.get(name)
+    }
+
+    pub fn created_enum(&mut self, name: &str, values: Vec<String>) {
+        if self.linting {
+            self.created_by_linted.insert(name.to_string());
+        }
+        self.enums.insert(name.to_string(), values);
     }
 
     pub fn set_enum(&mut self, name: &str, values: Vec<String>) {
@@ -194,10 +232,14 @@ mod tests {
     #[test]
     fn a_table_is_new_only_in_the_migration_that_created_it() {
         let mut s = SchemaState::default();
+        s.next_migration(true);
         s.created_table("items");
         assert!(s.is_new("items"));
-        s.next_migration();
+        s.next_migration(true);
         assert!(!s.is_new("items"));
-        assert!(s.created_earlier("items"));
+        assert!(s.created_by_linted("items"));
+        s.next_migration(false);
+        s.created_table("applied");
+        assert!(!s.created_by_linted("applied"));
     }
 }

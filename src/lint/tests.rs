@@ -181,6 +181,22 @@ fn the_safe_alternatives_are_not_flagged() {
 }
 
 #[test]
+fn set_not_null_after_a_validated_check_does_not_scan() {
+    let check = "ALTER TABLE \"wishlist_items\" ADD CONSTRAINT \"store_nn\" CHECK (\"status\" IS NOT NULL) NOT VALID;";
+    let validate = "ALTER TABLE \"wishlist_items\" VALIDATE CONSTRAINT \"store_nn\";";
+    let set = "ALTER TABLE \"wishlist_items\" ALTER COLUMN \"status\" SET NOT NULL;";
+    assert_eq!(rules_of_last(&[CREATE_ITEMS, check, validate, set]), Vec::<&str>::new());
+    // Not validated yet: the scan is still there.
+    assert_eq!(rules_of_last(&[CREATE_ITEMS, check, set]), ["set-not-null"]);
+}
+
+#[test]
+fn two_concurrent_builds_alone_are_not_mixed() {
+    let both = "CREATE INDEX CONCURRENTLY \"a\" ON \"wishlist_items\" (\"name\");--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"b\" ON \"wishlist_items\" (\"user_id\");";
+    assert_eq!(after_items(both), Vec::<&str>::new());
+}
+
+#[test]
 fn overriding_lock_timeout_is_a_warning() {
     assert_eq!(
         after_items("SET lock_timeout = 0;--> statement-breakpoint\nALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;"),

@@ -116,7 +116,8 @@ async fn real_histories_show_no_manual_change_and_only_the_listed_model_mismatch
         let db = pg().fresh_db().await;
         let tags = journal(&repo_path(&history));
         for (idx, (tag, _)) in tags.iter().enumerate() {
-            run(&mut wm(&db.url, &history, &["migrate", "--to", tag])).expect(0);
+            // A real team's history drops columns along the way; the gate is lint.rs's subject.
+            run(wm(&db.url, &history, &["migrate", "--to", tag]).env("LINT_GATE", "false")).expect(0);
             let context = format!("{history} at {tag}");
             let expected = expected_model_mismatches(&history, idx);
             assert_only(&drift(&db.url, &history, &[], 0), "recorded", &context, &expected);

@@ -74,7 +74,7 @@ async fn killed_between_committed_statements_the_next_run_resumes() {
     let tag = "0001_create_index_concurrently";
     std::fs::write(
         dir.path().join(format!("{tag}.sql")),
-        "CREATE INDEX CONCURRENTLY \"idx_wishlist_title_concurrent\" ON \"wishlist_items\" USING btree (\"title\");--> statement-breakpoint\n\
+        "-- wishlist-migrator: allow non-transactional-mixed -- this test needs a statement that commits before a later one fails\nCREATE INDEX CONCURRENTLY \"idx_wishlist_title_concurrent\" ON \"wishlist_items\" USING btree (\"title\");--> statement-breakpoint\n\
          SELECT pg_sleep(4) /* kill-point */;--> statement-breakpoint\n\
          ANALYZE \"wishlist_items\";",
     )

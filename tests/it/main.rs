@@ -21,6 +21,7 @@ mod kill;
 mod lambda;
 mod lambda_faults;
 mod lambda_runtime;
+mod lint;
 mod malformed;
 mod metrics;
 mod migrate;

@@ -13,8 +13,9 @@ fn folder_with(second: &str) -> tempfile::TempDir {
 }
 
 fn write_0001(dir: &std::path::Path, second: &str) {
+    // Mixed on purpose (the tool then runs it statement by statement): the lint gate is told.
     let sql = format!(
-        "CREATE INDEX CONCURRENTLY \"idx_wishlist_title_concurrent\" ON \"wishlist_items\" USING btree (\"title\");--> statement-breakpoint\n\
+        "-- wishlist-migrator: allow non-transactional-mixed -- this test needs a statement that commits before a later one fails\nCREATE INDEX CONCURRENTLY \"idx_wishlist_title_concurrent\" ON \"wishlist_items\" USING btree (\"title\");--> statement-breakpoint\n\
          {second}--> statement-breakpoint\n\
          ANALYZE \"wishlist_items\";"
     );

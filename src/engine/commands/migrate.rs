@@ -72,10 +72,15 @@ async fn apply_into(
         let pending: Vec<&Migration> = plan.migrations().collect();
         migrated.findings = lint::findings(session, &pending).await?;
         if let Some(refused) = LintError::refuse(&migrated.findings) {
-            if !dry_run {
+            if dry_run {
+                warnings.push(format!("migrate would refuse: {refused}"));
+            } else if !settings.lint_gate {
+                warnings.push(format!(
+                    "the lint gate is off (LINT_GATE=false), so this was applied anyway: {refused}"
+                ));
+            } else {
                 return Err(refused.into());
             }
-            warnings.push(format!("migrate would refuse: {refused}"));
         }
     }
     if !dry_run {
@@ -213,6 +218,7 @@ fn planned(segment: &Segment<'_>) -> SegmentOutcome {
         (SegmentMode::Transaction, Some(m)) if m.adds_enum_value => {
             Some(format!("commits after {} so its new enum value can be used", m.tag))
         }
+        (SegmentMode::Transaction, Some(m)) if m.commit_after => Some(format!("commits after {}, as its commit-after marker asks", m.tag)),
         _ => None,
     };
     SegmentOutcome {
