@@ -8,6 +8,8 @@ use wishlist_migrator::migrations::folders::folder_millis;
 use crate::harness::*;
 
 const WISHLIST: &str = "tests/fixtures/drizzle1/wishlist/migrations";
+/// Renames (a schema, a table, columns in keys, an index), drops and alters, in format 9 deltas.
+const RENAMES: &str = "tests/fixtures/drizzle1/renames/migrations";
 
 /// The migration folders of a drizzle-kit 1.0 folder, sorted (the fixture's names are digits,
 /// lowercase and `_`, where byte order and drizzle-orm 1.0's localeCompare agree).
@@ -410,12 +412,14 @@ async fn assert_clean_at_every_version(dir: &Path) {
 
 #[tokio::test]
 async fn drift_is_clean_on_the_1_0_snapshots_at_every_version() {
-    assert_clean_at_every_version(&repo_path(WISHLIST)).await;
-    // What drizzle-orm 1.0 itself applied, replayed (no baseline of ours).
-    let db = pg().fresh_db().await;
-    let peer = drizzle1_peer(&db.url, WISHLIST, &[]);
-    assert_eq!(peer.code, 0, "{}", peer.stderr);
-    assert_clean(&drift(&db.url, WISHLIST, &["--strict"], 0), "replayed", "after drizzle-orm 1.0");
+    for history in [WISHLIST, RENAMES] {
+        assert_clean_at_every_version(&repo_path(history)).await;
+        // What drizzle-orm 1.0 itself applied, replayed (no baseline of ours).
+        let db = pg().fresh_db().await;
+        let peer = drizzle1_peer(&db.url, history, &[]);
+        assert_eq!(peer.code, 0, "{history}: {}", peer.stderr);
+        assert_clean(&drift(&db.url, history, &["--strict"], 0), "replayed", history);
+    }
 }
 
 /// The snapshots `drizzle-kit up` writes when it converts a 0.x folder (format 9 diffs made from

@@ -7,6 +7,7 @@ use super::*;
 use crate::error::{Classified, ErrorType};
 
 const WISHLIST: &str = "tests/fixtures/drizzle1/wishlist/migrations";
+const RENAMES: &str = "tests/fixtures/drizzle1/renames/migrations";
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(WISHLIST)
@@ -64,6 +65,59 @@ fn every_folder_of_the_fixture_reads_into_the_0_x_model() {
     assert_eq!(third.enums.len(), 2);
     // The model carries the chain's ids.
     assert_eq!(third.prev_id, second.id);
+}
+
+/// drizzle-kit 1.0 writes a rename as one delta on the renamed entity; what refers to it moves
+/// with it (tests/fixtures/drizzle1/renames: each step's TypeScript and hints say what changed).
+#[test]
+fn renames_drops_and_alters_carry_through_the_chain() {
+    let all: Vec<Snapshot> = snapshots(&Path::new(env!("CARGO_MANIFEST_DIR")).join(RENAMES))
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let [first, second, third] = &all[..] else { panic!("{}", all.len()) };
+    let items = &first.tables["shop.items"];
+    assert!(items.columns["id"].identity.is_some());
+    assert_eq!(items.columns["tags"].sql_type, "text[]");
+    assert_eq!(items.columns["total"].generated.as_ref().unwrap().expression, "price * qty");
+    let created = &items.indexes["items_created_idx"];
+    assert_eq!(created.predicate.as_deref(), Some("\"state\" = 'live'"));
+    assert_eq!(created.with.as_ref().unwrap()["fillfactor"], "70");
+    assert!(!created.columns[0].asc);
+    assert_eq!(items.indexes["items_title_idx"].columns[0].opclass.as_deref(), Some("text_pattern_ops"));
+    assert_eq!(first.tables["public.item_tags"].composite_primary_keys["item_tags_pkey"].columns, ["item_id", "tag"]);
+    assert!(first.views.contains_key("public.live_items"));
+
+    // 0001: the table and a column renamed, one index renamed and one dropped, a column dropped,
+    // a default, the enum and the sequence altered, a policy added.
+    let items = &second.tables["shop.items"];
+    assert!(!second.tables.contains_key("public.item_tags"));
+    let labels = &second.tables["public.item_labels"];
+    assert_eq!(labels.unique_constraints["item_tags_tag_note_unique"].columns, ["tag", "comment"]);
+    assert_eq!(labels.foreign_keys["item_tags_item_fk"].table_from, "item_labels");
+    assert_eq!(
+        items.indexes.keys().collect::<Vec<_>>(),
+        ["items_title_pattern_idx"],
+        "renamed, and the other dropped"
+    );
+    assert!(!items.columns.contains_key("legacy_code"));
+    assert_eq!(items.columns["qty"].default, Some(serde_json::json!("2")));
+    assert_eq!(second.enums["shop.item_state"].values, ["draft", "live", "archived"]);
+    assert_eq!(second.sequences["public.invoice_numbers"].increment.as_deref(), Some("10"));
+    assert_eq!(items.policies.len(), 2);
+
+    // 0002: the schema renamed: its table, its enum and the enum's columns, and the foreign key
+    // pointing into it follow; a column in the primary key and the unique renamed.
+    assert!(!third.tables.contains_key("shop.items"));
+    let items = &third.tables["store.items"];
+    assert_eq!(items.columns["state"].type_schema.as_deref(), Some("store"));
+    assert!(third.enums.contains_key("store.item_state"));
+    assert_eq!(items.policies.keys().collect::<Vec<_>>(), ["items_write"]);
+    let labels = &third.tables["public.item_labels"];
+    assert_eq!(labels.composite_primary_keys["item_tags_pkey"].columns, ["item_id", "label"]);
+    assert_eq!(labels.unique_constraints["item_tags_tag_note_unique"].columns, ["label", "comment"]);
+    assert_eq!(labels.foreign_keys["item_tags_item_fk"].schema_to.as_deref(), Some("store"));
+    assert!(third.views.is_empty());
 }
 
 #[test]
