@@ -360,7 +360,9 @@ fn a_1_0_folder_reads_its_down_file_beside_migration_sql() {
     let source = MigrationSource::Dir(dir.path().to_path_buf());
     let set = source.load().unwrap();
     assert_eq!(set.layout, Layout::Folders);
-    let [a, b] = &set.migrations[..] else { panic!("{:?}", set.migrations) };
+    let [a, b] = &set.migrations[..] else {
+        panic!("{:?}", set.migrations)
+    };
     assert_eq!(a.down.as_ref().unwrap().statements[0].sql.trim(), "DROP TABLE a;");
     assert_eq!(a.down_file(), "20250101000000_a/down.sql");
     assert!(b.down.is_none());
@@ -368,5 +370,8 @@ fn a_1_0_folder_reads_its_down_file_beside_migration_sql() {
 
     std::fs::write(dir.path().join("20250101000000_a").join(FOLDER_DOWN_FILE), b"DROP \xff;").unwrap();
     let err = source.load().unwrap_err();
-    assert!(matches!(&err, SourceError::NotUtf8 { path, .. } if path.ends_with("20250101000000_a/down.sql")), "{err}");
+    assert!(
+        matches!(&err, SourceError::NotUtf8 { path, .. } if path.ends_with("20250101000000_a/down.sql")),
+        "{err}"
+    );
 }

@@ -291,6 +291,9 @@ struct ViewRow {
     materialized: bool,
 }
 
+/// PostgreSQL's MAXDIM: more is no column type, and would only make a huge type name.
+const MAX_DIMENSIONS: u32 = 6;
+
 fn qualified(schema: &str, name: &str) -> String {
     format!("{schema}.{name}")
 }
@@ -370,6 +373,12 @@ pub fn to_snapshot(rows: impl Iterator<Item = Row>, id: &str, prev_id: &str, ver
                 );
             }
             Entity::Columns(c) => {
+                if c.dimensions > MAX_DIMENSIONS {
+                    return Err(format!(
+                        "column {}.{}.{} has {} array dimensions; PostgreSQL allows {MAX_DIMENSIONS}",
+                        c.schema, c.table, c.name, c.dimensions
+                    ));
+                }
                 let t = table_of(&mut s.tables, &c.schema, &c.table, &format!("column {}", c.name))?;
                 let column = Column {
                     name: c.name.clone(),

@@ -104,18 +104,18 @@ pub fn parse(bytes: &[u8], folder: &str, tag: &str, path: &str) -> Result<Node, 
 /// link of the chain, as drizzle-kit 1.0 sees it; `migration`'s own must exist.
 fn load_folder(source: &MigrationSource, migration: &Migration) -> Result<Snapshot, SnapshotError> {
     let path_of = |folder: &str| source.display_path(&format!("{folder}/{SNAPSHOT_FILE}"));
+    let missing = || SnapshotError::Missing {
+        tag: migration.tag.clone(),
+        path: path_of(&migration.tag),
+    };
     let folders = source.migration_folders()?;
-    let upto = folders.iter().position(|f| *f == migration.tag).map_or(folders.len(), |i| i + 1);
+    // The folder may have gone since the set was loaded.
+    let upto = folders.iter().position(|f| *f == migration.tag).ok_or_else(missing)? + 1;
     let mut nodes = Vec::with_capacity(upto);
     for folder in &folders[..upto] {
         match source.read(&format!("{folder}/{SNAPSHOT_FILE}"))? {
             Some(bytes) => nodes.push(parse(&bytes, folder, &migration.tag, &path_of(folder))?),
-            None if *folder == migration.tag => {
-                return Err(SnapshotError::Missing {
-                    tag: migration.tag.clone(),
-                    path: path_of(folder),
-                })
-            }
+            None if *folder == migration.tag => return Err(missing()),
             None => {}
         }
     }

@@ -75,7 +75,9 @@ fn renames_drops_and_alters_carry_through_the_chain() {
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    let [first, second, third] = &all[..] else { panic!("{}", all.len()) };
+    let [first, second, third] = &all[..] else {
+        panic!("{}", all.len())
+    };
     let items = &first.tables["shop.items"];
     assert!(items.columns["id"].identity.is_some());
     assert_eq!(items.columns["tags"].sql_type, "text[]");
@@ -84,8 +86,14 @@ fn renames_drops_and_alters_carry_through_the_chain() {
     assert_eq!(created.predicate.as_deref(), Some("\"state\" = 'live'"));
     assert_eq!(created.with.as_ref().unwrap()["fillfactor"], "70");
     assert!(!created.columns[0].asc);
-    assert_eq!(items.indexes["items_title_idx"].columns[0].opclass.as_deref(), Some("text_pattern_ops"));
-    assert_eq!(first.tables["public.item_tags"].composite_primary_keys["item_tags_pkey"].columns, ["item_id", "tag"]);
+    assert_eq!(
+        items.indexes["items_title_idx"].columns[0].opclass.as_deref(),
+        Some("text_pattern_ops")
+    );
+    assert_eq!(
+        first.tables["public.item_tags"].composite_primary_keys["item_tags_pkey"].columns,
+        ["item_id", "tag"]
+    );
     assert!(first.views.contains_key("public.live_items"));
 
     // 0001: the table and a column renamed, one index renamed and one dropped, a column dropped,
@@ -221,4 +229,12 @@ fn format_8_holds_the_whole_schema_in_every_folder() {
     let t = &s.tables["public.t"];
     assert_eq!(t.columns["tags"].sql_type, "text[]", "dimensions become the 0.x suffix");
     assert_eq!(t.composite_primary_keys["t_pk"].columns, ["tags"], "an explicit name is compared");
+
+    // A dimension count no PostgreSQL type has is refused before it makes a huge type name.
+    let mut huge = v8.clone();
+    huge["ddl"][1]["dimensions"] = 4_000_000_000u32.into();
+    let node = parse(huge.to_string().as_bytes(), "2_b", "2_b", "p").unwrap();
+    let state = chain::state_of(&[node]).unwrap();
+    let err = ddl::to_snapshot(state.rows().cloned(), "b", "a", "8").unwrap_err();
+    assert!(err.contains("array dimensions"), "{err}");
 }
