@@ -318,12 +318,10 @@ impl State {
                 describe(key)
             ));
         };
+        // drizzle-kit's rows carry every field of their type (null when unset), so it sets each
+        // one named; a row written without a null field takes it here the same way.
         let mut next = row.clone();
-        for (field, value) in set {
-            if let Some(slot) = next.get_mut(field) {
-                *slot = value.clone();
-            }
-        }
+        next.extend(set.iter().map(|(f, v)| (f.clone(), v.clone())));
         let new_key = key_of(&next)?;
         if &new_key == key {
             self.rows.insert(new_key, next);

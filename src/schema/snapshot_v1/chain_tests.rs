@@ -91,6 +91,26 @@ fn a_diff_creates_drops_and_alters_on_top_of_its_parent() {
 }
 
 #[test]
+fn an_alter_sets_a_field_the_base_left_out() {
+    // drizzle-kit writes every field, null when unset; a row without one takes it all the same.
+    let mut bare = column("t", "x");
+    bare.remove("default");
+    let nodes = vec![
+        base("1_a", "a", vec![table("t"), bare]),
+        diff(
+            "2_b",
+            "b",
+            &["a"],
+            vec![Delta::Alter {
+                key: key("columns", &["public", "t", "x"]),
+                set: row(json!({"default": "0"})),
+            }],
+        ),
+    ];
+    assert_eq!(state_of(&nodes).unwrap().rows().find(|r| r["name"] == "x").unwrap()["default"], "0");
+}
+
+#[test]
 fn a_renamed_table_takes_its_columns_indexes_and_the_foreign_keys_pointing_at_it() {
     let index = row(json!({"entityType": "indexes", "schema": "public", "table": "t", "name": "t_x_idx",
         "columns": [{"value": "x", "isExpression": false, "asc": true, "nullsFirst": false, "opclass": null},
