@@ -395,25 +395,28 @@ async fn forget_baseline(db: &TestDb) {
         .expect("clear the recorded catalog");
 }
 
-/// drift at every version of a 1.0 folder: the recorded baseline, a replayed one, and on what
-/// drizzle-orm 1.0 built, each against the schema rebuilt from the chain of snapshots.
-async fn assert_clean_at_every_version(dir: &Path) {
+/// drift at every version of a 1.0 folder against the schema rebuilt from the chain of
+/// snapshots: with the recorded baseline, and with a replayed one (at every version when
+/// `replay_each`, else at the last: a replay costs a scratch database).
+async fn assert_clean_at_every_version(dir: &Path, replay_each: bool) {
     let db = pg().fresh_db().await;
     let names = folders(dir);
     assert!(!names.is_empty(), "{}", dir.display());
-    for name in &names {
+    for (i, name) in names.iter().enumerate() {
         run(&mut wm(&db.url, dir, &["migrate", "--to", name])).expect(0);
         let context = format!("{} at {name}", dir.display());
         assert_clean(&drift(&db.url, dir, &["--strict"], 0), "recorded", &context);
-        forget_baseline(&db).await;
-        assert_clean(&drift(&db.url, dir, &["--strict"], 0), "replayed", &context);
+        if replay_each || i + 1 == names.len() {
+            forget_baseline(&db).await;
+            assert_clean(&drift(&db.url, dir, &["--strict"], 0), "replayed", &context);
+        }
     }
 }
 
 #[tokio::test]
 async fn drift_is_clean_on_the_1_0_snapshots_at_every_version() {
     for history in [WISHLIST, RENAMES] {
-        assert_clean_at_every_version(&repo_path(history)).await;
+        assert_clean_at_every_version(&repo_path(history), true).await;
         // What drizzle-orm 1.0 itself applied, replayed (no baseline of ours).
         let db = pg().fresh_db().await;
         let peer = drizzle1_peer(&db.url, history, &[]);
@@ -443,7 +446,7 @@ async fn drift_is_clean_on_every_0_x_history_converted_by_drizzle_kit_up() {
         let up = drizzle1_kit_up(dir.path());
         assert_eq!(up.code, 0, "{history}: drizzle-kit up:\n{}\n{}", up.stdout, up.stderr);
         assert!(!dir.path().join("meta").exists(), "{history}");
-        assert_clean_at_every_version(dir.path()).await;
+        assert_clean_at_every_version(dir.path(), false).await;
     }
 }
 
