@@ -99,7 +99,7 @@ enum Cmd {
         #[arg(long)]
         analyze: bool,
     },
-    /// Undo the applied migrations newer than TAG with their <tag>.down.sql files, in one transaction
+    /// Undo the applied migrations newer than TAG with their down files (<tag>.down.sql; 1.0: <folder>/down.sql), in one transaction
     Rollback {
         /// The migration to keep as the newest applied one; `none` rolls back every migration
         #[arg(long, value_name = "TAG")]

@@ -459,7 +459,7 @@ impl<'a> Applier<'a> {
                         let deadline = timeouts.deadline_bound && pg.is(QUERY_CANCELED);
                         let error = MigrationError {
                             tag: m.tag.clone(),
-                            location: format!("down statement {} (line {} of {}.down.sql)", i + 1, statement.line, m.tag),
+                            location: format!("down statement {} (line {} of {})", i + 1, statement.line, m.down_file()),
                             statement: Some(statement.summary()),
                             error: pg.clone(),
                             deadline,

@@ -11,7 +11,7 @@ use crate::db::connection::PgError;
 use crate::db::ledger::quote_ident;
 use crate::engine::plan::{Assessment, PlanError, Problem};
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
-use crate::migrations::source::{DownScript, Migration};
+use crate::migrations::source::{DownScript, Layout, Migration};
 use crate::migrations::statement::Statement;
 use crate::schema::expression::{self, Token};
 
@@ -58,9 +58,9 @@ pub enum RollbackError {
     )]
     TargetNotApplied { target: String, current: String },
     #[error(
-        "{tag}: no down file {file}; write it (statements separated by --> statement-breakpoint) before rolling back past this migration"
+        "{tag}: no down file {file}; write it (statements separated by --> statement-breakpoint) before rolling back past this migration{hint}"
     )]
-    MissingDownFile { tag: String, file: String },
+    MissingDownFile { tag: String, file: String, hint: &'static str },
     #[error("{tag}: down statement {index} ({reason}) cannot run inside a transaction, and a rollback is one transaction; use the plain form (e.g. DROP INDEX without CONCURRENTLY)")]
     NeedsAutocommit { tag: String, index: usize, reason: &'static str },
     #[error("{count} ledger row(s) newer than {target} match no journal entry (first: {first}); they cannot be rolled back and drizzle-orm would never re-apply what lies under them")]
@@ -182,7 +182,11 @@ pub fn plan<'m>(
     for m in undone {
         let down = m.down.as_ref().ok_or_else(|| RollbackError::MissingDownFile {
             tag: m.tag.clone(),
-            file: format!("{}.down.sql", m.tag),
+            file: m.down_file(),
+            hint: match m.layout() {
+                Layout::Journal => "",
+                Layout::Folders => " (drizzle-kit up leaves 0.x's <tag>.down.sql files at the top of the folder: move each into its migration's folder as down.sql)",
+            },
         })?;
         if let Some((index, reason)) = down
             .statements

@@ -4,4 +4,5 @@
 pub mod drift;
 pub mod expression;
 pub mod snapshot;
+pub mod snapshot_v1;
 pub mod verify;

@@ -1,24 +1,33 @@
 //! drizzle-kit's schema snapshots (`meta/<prefix>_snapshot.json`, format version 7): the expected
 //! schema after each migration, parsed fully into typed structs. Any other version, or a field
 //! this version does not have, is an error rather than a silently partial comparison.
+//!
+//! This model is the one every comparison reads. drizzle-kit 1.0's snapshots (format 9, a chain
+//! of diffs) are rebuilt into it by `schema/snapshot_v1/`, which also holds
+//! [`Snapshot::load`] and [`Snapshot::at`] for both layouts.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use crate::error::{Classified, ErrorType};
-use crate::migrations::source::{Layout, Migration, MigrationSource};
+use crate::migrations::source::{Migration, MigrationSource};
 
 /// The only snapshot format this tool reads (drizzle-kit 0.23 to at least 0.31 write it).
 pub const SUPPORTED_VERSION: &str = "7";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("{tag}: no snapshot {path}; drizzle-kit writes one per migration into meta/; commit it with the migration")]
+    #[error("{tag}: no snapshot {path}; drizzle-kit writes one with each migration; commit it with the migration")]
     Missing { tag: String, path: String },
-    #[error("{path}: snapshot format version {version:?} is not supported (only version {SUPPORTED_VERSION}, as drizzle-kit 0.31 writes it); comparing it would not be trustworthy")]
-    UnsupportedVersion { tag: String, path: String, version: String },
-    #[error("{path}: snapshot dialect is {dialect:?}; only postgresql is supported")]
+    #[error("{path}: snapshot format version {version:?} is not supported (only {supported}); comparing it would not be trustworthy")]
+    UnsupportedVersion {
+        tag: String,
+        path: String,
+        version: String,
+        supported: &'static str,
+    },
+    #[error("{path}: snapshot dialect is {dialect:?}; only PostgreSQL is supported")]
     WrongDialect { tag: String, path: String, dialect: String },
     #[error("{path}: not a valid drizzle-kit version 7 snapshot: {source}")]
     Invalid {
@@ -26,8 +35,16 @@ pub enum SnapshotError {
         path: String,
         source: serde_json::Error,
     },
-    #[error("{path}: a drizzle-kit 1.0 snapshot (format 9: the first folder's holds the whole schema, each later one a diff against the one before), which this tool does not read yet: what needs the snapshot (drift's comparison with the model, verify, rollback, check-rollback) does not work on drizzle-kit 1.0 folders yet")]
-    Drizzle1 { tag: String, path: String },
+    #[error("{path}: not a valid drizzle-kit 1.0 snapshot (format 9, or 8): {reason}")]
+    InvalidFolder { tag: String, path: String, reason: String },
+    /// The schema of `tag` cannot be rebuilt from the chain of 1.0 snapshots; `path` is the
+    /// snapshot at fault.
+    #[error("{path}: {source}")]
+    Chain {
+        tag: String,
+        path: String,
+        source: crate::schema::snapshot_v1::chain::ChainError,
+    },
     #[error(transparent)]
     Source(#[from] crate::migrations::source::SourceError),
 }
@@ -39,7 +56,8 @@ impl SnapshotError {
             | Self::UnsupportedVersion { tag, .. }
             | Self::WrongDialect { tag, .. }
             | Self::Invalid { tag, .. }
-            | Self::Drizzle1 { tag, .. } => Some(tag),
+            | Self::InvalidFolder { tag, .. }
+            | Self::Chain { tag, .. } => Some(tag),
             Self::Source(e) => e.tag(),
         }
     }
@@ -198,6 +216,10 @@ pub struct IndexColumn {
     /// `first` or `last`.
     pub nulls: Option<String>,
     pub opclass: Option<String>,
+    /// drizzle-kit 1.0 writes the order beside an operator class; 0.x wrote the class in its
+    /// place (then the index is ascending, nulls last).
+    #[serde(skip)]
+    pub order_beside_opclass: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -329,6 +351,7 @@ impl Snapshot {
                 tag: tag.to_string(),
                 path: path.to_string(),
                 version,
+                supported: "version 7, as drizzle-kit 0.31 writes it",
             });
         }
         let dialect = head.get("dialect").and_then(|d| d.as_str()).unwrap_or("");
@@ -342,14 +365,8 @@ impl Snapshot {
         serde_json::from_value(head).map_err(invalid)
     }
 
-    /// The snapshot drizzle-kit wrote for `migration`: `meta/<tag prefix>_snapshot.json`.
-    pub fn load(source: &MigrationSource, migration: &Migration) -> Result<Self, SnapshotError> {
-        if migration.layout() == Layout::Folders {
-            return Err(SnapshotError::Drizzle1 {
-                tag: migration.tag.clone(),
-                path: source.display_path(&format!("{}/snapshot.json", migration.tag)),
-            });
-        }
+    /// The snapshot drizzle-kit 0.x wrote for `migration`: `meta/<tag prefix>_snapshot.json`.
+    pub(crate) fn load_journal(source: &MigrationSource, migration: &Migration) -> Result<Self, SnapshotError> {
         let rel = checked_snapshot_path(migration.idx, &migration.tag)?;
         let path = source.display_path(&rel);
         let bytes = source.read(&rel)?.ok_or_else(|| SnapshotError::Missing {
@@ -357,14 +374,6 @@ impl Snapshot {
             path: path.clone(),
         })?;
         Self::parse(&bytes, &migration.tag, &path)
-    }
-
-    /// The expected schema once `migration` is applied, or before any when `None`.
-    pub fn at(source: &MigrationSource, migration: Option<&Migration>) -> Result<Self, SnapshotError> {
-        match migration {
-            Some(m) => Self::load(source, m),
-            None => Ok(Self::empty()),
-        }
     }
 }
 

@@ -21,12 +21,27 @@ fn runs(docs: &[Value], action: &str) -> Vec<Value> {
     docs.iter().filter(|d| d["Action"] == action).cloned().collect()
 }
 
+/// The EMF documents once `done` holds for them (or 10 s have passed): the harness reads the
+/// function's output on a thread of its own, which may not have got to the last line yet when
+/// the invocation's response is back (a race seen under load).
+fn documents_until(lambda: &LambdaProcess, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let docs = documents(lambda);
+        if done(&docs) || std::time::Instant::now() > until {
+            return docs;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_run_emits_its_metrics_as_emf_lines() {
     let stack = Stack::new().await;
     let lambda = stack.start(&[]);
     let report = response(lambda.invoke(json!({"action": "migrate"})), "migrate");
-    let docs = documents(&lambda);
+    // The run's document, then one per migration applied.
+    let docs = documents_until(&lambda, |d| d.iter().filter(|x| x.get("Migration").is_some()).count() >= 2);
     let migrate = runs(&docs, "migrate");
     assert_eq!(migrate.len(), 1, "{docs:#?}");
     let run = &migrate[0];
@@ -57,7 +72,7 @@ async fn every_run_emits_its_metrics_as_emf_lines() {
         .await
         .unwrap();
     response(lambda.invoke(json!({"action": "drift"})), "drift");
-    let drift = runs(&documents(&lambda), "drift");
+    let drift = runs(&documents_until(&lambda, |d| !runs(d, "drift").is_empty()), "drift");
     assert_eq!(drift.last().unwrap()["DriftDetected"], 1, "{drift:?}");
 }
 
@@ -67,7 +82,9 @@ async fn a_failed_migration_counts_as_a_failure_with_its_error_type() {
     let dir = repo_path("tests/fixtures/engine/failing");
     let lambda = stack.start(&[("MIGRATIONS_DIR", dir.to_str().unwrap())]);
     let (error_type, _) = lambda.invoke(json!({"action": "migrate"})).expect_error("failing migrate");
-    let run = runs(&documents(&lambda), "migrate").pop().expect("a document for the failed run");
+    let run = runs(&documents_until(&lambda, |d| !runs(d, "migrate").is_empty()), "migrate")
+        .pop()
+        .expect("a document for the failed run");
     assert_eq!(run["MigrationFailures"], 1);
     assert_eq!(run["ErrorType"], error_type.as_str());
     assert_eq!(run["Status"], "failed");

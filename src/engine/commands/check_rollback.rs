@@ -88,7 +88,7 @@ async fn check_each(session: &mut Session<'_>, warnings: &mut Vec<String>) -> Re
             check.differences.extend(applied);
         }
         if m.down.is_none() {
-            check.fail(format!("no down file {}.down.sql", m.tag));
+            check.fail(format!("no down file {}", m.down_file()));
             checks.push(check);
             continue;
         }

@@ -65,9 +65,9 @@ pub(super) fn expected_index(i: &snapshot::Index, live: Option<&catalog::Index>)
             } else {
                 (quote_ident(&c.expression), c.opclass.clone(), None, None)
             };
-            // drizzle-kit emits the operator class instead of ASC/DESC and NULLS when one is
-            // given, so the index Postgres built is ascending with nulls last.
-            let (descending, nulls_first) = if opclass.is_some() {
+            // drizzle-kit 0.x emits the operator class instead of ASC/DESC and NULLS when one is
+            // given, so the index Postgres built is ascending with nulls last (1.0 writes both).
+            let (descending, nulls_first) = if opclass.is_some() && !c.order_beside_opclass {
                 (written_desc.unwrap_or(false), written_nulls.unwrap_or(false))
             } else {
                 let desc = written_desc.unwrap_or(!c.asc);
