@@ -403,7 +403,8 @@ async fn assert_clean_at_every_version(dir: &Path, replay_each: bool) {
     let names = folders(dir);
     assert!(!names.is_empty(), "{}", dir.display());
     for (i, name) in names.iter().enumerate() {
-        run(&mut wm(&db.url, dir, &["migrate", "--to", name])).expect(0);
+        // The fixtures rename and drop as they go, a version at a time: the gate is lint.rs's.
+        run(wm(&db.url, dir, &["migrate", "--to", name]).env("LINT_GATE", "false")).expect(0);
         let context = format!("{} at {name}", dir.display());
         assert_clean(&drift(&db.url, dir, &["--strict"], 0), "recorded", &context);
         if replay_each || i + 1 == names.len() {
@@ -499,8 +500,9 @@ async fn real_histories_converted_by_drizzle_kit_up_compare_as_their_0_x_snapsho
         assert_eq!(names.len(), tags.len(), "{history}");
         let (old, new) = (pg().fresh_db().await, pg().fresh_db().await);
         for ((tag, _), name) in tags.iter().zip(&names) {
-            run(&mut wm(&old.url, &history, &["migrate", "--to", tag])).expect(0);
-            run(&mut wm(&new.url, dir.path(), &["migrate", "--to", name])).expect(0);
+            // Histories that rename and drop as they go, a version at a time: the gate is lint.rs's.
+            run(wm(&old.url, &history, &["migrate", "--to", tag]).env("LINT_GATE", "false")).expect(0);
+            run(wm(&new.url, dir.path(), &["migrate", "--to", name]).env("LINT_GATE", "false")).expect(0);
             let want = drift(&old.url, &history, &[], 0);
             let got = drift(&new.url, dir.path(), &[], 0);
             assert_eq!(got["differences"], serde_json::json!([]), "{history} at {name}: {got:#}");
