@@ -1284,7 +1284,7 @@ def render(ctx, started, finished, info, vers, plot_ok):
         md += ["**Broken in this run:** " + "; ".join(ctx.failures), ""]
     if "reading" in ctx.sections:
         md += [ctx.sections["reading"], ""]
-    for key in ("part1", "part2", "part3", "part4", "part5", "part6"):
+    for key in ("part1", "part2", "part3", "part4", "part5", "part6", "part7"):
         if key in ctx.sections:
             md += [ctx.sections[key], ""]
             if key == "part4" and plot_ok:
@@ -1317,7 +1317,8 @@ def main():
     info = machine(ctx)
     vers = versions(ctx)
     only = set(args.only.split(",")) if args.only else None
-    parts = [("1", "part1", part1), ("2", "part2", part2), ("3", "part3", part3), ("4", "part4", part4), ("5", "part5", part5), ("6", "part6", part6)]
+    import link  # part 7; it imports this module, so only once it is complete
+    parts = [("1", "part1", part1), ("2", "part2", part2), ("3", "part3", part3), ("4", "part4", part4), ("5", "part5", part5), ("6", "part6", part6), ("7", "part7", link.part7)]
     for num, key, fn in parts:
         if only and num not in only:
             continue
