@@ -9,10 +9,11 @@ use tokio_postgres::{Client, GenericClient};
 
 use crate::config::RunSettings;
 use crate::db::connection::PgError;
-use crate::db::ledger::{HistoryEntry, LedgerTable};
+use crate::db::ledger::{HistoryEntry, LedgerTable, MARK_SQL};
 use crate::engine::error::{Error, MigrationError};
-use crate::engine::invocation::{time_left, Invocation};
+use crate::engine::invocation::{expired, time_left, Invocation};
 use crate::engine::outcome::{AppliedMigration, SegmentStatus};
+use crate::engine::pipeline;
 use crate::engine::plan::Segment;
 use crate::engine::progress::{Progress, PROGRESS};
 use crate::engine::resume::{concurrent_index, statement_hash};
@@ -104,61 +105,131 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// One attempt at the segment, in one flight (`engine/pipeline.rs`): everything is sent at
+    /// once, then the answers are read in order as they arrive, so progress events still follow
+    /// the migrations as the server finishes them. Durations are the server's: each migration's
+    /// history row measures `clock_timestamp()` since the previous migration's rows (or the
+    /// `BEGIN`), to the microsecond and without the network, and answers with it.
     async fn try_transaction<'m>(&self, client: &mut Client, segment: &Segment<'m>) -> Result<Vec<AppliedMigration>, AttemptFailure<'m>> {
         let rolled_back = |error: Error, failed| AttemptFailure {
             error,
             status: SegmentStatus::RolledBack,
             failed,
         };
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| rolled_back(Error::Session(e.into()), None))?;
         let timeouts = self.timeouts("LOCAL");
-        let body = async {
-            tx.batch_execute(&timeouts.sql)
-                .await
-                .map_err(|e| rolled_back(Error::Session(e.into()), None))?;
-            let mut entries = Vec::with_capacity(segment.migrations.len());
-            for m in &segment.migrations {
-                let started = Instant::now();
-                self.statements(&tx, m, &timeouts, None)
-                    .await
-                    .map_err(|(e, pg)| rolled_back(Error::Migration(e), Some(failed_migration(m, pg, started.elapsed()))))?;
-                let duration = started.elapsed();
-                self.ledger
-                    .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
-                    .await
-                    .map_err(|e| rolled_back(e.into(), None))?;
+        let bounds = pipeline::Bounds {
+            left: time_left(self.deadline),
+            statement_timeout: self.settings.statement_timeout,
+        };
+        let requests = pipeline::requests(segment, &timeouts.sql, MARK_SQL, bounds, |m| {
+            self.ledger
+                .applied_rows_sql(m, &self.history(m, "apply", true, Duration::ZERO, None))
+        });
+        let sent = pipeline::send(client, &requests).await;
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut entries = Vec::with_capacity(segment.migrations.len());
+        // When the server began the migration it is on: the previous one's last answer.
+        let mut started = Instant::now();
+        let mut failed = false;
+        for (request, stream) in requests.iter().zip(sent) {
+            let first_of_migration = match request.part {
+                pipeline::Part::Arm { statement: 0, .. } => true,
+                pipeline::Part::Statement { statement: 0, .. } => bounds.left.is_none(),
+                _ => false,
+            };
+            if let (false, true, Some(mi)) = (failed, first_of_migration, request.part.migration()) {
+                let m = segment.migrations[mi];
+                self.progress.working_on(&m.tag);
+                tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
+            }
+            let answer = pipeline::answer(stream).await;
+            if let (false, pipeline::Part::Rows { migration }, Ok(duration)) = (failed, request.part, &answer) {
+                let m = segment.migrations[migration];
+                let duration = duration
+                    .as_deref()
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                    .map_or_else(|| started.elapsed(), Duration::from_millis);
                 tracing::info!(target: PROGRESS, tag = %m.tag, duration_ms = duration.as_millis() as u64, statements = m.statements.len(), "applied, commits with its segment");
                 entries.push(applied(m, duration));
+                started = Instant::now();
             }
-            Ok(entries)
-        };
-        match body.await {
-            Ok(entries) => {
-                let last = segment.migrations.last().expect("segments are never empty");
-                tx.commit().await.map_err(|e| {
-                    let pg = PgError::from(e);
-                    let error = MigrationError {
-                        tag: last.tag.clone(),
-                        location: "COMMIT".into(),
-                        statement: None,
-                        deadline: false,
-                        advice: "The transaction was rolled back; nothing of this segment was kept".into(),
-                        error: pg.clone(),
-                    };
-                    rolled_back(Error::Migration(error), Some(failed_migration(last, pg, Duration::ZERO)))
-                })?;
-                let took: Duration = entries.iter().map(|e| e.duration).sum();
-                tracing::info!(target: PROGRESS, migrations = entries.len(), duration_ms = took.as_millis() as u64, "segment committed");
-                Ok(entries)
-            }
-            Err(failure) => {
-                let _ = tx.rollback().await;
-                Err(failure)
-            }
+            failed |= answer.is_err();
+            answers.push((request.part, answer.map(|_| ())));
         }
+        let Some(at) = pipeline::first_failure(&answers, |e| e.code().map(|c| c.code())) else {
+            let took: Duration = entries.iter().map(|e| e.duration).sum();
+            tracing::info!(target: PROGRESS, migrations = entries.len(), duration_ms = took.as_millis() as u64, "segment committed");
+            return Ok(entries);
+        };
+        let (part, answer) = answers.swap_remove(at);
+        let e = answer.expect_err("first_failure points at an error");
+        // The COMMIT (or the connection's end) settled the transaction: nothing of it was kept.
+        Err(match part {
+            pipeline::Part::Begin => rolled_back(Error::Session(e.into()), None),
+            pipeline::Part::Rows { .. } => rolled_back(self.ledger.write_error(e).into(), None),
+            pipeline::Part::Arm { migration, statement } | pipeline::Part::Statement { migration, statement } => {
+                let m = segment.migrations[migration];
+                let armed = matches!(part, pipeline::Part::Arm { .. });
+                let (error, pg) = self.statement_failed(m, statement, e, &timeouts, armed);
+                rolled_back(Error::Migration(error), Some(failed_migration(m, pg, started.elapsed())))
+            }
+            pipeline::Part::Commit => {
+                let last = segment.migrations.last().expect("segments are never empty");
+                let pg = PgError::from(e);
+                let error = MigrationError {
+                    tag: last.tag.clone(),
+                    location: "COMMIT".into(),
+                    statement: None,
+                    deadline: false,
+                    advice: "The transaction was rolled back; nothing of this segment was kept".into(),
+                    error: pg.clone(),
+                };
+                rolled_back(Error::Migration(error), Some(failed_migration(last, pg, Duration::ZERO)))
+            }
+        })
+    }
+
+    /// Statement `i` of `m` failed inside a pipelined segment (or its deadline check did, `armed`).
+    fn statement_failed(
+        &self,
+        m: &Migration,
+        i: usize,
+        e: tokio_postgres::Error,
+        timeouts: &Timeouts,
+        armed: bool,
+    ) -> (MigrationError, PgError) {
+        let statement = &m.statements[i];
+        let (pg, deadline) = if armed && e.code().map(|c| c.code()) != Some(pipeline::IN_FAILED_TRANSACTION) && e.as_db_error().is_some() {
+            let pg = PgError {
+                sqlstate: None,
+                message: "the invocation deadline was reached before this statement started".into(),
+                detail: None,
+                hint: None,
+            };
+            (pg, true)
+        } else {
+            let pg = PgError::from(e);
+            let deadline = pg.is(QUERY_CANCELED) && (timeouts.deadline_bound || expired(self.deadline));
+            (pg, deadline)
+        };
+        let advice = if deadline {
+            if armed {
+                "Stopped at the invocation deadline"
+            } else {
+                "Cancelled at the invocation deadline"
+            }
+        } else {
+            "The transaction was rolled back: nothing of this segment was kept, and no ledger row was written"
+        };
+        let error = MigrationError {
+            tag: m.tag.clone(),
+            location: format!("statement {} (line {})", i + 1, statement.line),
+            statement: Some(statement.summary()),
+            error: pg.clone(),
+            deadline,
+            advice: advice.into(),
+        };
+        (error, pg)
     }
 
     /// A migration that cannot run in a transaction: each statement commits on its own and is
