@@ -1,5 +1,6 @@
-//! Runs SQL for the engine: a commit segment in one transaction, a migration that cannot run in
-//! one statement by statement, and a rollback's down files in one transaction; with the ledger
+//! Runs SQL for the engine: a commit segment in one transaction sent as one flight
+//! ([`pipeline`]), a migration that cannot run in one statement by statement (a round trip
+//! each: each statement commits before the next is sent), and a rollback's down files in one transaction; with the ledger
 //! and history rows written beside the work they record. Each transaction goes through
 //! [`Retry`] when `lock_timeout` strikes.
 
@@ -167,6 +168,12 @@ impl<'a> Applier<'a> {
         Err(match part {
             pipeline::Part::Begin => rolled_back(Error::Session(e.into()), None),
             pipeline::Part::Rows { .. } => rolled_back(self.ledger.write_error(e).into(), None),
+            pipeline::Part::CommitCheck => rolled_back(
+                Error::Deadline {
+                    during: "committing the segment",
+                },
+                None,
+            ),
             pipeline::Part::Arm { migration, statement } | pipeline::Part::Statement { migration, statement } => {
                 let m = segment.migrations[migration];
                 let armed = matches!(part, pipeline::Part::Arm { .. });
@@ -247,7 +254,7 @@ impl<'a> Applier<'a> {
             .batch_execute(&timeouts.sql)
             .await
             .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::NotRun, None))?;
-        let result = self.statements(&*client, m, &timeouts, Some(start)).await;
+        let result = self.autocommit_statements(&*client, m, &timeouts, start).await;
         let _ = client.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
         if let Err((error, pg)) = result {
             let status = if start == 0 && error.location.starts_with("statement 1 ") {
@@ -284,25 +291,24 @@ impl<'a> Applier<'a> {
         Ok((vec![applied(m, duration)], 1))
     }
 
-    /// Runs the statements in order: inside the caller's transaction (`resume_from` `None`), or
-    /// each committing on its own from statement `resume_from + 1` on, recorded as done.
-    async fn statements(
+    /// Runs the statements of a migration that cannot run in a transaction in order, each
+    /// committing on its own from statement `start + 1` on and recorded as done before the next
+    /// is sent: one round trip each, because each must have committed before the next starts.
+    async fn autocommit_statements(
         &self,
         client: &impl GenericClient,
         m: &Migration,
         timeouts: &Timeouts,
-        resume_from: Option<usize>,
+        start: usize,
     ) -> Result<(), (MigrationError, PgError)> {
         self.progress.working_on(&m.tag);
         tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
-        let autocommit = resume_from.is_some();
-        for (i, statement) in m.statements.iter().enumerate().skip(resume_from.unwrap_or(0)) {
+        for (i, statement) in m.statements.iter().enumerate().skip(start) {
             let location = || format!("statement {} (line {})", i + 1, statement.line);
             if let Some(left) = time_left(self.deadline) {
                 // statement_timeout bounds each statement, not the segment: re-arm it with what is
                 // left so the whole run ends by the deadline.
                 let limit = self.settings.statement_timeout.map_or(left, |c| c.min(left));
-                let scope = if autocommit { "SESSION" } else { "LOCAL" };
                 let armed = if left.is_zero() {
                     Err(PgError {
                         sqlstate: None,
@@ -311,7 +317,7 @@ impl<'a> Applier<'a> {
                         hint: None,
                     })
                 } else {
-                    let sql = format!("SET {scope} statement_timeout = '{}ms'", limit.as_millis().max(1));
+                    let sql = format!("SET SESSION statement_timeout = '{}ms'", limit.as_millis().max(1));
                     client.batch_execute(&sql).await.map_err(PgError::from)
                 };
                 if let Err(pg) = armed {
@@ -326,7 +332,7 @@ impl<'a> Applier<'a> {
                     return Err((error, pg));
                 }
             }
-            let index = if autocommit { concurrent_index(statement) } else { None };
+            let index = concurrent_index(statement);
             let existed = match &index {
                 Some(name) => index_valid(client, name).await.is_some(),
                 None => false,
@@ -364,17 +370,15 @@ impl<'a> Applier<'a> {
                 });
                 let advice = if deadline {
                     "Cancelled at the invocation deadline".to_string()
-                } else if autocommit && i > 0 {
+                } else if i > 0 {
                     format!("{cleaned}This migration runs outside a transaction: statements 1 to {i} were committed and stay, and no ledger row was written. The next run resumes at statement {}: fix what made it fail (statements 1 to {i} must not change), then run again", i + 1)
                 } else if dropped.is_some() {
                     format!("{cleaned}Nothing else was applied; no ledger row was written")
-                } else if autocommit && statement.autocommit_reason() == Some("CREATE INDEX CONCURRENTLY") {
+                } else if statement.autocommit_reason() == Some("CREATE INDEX CONCURRENTLY") {
                     "A failed CREATE INDEX CONCURRENTLY can leave an INVALID index behind: DROP INDEX CONCURRENTLY it before running again"
                         .to_string()
-                } else if autocommit {
-                    "Nothing was applied; no ledger row was written".to_string()
                 } else {
-                    "The transaction was rolled back: nothing of this segment was kept, and no ledger row was written".to_string()
+                    "Nothing was applied; no ledger row was written".to_string()
                 };
                 let error = MigrationError {
                     tag: m.tag.clone(),
@@ -386,9 +390,7 @@ impl<'a> Applier<'a> {
                 };
                 return Err((error, pg));
             }
-            if autocommit {
-                self.record_statement(client, m, i, statement).await?;
-            }
+            self.record_statement(client, m, i, statement).await?;
         }
         Ok(())
     }

@@ -40,6 +40,9 @@ pub enum Part {
     Rows {
         migration: usize,
     },
+    /// With a deadline, right before the `COMMIT`: fails once it has passed, so a segment the
+    /// client gave up on (a link that stalled after the flight was sent) is never committed late.
+    CommitCheck,
     Commit,
 }
 
@@ -48,7 +51,7 @@ impl Part {
     pub fn migration(self) -> Option<usize> {
         match self {
             Self::Arm { migration, .. } | Self::Statement { migration, .. } | Self::Rows { migration } => Some(migration),
-            Self::Begin | Self::Commit => None,
+            Self::Begin | Self::CommitCheck | Self::Commit => None,
         }
     }
 }
@@ -74,7 +77,7 @@ pub struct Bounds {
 pub fn requests(segment: &Segment<'_>, settings: &str, mark: &str, bounds: Bounds, rows: impl Fn(&Migration) -> String) -> Vec<Request> {
     let statements: usize = segment.migrations.iter().map(|m| m.statements.len()).sum();
     let armed = bounds.left.is_some();
-    let mut out = Vec::with_capacity(statements * (1 + usize::from(armed)) + 2 * segment.migrations.len() + 2);
+    let mut out = Vec::with_capacity(statements * (1 + usize::from(armed)) + segment.migrations.len() + 3);
     let mut begin = format!("BEGIN; {settings}; {mark}");
     if let Some(left) = bounds.left {
         begin.push_str("; ");
@@ -106,6 +109,12 @@ pub fn requests(segment: &Segment<'_>, settings: &str, mark: &str, bounds: Bound
         out.push(Request {
             part: Part::Rows { migration: mi },
             sql: rows(m),
+        });
+    }
+    if armed {
+        out.push(Request {
+            part: Part::CommitCheck,
+            sql: arm_sql(bounds.statement_timeout),
         });
     }
     out.push(Request {
@@ -280,7 +289,9 @@ mod tests {
                 statement: 1
             }
         );
-        assert_eq!(requests.len(), 7);
+        assert_eq!(requests[6].part, Part::CommitCheck);
+        assert_eq!(requests[7].part, Part::Commit);
+        assert_eq!(requests.len(), 8);
         assert!(!arm_sql(None).contains("least"));
     }
 
