@@ -493,13 +493,16 @@ impl LedgerTable {
     }
 }
 
-/// Marks "now" on the server's clock, in a transaction-local setting: a pipelined segment sets it
+/// Marks "now" on the server's clock, in a setting: a pipelined segment sets it
 /// as it begins and after each migration's rows, so each migration's duration is measured between
 /// two marks by the server itself (microseconds; it excludes the network, and includes any time
 /// the server waited for the rest of the flight to arrive).
-pub const MARK_SQL: &str = "select set_config('wishlist_migrator.mark', clock_timestamp()::text, true)";
-const SINCE_MARK_MS: &str =
-    "(extract(epoch from clock_timestamp() - current_setting('wishlist_migrator.mark')::timestamptz) * 1000)::bigint";
+///
+/// A session setting, not a transaction-local one: a migration file that ends with its own
+/// `COMMIT` (some real histories do) ends the segment's transaction early, and the marks must
+/// outlive that; each segment sets a fresh one as it begins. Without a mark the duration is 0.
+pub const MARK_SQL: &str = "select set_config('wishlist_migrator.mark', clock_timestamp()::text, false)";
+const SINCE_MARK_MS: &str = "coalesce((extract(epoch from clock_timestamp() - nullif(current_setting('wishlist_migrator.mark', true), '')::timestamptz) * 1000)::bigint, 0)";
 
 /// A SQL string literal, as Postgres's `quote_literal` writes it: safe whatever
 /// `standard_conforming_strings` says, because backslashes get the `E''` form.

@@ -132,6 +132,9 @@ impl<'a> Applier<'a> {
         // When the server began the migration it is on: the previous one's last answer.
         let mut started = Instant::now();
         let mut failed = false;
+        // How long the failed migration had run when its error arrived (the answers after it are
+        // only the server's rejections).
+        let mut failed_after = Duration::ZERO;
         for (request, stream) in requests.iter().zip(sent) {
             let first_of_migration = match request.part {
                 pipeline::Part::Arm { statement: 0, .. } => true,
@@ -154,7 +157,10 @@ impl<'a> Applier<'a> {
                 entries.push(applied(m, duration));
                 started = Instant::now();
             }
-            failed |= answer.is_err();
+            if !failed && answer.is_err() {
+                failed = true;
+                failed_after = started.elapsed();
+            }
             answers.push((request.part, answer.map(|_| ())));
         }
         let Some(at) = pipeline::first_failure(&answers, |e| e.code().map(|c| c.code())) else {
@@ -178,7 +184,7 @@ impl<'a> Applier<'a> {
                 let m = segment.migrations[migration];
                 let armed = matches!(part, pipeline::Part::Arm { .. });
                 let (error, pg) = self.statement_failed(m, statement, e, &timeouts, armed);
-                rolled_back(Error::Migration(error), Some(failed_migration(m, pg, started.elapsed())))
+                rolled_back(Error::Migration(error), Some(failed_migration(m, pg, failed_after)))
             }
             pipeline::Part::Commit => {
                 let last = segment.migrations.last().expect("segments are never empty");

@@ -124,11 +124,12 @@ pub fn requests(segment: &Segment<'_>, settings: &str, mark: &str, bounds: Bound
     out
 }
 
-/// The deadline as a transaction-local setting on the server's clock: `left` from when the
-/// server begins the segment (later than the client's clock by the one-way latency).
+/// The deadline as a setting on the server's clock: `left` from when the server begins the
+/// segment (later than the client's clock by the one-way latency). A session setting, like the
+/// duration mark (`ledger::MARK_SQL`), so a migration's own `COMMIT` does not erase it.
 fn deadline_sql(left: Duration) -> String {
     format!(
-        "select set_config('wishlist_migrator.deadline', (clock_timestamp() + interval '{} milliseconds')::text, true)",
+        "select set_config('wishlist_migrator.deadline', (clock_timestamp() + interval '{} milliseconds')::text, false)",
         left.as_millis()
     )
 }
@@ -145,7 +146,7 @@ fn arm_sql(statement_timeout: Option<Duration>) -> String {
     format!(
         "select set_config('statement_timeout', (case when d.ms > 0 then {limit} \
          else ('deadline passed ' || d.ms)::bigint end)::bigint::text, true) \
-         from (select floor(extract(epoch from current_setting('wishlist_migrator.deadline')::timestamptz - clock_timestamp()) * 1000) as ms) d"
+         from (select floor(extract(epoch from nullif(current_setting('wishlist_migrator.deadline', true), '')::timestamptz - clock_timestamp()) * 1000) as ms) d"
     )
 }
 
