@@ -11,7 +11,7 @@ the bytes rather than from the server log sees what the log cannot: the TLS nego
 `LinkProxy` adds a chosen latency on purpose, for the link benchmark (bench/link.py).
 """
 
-import queue
+import collections
 import select
 import socket
 import threading
@@ -181,20 +181,32 @@ class LinkProxy:
             self.active -= 1
 
     def _direction(self, src, dst, side, arrived, done):
-        # One reader stamps each chunk with its delivery time; one writer delivers it then.
-        chunks = queue.Queue()
+        # One reader stamps each chunk with its delivery time; one writer delivers every chunk
+        # that is due at once, as one write. Sleeping once per chunk would add the scheduler's
+        # wake-up lateness per chunk, so a pipelined burst of small answers (one per statement)
+        # would pay it hundreds of times where a real link pays the delay once.
+        chunks = collections.deque()
+        ready = threading.Condition()
+        ended = []
 
         def writer():
             while True:
-                item = chunks.get()
-                if item is None:
-                    break
-                due, data = item
+                with ready:
+                    while not chunks and not ended:
+                        ready.wait()
+                    if not chunks:
+                        break
+                    due = chunks[0][0]
                 wait = due - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
+                now = time.perf_counter()
+                batch = []
+                with ready:
+                    while chunks and chunks[0][0] <= now:
+                        batch.append(chunks.popleft()[1])
                 try:
-                    dst.sendall(data)
+                    dst.sendall(b"".join(batch))
                 except OSError:
                     break
             done.set()
@@ -207,8 +219,12 @@ class LinkProxy:
                 if not data:
                     break
                 arrived(side)
-                chunks.put((time.perf_counter() + self.delay, data))
+                with ready:
+                    chunks.append((time.perf_counter() + self.delay, data))
+                    ready.notify()
         except OSError:
             pass
-        chunks.put(None)
+        with ready:
+            ended.append(True)
+            ready.notify()
         w.join()
