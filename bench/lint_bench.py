@@ -1,4 +1,4 @@
-"""Part 7: the lint gate. Its speed on long histories, side by side with squawk on the same files,
+"""Part 8: the lint gate. Its speed on long histories, side by side with squawk on the same files,
 and how its estimate of blocked writes compares with what a migration really takes on a
 populated table (which is where the throughputs in src/lint/live.rs come from)."""
 
@@ -84,11 +84,11 @@ def run(ctx):
         ])
     cal = calibration(ctx)
     ratio = cal["estimated_ms"] / cal["measured_ms"] if cal["measured_ms"] else 0
-    ctx.headline.append(("7. lint 200 migrations", f"{rows[0][1]} ms", f"≤ {budget_ms} ms", bench.verdict(ok)))
-    ctx.headline.append((f"7. blocked-writes estimate on {bench.fmt_rows(cal['rows'])} rows", f"{ratio:.2f}× measured", "order of magnitude", "—"))
+    ctx.headline.append(("8. lint 200 migrations", f"{rows[0][1]} ms", f"≤ {budget_ms} ms", bench.verdict(ok)))
+    ctx.headline.append((f"8. blocked-writes estimate on {bench.fmt_rows(cal['rows'])} rows", f"{ratio:.2f}× measured", "order of magnitude", "—"))
     findings = "; ".join(f"`{rule}` {level}" + (f" ~{ms} ms" if ms is not None else "") for rule, level, ms in cal["findings"])
     md = [
-        "## 7. lint",
+        "## 8. lint",
         "",
         f"Wall time of `wishlist-migrate --json lint --offline` (process start to exit, {rounds} runs each) on the generated "
         "histories of part 2, and of squawk (`squawk --reporter json`, every file in one process) on the same files.",

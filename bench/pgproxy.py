@@ -7,9 +7,11 @@ pipelined messages count once, a prepare-then-execute pair counts twice. Countin
 the bytes rather than from the server log sees what the log cannot: the TLS negotiation
 (SSLRequest), the SCRAM exchange, and extended-protocol Parse/Describe flights.
 
-Only for counting: the relay adds latency, so nothing is timed through it.
+`CountingProxy` is only for counting: the relay adds latency, so nothing is timed through it.
+`LinkProxy` adds a chosen latency on purpose, for the link benchmark (bench/link.py).
 """
 
+import collections
 import select
 import socket
 import threading
@@ -100,3 +102,129 @@ class CountingProxy:
             with self.lock:
                 self.round_trips += trips
                 self.active -= 1
+
+
+class LinkProxy:
+    """A relay that behaves like a network link: every chunk either side sends is delivered
+    `one_way_ms` after it arrived (so a round trip costs twice that), in order, and round trips
+    are counted as `CountingProxy` counts them. Bytes keep flowing while earlier chunks wait,
+    so a pipelined flight pays the delay once, as it would on a real link."""
+
+    def __init__(self, target_port, one_way_ms, target_host="127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.delay = one_way_ms / 1000.0
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.round_trips = 0
+        self.active = 0
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    reset = CountingProxy.reset
+    snapshot = CountingProxy.snapshot
+    wait_idle = CountingProxy.wait_idle
+    close = CountingProxy.close
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                self.active += 1
+            threading.Thread(target=self._connection, args=(client,), daemon=True).start()
+
+    def _connection(self, client):
+        server = socket.create_connection(self.target)
+        for s in (client, server):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        state = {"last": None, "pending": False, "trips": 0}
+        state_lock = threading.Lock()
+
+        def arrived(side):
+            # A client flight after the server spoke opens a round trip; the answer closes it.
+            with state_lock:
+                if side == "c":
+                    if state["last"] != "c":
+                        state["pending"] = True
+                elif state["pending"]:
+                    state["trips"] += 1
+                    state["pending"] = False
+                state["last"] = side
+
+        done = threading.Event()
+        directions = [
+            threading.Thread(target=self._direction, args=(client, server, "c", arrived, done), daemon=True),
+            threading.Thread(target=self._direction, args=(server, client, "s", arrived, done), daemon=True),
+        ]
+        for t in directions:
+            t.start()
+        done.wait()
+        for s in (client, server):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in directions:
+            t.join(timeout=2)
+        client.close()
+        server.close()
+        with self.lock:
+            self.round_trips += state["trips"]
+            self.active -= 1
+
+    def _direction(self, src, dst, side, arrived, done):
+        # One reader stamps each chunk with its delivery time; one writer delivers every chunk
+        # that is due at once, as one write. Sleeping once per chunk would add the scheduler's
+        # wake-up lateness per chunk, so a pipelined burst of small answers (one per statement)
+        # would pay it hundreds of times where a real link pays the delay once.
+        chunks = collections.deque()
+        ready = threading.Condition()
+        ended = []
+
+        def writer():
+            while True:
+                with ready:
+                    while not chunks and not ended:
+                        ready.wait()
+                    if not chunks:
+                        break
+                    due = chunks[0][0]
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                now = time.perf_counter()
+                batch = []
+                with ready:
+                    while chunks and chunks[0][0] <= now:
+                        batch.append(chunks.popleft()[1])
+                try:
+                    dst.sendall(b"".join(batch))
+                except OSError:
+                    break
+            done.set()
+
+        w = threading.Thread(target=writer, daemon=True)
+        w.start()
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                arrived(side)
+                with ready:
+                    chunks.append((time.perf_counter() + self.delay, data))
+                    ready.notify()
+        except OSError:
+            pass
+        with ready:
+            ended.append(True)
+            ready.notify()
+        w.join()

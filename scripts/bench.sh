@@ -6,7 +6,9 @@
 #   QUICK=1 scripts/bench.sh    1-2 min sanity run for CI: small sizes, few repetitions, report
 #                               kept out of the tree; exits non-zero only if a benchmark breaks
 #   BENCH_ONLY=1,2 ...          run only some parts (development)
-#   BENCH_SKIP_BUILD=1 ...      use the release binaries already built (development)
+#   BENCH_SKIP_BUILD=1 ...      use the release binaries already built, install nothing (development)
+#   BENCH_CLI=path ...          time this wishlist-migrate binary instead (e.g. a build of main, to
+#                               measure before a change)
 #
 # The machine is shared, so everything heavy runs under nice; timings are only ever compared
 # side by side within one run.
@@ -37,7 +39,7 @@ PG_BIN=$(find_pg_bin)
 # The full run measures release builds. QUICK only checks that every benchmark still works, so it
 # takes the debug binaries `cargo test` has just built instead of paying for an LTO build in CI.
 if [ -n "$QUICK" ]; then PROFILE=debug; PROFILE_FLAG=(); else PROFILE=release; PROFILE_FLAG=(--release); fi
-CLI="$CARGO_TARGET_DIR/$PROFILE/wishlist-migrate"
+CLI="${BENCH_CLI:-$CARGO_TARGET_DIR/$PROFILE/wishlist-migrate}"
 LAMBDA=
 [ -f src/bin/wishlist-migrator-lambda.rs ] && LAMBDA="$CARGO_TARGET_DIR/$PROFILE/wishlist-migrator-lambda"
 LAMBDA_BROKEN=
@@ -77,8 +79,8 @@ fi
 # sqlx-cli is a peer, not a dependency: installed per clone into .tools (gitignored).
 SQLX="$ROOT/.tools/sqlx/bin/sqlx"
 if [ ! -x "$SQLX" ]; then
-    if [ -n "$QUICK" ]; then
-        say "sqlx-cli not installed: QUICK mode skips the sqlx peer (the full run installs it)"
+    if [ -n "$QUICK" ] || [ -n "${BENCH_SKIP_BUILD:-}" ]; then
+        say "sqlx-cli not installed: QUICK mode (or BENCH_SKIP_BUILD) skips the sqlx peer (the full run installs it)"
         SQLX=
     else
         say "installing sqlx-cli into .tools/sqlx (once; several minutes)"

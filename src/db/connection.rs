@@ -284,8 +284,8 @@ impl Database {
     /// this runs before the advisory lock is taken.
     pub async fn session_state(&self) -> Result<SessionState, PgError> {
         let sql = format!(
-            "set idle_in_transaction_session_timeout = '{}s'; select current_setting('transaction_read_only') = 'on', pg_is_in_recovery()",
-            IDLE_IN_TRANSACTION_TIMEOUT.as_secs()
+            "{}; select current_setting('transaction_read_only') = 'on', pg_is_in_recovery()",
+            session_setup_sql()
         );
         let row = first_row(&self.client, &sql).await?;
         Ok(SessionState {
@@ -304,6 +304,15 @@ impl Database {
 /// The first row of a simple-protocol query, as text. The simple protocol takes one round trip
 /// where a prepared statement takes two: it serves the queries every run makes, with no
 /// parameters or with integer literals only.
+/// What a session that may write sets before anything else: a transaction left idle by a
+/// stalled client must not hold its locks for long.
+pub fn session_setup_sql() -> String {
+    format!(
+        "set idle_in_transaction_session_timeout = '{}s'",
+        IDLE_IN_TRANSACTION_TIMEOUT.as_secs()
+    )
+}
+
 pub(crate) async fn first_row(client: &Client, sql: &str) -> Result<Vec<Option<String>>, tokio_postgres::Error> {
     for message in client.simple_query(sql).await? {
         if let tokio_postgres::SimpleQueryMessage::Row(row) = message {

@@ -7,7 +7,7 @@
 //! would tell drizzle-orm 1.0 the ledger was already upgraded, and it would then see only null
 //! names and run everything again.
 
-use tokio_postgres::{Client, GenericClient, SimpleQueryMessage};
+use tokio_postgres::{Client, GenericClient, SimpleQueryMessage, SimpleQueryRow};
 
 use crate::db::connection::PgError;
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
@@ -93,6 +93,21 @@ pub struct HistoryEntry<'a> {
     pub statement_index: Option<i32>,
 }
 
+/// The ledger and its shape, read in one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRead {
+    pub shape: LedgerShape,
+    pub rows: Vec<LedgerRow>,
+}
+
+/// The data rows among a simple query's messages.
+pub fn rows_of(messages: &[SimpleQueryMessage]) -> impl Iterator<Item = &SimpleQueryRow> {
+    messages.iter().filter_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    })
+}
+
 /// A statement of a non-transactional migration that committed in an earlier, unfinished run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementDone {
@@ -161,6 +176,65 @@ impl LedgerTable {
             }
         }
         Ok(rows)
+    }
+
+    /// The ledger's rows and its shape in one statement (one round trip): what `status`, `plan`
+    /// and `migrate` start from. A missing table or schema is [`LedgerShape::Absent`].
+    pub async fn read_with_shape(&self, client: &Client) -> Result<LedgerRead, LedgerError> {
+        let sql = format!("select t.* from ({}) t order by t.id", self.rows_sql(""));
+        match client.simple_query(&sql).await {
+            Ok(messages) => self.parse_read(rows_of(&messages), 0),
+            Err(e) if is_missing_table(&e) => Ok(LedgerRead {
+                shape: LedgerShape::Absent,
+                rows: Vec::new(),
+            }),
+            Err(e) => Err(self.err("read")(e)),
+        }
+    }
+
+    /// A subquery of the ledger's rows, each beside whether the table has drizzle-orm 1.0's
+    /// `name` column (`has_name, id, hash, created_at, name`); one row of nulls but `has_name`
+    /// when the ledger is empty, none when `gate` (a `where` clause over outer columns, or empty)
+    /// is false, so a caller can read the ledger only if something else in the statement
+    /// succeeded. Fails with 42P01/3F000 when the table or its schema does not exist.
+    pub fn rows_sql(&self, gate: &str) -> String {
+        format!(
+            "select n.has_name, r.id, r.hash, r.created_at, to_jsonb(r) ->> 'name' as name \
+             from (select exists (select 1 from pg_attribute where attrelid = to_regclass({literal}) and attname = 'name' and attnum > 0 and not attisdropped) as has_name) n \
+             left join lateral (select * from {table} x order by x.id) r on true {gate}",
+            literal = quote_literal(&self.qualified()),
+            table = self.qualified(),
+        )
+    }
+
+    /// The ledger from the rows [`rows_sql`](Self::rows_sql) returned, its columns starting at
+    /// `offset`.
+    pub fn parse_read<'r>(&self, rows: impl Iterator<Item = &'r SimpleQueryRow>, offset: usize) -> Result<LedgerRead, LedgerError> {
+        let mut read = LedgerRead {
+            shape: LedgerShape::Drizzle0,
+            rows: Vec::new(),
+        };
+        for row in rows {
+            if row.get(offset) == Some("t") {
+                read.shape = LedgerShape::Drizzle1;
+            }
+            let corrupt = |what: &str| LedgerError::Corrupt {
+                table: self.qualified(),
+                reason: format!("{what} in row {:?}", row.get(offset + 1)),
+            };
+            // The null row of an empty ledger.
+            let Some(id) = row.get(offset + 1) else { continue };
+            read.rows.push(LedgerRow {
+                id: id.parse().map_err(|_| corrupt("no id"))?,
+                hash: row.get(offset + 2).ok_or_else(|| corrupt("no hash"))?.to_string(),
+                created_at: match row.get(offset + 3) {
+                    None => None,
+                    Some(v) => Some(v.parse().map_err(|_| corrupt("created_at is not a bigint"))?),
+                },
+                name: row.get(offset + 4).map(str::to_string),
+            });
+        }
+        Ok(read)
     }
 
     /// Which drizzle-orm's ledger the database has.
@@ -371,7 +445,30 @@ impl LedgerTable {
         client.batch_execute(&self.record_sql(entry)).await.map_err(self.err("insert into"))
     }
 
+    /// What a failed write of an applied migration's rows says, for a caller that sent the SQL
+    /// itself (a pipelined segment, `engine/pipeline.rs`).
+    pub fn write_error(&self, e: tokio_postgres::Error) -> LedgerError {
+        self.err("insert into")(e)
+    }
+
+    /// The ledger row and the history row of a migration applied in a pipelined segment, and the
+    /// mark the next migration's duration is measured from, as one request. The history row's
+    /// `duration_ms` is the server's `clock_timestamp()` since the mark the previous request set
+    /// ([`MARK_SQL`]), and comes back as this request's one row: the client cannot know it when it
+    /// sends the row, the server measures it on its own clock.
+    pub fn applied_rows_sql(&self, migration: &Migration, entry: &HistoryEntry<'_>) -> String {
+        format!(
+            "{}; {} returning duration_ms; {MARK_SQL}",
+            self.insert_sql(migration),
+            self.record_sql_with(entry, SINCE_MARK_MS)
+        )
+    }
+
     fn record_sql(&self, entry: &HistoryEntry<'_>) -> String {
+        self.record_sql_with(entry, &entry.duration_ms.to_string())
+    }
+
+    fn record_sql_with(&self, entry: &HistoryEntry<'_>, duration_ms: &str) -> String {
         let text = |v: Option<&str>| v.map_or_else(|| "NULL".to_string(), quote_literal);
         let message = entry.error.map(|e| e.to_string());
         format!(
@@ -385,7 +482,7 @@ impl LedgerTable {
             quote_literal(entry.hash),
             entry.created_at,
             entry.succeeded,
-            entry.duration_ms,
+            duration_ms,
             quote_literal(entry.invoker),
             quote_literal(entry.environment),
             quote_literal(env!("CARGO_PKG_VERSION")),
@@ -395,6 +492,17 @@ impl LedgerTable {
         )
     }
 }
+
+/// Marks "now" on the server's clock, in a setting: a pipelined segment sets it
+/// as it begins and after each migration's rows, so each migration's duration is measured between
+/// two marks by the server itself (microseconds; it excludes the network, and includes any time
+/// the server waited for the rest of the flight to arrive).
+///
+/// A session setting, not a transaction-local one: a migration file that ends with its own
+/// `COMMIT` (some real histories do) ends the segment's transaction early, and the marks must
+/// outlive that; each segment sets a fresh one as it begins. Without a mark the duration is 0.
+pub const MARK_SQL: &str = "select set_config('wishlist_migrator.mark', clock_timestamp()::text, false)";
+const SINCE_MARK_MS: &str = "coalesce((extract(epoch from clock_timestamp() - nullif(current_setting('wishlist_migrator.mark', true), '')::timestamptz) * 1000)::bigint, 0)";
 
 /// A SQL string literal, as Postgres's `quote_literal` writes it: safe whatever
 /// `standard_conforming_strings` says, because backslashes get the `E''` form.

@@ -71,6 +71,20 @@ pub async fn acquire(client: &Client, key: i64, wait: Duration) -> Result<HeldLo
 }
 
 impl HeldLock {
+    /// The lock a combined first statement took at once (`db/opening.rs`).
+    pub fn taken_at_once(key: i64) -> Self {
+        Self {
+            key,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// Keeps the lock until the session closes, which frees it: for a run that ends right after
+    /// and has nothing to give back early for, the unlock would be a round trip for nothing.
+    pub fn leave_to_close(self) {
+        tracing::debug!(key = self.key, "advisory lock left to the session's close");
+    }
+
     pub async fn release(self, client: &Client) -> Result<(), LockError> {
         let key = self.key;
         let released = crate::db::connection::query_bool(client, &format!("select pg_advisory_unlock({key})"))

@@ -1,5 +1,6 @@
-//! Runs SQL for the engine: a commit segment in one transaction, a migration that cannot run in
-//! one statement by statement, and a rollback's down files in one transaction; with the ledger
+//! Runs SQL for the engine: a commit segment in one transaction sent as one flight
+//! ([`pipeline`]), a migration that cannot run in one statement by statement (a round trip
+//! each: each statement commits before the next is sent), and a rollback's down files in one transaction; with the ledger
 //! and history rows written beside the work they record. Each transaction goes through
 //! [`Retry`] when `lock_timeout` strikes.
 
@@ -9,10 +10,11 @@ use tokio_postgres::{Client, GenericClient};
 
 use crate::config::RunSettings;
 use crate::db::connection::PgError;
-use crate::db::ledger::{HistoryEntry, LedgerTable};
+use crate::db::ledger::{HistoryEntry, LedgerTable, MARK_SQL};
 use crate::engine::error::{Error, MigrationError};
-use crate::engine::invocation::{time_left, Invocation};
+use crate::engine::invocation::{expired, time_left, Invocation};
 use crate::engine::outcome::{AppliedMigration, SegmentStatus};
+use crate::engine::pipeline;
 use crate::engine::plan::Segment;
 use crate::engine::progress::{Progress, PROGRESS};
 use crate::engine::resume::{concurrent_index, statement_hash};
@@ -104,61 +106,143 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// One attempt at the segment, in one flight (`engine/pipeline.rs`): everything is sent at
+    /// once, then the answers are read in order as they arrive, so progress events still follow
+    /// the migrations as the server finishes them. Durations are the server's: each migration's
+    /// history row measures `clock_timestamp()` since the previous migration's rows (or the
+    /// `BEGIN`), to the microsecond and without the network, and answers with it.
     async fn try_transaction<'m>(&self, client: &mut Client, segment: &Segment<'m>) -> Result<Vec<AppliedMigration>, AttemptFailure<'m>> {
         let rolled_back = |error: Error, failed| AttemptFailure {
             error,
             status: SegmentStatus::RolledBack,
             failed,
         };
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| rolled_back(Error::Session(e.into()), None))?;
         let timeouts = self.timeouts("LOCAL");
-        let body = async {
-            tx.batch_execute(&timeouts.sql)
-                .await
-                .map_err(|e| rolled_back(Error::Session(e.into()), None))?;
-            let mut entries = Vec::with_capacity(segment.migrations.len());
-            for m in &segment.migrations {
-                let started = Instant::now();
-                self.statements(&tx, m, &timeouts, None)
-                    .await
-                    .map_err(|(e, pg)| rolled_back(Error::Migration(e), Some(failed_migration(m, pg, started.elapsed()))))?;
-                let duration = started.elapsed();
-                self.ledger
-                    .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
-                    .await
-                    .map_err(|e| rolled_back(e.into(), None))?;
+        let bounds = pipeline::Bounds {
+            left: time_left(self.deadline),
+            statement_timeout: self.settings.statement_timeout,
+        };
+        let requests = pipeline::requests(segment, &timeouts.sql, MARK_SQL, bounds, |m| {
+            self.ledger
+                .applied_rows_sql(m, &self.history(m, "apply", true, Duration::ZERO, None))
+        });
+        let sent = pipeline::send(client, &requests).await;
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut entries = Vec::with_capacity(segment.migrations.len());
+        // When the server began the migration it is on: the previous one's last answer.
+        let mut started = Instant::now();
+        let mut failed = false;
+        // How long the failed migration had run when its error arrived (the answers after it are
+        // only the server's rejections).
+        let mut failed_after = Duration::ZERO;
+        for (request, stream) in requests.iter().zip(sent) {
+            let first_of_migration = match request.part {
+                pipeline::Part::Arm { statement: 0, .. } => true,
+                pipeline::Part::Statement { statement: 0, .. } => bounds.left.is_none(),
+                _ => false,
+            };
+            if let (false, true, Some(mi)) = (failed, first_of_migration, request.part.migration()) {
+                let m = segment.migrations[mi];
+                self.progress.working_on(&m.tag);
+                tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
+            }
+            let answer = pipeline::answer(stream).await;
+            if let (false, pipeline::Part::Rows { migration }, Ok(duration)) = (failed, request.part, &answer) {
+                let m = segment.migrations[migration];
+                let duration = duration
+                    .as_deref()
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                    .map_or_else(|| started.elapsed(), Duration::from_millis);
                 tracing::info!(target: PROGRESS, tag = %m.tag, duration_ms = duration.as_millis() as u64, statements = m.statements.len(), "applied, commits with its segment");
                 entries.push(applied(m, duration));
+                started = Instant::now();
             }
-            Ok(entries)
-        };
-        match body.await {
-            Ok(entries) => {
-                let last = segment.migrations.last().expect("segments are never empty");
-                tx.commit().await.map_err(|e| {
-                    let pg = PgError::from(e);
-                    let error = MigrationError {
-                        tag: last.tag.clone(),
-                        location: "COMMIT".into(),
-                        statement: None,
-                        deadline: false,
-                        advice: "The transaction was rolled back; nothing of this segment was kept".into(),
-                        error: pg.clone(),
-                    };
-                    rolled_back(Error::Migration(error), Some(failed_migration(last, pg, Duration::ZERO)))
-                })?;
-                let took: Duration = entries.iter().map(|e| e.duration).sum();
-                tracing::info!(target: PROGRESS, migrations = entries.len(), duration_ms = took.as_millis() as u64, "segment committed");
-                Ok(entries)
+            if !failed && answer.is_err() {
+                failed = true;
+                failed_after = started.elapsed();
             }
-            Err(failure) => {
-                let _ = tx.rollback().await;
-                Err(failure)
-            }
+            answers.push((request.part, answer.map(|_| ())));
         }
+        let Some(at) = pipeline::first_failure(&answers, |e| e.code().map(|c| c.code())) else {
+            let took: Duration = entries.iter().map(|e| e.duration).sum();
+            tracing::info!(target: PROGRESS, migrations = entries.len(), duration_ms = took.as_millis() as u64, "segment committed");
+            return Ok(entries);
+        };
+        let (part, answer) = answers.swap_remove(at);
+        let e = answer.expect_err("first_failure points at an error");
+        // The COMMIT (or the connection's end) settled the transaction: nothing of it was kept.
+        Err(match part {
+            pipeline::Part::Begin => rolled_back(Error::Session(e.into()), None),
+            pipeline::Part::Rows { .. } => rolled_back(self.ledger.write_error(e).into(), None),
+            pipeline::Part::CommitCheck => rolled_back(
+                Error::Deadline {
+                    during: "committing the segment",
+                },
+                None,
+            ),
+            pipeline::Part::Arm { migration, statement } | pipeline::Part::Statement { migration, statement } => {
+                let m = segment.migrations[migration];
+                let armed = matches!(part, pipeline::Part::Arm { .. });
+                let (error, pg) = self.statement_failed(m, statement, e, &timeouts, armed);
+                rolled_back(Error::Migration(error), Some(failed_migration(m, pg, failed_after)))
+            }
+            pipeline::Part::Commit => {
+                let last = segment.migrations.last().expect("segments are never empty");
+                let pg = PgError::from(e);
+                let error = MigrationError {
+                    tag: last.tag.clone(),
+                    location: "COMMIT".into(),
+                    statement: None,
+                    deadline: false,
+                    advice: "The transaction was rolled back; nothing of this segment was kept".into(),
+                    error: pg.clone(),
+                };
+                rolled_back(Error::Migration(error), Some(failed_migration(last, pg, Duration::ZERO)))
+            }
+        })
+    }
+
+    /// Statement `i` of `m` failed inside a pipelined segment (or its deadline check did, `armed`).
+    fn statement_failed(
+        &self,
+        m: &Migration,
+        i: usize,
+        e: tokio_postgres::Error,
+        timeouts: &Timeouts,
+        armed: bool,
+    ) -> (MigrationError, PgError) {
+        let statement = &m.statements[i];
+        let (pg, deadline) = if armed && e.code().map(|c| c.code()) != Some(pipeline::IN_FAILED_TRANSACTION) && e.as_db_error().is_some() {
+            let pg = PgError {
+                sqlstate: None,
+                message: "the invocation deadline was reached before this statement started".into(),
+                detail: None,
+                hint: None,
+            };
+            (pg, true)
+        } else {
+            let pg = PgError::from(e);
+            let deadline = pg.is(QUERY_CANCELED) && (timeouts.deadline_bound || expired(self.deadline));
+            (pg, deadline)
+        };
+        let advice = if deadline {
+            if armed {
+                "Stopped at the invocation deadline"
+            } else {
+                "Cancelled at the invocation deadline"
+            }
+        } else {
+            "The transaction was rolled back: nothing of this segment was kept, and no ledger row was written"
+        };
+        let error = MigrationError {
+            tag: m.tag.clone(),
+            location: format!("statement {} (line {})", i + 1, statement.line),
+            statement: Some(statement.summary()),
+            error: pg.clone(),
+            deadline,
+            advice: advice.into(),
+        };
+        (error, pg)
     }
 
     /// A migration that cannot run in a transaction: each statement commits on its own and is
@@ -176,7 +260,7 @@ impl<'a> Applier<'a> {
             .batch_execute(&timeouts.sql)
             .await
             .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::NotRun, None))?;
-        let result = self.statements(&*client, m, &timeouts, Some(start)).await;
+        let result = self.autocommit_statements(&*client, m, &timeouts, start).await;
         let _ = client.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
         if let Err((error, pg)) = result {
             let status = if start == 0 && error.location.starts_with("statement 1 ") {
@@ -213,25 +297,24 @@ impl<'a> Applier<'a> {
         Ok((vec![applied(m, duration)], 1))
     }
 
-    /// Runs the statements in order: inside the caller's transaction (`resume_from` `None`), or
-    /// each committing on its own from statement `resume_from + 1` on, recorded as done.
-    async fn statements(
+    /// Runs the statements of a migration that cannot run in a transaction in order, each
+    /// committing on its own from statement `start + 1` on and recorded as done before the next
+    /// is sent: one round trip each, because each must have committed before the next starts.
+    async fn autocommit_statements(
         &self,
         client: &impl GenericClient,
         m: &Migration,
         timeouts: &Timeouts,
-        resume_from: Option<usize>,
+        start: usize,
     ) -> Result<(), (MigrationError, PgError)> {
         self.progress.working_on(&m.tag);
         tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
-        let autocommit = resume_from.is_some();
-        for (i, statement) in m.statements.iter().enumerate().skip(resume_from.unwrap_or(0)) {
+        for (i, statement) in m.statements.iter().enumerate().skip(start) {
             let location = || format!("statement {} (line {})", i + 1, statement.line);
             if let Some(left) = time_left(self.deadline) {
                 // statement_timeout bounds each statement, not the segment: re-arm it with what is
                 // left so the whole run ends by the deadline.
                 let limit = self.settings.statement_timeout.map_or(left, |c| c.min(left));
-                let scope = if autocommit { "SESSION" } else { "LOCAL" };
                 let armed = if left.is_zero() {
                     Err(PgError {
                         sqlstate: None,
@@ -240,7 +323,7 @@ impl<'a> Applier<'a> {
                         hint: None,
                     })
                 } else {
-                    let sql = format!("SET {scope} statement_timeout = '{}ms'", limit.as_millis().max(1));
+                    let sql = format!("SET SESSION statement_timeout = '{}ms'", limit.as_millis().max(1));
                     client.batch_execute(&sql).await.map_err(PgError::from)
                 };
                 if let Err(pg) = armed {
@@ -255,7 +338,7 @@ impl<'a> Applier<'a> {
                     return Err((error, pg));
                 }
             }
-            let index = if autocommit { concurrent_index(statement) } else { None };
+            let index = concurrent_index(statement);
             let existed = match &index {
                 Some(name) => index_valid(client, name).await.is_some(),
                 None => false,
@@ -293,17 +376,15 @@ impl<'a> Applier<'a> {
                 });
                 let advice = if deadline {
                     "Cancelled at the invocation deadline".to_string()
-                } else if autocommit && i > 0 {
+                } else if i > 0 {
                     format!("{cleaned}This migration runs outside a transaction: statements 1 to {i} were committed and stay, and no ledger row was written. The next run resumes at statement {}: fix what made it fail (statements 1 to {i} must not change), then run again", i + 1)
                 } else if dropped.is_some() {
                     format!("{cleaned}Nothing else was applied; no ledger row was written")
-                } else if autocommit && statement.autocommit_reason() == Some("CREATE INDEX CONCURRENTLY") {
+                } else if statement.autocommit_reason() == Some("CREATE INDEX CONCURRENTLY") {
                     "A failed CREATE INDEX CONCURRENTLY can leave an INVALID index behind: DROP INDEX CONCURRENTLY it before running again"
                         .to_string()
-                } else if autocommit {
-                    "Nothing was applied; no ledger row was written".to_string()
                 } else {
-                    "The transaction was rolled back: nothing of this segment was kept, and no ledger row was written".to_string()
+                    "Nothing was applied; no ledger row was written".to_string()
                 };
                 let error = MigrationError {
                     tag: m.tag.clone(),
@@ -315,9 +396,7 @@ impl<'a> Applier<'a> {
                 };
                 return Err((error, pg));
             }
-            if autocommit {
-                self.record_statement(client, m, i, statement).await?;
-            }
+            self.record_statement(client, m, i, statement).await?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod examine;
 pub mod invocation;
 pub mod outcome;
+pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod replay;

@@ -3,6 +3,7 @@
 //! through [`Session::compare`]; the advisory lock is held only inside [`Session::with_lock`].
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio_postgres::Client;
@@ -10,9 +11,10 @@ use tokio_postgres::Client;
 use crate::config::RunSettings;
 use crate::db::baseline::RecordedCatalog;
 use crate::db::catalog::{self, Catalog};
-use crate::db::connection::{Database, DatabaseInfo};
-use crate::db::ledger::LedgerShape;
+use crate::db::connection::{Database, DatabaseInfo, PgError};
+use crate::db::ledger::{LedgerRead, LedgerShape};
 use crate::db::lock::{self, LockError};
+use crate::db::opening::{self, OpeningError};
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
 use crate::engine::outcome::Finished;
@@ -30,6 +32,13 @@ pub struct Session<'a> {
     pub run_id: &'a str,
     pub progress: &'a Progress,
     lock_wait: Duration,
+    /// The ledger the opening statement read under the lock, for the first [`Session::assess`].
+    opened: Mutex<Option<LedgerRead>>,
+    /// The shape the latest [`Session::assess`] found, so `migrate` does not ask again.
+    shape: Mutex<Option<LedgerShape>>,
+    /// Set by a command that leaves the lock to the session's close (nothing to do, and the
+    /// session closes right after): the unlock would be one more round trip for nothing.
+    leave_lock: bool,
 }
 
 /// The live schema against the snapshot of one version.
@@ -53,6 +62,9 @@ impl<'a> Session<'a> {
             run_id,
             progress,
             lock_wait: Duration::ZERO,
+            opened: Mutex::new(None),
+            shape: Mutex::new(None),
+            leave_lock: false,
         })
     }
 
@@ -80,16 +92,20 @@ impl<'a> Session<'a> {
     /// journal, by name for a 1.0 folder. A 1.0 folder on a 0.x ledger is read with the names
     /// the upgrade gives its rows (`engine::upgrade`; `migrate` performs it), and refused when
     /// rows match no folder.
+    ///
+    /// One round trip (the ledger and its shape in one statement), or none when the opening
+    /// statement has just read it under the lock.
     pub async fn assess(&self) -> Result<Assessment<'a>, Error> {
         let ledger = &self.settings().ledger;
+        let opened = lock(&self.opened).take();
+        let LedgerRead { shape, rows } = match opened {
+            Some(read) => read,
+            None => ledger.read_with_shape(self.client()).await?,
+        };
+        *lock(&self.shape) = Some(shape);
         match self.set.layout {
-            Layout::Journal => {
-                let rows = ledger.read(self.client()).await?;
-                Ok(plan::assess(&rows, &self.set.migrations))
-            }
+            Layout::Journal => Ok(plan::assess(&rows, &self.set.migrations)),
             Layout::Folders => {
-                let shape = ledger.shape(self.client()).await?;
-                let rows = ledger.read(self.client()).await?;
                 let rows = match shape {
                     LedgerShape::Drizzle0 => upgrade::named(&rows, &upgrade::names_for(&rows, &self.set.migrations)?),
                     LedgerShape::Absent | LedgerShape::Drizzle1 => rows,
@@ -97,6 +113,17 @@ impl<'a> Session<'a> {
                 Ok(plan::assess_folders(&rows, &self.set.migrations))
             }
         }
+    }
+
+    /// The ledger's shape as the latest [`Session::assess`] found it.
+    pub fn assessed_shape(&self) -> Option<LedgerShape> {
+        *lock(&self.shape)
+    }
+
+    /// Leaves the advisory lock to the session's close instead of unlocking: for a command that
+    /// found nothing to do, after which the run closes the session.
+    pub fn leave_lock_to_close(&mut self) {
+        self.leave_lock = true;
     }
 
     /// The live schema against the snapshot of `version` (the empty schema for `None`).
@@ -153,7 +180,9 @@ impl<'a> Session<'a> {
             Err(e) => return (self, Finished::failed(e)),
         };
         let (session, mut finished) = work(self).await;
-        if let Err(e) = held.release(session.client()).await {
+        if session.leave_lock {
+            held.leave_to_close();
+        } else if let Err(e) = held.release(session.client()).await {
             finished
                 .warnings
                 .push(format!("{e}; the lock is freed anyway when the connection closes"));
@@ -161,9 +190,34 @@ impl<'a> Session<'a> {
         (session, finished)
     }
 
+    /// The opening statement first (check, try-lock and ledger read in one round trip); when
+    /// the lock is busy, or the database has no ledger yet, the step-by-step path: check, then
+    /// poll for the lock, waiting and naming the holder as before.
     async fn take_lock(&mut self) -> Result<lock::HeldLock, Error> {
-        self.check_writable().await?;
         let settings = self.settings();
+        let opened = opening::open(self.client(), &settings.ledger, settings.lock_key)
+            .await
+            .map_err(|e| match e {
+                OpeningError::Database(pg) => Error::Session(pg),
+                OpeningError::Ledger(e) => e.into(),
+                OpeningError::NoRow => Error::Session(PgError {
+                    sqlstate: None,
+                    message: OpeningError::NoRow.to_string(),
+                    detail: None,
+                    hint: None,
+                }),
+            })?;
+        match opened {
+            Some(opened) => {
+                writable(opened.read_only, opened.in_recovery)?;
+                if opened.locked {
+                    tracing::info!(key = settings.lock_key, wait_ms = 0u64, "advisory lock held");
+                    *lock(&self.opened) = opened.ledger;
+                    return Ok(lock::HeldLock::taken_at_once(settings.lock_key));
+                }
+            }
+            None => self.check_writable().await?,
+        }
         let wait = self.inv.time_left().map_or(settings.lock_wait, |left| settings.lock_wait.min(left));
         match lock::acquire(self.client(), settings.lock_key, wait).await {
             Ok(held) => {
@@ -187,22 +241,31 @@ impl<'a> Session<'a> {
 
     async fn check_writable(&self) -> Result<(), Error> {
         let state = self.db.session_state().await.map_err(Error::Session)?;
-        if state.in_recovery {
-            return Err(Error::ReadOnly {
-                reason: "the server is a standby in recovery",
-            });
-        }
-        if state.read_only {
-            return Err(Error::ReadOnly {
-                reason: "transaction_read_only is on for this session",
-            });
-        }
-        Ok(())
+        writable(state.read_only, state.in_recovery)
     }
 
     pub async fn close(self) {
         self.db.close().await;
     }
+}
+
+fn writable(read_only: bool, in_recovery: bool) -> Result<(), Error> {
+    if in_recovery {
+        return Err(Error::ReadOnly {
+            reason: "the server is a standby in recovery",
+        });
+    }
+    if read_only {
+        return Err(Error::ReadOnly {
+            reason: "transaction_read_only is on for this session",
+        });
+    }
+    Ok(())
+}
+
+/// Only ever holds plain values: a panic elsewhere cannot leave one half-written.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The name of a schema version in messages: a tag, or the empty schema before any migration.

@@ -13,7 +13,7 @@ use crate::lint::rule::Cost;
 /// Rows above which a scan or rewrite of a table is refused unless waived.
 pub const DEFAULT_LARGE_TABLE_ROWS: u64 = 100_000;
 
-/// Throughputs measured on the benchmark machine (`make bench`, part 7, with the figures in
+/// Throughputs measured on the benchmark machine (`make bench`, part 8, with the figures in
 /// BENCHMARKS.md): the bytes of a table (heap, indexes and TOAST: `pg_total_relation_size`)
 /// a full scan under a lock, and a full rewrite with its indexes, get through per second. A
 /// production instance differs; the estimate is an order of magnitude, said as such.

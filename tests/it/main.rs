@@ -14,6 +14,7 @@ mod drizzle_compat;
 mod envs;
 mod failures;
 mod faults;
+mod flights;
 mod fuzz;
 mod gate;
 mod history;

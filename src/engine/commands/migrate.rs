@@ -26,6 +26,10 @@ pub async fn migrate<'a>(session: Session<'a>, target: Option<&'a str>, dry_run:
     session
         .with_lock(|mut s| async move {
             let finished = apply(&mut s, target, false).await;
+            if finished.error.is_none() && finished.outcome.segments.is_empty() {
+                // Nothing was pending and the run closes the session next, which frees the lock.
+                s.leave_lock_to_close();
+            }
             (s, finished)
         })
         .await
@@ -113,7 +117,11 @@ async fn upgrade_ledger(session: &Session<'_>, warnings: &mut Vec<String>) -> Re
         return Ok(());
     }
     let ledger = &session.settings().ledger;
-    if ledger.shape(session.client()).await? != LedgerShape::Drizzle0 {
+    let shape = match session.assessed_shape() {
+        Some(shape) => shape,
+        None => ledger.shape(session.client()).await?,
+    };
+    if shape != LedgerShape::Drizzle0 {
         return Ok(());
     }
     let rows = ledger.read(session.client()).await?;

@@ -1,7 +1,9 @@
 //! A loopback TCP proxy in front of the test PostgreSQL that can be switched to swallow every
 //! byte in both directions without closing anything: a half-open network, as a dropped NAT
-//! entry or a frozen middlebox leaves it. Plain threads, so it keeps working while a test
-//! blocks on a child process.
+//! entry or a frozen middlebox leaves it. It also reads the client's side of the protocol and
+//! keeps the text of every statement sent (simple `Query` and extended `Parse` messages), so a
+//! test can check what a run sends after connecting. Plain threads, so it keeps working while a
+//! test blocks on a child process.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -13,6 +15,7 @@ pub struct Proxy {
     port: u16,
     stalled: Arc<AtomicBool>,
     sockets: Arc<Mutex<Vec<TcpStream>>>,
+    statements: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proxy {
@@ -22,7 +25,8 @@ impl Proxy {
         let port = listener.local_addr().expect("proxy address").port();
         let stalled = Arc::new(AtomicBool::new(false));
         let sockets = Arc::new(Mutex::new(Vec::new()));
-        let (flag, held) = (stalled.clone(), sockets.clone());
+        let statements = Arc::new(Mutex::new(Vec::new()));
+        let (flag, held, seen) = (stalled.clone(), sockets.clone(), statements.clone());
         thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
@@ -34,11 +38,36 @@ impl Proxy {
                     held.push(client.try_clone().expect("clone socket"));
                     held.push(server.try_clone().expect("clone socket"));
                 }
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap(), flag.clone());
-                pipe(server, client, flag.clone());
+                let sniffer = Sniffer {
+                    buffer: Vec::new(),
+                    started: false,
+                    statements: seen.clone(),
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    flag.clone(),
+                    Some(sniffer),
+                );
+                pipe(server, client, flag.clone(), None);
             }
         });
-        Proxy { port, stalled, sockets }
+        Proxy {
+            port,
+            stalled,
+            sockets,
+            statements,
+        }
+    }
+
+    /// The statements clients sent through the proxy so far, in order (a multi-statement simple
+    /// query is one entry: one request, one round trip).
+    pub fn statements(&self) -> Vec<String> {
+        self.statements.lock().unwrap().clone()
+    }
+
+    pub fn forget_statements(&self) {
+        self.statements.lock().unwrap().clear();
     }
 
     pub fn port(&self) -> u16 {
@@ -64,7 +93,49 @@ impl Drop for Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, stalled: Arc<AtomicBool>) {
+/// Splits the client's bytes into protocol messages: an untyped startup (after any SSLRequest or
+/// GSSENCRequest, also untyped), then `type, length, body` messages.
+struct Sniffer {
+    buffer: Vec<u8>,
+    started: bool,
+    statements: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sniffer {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+        loop {
+            let head = usize::from(self.started);
+            if self.buffer.len() < head + 4 {
+                return;
+            }
+            let length = u32::from_be_bytes(self.buffer[head..head + 4].try_into().unwrap()) as usize;
+            let total = head + length;
+            if self.buffer.len() < total {
+                return;
+            }
+            let message: Vec<u8> = self.buffer.drain(..total).collect();
+            if !self.started {
+                // 80877103: SSLRequest, 80877104: GSSENCRequest; anything else is the startup.
+                let code = u32::from_be_bytes(message[4..8].try_into().unwrap());
+                self.started = !matches!(code, 80_877_103 | 80_877_104);
+                continue;
+            }
+            let body = &message[5..];
+            let text = match message[0] {
+                b'Q' => body.split(|b| *b == 0).next(),
+                // Parse: the statement's name, then its text.
+                b'P' => body.split(|b| *b == 0).nth(1),
+                _ => None,
+            };
+            if let Some(text) = text {
+                self.statements.lock().unwrap().push(String::from_utf8_lossy(text).into_owned());
+            }
+        }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, stalled: Arc<AtomicBool>, mut sniffer: Option<Sniffer>) {
     thread::spawn(move || {
         let mut buffer = [0u8; 16 * 1024];
         loop {
@@ -72,6 +143,9 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, stalled: Arc<AtomicBool>) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            if let Some(sniffer) = sniffer.as_mut() {
+                sniffer.feed(&buffer[..n]);
+            }
             if stalled.load(Ordering::SeqCst) {
                 continue;
             }

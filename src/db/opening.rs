@@ -1,0 +1,85 @@
+//! The one statement a run that takes the advisory lock opens with: the session check, the
+//! try-lock and, only if the lock was taken, the ledger read, in one simple query, so a no-op
+//! deploy costs one round trip after connecting. A busy lock or a fresh database (no ledger
+//! table yet) falls back to the step-by-step path (`engine/session.rs`).
+
+use tokio_postgres::Client;
+
+use crate::db::connection::{session_setup_sql, PgError};
+use crate::db::ledger::{is_missing_table, rows_of, LedgerRead, LedgerTable};
+
+/// What the opening statement found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opening {
+    pub read_only: bool,
+    pub in_recovery: bool,
+    /// Whether `pg_try_advisory_lock` succeeded: only tried on a session that can write.
+    pub locked: bool,
+    /// The ledger, read under the lock; `None` when the lock was not taken.
+    pub ledger: Option<LedgerRead>,
+}
+
+/// The statement: the session settings, then one `select` whose CTE takes the lock (a CTE with a
+/// volatile function is evaluated once) and whose lateral join reads the ledger only when it did.
+pub fn sql(ledger: &LedgerTable, key: i64) -> String {
+    format!(
+        "{setup}; \
+         with s as (select current_setting('transaction_read_only') = 'on' as ro, pg_is_in_recovery() as rec), \
+         l as (select ro, rec, case when ro or rec then false else pg_try_advisory_lock({key}) end as locked from s) \
+         select l.ro, l.rec, l.locked, t.* from l left join lateral ({rows}) t on true order by t.id",
+        setup = session_setup_sql(),
+        rows = ledger.rows_sql("where l.locked"),
+    )
+}
+
+/// Runs the opening statement. `Ok(None)`: the ledger table or its schema does not exist, which
+/// the server finds before running anything (so no lock was taken and the settings were rolled
+/// back with the implicit transaction): the caller takes the step-by-step path.
+pub async fn open(client: &Client, ledger: &LedgerTable, key: i64) -> Result<Option<Opening>, OpeningError> {
+    let messages = match client.simple_query(&sql(ledger, key)).await {
+        Ok(messages) => messages,
+        Err(e) if is_missing_table(&e) => return Ok(None),
+        Err(e) => return Err(OpeningError::Database(e.into())),
+    };
+    let rows: Vec<_> = rows_of(&messages).collect();
+    let first = rows.first().ok_or(OpeningError::NoRow)?;
+    let flag = |i: usize| first.get(i) == Some("t");
+    let locked = flag(2);
+    let ledger = if locked {
+        Some(ledger.parse_read(rows.iter().copied(), 3).map_err(OpeningError::Ledger)?)
+    } else {
+        None
+    };
+    Ok(Some(Opening {
+        read_only: flag(0),
+        in_recovery: flag(1),
+        locked,
+        ledger,
+    }))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpeningError {
+    #[error("{0}")]
+    Database(PgError),
+    #[error("the session check returned no row")]
+    NoRow,
+    #[error(transparent)]
+    Ledger(crate::db::ledger::LedgerError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_statement_checks_locks_and_reads_only_under_the_lock() {
+        let sql = sql(&LedgerTable::default(), 42);
+        assert!(sql.starts_with("set idle_in_transaction_session_timeout"));
+        assert_eq!(sql.matches("pg_try_advisory_lock(42)").count(), 1);
+        assert!(sql.contains("case when ro or rec then false else pg_try_advisory_lock(42) end"));
+        assert!(sql.contains(r#"from "drizzle"."__drizzle_migrations" x"#));
+        assert!(sql.contains("where l.locked"), "the ledger is read only under the lock");
+        assert!(!sql.contains("pg_advisory_unlock"));
+    }
+}

@@ -1,0 +1,101 @@
+//! What a run sends over the wire (issue 14): a no-op deploy one statement after connecting,
+//! `status` and `plan` one each, and a transaction segment in one flight that still says which
+//! statement failed and still stops at the deadline.
+
+use std::time::Duration;
+
+use crate::harness::proxy::Proxy;
+use crate::harness::*;
+
+const FAILING: &str = "tests/fixtures/engine/failing";
+const BROKEN_TAG: &str = "0001_add_audit_log_broken";
+
+/// The test database's URL through a proxy that records the statements sent; without TLS, so
+/// the proxy can read them.
+fn through(db: &TestDb, proxy: &Proxy) -> String {
+    let direct = format!("127.0.0.1:{}/", pg().port());
+    assert!(db.url.contains(&direct), "{}", db.url);
+    let url = db.url.replace(&direct, &format!("127.0.0.1:{}/", proxy.port()));
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joiner}sslmode=disable")
+}
+
+#[tokio::test]
+async fn a_no_op_deploy_sends_one_statement_after_connecting() {
+    let db = pg().fresh_db().await;
+    run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
+    let proxy = Proxy::start(pg().port());
+    let url = through(&db, &proxy);
+
+    let report = run(&mut wm(&url, "migrations", &["migrate"])).expect(0).report();
+    assert_eq!(report["status"], "upToDate", "{report}");
+    let sent = proxy.statements();
+    assert_eq!(sent.len(), 1, "one statement after connecting: {sent:#?}");
+    assert!(
+        sent[0].contains("pg_try_advisory_lock") && sent[0].contains("__drizzle_migrations") && sent[0].contains("pg_is_in_recovery"),
+        "the session check, the try-lock and the ledger read: {}",
+        sent[0]
+    );
+    // No unlock: closing the session freed the lock.
+    assert!(
+        eventually(|| async { db.advisory_locks().await == 0 }).await,
+        "the lock outlived the session"
+    );
+
+    for command in ["status", "plan"] {
+        proxy.forget_statements();
+        let report = run(&mut wm(&url, "migrations", &[command])).expect(0).report();
+        assert_eq!(report["action"], command, "{report}");
+        let sent = proxy.statements();
+        assert_eq!(sent.len(), 1, "{command}: {sent:#?}");
+        assert!(!sent[0].contains("advisory"), "{command} takes no lock: {}", sent[0]);
+    }
+}
+
+#[tokio::test]
+async fn a_failure_in_a_pipelined_segment_is_blamed_on_its_statement_with_a_deadline_too() {
+    // With a deadline, each statement is preceded in the flight by its own timeout: the error
+    // must still be counted to the statement that failed, not to the requests around it.
+    let db = pg().fresh_db().await;
+    let proxy = Proxy::start(pg().port());
+    let report = run(&mut wm(&through(&db, &proxy), FAILING, &["migrate", "--timeout", "60"]))
+        .expect(1)
+        .report();
+    assert_eq!(report["error"]["type"], "MigrationFailed", "{report}");
+    assert_eq!(report["error"]["migration"], BROKEN_TAG);
+    assert_eq!(report["error"]["sqlstate"], "42601");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("statement 3 (line 9)"), "{message}");
+    assert!(
+        report["error"]["statement"]
+            .as_str()
+            .unwrap()
+            .starts_with("ALTER TABLE \"wishlist_items\" ADD COLUMNN"),
+        "{report}"
+    );
+    assert_eq!(report["segments"][0]["status"], "rolledBack", "{report}");
+    assert!(!db.table_exists("public.wishlist_items").await, "nothing of the segment kept");
+    assert_eq!(ledger(&db).await, Vec::new());
+    // The whole segment went out before the error came back: its COMMIT was sent too.
+    assert!(proxy.statements().iter().any(|s| s == "COMMIT"), "{:#?}", proxy.statements());
+}
+
+#[tokio::test]
+async fn the_deadline_stops_a_segment_whose_statements_each_fit_in_it() {
+    // Each sleep is shorter than the whole timeout, together they are longer: the flight is
+    // sent at once, and the server must still stop at the deadline, leaving nothing.
+    let db = pg().fresh_db().await;
+    let dir = tempfile::Builder::new().prefix("wm-flights-").tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("meta")).unwrap();
+    let sql = "CREATE TABLE \"slow\" (\"id\" integer);\n--> statement-breakpoint\nSELECT pg_sleep(1.2);\n--> statement-breakpoint\nSELECT pg_sleep(1.2);\n--> statement-breakpoint\nSELECT pg_sleep(1.2);\n";
+    std::fs::write(dir.path().join("0000_slow.sql"), sql).unwrap();
+    rewrite_journal(dir.path(), &[("0000_slow", 1_795_520_100_854)]);
+    let started = std::time::Instant::now();
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--timeout", "2"])).expect(1).report();
+    assert!(started.elapsed() < Duration::from_secs(30), "a liveness bound");
+    assert_eq!(error_type(&report), "DeadlineExceeded", "{report}");
+    assert_eq!(report["error"]["migration"], "0000_slow", "{report}");
+    assert!(!db.table_exists("public.slow").await, "nothing kept");
+    assert_eq!(ledger(&db).await, Vec::new());
+    assert_eq!(db.advisory_locks().await, 0);
+}
