@@ -207,6 +207,8 @@ mod tests {
                 .collect(),
             mode: TransactionMode::Transaction,
             adds_enum_value: false,
+            marked_no_transaction: false,
+            commit_after: false,
             down: None,
         }
     }
