@@ -10,6 +10,7 @@ mod configuration;
 mod drift;
 mod drift_baseline;
 mod drizzle1;
+mod drizzle1_snapshots;
 mod drizzle_compat;
 mod envs;
 mod failures;
