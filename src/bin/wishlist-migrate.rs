@@ -227,13 +227,9 @@ async fn execute(cli: &Cli) -> Report {
         // Linting needs no database: without one it reads the folder alone.
         Err(config::ConfigError::NoDatabase) if matches!(command, Command::Lint { .. }) => match configure_offline(cli) {
             Ok(pair) => {
-                command = Command::Lint {
-                    since: match &command {
-                        Command::Lint { since, .. } => since.clone(),
-                        _ => None,
-                    },
-                    live: false,
-                };
+                if let Command::Lint { live, .. } = &mut command {
+                    *live = false;
+                }
                 pair
             }
             Err(e) => return Report::refused(command.action(), "dev", &e),

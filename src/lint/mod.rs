@@ -153,17 +153,11 @@ fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, live:
     checks.finish(&mut ended);
     hits.extend(ended);
     non_transactional_mixed(m, &pieces, &mut hits);
-    for piece in &pieces {
+    for (index, piece) in pieces.iter().enumerate() {
         for w in &piece.waivers {
             match (&w.rule, &w.reason) {
-                (None, _) => hits.push((
-                    index_of(&pieces, piece),
-                    waiver_hit(Rule::UnknownRuleWaived, w, "waives a rule that does not exist"),
-                )),
-                (Some(_), None) => hits.push((
-                    index_of(&pieces, piece),
-                    waiver_hit(Rule::WaiverWithoutReason, w, "waives a rule without saying why"),
-                )),
+                (None, _) => hits.push((index, waiver_hit(Rule::UnknownRuleWaived, w, "waives a rule that does not exist"))),
+                (Some(_), None) => hits.push((index, waiver_hit(Rule::WaiverWithoutReason, w, "waives a rule without saying why"))),
                 _ => {}
             }
         }
@@ -214,10 +208,6 @@ fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, live:
             waived,
         });
     }
-}
-
-fn index_of(pieces: &[Piece], piece: &Piece) -> usize {
-    pieces.iter().position(|p| std::ptr::eq(p, piece)).unwrap_or(0)
 }
 
 fn waiver_hit(rule: Rule, w: &Waiver, message: &str) -> Hit {

@@ -4,7 +4,7 @@
 
 use pg_query::NodeEnum;
 
-use crate::migrations::statement::Statement;
+use crate::migrations::statement::{shorten, Statement};
 
 /// A statement of a piece (a piece written by hand can hold several).
 pub struct Parsed {
@@ -100,12 +100,7 @@ pub fn excerpt(piece: &str, start: usize, end: usize) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("--"))
         .collect();
-    let one_line = code.join(" ");
-    if one_line.chars().count() > 100 {
-        format!("{}…", one_line.chars().take(100).collect::<String>())
-    } else {
-        one_line
-    }
+    shorten(&code.join(" "), 100)
 }
 
 #[cfg(test)]

@@ -185,12 +185,11 @@ pub fn change_keeps_rows(old: &ColumnType, new: &ColumnType) -> bool {
     if old.array != new.array {
         return false;
     }
-    let texty = |n: &str| matches!(n, "varchar" | "text" | "bpchar");
     match (old.name.as_str(), new.name.as_str()) {
         (a, b) if a == b && old.mods == new.mods => true,
         // varchar(n) -> varchar(m >= n) or unlimited; anything text-like -> text.
         ("varchar", "varchar") => new.mods.is_empty() || (!old.mods.is_empty() && new.mods[0] >= old.mods[0]),
-        (a, "text") if texty(a) && a != "bpchar" => true,
+        ("varchar" | "text", "text") => true,
         ("text", "varchar") => new.mods.is_empty(),
         // numeric(p, s) -> numeric(p' >= p, s) or unconstrained.
         ("numeric", "numeric") => {
@@ -200,7 +199,6 @@ pub fn change_keeps_rows(old: &ColumnType, new: &ColumnType) -> bool {
                     && new.mods[0] >= old.mods[0]
                     && old.mods.get(1) == new.mods.get(1))
         }
-        ("timestamp", "timestamptz") | ("timestamptz", "timestamp") => false,
         _ => false,
     }
 }

@@ -163,7 +163,7 @@ fn keywords(sql: &str) -> Vec<String> {
     words
 }
 
-fn shorten(text: &str, max_chars: usize) -> String {
+pub fn shorten(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         text.to_string()
     } else {
