@@ -4,7 +4,8 @@
 //! system schemas and extension-owned objects are left out.
 
 use serde::{Deserialize, Serialize};
-use tokio_postgres::GenericClient;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{GenericClient, Row};
 
 use crate::db::connection::PgError;
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
@@ -299,25 +300,42 @@ fn referential_action(code: &str) -> String {
     .to_string()
 }
 
-/// Reads the whole user schema of the connected database.
+/// One query of the catalog read, in one round trip: its parameter types are given, so there is
+/// no prepare first (`query` would describe the statement in a round trip of its own).
+async fn rows(
+    client: &impl GenericClient,
+    what: &'static str,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<Vec<Row>, CatalogError> {
+    client
+        .query_typed(sql, params)
+        .await
+        .map_err(|e| CatalogError { what, error: e.into() })
+}
+
+/// Reads the whole user schema of the connected database, in three flights: each sends every
+/// query that only needs what the flight before it answered (the schemas, then the tables' oids),
+/// and tokio-postgres pipelines queries issued together.
 pub async fn read(client: &impl GenericClient) -> Result<Catalog, CatalogError> {
-    let q = |what: &'static str| move |e: tokio_postgres::Error| CatalogError { what, error: e.into() };
-    let server_version: i32 = client
-        .query_one("select current_setting('server_version_num')::int", &[])
-        .await
-        .map_err(q("server version"))?
-        .get(0);
-    let schemas: Vec<String> = client
-        .query(USER_SCHEMAS, &[])
-        .await
-        .map_err(q("schemas"))?
-        .iter()
-        .map(|r| r.get(1))
-        .collect();
+    let (version_rows, schema_rows) = tokio::try_join!(
+        rows(client, "server version", "select current_setting('server_version_num')::int", &[]),
+        rows(client, "schemas", USER_SCHEMAS, &[]),
+    )?;
+    // `current_setting` answers one row, always.
+    let server_version: i32 = version_rows.first().map_or(0, |r| r.get(0));
+    let schemas: Vec<String> = schema_rows.iter().map(|r| r.get(1)).collect();
+
+    let by_schema = [(&schemas as &(dyn ToSql + Sync), Type::NAME_ARRAY)];
+    let (relation_rows, enum_rows, sequence_rows) = tokio::try_join!(
+        rows(client, "tables", RELATIONS, &by_schema),
+        rows(client, "enums", ENUMS, &by_schema),
+        rows(client, "sequences", SEQUENCES, &by_schema),
+    )?;
 
     let mut tables: Vec<(u32, Table)> = Vec::new();
     let mut views = Vec::new();
-    for r in client.query(RELATIONS, &[&schemas]).await.map_err(q("tables"))? {
+    for r in relation_rows {
         let (oid, schema, name, kind): (u32, String, String, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
         match kind.as_str() {
             "v" | "m" => views.push(View {
@@ -340,7 +358,17 @@ pub async fn read(client: &impl GenericClient) -> Result<Catalog, CatalogError> 
     let oids: Vec<u32> = tables.iter().map(|(oid, _)| *oid).collect();
     let table_mut = |tables: &[(u32, Table)], oid: u32| -> Option<usize> { tables.iter().position(|(o, _)| *o == oid) };
 
-    for r in client.query(COLUMNS, &[&oids]).await.map_err(q("columns"))? {
+    let by_table = [(&oids as &(dyn ToSql + Sync), Type::OID_ARRAY)];
+    let (indexes_sql, constraints_sql) = (indexes_sql(server_version), constraints_sql(server_version));
+    let (column_rows, index_rows, index_column_rows, constraint_rows, policy_rows) = tokio::try_join!(
+        rows(client, "columns", COLUMNS, &by_table),
+        rows(client, "indexes", &indexes_sql, &by_table),
+        rows(client, "index columns", INDEX_COLUMNS, &by_table),
+        rows(client, "constraints", &constraints_sql, &by_table),
+        rows(client, "policies", POLICIES, &by_table),
+    )?;
+
+    for r in column_rows {
         let Some(at) = table_mut(&tables, r.get(0)) else { continue };
         let identity: String = r.get(5);
         let generated: String = r.get(6);
@@ -381,7 +409,7 @@ pub async fn read(client: &impl GenericClient) -> Result<Catalog, CatalogError> 
 
     // index oid -> (table position, index position, key column count)
     let mut index_at: std::collections::HashMap<u32, (usize, usize, i32)> = std::collections::HashMap::new();
-    for r in client.query(&indexes_sql(server_version), &[&oids]).await.map_err(q("indexes"))? {
+    for r in index_rows {
         let Some(at) = table_mut(&tables, r.get(1)) else { continue };
         let indexes = &mut tables[at].1.indexes;
         index_at.insert(r.get(0), (at, indexes.len(), r.get(7)));
@@ -399,7 +427,7 @@ pub async fn read(client: &impl GenericClient) -> Result<Catalog, CatalogError> 
             included: Vec::new(),
         });
     }
-    for r in client.query(INDEX_COLUMNS, &[&oids]).await.map_err(q("index columns"))? {
+    for r in index_column_rows {
         let Some(&(at, position, key_columns)) = index_at.get(&r.get::<_, u32>(0)) else {
             continue;
         };
@@ -421,11 +449,7 @@ pub async fn read(client: &impl GenericClient) -> Result<Catalog, CatalogError> 
         });
     }
 
-    for r in client
-        .query(&constraints_sql(server_version), &[&oids])
-        .await
-        .map_err(q("constraints"))?
-    {
+    for r in constraint_rows {
         let Some(at) = table_mut(&tables, r.get(0)) else { continue };
         let kind: String = r.get(2);
         let kind = match kind.as_str() {
@@ -455,7 +479,7 @@ pub async fn read(client: &impl GenericClient) -> Result<Catalog, CatalogError> 
         });
     }
 
-    for r in client.query(POLICIES, &[&oids]).await.map_err(q("policies"))? {
+    for r in policy_rows {
         let Some(at) = table_mut(&tables, r.get(0)) else { continue };
         let command: String = r.get(3);
         tables[at].1.policies.push(Policy {
@@ -475,10 +499,7 @@ pub async fn read(client: &impl GenericClient) -> Result<Catalog, CatalogError> 
         });
     }
 
-    let enums = client
-        .query(ENUMS, &[&schemas])
-        .await
-        .map_err(q("enums"))?
+    let enums = enum_rows
         .iter()
         .map(|r| Enum {
             schema: r.get(0),
@@ -486,10 +507,7 @@ pub async fn read(client: &impl GenericClient) -> Result<Catalog, CatalogError> 
             values: r.get(2),
         })
         .collect();
-    let sequences = client
-        .query(SEQUENCES, &[&schemas])
-        .await
-        .map_err(q("sequences"))?
+    let sequences = sequence_rows
         .iter()
         .map(|r| Sequence {
             schema: r.get(0),

@@ -381,16 +381,26 @@ impl LedgerTable {
     // parameterised statement takes two (prepare, execute), and this runs once per migration.
     // A 1.0 folder's row carries its name, as drizzle-orm 1.0 inserts it.
     fn insert_sql(&self, migration: &Migration) -> String {
+        format!(
+            "insert into {} {} values {}",
+            self.qualified(),
+            Self::ledger_columns(migration),
+            Self::ledger_values(migration)
+        )
+    }
+
+    fn ledger_columns(migration: &Migration) -> &'static str {
+        match migration.name {
+            None => "(\"hash\", \"created_at\")",
+            Some(_) => "(\"hash\", \"created_at\", \"name\")",
+        }
+    }
+
+    fn ledger_values(migration: &Migration) -> String {
         match &migration.name {
-            None => format!(
-                "insert into {} (\"hash\", \"created_at\") values ({}, {})",
-                self.qualified(),
-                quote_literal(&migration.hash),
-                migration.created_at
-            ),
+            None => format!("({}, {})", quote_literal(&migration.hash), migration.created_at),
             Some(name) => format!(
-                "insert into {} (\"hash\", \"created_at\", \"name\") values ({}, {}, {})",
-                self.qualified(),
+                "({}, {}, {})",
                 quote_literal(&migration.hash),
                 migration.created_at,
                 quote_literal(name)
@@ -451,31 +461,63 @@ impl LedgerTable {
         self.err("insert into")(e)
     }
 
-    /// The ledger row and the history row of a migration applied in a pipelined segment, and the
-    /// mark the next migration's duration is measured from, as one request. The history row's
-    /// `duration_ms` is the server's `clock_timestamp()` since the mark the previous request set
-    /// ([`MARK_SQL`]), and comes back as this request's one row: the client cannot know it when it
-    /// sends the row, the server measures it on its own clock.
-    pub fn applied_rows_sql(&self, migration: &Migration, entry: &HistoryEntry<'_>) -> String {
-        format!(
-            "{}; {} returning duration_ms; {MARK_SQL}",
-            self.insert_sql(migration),
-            self.record_sql_with(entry, SINCE_MARK_MS)
-        )
+    /// The ledger rows and the history rows of migrations applied in a pipelined segment, as one
+    /// request of two multi-row inserts: `applied` holds each migration with its history entry and
+    /// its place in the segment. A history row's `duration_ms` is the one its migration's
+    /// [`DURATION_MARK_SQL`] measured on the server's clock and kept in a session setting: the
+    /// client cannot know it when it sends the rows.
+    pub fn applied_rows_sql(&self, applied: &[(&Migration, HistoryEntry<'_>, usize)]) -> String {
+        let mut sql = String::new();
+        // A 1.0 folder's row has a name, a 0.x entry's has not: one insert per run of either.
+        for run in applied.chunk_by(|a, b| a.0.name.is_some() == b.0.name.is_some()) {
+            let values: Vec<String> = run.iter().map(|(m, _, _)| Self::ledger_values(m)).collect();
+            sql.push_str(&format!(
+                "insert into {} {} values {}; ",
+                self.qualified(),
+                Self::ledger_columns(run[0].0),
+                values.join(", ")
+            ));
+        }
+        let rows: Vec<String> = applied
+            .iter()
+            .map(|(_, entry, place)| {
+                let duration = format!(
+                    "coalesce(nullif(split_part(current_setting('{DURATIONS_SETTING}', true), ',', {}), '')::bigint, 0)",
+                    place + 1
+                );
+                Self::record_values(entry, &duration)
+            })
+            .collect();
+        sql.push_str(&format!(
+            "insert into {} {} values {}",
+            self.history(),
+            Self::record_columns(false),
+            rows.join(", ")
+        ));
+        sql
     }
 
     fn record_sql(&self, entry: &HistoryEntry<'_>) -> String {
-        self.record_sql_with(entry, &entry.duration_ms.to_string())
+        format!(
+            "insert into {} {} values {}",
+            self.history(),
+            Self::record_columns(entry.statement_index.is_some()),
+            Self::record_values(entry, &entry.duration_ms.to_string())
+        )
     }
 
-    fn record_sql_with(&self, entry: &HistoryEntry<'_>, duration_ms: &str) -> String {
+    fn record_columns(with_statement_index: bool) -> String {
+        format!(
+            "(run_id, action, tag, hash, created_at, succeeded, duration_ms, invoker, environment, tool_version, error_sqlstate, error_message{})",
+            if with_statement_index { ", statement_index" } else { "" }
+        )
+    }
+
+    fn record_values(entry: &HistoryEntry<'_>, duration_ms: &str) -> String {
         let text = |v: Option<&str>| v.map_or_else(|| "NULL".to_string(), quote_literal);
         let message = entry.error.map(|e| e.to_string());
         format!(
-            "insert into {} (run_id, action, tag, hash, created_at, succeeded, duration_ms, invoker, environment, tool_version, error_sqlstate, error_message{}) \
-             values ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}{})",
-            self.history(),
-            if entry.statement_index.is_some() { ", statement_index" } else { "" },
+            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}{})",
             quote_literal(entry.run_id),
             quote_literal(entry.action),
             quote_literal(entry.tag),
@@ -493,16 +535,26 @@ impl LedgerTable {
     }
 }
 
-/// Marks "now" on the server's clock, in a setting: a pipelined segment sets it
-/// as it begins and after each migration's rows, so each migration's duration is measured between
-/// two marks by the server itself (microseconds; it excludes the network, and includes any time
-/// the server waited for the rest of the flight to arrive).
+/// Marks "now" on the server's clock, in a setting, and starts an empty list of durations: a
+/// pipelined segment sends it as it begins. After each migration, [`DURATION_MARK_SQL`] appends
+/// the milliseconds since the mark to the list and marks again, so each migration's duration is
+/// measured between two marks by the server itself (it excludes the network, and includes any
+/// time the server waited for the rest of the flight to arrive); the segment's history rows
+/// read their durations from the list.
 ///
-/// A session setting, not a transaction-local one: a migration file that ends with its own
-/// `COMMIT` (some real histories do) ends the segment's transaction early, and the marks must
-/// outlive that; each segment sets a fresh one as it begins. Without a mark the duration is 0.
-pub const MARK_SQL: &str = "select set_config('wishlist_migrator.mark', clock_timestamp()::text, false)";
-const SINCE_MARK_MS: &str = "coalesce((extract(epoch from clock_timestamp() - nullif(current_setting('wishlist_migrator.mark', true), '')::timestamptz) * 1000)::bigint, 0)";
+/// Session settings, not transaction-local ones: a migration file that ends with its own
+/// `COMMIT` (some real histories do) ends the segment's transaction, and its rows come after.
+pub const MARK_SQL: &str =
+    "select set_config('wishlist_migrator.mark', clock_timestamp()::text, false), set_config('wishlist_migrator.durations', '', false)";
+
+/// After each migration of a pipelined segment: its duration since the last mark, appended to
+/// the list and answered as the request's one row; then a new mark. Without a mark it is 0.
+pub const DURATION_MARK_SQL: &str = "select d, set_config('wishlist_migrator.durations', \
+     coalesce(current_setting('wishlist_migrator.durations', true), '') || d || ',', false), \
+     set_config('wishlist_migrator.mark', clock_timestamp()::text, false) \
+     from (select coalesce((extract(epoch from clock_timestamp() - nullif(current_setting('wishlist_migrator.mark', true), '')::timestamptz) * 1000)::bigint, 0) as d) s";
+
+const DURATIONS_SETTING: &str = "wishlist_migrator.durations";
 
 /// A SQL string literal, as Postgres's `quote_literal` writes it: safe whatever
 /// `standard_conforming_strings` says, because backslashes get the `E''` form.
@@ -562,6 +614,7 @@ mod tests {
             adds_enum_value: false,
             marked_no_transaction: false,
             commit_after: false,
+            ends_transaction: false,
             down: None,
         }
     }

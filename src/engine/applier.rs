@@ -10,7 +10,7 @@ use tokio_postgres::{Client, GenericClient};
 
 use crate::config::RunSettings;
 use crate::db::connection::PgError;
-use crate::db::ledger::{HistoryEntry, LedgerTable, MARK_SQL};
+use crate::db::ledger::{HistoryEntry, LedgerTable, DURATION_MARK_SQL, MARK_SQL};
 use crate::engine::error::{Error, MigrationError};
 use crate::engine::invocation::{expired, time_left, Invocation};
 use crate::engine::outcome::{AppliedMigration, SegmentStatus};
@@ -108,9 +108,9 @@ impl<'a> Applier<'a> {
 
     /// One attempt at the segment, in one flight (`engine/pipeline.rs`): everything is sent at
     /// once, then the answers are read in order as they arrive, so progress events still follow
-    /// the migrations as the server finishes them. Durations are the server's: each migration's
-    /// history row measures `clock_timestamp()` since the previous migration's rows (or the
-    /// `BEGIN`), to the microsecond and without the network, and answers with it.
+    /// the migrations as the server finishes them. Durations are the server's: after each
+    /// migration a mark measures `clock_timestamp()` since the previous mark (or the `BEGIN`),
+    /// without the network, answers with it and keeps it for the segment's history rows.
     async fn try_transaction<'m>(&self, client: &mut Client, segment: &Segment<'m>) -> Result<Vec<AppliedMigration>, AttemptFailure<'m>> {
         let rolled_back = |error: Error, failed| AttemptFailure {
             error,
@@ -122,10 +122,21 @@ impl<'a> Applier<'a> {
             left: time_left(self.deadline),
             statement_timeout: self.settings.statement_timeout,
         };
-        let requests = pipeline::requests(segment, &timeouts.sql, MARK_SQL, bounds, |m| {
-            self.ledger
-                .applied_rows_sql(m, &self.history(m, "apply", true, Duration::ZERO, None))
-        });
+        let bookkeeping = pipeline::Bookkeeping {
+            settings: timeouts.sql.clone(),
+            mark: MARK_SQL,
+            duration_mark: DURATION_MARK_SQL,
+            rows: |range: std::ops::Range<usize>| {
+                let applied: Vec<_> = range
+                    .map(|i| {
+                        let m = segment.migrations[i];
+                        (m, self.history(m, "apply", true, Duration::ZERO, None), i)
+                    })
+                    .collect();
+                self.ledger.applied_rows_sql(&applied)
+            },
+        };
+        let requests = pipeline::requests(segment, &bookkeeping, bounds);
         let sent = pipeline::send(client, &requests).await;
         let mut answers = Vec::with_capacity(requests.len());
         let mut entries = Vec::with_capacity(segment.migrations.len());
@@ -147,7 +158,7 @@ impl<'a> Applier<'a> {
                 tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
             }
             let answer = pipeline::answer(stream).await;
-            if let (false, pipeline::Part::Rows { migration }, Ok(duration)) = (failed, request.part, &answer) {
+            if let (false, pipeline::Part::Mark { migration }, Ok(duration)) = (failed, request.part, &answer) {
                 let m = segment.migrations[migration];
                 let duration = duration
                     .as_deref()
@@ -172,7 +183,7 @@ impl<'a> Applier<'a> {
         let e = answer.expect_err("first_failure points at an error");
         // The COMMIT (or the connection's end) settled the transaction: nothing of it was kept.
         Err(match part {
-            pipeline::Part::Begin => rolled_back(Error::Session(e.into()), None),
+            pipeline::Part::Begin | pipeline::Part::Mark { .. } => rolled_back(Error::Session(e.into()), None),
             pipeline::Part::Rows { .. } => rolled_back(self.ledger.write_error(e).into(), None),
             pipeline::Part::CommitCheck => rolled_back(
                 Error::Deadline {

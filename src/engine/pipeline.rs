@@ -1,6 +1,6 @@
 //! A commit segment in one flight. Every request of the transaction (its `BEGIN` and session
-//! settings, each statement, each migration's ledger and history rows, the `COMMIT`) is sent
-//! before any answer is awaited; tokio-postgres writes them out back to back and PostgreSQL
+//! settings, each statement, each migration's duration mark, the segment's ledger and history
+//! rows, the `COMMIT`) is sent before any answer is awaited; tokio-postgres writes them out back to back and PostgreSQL
 //! answers each in order, so the segment costs one round trip however many statements it has,
 //! where sending each after the last one's answer costs one round trip per statement.
 //!
@@ -9,13 +9,13 @@
 //! 25P02 and answers the `COMMIT` with a rollback: [`first_failure`] keeps the first real error.
 //! The order is fixed when the requests are built, and the answers are read in that order.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryStream};
 
 use crate::engine::plan::Segment;
-use crate::migrations::source::Migration;
 
 /// in_failed_sql_transaction: what the server answers every request after the one that failed.
 pub const IN_FAILED_TRANSACTION: &str = "25P02";
@@ -36,9 +36,17 @@ pub enum Part {
         migration: usize,
         statement: usize,
     },
-    /// The ledger and history rows of migration `migration`; answers with its duration.
-    Rows {
+    /// After migration `migration`'s statements: its duration on the server's clock, which the
+    /// request answers with (progress is reported as these arrive).
+    Mark {
         migration: usize,
+    },
+    /// The ledger and history rows of migrations `first..end`, in two multi-row inserts: at the
+    /// end of the segment, and around a migration whose own `COMMIT` ends the transaction (the
+    /// rows before it are written inside the transaction it commits, its own right after it).
+    Rows {
+        first: usize,
+        end: usize,
     },
     /// With a deadline, right before the `COMMIT`: fails once it has passed, so a segment the
     /// client gave up on (a link that stalled after the flight was sent) is never committed late.
@@ -50,8 +58,8 @@ impl Part {
     /// The migration this request belongs to, if any.
     pub fn migration(self) -> Option<usize> {
         match self {
-            Self::Arm { migration, .. } | Self::Statement { migration, .. } | Self::Rows { migration } => Some(migration),
-            Self::Begin | Self::CommitCheck | Self::Commit => None,
+            Self::Arm { migration, .. } | Self::Statement { migration, .. } | Self::Mark { migration } => Some(migration),
+            Self::Begin | Self::Rows { .. } | Self::CommitCheck | Self::Commit => None,
         }
     }
 }
@@ -71,13 +79,34 @@ pub struct Bounds {
     pub statement_timeout: Option<Duration>,
 }
 
-/// The requests of a segment, in the order they run. `settings` is the transaction's `SET LOCAL`
-/// list, `mark` the SQL that starts the first migration's duration, `rows` a migration's ledger
-/// and history rows (ending with the next mark).
-pub fn requests(segment: &Segment<'_>, settings: &str, mark: &str, bounds: Bounds, rows: impl Fn(&Migration) -> String) -> Vec<Request> {
+/// The SQL a segment's requests carry besides the migrations' own.
+pub struct Bookkeeping<R: Fn(Range<usize>) -> String> {
+    /// The transaction's `SET LOCAL` list.
+    pub settings: String,
+    /// Starts the first migration's duration.
+    pub mark: &'static str,
+    /// Ends a migration's duration and starts the next one's.
+    pub duration_mark: &'static str,
+    /// The ledger and history rows of the segment's migrations in the range.
+    pub rows: R,
+}
+
+/// The requests of a segment, in the order they run.
+pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Bookkeeping<R>, bounds: Bounds) -> Vec<Request> {
+    let (settings, mark) = (&sql.settings, sql.mark);
     let statements: usize = segment.migrations.iter().map(|m| m.statements.len()).sum();
     let armed = bounds.left.is_some();
-    let mut out = Vec::with_capacity(statements * (1 + usize::from(armed)) + segment.migrations.len() + 3);
+    let mut out = Vec::with_capacity(statements * (1 + usize::from(armed)) + segment.migrations.len() + 4);
+    let mut unwritten = 0;
+    let mut write_rows = |out: &mut Vec<Request>, end: usize| {
+        if unwritten < end {
+            out.push(Request {
+                part: Part::Rows { first: unwritten, end },
+                sql: (sql.rows)(unwritten..end),
+            });
+            unwritten = end;
+        }
+    };
     let mut begin = format!("BEGIN; {settings}; {mark}");
     if let Some(left) = bounds.left {
         begin.push_str("; ");
@@ -88,6 +117,9 @@ pub fn requests(segment: &Segment<'_>, settings: &str, mark: &str, bounds: Bound
         sql: begin,
     });
     for (mi, m) in segment.migrations.iter().enumerate() {
+        if m.ends_transaction {
+            write_rows(&mut out, mi);
+        }
         for (si, statement) in m.statements.iter().enumerate() {
             if armed {
                 out.push(Request {
@@ -107,10 +139,14 @@ pub fn requests(segment: &Segment<'_>, settings: &str, mark: &str, bounds: Bound
             });
         }
         out.push(Request {
-            part: Part::Rows { migration: mi },
-            sql: rows(m),
+            part: Part::Mark { migration: mi },
+            sql: sql.duration_mark.to_string(),
         });
+        if m.ends_transaction {
+            write_rows(&mut out, mi + 1);
+        }
     }
+    write_rows(&mut out, segment.migrations.len());
     if armed {
         out.push(Request {
             part: Part::CommitCheck,
@@ -187,6 +223,7 @@ pub fn first_failure<E>(answers: &[(Part, Result<(), E>)], sqlstate: impl Fn(&E)
 mod tests {
     use super::*;
     use crate::engine::plan::SegmentMode;
+    use crate::migrations::source::Migration;
     use crate::migrations::source::TransactionMode;
     use crate::migrations::statement::Statement;
 
@@ -209,6 +246,7 @@ mod tests {
             adds_enum_value: false,
             marked_no_transaction: false,
             commit_after: false,
+            ends_transaction: false,
             down: None,
         }
     }
@@ -225,9 +263,7 @@ mod tests {
             left: None,
             statement_timeout: None,
         };
-        let requests = requests(&segment, "SET LOCAL lock_timeout = '1ms'", "MARK", bounds, |m| {
-            format!("ROWS {}", m.tag)
-        });
+        let requests = requests(&segment, &bookkeeping("SET LOCAL lock_timeout = '1ms'"), bounds);
         let parts: Vec<_> = requests.iter().map(|r| r.part).collect();
         use Part::*;
         assert_eq!(
@@ -242,19 +278,67 @@ mod tests {
                     migration: 0,
                     statement: 1
                 },
-                Rows { migration: 0 },
+                Mark { migration: 0 },
                 Statement {
                     migration: 1,
                     statement: 0
                 },
-                Rows { migration: 1 },
+                Mark { migration: 1 },
+                Rows { first: 0, end: 2 },
                 Commit
             ]
         );
         assert_eq!(requests[0].sql, "BEGIN; SET LOCAL lock_timeout = '1ms'; MARK");
         assert_eq!(requests[2].sql, "CREATE TABLE b ()");
-        assert_eq!(requests[5].sql, "ROWS 0001_b");
-        assert_eq!(requests[6].sql, "COMMIT");
+        assert_eq!(requests[3].sql, "DURATION");
+        assert_eq!(requests[6].sql, "ROWS 0..2");
+        assert_eq!(requests[7].sql, "COMMIT");
+    }
+
+    fn bookkeeping(settings: &str) -> Bookkeeping<impl Fn(Range<usize>) -> String> {
+        Bookkeeping {
+            settings: settings.into(),
+            mark: "MARK",
+            duration_mark: "DURATION",
+            rows: |r: Range<usize>| format!("ROWS {r:?}"),
+        }
+    }
+
+    #[test]
+    fn rows_are_written_inside_the_transaction_a_migration_commits_itself() {
+        let a = migration("0000_a", &["CREATE TABLE a ()"]);
+        let mut b = migration("0001_b", &["CREATE TABLE b ();\nCOMMIT;"]);
+        b.ends_transaction = true;
+        let segment = Segment {
+            mode: SegmentMode::Transaction,
+            migrations: vec![&a, &b],
+        };
+        let bounds = Bounds {
+            left: None,
+            statement_timeout: None,
+        };
+        let parts: Vec<_> = requests(&segment, &bookkeeping("S"), bounds).iter().map(|r| r.part).collect();
+        use Part::*;
+        assert_eq!(
+            parts,
+            [
+                Begin,
+                Statement {
+                    migration: 0,
+                    statement: 0
+                },
+                Mark { migration: 0 },
+                // 0000_a's rows before 0001_b's COMMIT, so they commit with it.
+                Rows { first: 0, end: 1 },
+                Statement {
+                    migration: 1,
+                    statement: 0
+                },
+                Mark { migration: 1 },
+                Rows { first: 1, end: 2 },
+                Commit
+            ]
+        );
     }
 
     #[test]
@@ -268,7 +352,7 @@ mod tests {
             left: Some(Duration::from_millis(2500)),
             statement_timeout: Some(Duration::from_secs(60)),
         };
-        let requests = requests(&segment, "S", "M", bounds, |_| "R".into());
+        let requests = requests(&segment, &bookkeeping("S"), bounds);
         assert!(requests[0].sql.contains("interval '2500 milliseconds'"), "{}", requests[0].sql);
         assert_eq!(
             requests[1].part,
@@ -292,9 +376,11 @@ mod tests {
                 statement: 1
             }
         );
-        assert_eq!(requests[6].part, Part::CommitCheck);
-        assert_eq!(requests[7].part, Part::Commit);
-        assert_eq!(requests.len(), 8);
+        assert_eq!(requests[5].part, Part::Mark { migration: 0 });
+        assert_eq!(requests[6].part, Part::Rows { first: 0, end: 1 });
+        assert_eq!(requests[7].part, Part::CommitCheck);
+        assert_eq!(requests[8].part, Part::Commit);
+        assert_eq!(requests.len(), 9);
         assert!(!arm_sql(None).contains("least"));
     }
 
@@ -316,6 +402,7 @@ mod tests {
         assert_eq!(first_failure(&answers, code), Some(1));
         let answers = [ok(Part::Begin), ok(s(0)), ok(Part::Commit)];
         assert_eq!(first_failure(&answers, code), None);
-        assert_eq!(Part::Rows { migration: 3 }.migration(), Some(3));
+        assert_eq!(Part::Mark { migration: 3 }.migration(), Some(3));
+        assert_eq!(Part::Rows { first: 0, end: 3 }.migration(), None);
     }
 }

@@ -437,7 +437,7 @@ fn segments<'m>(pending: &[&'m Migration]) -> Vec<Segment<'m>> {
             }
             TransactionMode::Transaction => {
                 open.push(m);
-                if m.adds_enum_value || m.commit_after {
+                if m.adds_enum_value || m.commit_after || m.ends_transaction {
                     close(&mut open, &mut segments);
                 }
             }

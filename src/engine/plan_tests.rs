@@ -15,6 +15,7 @@ fn migration(idx: usize, when: i64, mode: TransactionMode, adds_enum_value: bool
         adds_enum_value,
         marked_no_transaction: false,
         commit_after: false,
+        ends_transaction: false,
         down: None,
     }
 }
@@ -454,4 +455,14 @@ fn commit_after_marker_closes_its_segment() {
         groups,
         vec![vec!["0000_m".to_string(), "0001_m".into()], vec!["0002_m".into(), "0003_m".into()]]
     );
+}
+
+#[test]
+fn a_migration_that_commits_itself_ends_its_segment() {
+    let mut ms = plain(3);
+    ms[0].ends_transaction = true;
+    let a = assess(&[], &ms);
+    let p = plan(&a, &ms, PlanOptions::default()).unwrap();
+    let groups: Vec<Vec<String>> = p.segments.iter().map(|s| tags(&s.migrations)).collect();
+    assert_eq!(groups, vec![vec!["0000_m".to_string()], vec!["0001_m".into(), "0002_m".into()]]);
 }

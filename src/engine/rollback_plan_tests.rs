@@ -102,6 +102,7 @@ fn migration(idx: usize, down: Option<&str>) -> Migration {
         adds_enum_value: false,
         marked_no_transaction: false,
         commit_after: false,
+        ends_transaction: false,
         down: down.map(|sql| DownScript { statements: split(sql) }),
     }
 }

@@ -89,6 +89,7 @@ mod tests {
                 adds_enum_value: false,
                 marked_no_transaction: false,
                 commit_after: false,
+                ends_transaction: false,
                 down: None,
             })
             .collect()

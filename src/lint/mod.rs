@@ -75,25 +75,74 @@ pub fn lint_selected(
     selected: impl Fn(&Migration) -> bool,
     live: Option<&LiveTables>,
 ) -> Vec<Finding> {
+    analyse(layout, migrations, selected).grade(live)
+}
+
+/// Reads and checks the `selected` migrations, once: whether the live sizes matter is known
+/// from the analysis, and grading it with them does not parse anything again.
+pub fn analyse(layout: Layout, migrations: &[&Migration], selected: impl Fn(&Migration) -> bool) -> Analysis {
     let mut schema = SchemaState::default();
-    let mut findings = Vec::new();
+    let mut found = Vec::new();
     for m in migrations {
         let linted = selected(m);
         schema.next_migration(linted);
         if linted {
-            lint_migration(layout, m, &mut schema, live, &mut findings);
+            lint_migration(layout, m, &mut schema, &mut found);
         } else {
-            lint_migration(layout, m, &mut schema, live, &mut Vec::new());
+            lint_migration(layout, m, &mut schema, &mut Vec::new());
         }
     }
-    findings
+    Analysis { found }
 }
 
-/// Whether any finding would change with the live tables' sizes (so they are worth reading).
-pub fn wants_live_sizes(findings: &[Finding]) -> bool {
-    findings
-        .iter()
-        .any(|f| f.table.is_some() && matches!(f.rule.cost(), Cost::Scan | Cost::Rewrite))
+/// The findings before the live tables are known.
+pub struct Analysis {
+    found: Vec<Found>,
+}
+
+/// A finding as read offline, and whether the table or the enum it is about is created by a
+/// linted migration (judged where the finding is, in history order).
+struct Found {
+    finding: Finding,
+    table_created_by_linted: bool,
+    enum_created_by_linted: bool,
+}
+
+impl Analysis {
+    /// Whether any finding would change with the live tables' sizes (so they are worth reading).
+    pub fn wants_live_sizes(&self) -> bool {
+        self.found
+            .iter()
+            .any(|f| f.finding.table.is_some() && matches!(f.finding.rule.cost(), Cost::Scan | Cost::Rewrite))
+    }
+
+    /// The findings; with `live`, the findings about a scan or a rewrite carry the table's size
+    /// (a large table makes them errors), and those about what an earlier pending migration
+    /// creates are dropped.
+    pub fn grade(self, live: Option<&LiveTables>) -> Vec<Finding> {
+        let Some(live) = live else {
+            return self.found.into_iter().map(|f| f.finding).collect();
+        };
+        self.found
+            .into_iter()
+            .filter_map(|found| {
+                let mut finding = found.finding;
+                // Created by an earlier pending migration: nothing runs against it yet, and it
+                // is empty when this one runs (a fresh environment built from the whole history).
+                let size = finding.table.as_ref().and_then(|t| live.sizes.get(t));
+                if (found.table_created_by_linted && size.is_none()) || found.enum_created_by_linted {
+                    return None;
+                }
+                if let (Some(size), cost @ (Cost::Scan | Cost::Rewrite)) = (size, finding.rule.cost()) {
+                    finding.live = live::estimate(size, cost, live.large_table_rows);
+                    if finding.live.as_ref().is_some_and(|e| e.large) {
+                        finding.level = Level::Error;
+                    }
+                }
+                Some(finding)
+            })
+            .collect()
+    }
 }
 
 /// One statement piece, parsed.
@@ -109,7 +158,7 @@ struct Waiver {
     offset: usize,
 }
 
-fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, live: Option<&LiveTables>, out: &mut Vec<Finding>) {
+fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, out: &mut Vec<Found>) {
     let file = match layout {
         Layout::Journal => format!("{}.sql", m.tag),
         Layout::Folders => format!("{}/{MIGRATION_FILE}", m.tag),
@@ -165,27 +214,8 @@ fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, live:
     hits.sort_by_key(|(piece, h)| (*piece, h.offset));
     for (index, hit) in hits {
         let piece = &pieces[index];
-        let mut level = hit.rule.level();
-        let mut estimate = None;
-        let cost = hit.rule.cost();
-        if let Some(live) = live {
-            // Created by an earlier pending migration: nothing runs against it yet, and it is
-            // empty when this one runs (a fresh environment built from the whole history).
-            let table_is_new = hit
-                .table
-                .as_ref()
-                .is_some_and(|t| !live.sizes.contains_key(t) && schema.created_by_linted(t));
-            let enum_is_new = hit.enum_type.as_ref().is_some_and(|e| schema.created_by_linted(e));
-            if table_is_new || enum_is_new {
-                continue;
-            }
-            if let (Some(size), Cost::Scan | Cost::Rewrite) = (hit.table.as_ref().and_then(|t| live.sizes.get(t)), cost) {
-                estimate = live::estimate(size, cost, live.large_table_rows);
-                if estimate.as_ref().is_some_and(|e| e.large) {
-                    level = Level::Error;
-                }
-            }
-        }
+        let table_created_by_linted = hit.table.as_ref().is_some_and(|t| schema.created_by_linted(t));
+        let enum_created_by_linted = hit.enum_type.as_ref().is_some_and(|e| schema.created_by_linted(e));
         let (start, end) = statement_range(piece, hit.offset);
         let (line, column) = parse::position(piece.statement, hit.offset);
         let waived = if hit.rule.waivable() {
@@ -193,9 +223,9 @@ fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, live:
         } else {
             None
         };
-        out.push(Finding {
+        let finding = Finding {
             rule: hit.rule,
-            level,
+            level: hit.rule.level(),
             migration: m.tag.clone(),
             file: file.clone(),
             line,
@@ -204,8 +234,13 @@ fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, live:
             message: hit.message,
             alternative: hit.rule.alternative(),
             table: hit.table,
-            live: estimate,
+            live: None,
             waived,
+        };
+        out.push(Found {
+            finding,
+            table_created_by_linted,
+            enum_created_by_linted,
         });
     }
 }

@@ -115,6 +115,9 @@ pub struct Migration {
     pub marked_no_transaction: bool,
     /// The file carries the `commit-after` marker: its segment commits after it.
     pub commit_after: bool,
+    /// A statement of the file ends the transaction it runs in (its own `COMMIT`): its segment
+    /// ends with it, so no later migration runs outside a transaction it expects to be in.
+    pub ends_transaction: bool,
     pub down: Option<DownScript>,
 }
 
@@ -353,6 +356,7 @@ impl Migration {
             TransactionMode::Transaction
         };
         let adds_enum_value = statements.iter().any(Statement::adds_enum_value);
+        let ends_transaction = statements.iter().any(Statement::ends_transaction);
         Self {
             idx,
             tag,
@@ -364,6 +368,7 @@ impl Migration {
             adds_enum_value,
             marked_no_transaction,
             commit_after: statement::has_commit_after_marker(sql),
+            ends_transaction,
             down,
         }
     }

@@ -74,6 +74,23 @@ impl Statement {
     pub fn is_empty(&self) -> bool {
         keywords(&self.sql).is_empty()
     }
+
+    /// Whether one of the SQL statements in this piece ends the transaction it runs in (`COMMIT`,
+    /// `END`, `ROLLBACK`, `ABORT`; some real histories end a file with `COMMIT;`). What follows it
+    /// runs outside the segment's transaction.
+    pub fn ends_transaction(&self) -> bool {
+        let words = tokens(&self.sql, true);
+        let mut starts = std::iter::once(0).chain(words.iter().enumerate().filter(|(_, w)| *w == ";").map(|(i, _)| i + 1));
+        starts.any(|i| {
+            let w = |k: usize| words.get(i + k).map(String::as_str).unwrap_or("");
+            match w(0) {
+                "COMMIT" | "END" | "ABORT" => !matches!(w(1), "PREPARED"),
+                // `ROLLBACK TO [SAVEPOINT] x` stays in the transaction.
+                "ROLLBACK" => !matches!(w(1), "TO" | "PREPARED"),
+                _ => false,
+            }
+        })
+    }
 }
 
 /// Splits a migration file exactly as drizzle-orm does, dropping pieces with nothing to run.
@@ -117,6 +134,11 @@ pub fn has_commit_after_marker(sql: &str) -> bool {
 /// Upper-cased bare words of the statement, outside comments, quotes and dollar quotes:
 /// enough to recognise statement kinds without a SQL parser.
 fn keywords(sql: &str) -> Vec<String> {
+    tokens(sql, false)
+}
+
+/// The bare words, and with `semicolons` each `;` that ends a statement as a word of its own.
+fn tokens(sql: &str, semicolons: bool) -> Vec<String> {
     let bytes = sql.as_bytes();
     let mut words = Vec::new();
     let mut i = 0;
@@ -157,6 +179,9 @@ fn keywords(sql: &str) -> Vec<String> {
             }
             words.push(sql[start..i].to_ascii_uppercase());
         } else {
+            if semicolons && c == b';' {
+                words.push(";".to_string());
+            }
             i += 1;
         }
     }
@@ -262,5 +287,20 @@ mod tests {
         assert!(has_no_transaction_marker("-- wishlist-migrator: no-transaction\nVACUUM;"));
         assert!(has_no_transaction_marker("--  Wishlist-Migrator:   NO-TRANSACTION  \nVACUUM;"));
         assert!(!has_no_transaction_marker("VACUUM;\n-- wishlist-migrator: no-transaction"));
+    }
+
+    #[test]
+    fn a_piece_that_ends_its_transaction_is_told_from_one_that_mentions_commit() {
+        // dittofeed's 0002 ends its last piece this way.
+        assert!(stmt("CREATE UNIQUE INDEX i ON t (a);\n\nCOMMIT;").ends_transaction());
+        assert!(stmt("commit").ends_transaction());
+        assert!(stmt("SELECT 1; END;").ends_transaction());
+        assert!(stmt("-- c\nROLLBACK;").ends_transaction());
+        assert!(!stmt("ROLLBACK TO SAVEPOINT s;").ends_transaction());
+        assert!(!stmt("CREATE TEMP TABLE x (a int) ON COMMIT DROP;").ends_transaction());
+        assert!(!stmt("DO $$ BEGIN PERFORM 1; COMMIT; END $$;").ends_transaction());
+        assert!(!stmt("SELECT 'x; COMMIT';").ends_transaction());
+        assert!(!stmt("SELECT CASE WHEN true THEN 1 END;").ends_transaction());
+        assert!(!stmt("COMMIT PREPARED 'x';").ends_transaction());
     }
 }

@@ -99,3 +99,72 @@ async fn the_deadline_stops_a_segment_whose_statements_each_fit_in_it() {
     assert_eq!(ledger(&db).await, Vec::new());
     assert_eq!(db.advisory_locks().await, 0);
 }
+
+#[tokio::test]
+async fn a_migration_that_commits_itself_ends_its_segment_with_its_rows_committed() {
+    // dittofeed's 0002 ends with its own `COMMIT;`. The segment ends with it, and its rows and
+    // the earlier migrations' are written before or right after that COMMIT: a later failure
+    // rolls back only what came after, and leaves a ledger that says what was kept.
+    let dir = copy_fixture("tests/fixtures/real-world/dittofeed");
+    let mut entries = journal(dir.path());
+    let last_when = entries.last().unwrap().1;
+    std::fs::write(
+        dir.path().join("9999_broken.sql"),
+        "CREATE TABLE \"after_commit\" (\"id\" integer);--> statement-breakpoint\nSELECT 1/0;",
+    )
+    .unwrap();
+    entries.push(("9999_broken".into(), last_when + 1000));
+    let refs: Vec<(&str, i64)> = entries.iter().map(|(t, w)| (t.as_str(), *w)).collect();
+    rewrite_journal(dir.path(), &refs);
+    let db = pg().fresh_db().await;
+
+    let mut plan = wm(&db.url, dir.path(), &["plan"]);
+    let plan = run(plan.env("LINT_GATE", "false")).expect(0).report();
+    assert_eq!(
+        plan["segments"][0]["migrations"].as_array().and_then(|m| m.last()),
+        Some(&"0002_spicy_inertia".into()),
+        "{plan}"
+    );
+    assert!(plan["segments"][0]["reason"].as_str().unwrap().contains("own COMMIT"), "{plan}");
+
+    let mut migrate = wm(&db.url, dir.path(), &["migrate"]);
+    let report = run(migrate.env("LINT_GATE", "false")).expect(1).report();
+    assert_eq!(report["error"]["migration"], "9999_broken", "{report}");
+    // 0003 adds an enum value: a segment of its own, committed.
+    let statuses: Vec<&str> = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["committed", "committed", "rolledBack"], "{report}");
+    let kept = &expected_ledger(dir.path())[..4];
+    assert_eq!(ledger(&db).await, kept, "the ledger names what the COMMIT kept");
+    assert!(
+        !db.table_exists("public.after_commit").await,
+        "the second segment ran in a transaction"
+    );
+    let applied: Vec<(String, i64)> = db
+        .client()
+        .await
+        .query(
+            "select tag, duration_ms from drizzle.wishlist_migrator_history where action = 'apply' and succeeded order by id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let applied_tags: Vec<&str> = applied.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        applied_tags,
+        [
+            "0000_lethal_trish_tilby",
+            "0001_brave_randall",
+            "0002_spicy_inertia",
+            "0003_hesitant_lionheart"
+        ]
+    );
+    assert!(applied.iter().any(|(_, ms)| *ms > 0), "server-measured durations: {applied:?}");
+}

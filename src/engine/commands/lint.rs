@@ -67,15 +67,15 @@ pub async fn findings(session: &Session<'_>, pending: &[&Migration]) -> Result<V
     let all: Vec<&Migration> = set.migrations.iter().collect();
     let is_pending = |m: &Migration| pending.iter().any(|p| p.idx == m.idx);
     let settings = session.settings();
-    let offline = lint::lint_selected(set.layout, &all, is_pending, None);
-    if !lint::wants_live_sizes(&offline) {
-        return Ok(allow(settings, offline));
+    let analysis = lint::analyse(set.layout, &all, is_pending);
+    if !analysis.wants_live_sizes() {
+        return Ok(allow(settings, analysis.grade(None)));
     }
     let live = LiveTables {
         sizes: table_size::read(session.client()).await?,
         large_table_rows: settings.large_table_rows,
     };
-    Ok(allow(settings, lint::lint_selected(set.layout, &all, is_pending, Some(&live))))
+    Ok(allow(settings, analysis.grade(Some(&live))))
 }
 
 /// `LINT_ALLOW` / `--allow-finding`: findings allowed for this run without editing the file.

@@ -227,6 +227,9 @@ fn planned(segment: &Segment<'_>) -> SegmentOutcome {
             Some(format!("commits after {} so its new enum value can be used", m.tag))
         }
         (SegmentMode::Transaction, Some(m)) if m.commit_after => Some(format!("commits after {}, as its commit-after marker asks", m.tag)),
+        (SegmentMode::Transaction, Some(m)) if m.ends_transaction => {
+            Some(format!("ends at {}: its own COMMIT ends the transaction", m.tag))
+        }
         _ => None,
     };
     SegmentOutcome {
