@@ -11,8 +11,9 @@ the bytes rather than from the server log sees what the log cannot: the TLS nego
 `LinkProxy` adds a chosen latency on purpose, for the link benchmark (bench/link.py). It counts
 the same way but is not Python: it drives bench/relay.rs, a std-only Rust delay line compiled
 with `rustc -O` on first use, because a Python relay's threads (the GIL, late wake-ups,
-time.sleep's granularity) added 0.2-0.5 ms to every round trip on a quiet machine, and more on
-a busy one: a large part of the 1 ms round trip being simulated.
+time.sleep's granularity) added 0.4-0.65 ms to every delayed round trip (500 `select 1` from
+psql, 0.5 and 2 ms each way), half the 1 ms round trip being simulated; the Rust one adds
+0.1-0.35 ms, the more the busier the machine.
 """
 
 import hashlib
