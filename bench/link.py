@@ -1,9 +1,10 @@
 """Part 7 of the benchmarks: the long histories and the no-op deploy over a network link.
 
-A `LinkProxy` (bench/pgproxy.py) sits in front of the server and delivers every chunk a chosen
-one-way time after it arrived, as a link between a Lambda and its database would; the peers are
-timed through it and their round trips counted on the same runs. Loopback (parts 1 and 2) makes
-a round trip almost free, so it cannot show what pipelining buys: this part can.
+A `LinkProxy` (bench/pgproxy.py, a wrapper over the Rust delay line bench/relay.rs) sits in front
+of the server and delivers every chunk a chosen one-way time after it arrived, as a link between a
+Lambda and its database would; the peers are timed through it and their round trips counted on
+the same runs. Loopback (parts 1 and 2) makes a round trip almost free, so it cannot show what
+pipelining buys: this part can.
 """
 
 import json
@@ -68,7 +69,7 @@ def part7(ctx):
     results = []  # (delay, workload, {peer: (times, trips)})
     rtts = {}
     for delay in delays:
-        proxy = LinkProxy(ctx.port, delay)
+        proxy = LinkProxy(ctx.port, delay, work_dir=ctx.work)
         try:
             rtts[delay] = effective_rtt(proxy)
             log(f"part 7: {delay} ms each way, effective round trip {rtts[delay]:.2f} ms")
@@ -84,14 +85,17 @@ def part7(ctx):
     return render(ctx, results, rounds, rtts)
 
 
-def effective_rtt(proxy, n=30):
+def effective_rtt(proxy, n=30, settle=0.02):
     """The relay's real round trip to the server, median of `n`: an SSLRequest and the server's
-    one-byte answer, each on a fresh connection (the relay's threads wake late on a busy machine,
-    so the nominal delay is a lower bound)."""
+    one-byte answer, each on a fresh connection left idle for `settle` seconds first, so the
+    relay's connection to the server and the server's backend are in place and the figure is
+    one round trip of an established connection (sent at once, it also timed the relay's connect
+    and the backend's fork: ~2 ms more). The nominal delay is a lower bound."""
     times = []
     for _ in range(n):
         with socket.create_connection(("127.0.0.1", proxy.port)) as s:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            time.sleep(settle)
             t = time.perf_counter()
             s.sendall(struct.pack("!ii", 8, 80877103))
             if not s.recv(1):
@@ -176,14 +180,16 @@ def render(ctx, results, rounds, rtts):
     md = [
         "## 7. Over a network link (long histories and the no-op deploy)",
         "",
-        "The same runs as parts 1 and 2, through a relay (`LinkProxy` in `bench/pgproxy.py`) that delivers every "
-        "chunk either side sends a fixed one-way time after it arrived: 0 ms is the relay alone, 0.5 ms each way is "
-        "a 1 ms round trip (a Lambda and Aurora in one zone), 2 ms each way a link across zones or through a proxy. "
+        "The same runs as parts 1 and 2, through a relay (`bench/relay.rs`, driven by `LinkProxy` in "
+        "`bench/pgproxy.py`) that delivers every chunk either side sends a fixed one-way time after it arrived: "
+        "0 ms is the relay alone, 0.5 ms each way is a 1 ms round trip (a Lambda and Aurora in one zone), 2 ms each "
+        "way a link across zones or through a proxy. "
         f"Each history run gets a fresh empty database; {rounds} round(s) per history, {rounds * 3} per no-op, "
         "peers alternating; ratio = median of per-round ratios. Round trips are counted by the relay on the timed "
         "runs (the connection's TLS negotiation and SCRAM exchange included). The relay's real round trip, measured "
-        "before each delay's runs (an SSLRequest answered by the server, median of 30), is in brackets: on a busy "
-        "machine its threads wake late, so it exceeds twice the nominal delay, and it is what each round trip cost.",
+        "before each delay's runs (an SSLRequest answered by the server on an established, idle connection, median "
+        "of 30), is in brackets: twice the nominal delay plus the relay's hop, the server's answer and the Python "
+        "client's own overhead (~0.2 ms without the relay), and it is what each round trip cost.",
         "",
         md_table(["one way (measured round trip)", "workload", "peer", "median ms", "min ms", "wishlist-migrate ÷ peer", "round trips"], rows),
         "",

@@ -8,12 +8,20 @@ the bytes rather than from the server log sees what the log cannot: the TLS nego
 (SSLRequest), the SCRAM exchange, and extended-protocol Parse/Describe flights.
 
 `CountingProxy` is only for counting: the relay adds latency, so nothing is timed through it.
-`LinkProxy` adds a chosen latency on purpose, for the link benchmark (bench/link.py).
+`LinkProxy` adds a chosen latency on purpose, for the link benchmark (bench/link.py). It counts
+the same way but is not Python: it drives bench/relay.rs, a std-only Rust delay line compiled
+with `rustc -O` on first use, because a Python relay's threads (the GIL, late wake-ups,
+time.sleep's granularity) added 0.4-0.65 ms to every delayed round trip (500 `select 1` from
+psql, 0.5 and 2 ms each way), half the 1 ms round trip being simulated; the Rust one adds
+0.1-0.35 ms, the more the busier the machine.
 """
 
-import collections
+import hashlib
+import os
 import select
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 
@@ -108,123 +116,83 @@ class LinkProxy:
     """A relay that behaves like a network link: every chunk either side sends is delivered
     `one_way_ms` after it arrived (so a round trip costs twice that), in order, and round trips
     are counted as `CountingProxy` counts them. Bytes keep flowing while earlier chunks wait,
-    so a pipelined flight pays the delay once, as it would on a real link."""
+    so a pipelined flight pays the delay once, as it would on a real link.
 
-    def __init__(self, target_port, one_way_ms, target_host="127.0.0.1"):
-        self.target = (target_host, target_port)
-        self.delay = one_way_ms / 1000.0
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
+    The relay itself is bench/relay.rs, a separate process (see `build_relay`): Python threads
+    wake too late (the GIL, time.sleep's granularity) to hold a sub-millisecond delay. This
+    class drives it over its stdin/stdout."""
+
+    def __init__(self, target_port, one_way_ms, target_host="127.0.0.1", work_dir=None):
+        binary = build_relay(work_dir)
+        self.proc = subprocess.Popen(
+            [binary, f"{target_host}:{target_port}", f"{one_way_ms * 1000.0:g}"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+        )
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.proc.kill()
+            raise RuntimeError(f"bench/relay.rs did not start (exit {self.proc.wait()}): {line!r}")
+        self.port = int(line)
         self.lock = threading.Lock()
-        self.connections = 0
-        self.round_trips = 0
-        self.active = 0
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
 
-    reset = CountingProxy.reset
-    snapshot = CountingProxy.snapshot
-    wait_idle = CountingProxy.wait_idle
-    close = CountingProxy.close
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                self.active += 1
-            threading.Thread(target=self._connection, args=(client,), daemon=True).start()
-
-    def _connection(self, client):
-        server = socket.create_connection(self.target)
-        for s in (client, server):
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        state = {"last": None, "pending": False, "trips": 0}
-        state_lock = threading.Lock()
-
-        def arrived(side):
-            # A client flight after the server spoke opens a round trip; the answer closes it.
-            with state_lock:
-                if side == "c":
-                    if state["last"] != "c":
-                        state["pending"] = True
-                elif state["pending"]:
-                    state["trips"] += 1
-                    state["pending"] = False
-                state["last"] = side
-
-        done = threading.Event()
-        directions = [
-            threading.Thread(target=self._direction, args=(client, server, "c", arrived, done), daemon=True),
-            threading.Thread(target=self._direction, args=(server, client, "s", arrived, done), daemon=True),
-        ]
-        for t in directions:
-            t.start()
-        done.wait()
-        for s in (client, server):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in directions:
-            t.join(timeout=2)
-        client.close()
-        server.close()
+    def _ask(self, command):
         with self.lock:
-            self.round_trips += state["trips"]
-            self.active -= 1
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+            answer = self.proc.stdout.readline().strip()
+        if not answer or answer.startswith("error"):
+            raise RuntimeError(f"bench/relay.rs, {command}: {answer or 'no answer (exited)'}")
+        return answer
 
-    def _direction(self, src, dst, side, arrived, done):
-        # One reader stamps each chunk with its delivery time; one writer delivers every chunk
-        # that is due at once, as one write. Sleeping once per chunk would add the scheduler's
-        # wake-up lateness per chunk, so a pipelined burst of small answers (one per statement)
-        # would pay it hundreds of times where a real link pays the delay once.
-        chunks = collections.deque()
-        ready = threading.Condition()
-        ended = []
+    def _counters(self):
+        # "connections N round_trips M active K"
+        words = self._ask("snapshot").split()
+        return {k: int(v) for k, v in zip(words[::2], words[1::2])}
 
-        def writer():
-            while True:
-                with ready:
-                    while not chunks and not ended:
-                        ready.wait()
-                    if not chunks:
-                        break
-                    due = chunks[0][0]
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-                now = time.perf_counter()
-                batch = []
-                with ready:
-                    while chunks and chunks[0][0] <= now:
-                        batch.append(chunks.popleft()[1])
-                try:
-                    dst.sendall(b"".join(batch))
-                except OSError:
-                    break
-            done.set()
+    def reset(self):
+        self._ask("reset")
 
-        w = threading.Thread(target=writer, daemon=True)
-        w.start()
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                arrived(side)
-                with ready:
-                    chunks.append((time.perf_counter() + self.delay, data))
-                    ready.notify()
-        except OSError:
-            pass
-        with ready:
-            ended.append(True)
-            ready.notify()
-        w.join()
+    def snapshot(self):
+        c = self._counters()
+        return {"connections": c["connections"], "round_trips": c["round_trips"]}
+
+    def wait_idle(self, timeout=5.0):
+        """Waits until every relayed connection has closed (the client process has exited)."""
+        for _ in range(int(timeout / 0.01)):
+            if self._counters()["active"] == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()  # the relay exits when its stdin ends
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+
+RELAY_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "relay.rs")
+
+
+def build_relay(work_dir=None):
+    """Compiles bench/relay.rs with plain `rustc -O` (std only: a few seconds, none of the
+    project's release build) into `work_dir`, or a directory under the system's temp dir, and
+    returns the binary. The binary is named after the source's hash, so an unchanged source is
+    compiled once per directory."""
+    with open(RELAY_SOURCE, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    out_dir = work_dir or os.path.join(tempfile.gettempdir(), "wishlist-migrator-relay")
+    os.makedirs(out_dir, exist_ok=True)
+    binary = os.path.join(out_dir, f"relay-{digest}")
+    if os.access(binary, os.X_OK):
+        return binary
+    partial = f"{binary}.{os.getpid()}.tmp"
+    r = subprocess.run(["rustc", "-O", "--edition", "2021", "-o", partial, RELAY_SOURCE], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"rustc bench/relay.rs failed:\n{r.stderr.strip()}")
+    os.replace(partial, binary)  # atomic: a concurrent build never sees half a binary
+    return binary
