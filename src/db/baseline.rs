@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::GenericClient;
 
 use crate::db::catalog::Catalog;
@@ -58,14 +59,17 @@ impl LedgerTable {
         let sql = format!(
             "with target as (select max(id) as id from {h} where run_id = $2 and succeeded),
                   cleared as (update {h} set catalog = null where catalog is not null and id < (select id from target))
-             update {h} set catalog = $1::text::jsonb where id = (select id from target)",
+             update {h} set catalog = $1::text::jsonb where id = (select id from target) returning id",
             h = self.history()
         );
-        client.execute(&sql, &[&json, &run_id]).await.map_err(|e| LedgerError::Database {
+        // Typed parameters: one round trip, no prepare first.
+        let params: [(&(dyn ToSql + Sync), Type); 2] = [(&json, Type::TEXT), (&run_id, Type::TEXT)];
+        let updated = client.query_typed(&sql, &params).await.map_err(|e| LedgerError::Database {
             operation: "record the catalog in",
             table: self.history(),
             error: e.into(),
-        })
+        })?;
+        Ok(updated.len() as u64)
     }
 
     /// The newest recorded catalog; none when nothing was recorded (or the history table, or its

@@ -43,6 +43,20 @@ pub struct NotCommitted<'m> {
     pub attempts: u32,
 }
 
+/// When a committed segment's transaction is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Its `COMMIT` answers once the WAL is flushed (the server's `synchronous_commit`).
+    Flushed,
+    /// Its `COMMIT` answers before the WAL is flushed (`synchronous_commit = off` for the
+    /// transaction): for a segment a later commit of the same run follows. Any synchronous
+    /// commit flushes all the WAL before it, so the run's last commit makes every earlier one
+    /// durable; a crash of the server before that loses the deferred segments whole (schema and
+    /// ledger rows together), never half of one. A run that fails before committing again
+    /// flushes with [`Applier::flush`].
+    Deferred,
+}
+
 /// Session settings for one attempt, and whether the deadline (not the operator) set the
 /// statement timeout.
 struct Timeouts {
@@ -88,12 +102,13 @@ impl<'a> Applier<'a> {
         &self,
         client: &mut Client,
         segment: &Segment<'m>,
+        durability: Durability,
         warnings: &mut Vec<String>,
     ) -> Result<Committed, NotCommitted<'m>> {
         let mut retry = self.retry("attempt");
         loop {
             retry.start();
-            let failure = match self.try_transaction(client, segment).await {
+            let failure = match self.try_transaction(client, segment, durability).await {
                 Ok(entries) => return Ok((entries, retry.attempts())),
                 Err(failure) => failure,
             };
@@ -111,7 +126,12 @@ impl<'a> Applier<'a> {
     /// the migrations as the server finishes them. Durations are the server's: after each
     /// migration a mark measures `clock_timestamp()` since the previous mark (or the `BEGIN`),
     /// without the network, answers with it and keeps it for the segment's history rows.
-    async fn try_transaction<'m>(&self, client: &mut Client, segment: &Segment<'m>) -> Result<Vec<AppliedMigration>, AttemptFailure<'m>> {
+    async fn try_transaction<'m>(
+        &self,
+        client: &mut Client,
+        segment: &Segment<'m>,
+        durability: Durability,
+    ) -> Result<Vec<AppliedMigration>, AttemptFailure<'m>> {
         let rolled_back = |error: Error, failed| AttemptFailure {
             error,
             status: SegmentStatus::RolledBack,
@@ -122,8 +142,12 @@ impl<'a> Applier<'a> {
             left: time_left(self.deadline),
             statement_timeout: self.settings.statement_timeout,
         };
+        let mut settings = timeouts.sql.clone();
+        if durability == Durability::Deferred {
+            settings.push_str("; SET LOCAL synchronous_commit = off");
+        }
         let bookkeeping = pipeline::Bookkeeping {
-            settings: timeouts.sql.clone(),
+            settings,
             mark: MARK_SQL,
             duration_mark: DURATION_MARK_SQL,
             rows: |range: std::ops::Range<usize>| {
@@ -158,7 +182,7 @@ impl<'a> Applier<'a> {
                 tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
             }
             let answer = pipeline::answer(stream).await;
-            if let (false, pipeline::Part::Mark { migration }, Ok(duration)) = (failed, request.part, &answer) {
+            if let (false, Some(migration), Ok(duration)) = (failed, request.ends, &answer) {
                 let m = segment.migrations[migration];
                 let duration = duration
                     .as_deref()
@@ -467,6 +491,19 @@ impl<'a> Applier<'a> {
             environment: &self.settings.environment,
             error,
             statement_index: None,
+        }
+    }
+
+    /// After a failure that follows [`Durability::Deferred`] commits: a transaction that takes
+    /// a transaction id commits synchronously, which waits for the flush of all the WAL before
+    /// it, so the segments the report says committed are on disk. Best effort: if it fails, the
+    /// report says their durability is not confirmed.
+    pub async fn flush(&self, client: &Client, warnings: &mut Vec<String>) {
+        if let Err(e) = client.batch_execute("select txid_current()").await {
+            tracing::warn!(error = %e, "flushing the committed segments failed");
+            warnings.push(format!(
+                "the segments committed before the failure were not confirmed on disk ({e}); a crash of the server before it flushed its WAL would lose them whole, with their ledger rows, and the next run would apply them again"
+            ));
         }
     }
 

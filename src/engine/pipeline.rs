@@ -36,8 +36,7 @@ pub enum Part {
         migration: usize,
         statement: usize,
     },
-    /// After migration `migration`'s statements: its duration on the server's clock, which the
-    /// request answers with (progress is reported as these arrive).
+    /// The duration mark of a migration with no statement to carry it (see [`Request::ends`]).
     Mark {
         migration: usize,
     },
@@ -68,6 +67,11 @@ impl Part {
 pub struct Request {
     pub part: Part,
     pub sql: String,
+    /// The request ends this migration (0-based, in the segment): its last statement carries the
+    /// duration mark, so the request's last row is the migration's duration on the server's
+    /// clock, and progress is reported as it arrives. One request less per migration: each
+    /// costs the server a round of its protocol loop, about as much as a small statement.
+    pub ends: Option<usize>,
 }
 
 /// How the flight bounds itself in time.
@@ -103,6 +107,7 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
             out.push(Request {
                 part: Part::Rows { first: unwritten, end },
                 sql: (sql.rows)(unwritten..end),
+                ends: None,
             });
             unwritten = end;
         }
@@ -115,6 +120,7 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
     out.push(Request {
         part: Part::Begin,
         sql: begin,
+        ends: None,
     });
     for (mi, m) in segment.migrations.iter().enumerate() {
         if m.ends_transaction {
@@ -128,20 +134,31 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
                         statement: si,
                     },
                     sql: arm_sql(bounds.statement_timeout),
+                    ends: None,
                 });
             }
+            let last = si + 1 == m.statements.len();
             out.push(Request {
                 part: Part::Statement {
                     migration: mi,
                     statement: si,
                 },
-                sql: statement.sql.clone(),
+                // On a line of its own: the statement may end in a `--` comment.
+                sql: if last {
+                    format!("{}\n;{}", statement.sql, sql.duration_mark)
+                } else {
+                    statement.sql.clone()
+                },
+                ends: last.then_some(mi),
             });
         }
-        out.push(Request {
-            part: Part::Mark { migration: mi },
-            sql: sql.duration_mark.to_string(),
-        });
+        if m.statements.is_empty() {
+            out.push(Request {
+                part: Part::Mark { migration: mi },
+                sql: sql.duration_mark.to_string(),
+                ends: Some(mi),
+            });
+        }
         if m.ends_transaction {
             write_rows(&mut out, mi + 1);
         }
@@ -151,11 +168,13 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
         out.push(Request {
             part: Part::CommitCheck,
             sql: arm_sql(bounds.statement_timeout),
+            ends: None,
         });
     }
     out.push(Request {
         part: Part::Commit,
         sql: "COMMIT".into(),
+        ends: None,
     });
     out
 }
@@ -196,16 +215,17 @@ pub async fn send(client: &Client, requests: &[Request]) -> Vec<Result<SimpleQue
     streams
 }
 
-/// Reads one request's answer to its end: the first column of its first row, if it returned one.
+/// Reads one request's answer to its end: the first column of its last row, if it returned any
+/// (a statement that returns rows comes before the duration mark it carries).
 pub async fn answer(stream: Result<SimpleQueryStream, tokio_postgres::Error>) -> Result<Option<String>, tokio_postgres::Error> {
     let mut stream = Box::pin(stream?);
-    let mut first = None;
+    let mut last = None;
     while let Some(message) = stream.next().await {
-        if let (SimpleQueryMessage::Row(row), None) = (message?, &first) {
-            first = Some(row.get(0).map(str::to_string));
+        if let SimpleQueryMessage::Row(row) = message? {
+            last = Some(row.get(0).map(str::to_string));
         }
     }
-    Ok(first.flatten())
+    Ok(last.flatten())
 }
 
 /// Which request's failure the segment failed with: the first error that is not the server
@@ -278,21 +298,39 @@ mod tests {
                     migration: 0,
                     statement: 1
                 },
-                Mark { migration: 0 },
                 Statement {
                     migration: 1,
                     statement: 0
                 },
-                Mark { migration: 1 },
                 Rows { first: 0, end: 2 },
                 Commit
             ]
         );
         assert_eq!(requests[0].sql, "BEGIN; SET LOCAL lock_timeout = '1ms'; MARK");
-        assert_eq!(requests[2].sql, "CREATE TABLE b ()");
-        assert_eq!(requests[3].sql, "DURATION");
-        assert_eq!(requests[6].sql, "ROWS 0..2");
-        assert_eq!(requests[7].sql, "COMMIT");
+        // A migration's last statement carries its duration mark, on a line of its own.
+        assert_eq!(requests[1].sql, "CREATE TABLE a ()");
+        assert_eq!(requests[2].sql, "CREATE TABLE b ()\n;DURATION");
+        assert_eq!(requests[3].sql, "CREATE TABLE c ()\n;DURATION");
+        let ends: Vec<_> = requests.iter().map(|r| r.ends).collect();
+        assert_eq!(ends, [None, None, Some(0), Some(1), None, None]);
+        assert_eq!(requests[4].sql, "ROWS 0..2");
+        assert_eq!(requests[5].sql, "COMMIT");
+    }
+
+    #[test]
+    fn a_migration_without_statements_still_has_its_mark() {
+        let a = migration("0000_a", &[]);
+        let segment = Segment {
+            mode: SegmentMode::Transaction,
+            migrations: vec![&a],
+        };
+        let bounds = Bounds {
+            left: None,
+            statement_timeout: None,
+        };
+        let requests = requests(&segment, &bookkeeping("S"), bounds);
+        assert_eq!(requests[1].part, Part::Mark { migration: 0 });
+        assert_eq!((requests[1].sql.as_str(), requests[1].ends), ("DURATION", Some(0)));
     }
 
     fn bookkeeping(settings: &str) -> Bookkeeping<impl Fn(Range<usize>) -> String> {
@@ -327,14 +365,12 @@ mod tests {
                     migration: 0,
                     statement: 0
                 },
-                Mark { migration: 0 },
                 // 0000_a's rows before 0001_b's COMMIT, so they commit with it.
                 Rows { first: 0, end: 1 },
                 Statement {
                     migration: 1,
                     statement: 0
                 },
-                Mark { migration: 1 },
                 Rows { first: 1, end: 2 },
                 Commit
             ]
@@ -376,11 +412,11 @@ mod tests {
                 statement: 1
             }
         );
-        assert_eq!(requests[5].part, Part::Mark { migration: 0 });
-        assert_eq!(requests[6].part, Part::Rows { first: 0, end: 1 });
-        assert_eq!(requests[7].part, Part::CommitCheck);
-        assert_eq!(requests[8].part, Part::Commit);
-        assert_eq!(requests.len(), 9);
+        assert_eq!(requests[4].ends, Some(0));
+        assert_eq!(requests[5].part, Part::Rows { first: 0, end: 1 });
+        assert_eq!(requests[6].part, Part::CommitCheck);
+        assert_eq!(requests[7].part, Part::Commit);
+        assert_eq!(requests.len(), 8);
         assert!(!arm_sql(None).contains("least"));
     }
 

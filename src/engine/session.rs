@@ -144,8 +144,10 @@ impl<'a> Session<'a> {
     pub async fn record_baseline(&self, warnings: &mut Vec<String>) {
         let ledger = &self.settings().ledger;
         let recorded = async {
-            let rows = ledger.read(self.client()).await?;
-            let catalog = catalog::read(self.client()).await?;
+            // Pipelined: the ledger goes out with the catalog's first flight.
+            let (rows, catalog) = tokio::try_join!(async { ledger.read(self.client()).await.map_err(Error::from) }, async {
+                catalog::read(self.client()).await.map_err(Error::from)
+            },)?;
             ledger
                 .record_catalog(self.client(), self.run_id, &RecordedCatalog::new(&rows, catalog))
                 .await?;

@@ -127,9 +127,24 @@ async fn a_migration_that_commits_itself_ends_its_segment_with_its_rows_committe
     );
     assert!(plan["segments"][0]["reason"].as_str().unwrap().contains("own COMMIT"), "{plan}");
 
-    let mut migrate = wm(&db.url, dir.path(), &["migrate"]);
+    let proxy = Proxy::start(pg().port());
+    let mut migrate = wm(&through(&db, &proxy), dir.path(), &["migrate"]);
     let report = run(migrate.env("LINT_GATE", "false")).expect(1).report();
     assert_eq!(report["error"]["migration"], "9999_broken", "{report}");
+    // The segments a later one follows commit without waiting for the WAL flush; the last waits,
+    // and after the failure one synchronous commit flushes the two that committed.
+    let sent = proxy.statements();
+    let begins: Vec<bool> = sent
+        .iter()
+        .filter(|s| s.starts_with("BEGIN; SET LOCAL lock_timeout"))
+        .map(|s| s.contains("synchronous_commit = off"))
+        .collect();
+    assert_eq!(begins, [true, true, false], "{sent:#?}");
+    let flush = sent
+        .iter()
+        .position(|s| s == "select txid_current()")
+        .expect("a flush after the failure");
+    assert!(flush > sent.iter().rposition(|s| s.starts_with("BEGIN; SET LOCAL")).unwrap());
     // 0003 adds an enum value: a segment of its own, committed.
     let statuses: Vec<&str> = report["segments"]
         .as_array()

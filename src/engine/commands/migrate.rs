@@ -3,7 +3,7 @@
 //! nothing, so it can run beside a real migration).
 
 use crate::db::ledger::LedgerShape;
-use crate::engine::applier::{Applier, NotCommitted};
+use crate::engine::applier::{Applier, Durability, NotCommitted};
 use crate::engine::command::Action;
 use crate::engine::commands::lint;
 use crate::engine::error::Error;
@@ -142,7 +142,15 @@ async fn apply_segments(
     migrated: &mut Migrated,
     warnings: &mut Vec<String>,
 ) -> Result<(), Error> {
+    // Deferred commits not yet followed by a synchronous one.
+    let mut unflushed = false;
     for (i, segment) in segments.iter().enumerate() {
+        // A later segment's commit flushes this one's; the run's last one is flushed itself.
+        let durability = if i + 1 < segments.len() {
+            Durability::Deferred
+        } else {
+            Durability::Flushed
+        };
         let outcome = if expired(session.inv.deadline) {
             Err(NotCommitted {
                 failure: AttemptFailure {
@@ -156,7 +164,7 @@ async fn apply_segments(
             })
         } else {
             match segment.mode {
-                SegmentMode::Transaction => applier.transaction(session.client_mut(), segment, warnings).await,
+                SegmentMode::Transaction => applier.transaction(session.client_mut(), segment, durability, warnings).await,
                 SegmentMode::Autocommit => {
                     let start = starts.get(i).copied().unwrap_or(0);
                     applier.autocommit(session.client_mut(), segment.migrations[0], start).await
@@ -165,6 +173,7 @@ async fn apply_segments(
         };
         match outcome {
             Ok((entries, attempts)) => {
+                unflushed = segment.mode == SegmentMode::Transaction && durability == Durability::Deferred;
                 migrated.segments[i].status = SegmentStatus::Committed;
                 migrated.segments[i].attempts = attempts;
                 for entry in entries {
@@ -182,6 +191,9 @@ async fn apply_segments(
                 }
                 if let Some(failed) = &failure.failed {
                     applier.record_failure(session.client(), "apply", failed, warnings).await;
+                }
+                if unflushed {
+                    applier.flush(session.client(), warnings).await;
                 }
                 return Err(failure.error);
             }
