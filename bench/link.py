@@ -196,6 +196,35 @@ def render(ctx, results, rounds, rtts):
         "Targets over the 1 ms round trip: a long history in ≤ 0.35× `psql --single-transaction` of the same SQL "
         "and ≤ 0.3× drizzle-orm.",
     ]
+    md += floor_lines(results, rtts)
     if not ctx.sqlx:
         md.append("\n_sqlx-cli was not installed, so this run skipped the sqlx peer._")
     return "\n".join(md)
+
+
+def floor_lines(results, rtts):
+    """How low the ratio can go at the target delay: a run over a link takes its time on the bare
+    relay (server work and client work) plus its round trips times the link's round trip, so even a
+    tool that made no round trip at all would take its 0 ms time. Needs the 0 ms runs (not in QUICK)."""
+    at = {(d, w): peers for d, w, peers in results}
+    lines = []
+    for (delay, workload), peers in at.items():
+        if delay != TARGET_DELAY or workload == "no-op deploy" or (0.0, workload) not in at:
+            continue
+        bare = at[(0.0, workload)]
+        med = lambda p, name: statistics.median(p[name][0]) * 1000  # noqa: E731
+        ours0, psql0 = med(bare, "wishlist-migrate"), med(bare, "psql --single-transaction")
+        ours, psql = med(peers, "wishlist-migrate"), med(peers, "psql --single-transaction")
+        trips = peers["wishlist-migrate"][1]
+        rtt = rtts[delay]
+        lines.append(
+            f"- {workload.split(' (')[0]}: on the bare relay wishlist-migrate takes {fmt_ms(ours0)} ms and psql "
+            f"{fmt_ms(psql0)} ms (medians: the server executing the statements, and each client's own work). Over the "
+            f"{rtt:.1f} ms round trip, {trips} round trips predict {fmt_ms(ours0 + trips * rtt)} ms for wishlist-migrate "
+            f"(measured {fmt_ms(ours)}), and psql takes {fmt_ms(psql)}. No tool that applies these statements can go "
+            f"below its bare time: with no round trip at all, wishlist-migrate ÷ psql would be {ours0 / psql:.2f} "
+            f"(and psql's own bare time ÷ its time over the link is {psql0 / psql:.2f}), against the {TARGET_VS_PSQL}× target."
+        )
+    if lines:
+        lines = ["", "**The floor.** " + "What the link costs each tool, and what no round-trip saving can remove:", ""] + lines
+    return lines

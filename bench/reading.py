@@ -83,8 +83,8 @@ def sections(ctx):
             r_same = pr(same_k, "psql --single-transaction")
             r_client = pr("wishlist-migrate", same_k)
             text += (
-                f"Split with paired ratios: psql doing the same server work as wishlist-migrate (a ledger row and a "
-                f"history row per migration, {p2['segments']} commits) takes {r_same:.2f}× plain psql — the price of "
+                f"Split with paired ratios: psql doing the same server work as wishlist-migrate (a duration mark per "
+                f"migration, each segment's ledger and history rows, {p2['segments']} commits) takes {r_same:.2f}× plain psql — the price of "
                 "recording each migration inside its own transaction, which any tool that keeps a ledger pays — and "
                 f"wishlist-migrate takes {r_client:.2f}× that psql: its own client overhead. "
             )
