@@ -547,8 +547,9 @@ impl LedgerTable {
 pub const MARK_SQL: &str =
     "select set_config('wishlist_migrator.mark', clock_timestamp()::text, false), set_config('wishlist_migrator.durations', '', false)";
 
-/// After each migration of a pipelined segment: its duration since the last mark, appended to
-/// the list and answered as the request's one row; then a new mark. Without a mark it is 0.
+/// After each migration of a pipelined segment, sent with its last statement: its duration since
+/// the last mark, appended to the list and answered as the request's last row; then a new mark.
+/// Without a mark it is 0.
 pub const DURATION_MARK_SQL: &str = "select d, set_config('wishlist_migrator.durations', \
      coalesce(current_setting('wishlist_migrator.durations', true), '') || d || ',', false), \
      set_config('wishlist_migrator.mark', clock_timestamp()::text, false) \
