@@ -275,15 +275,8 @@ mod tests {
     fn a_segment_is_begin_its_statements_and_rows_in_order_then_commit() {
         let a = migration("0000_a", &["CREATE TABLE a ()", "CREATE TABLE b ()"]);
         let b = migration("0001_b", &["CREATE TABLE c ()"]);
-        let segment = Segment {
-            mode: SegmentMode::Transaction,
-            migrations: vec![&a, &b],
-        };
-        let bounds = Bounds {
-            left: None,
-            statement_timeout: None,
-        };
-        let requests = requests(&segment, &bookkeeping("SET LOCAL lock_timeout = '1ms'"), bounds);
+        let segment = transaction(vec![&a, &b]);
+        let requests = requests(&segment, &bookkeeping("SET LOCAL lock_timeout = '1ms'"), UNBOUNDED);
         let parts: Vec<_> = requests.iter().map(|r| r.part).collect();
         use Part::*;
         assert_eq!(
@@ -320,17 +313,22 @@ mod tests {
     #[test]
     fn a_migration_without_statements_still_has_its_mark() {
         let a = migration("0000_a", &[]);
-        let segment = Segment {
-            mode: SegmentMode::Transaction,
-            migrations: vec![&a],
-        };
-        let bounds = Bounds {
-            left: None,
-            statement_timeout: None,
-        };
-        let requests = requests(&segment, &bookkeeping("S"), bounds);
+        let segment = transaction(vec![&a]);
+        let requests = requests(&segment, &bookkeeping("S"), UNBOUNDED);
         assert_eq!(requests[1].part, Part::Mark { migration: 0 });
         assert_eq!((requests[1].sql.as_str(), requests[1].ends), ("DURATION", Some(0)));
+    }
+
+    const UNBOUNDED: Bounds = Bounds {
+        left: None,
+        statement_timeout: None,
+    };
+
+    fn transaction<'m>(migrations: Vec<&'m Migration>) -> Segment<'m> {
+        Segment {
+            mode: SegmentMode::Transaction,
+            migrations,
+        }
     }
 
     fn bookkeeping(settings: &str) -> Bookkeeping<impl Fn(Range<usize>) -> String> {
@@ -347,15 +345,8 @@ mod tests {
         let a = migration("0000_a", &["CREATE TABLE a ()"]);
         let mut b = migration("0001_b", &["CREATE TABLE b ();\nCOMMIT;"]);
         b.ends_transaction = true;
-        let segment = Segment {
-            mode: SegmentMode::Transaction,
-            migrations: vec![&a, &b],
-        };
-        let bounds = Bounds {
-            left: None,
-            statement_timeout: None,
-        };
-        let parts: Vec<_> = requests(&segment, &bookkeeping("S"), bounds).iter().map(|r| r.part).collect();
+        let segment = transaction(vec![&a, &b]);
+        let parts: Vec<_> = requests(&segment, &bookkeeping("S"), UNBOUNDED).iter().map(|r| r.part).collect();
         use Part::*;
         assert_eq!(
             parts,
@@ -380,10 +371,7 @@ mod tests {
     #[test]
     fn with_a_deadline_each_statement_is_armed_first() {
         let a = migration("0000_a", &["SELECT 1", "SELECT 2"]);
-        let segment = Segment {
-            mode: SegmentMode::Transaction,
-            migrations: vec![&a],
-        };
+        let segment = transaction(vec![&a]);
         let bounds = Bounds {
             left: Some(Duration::from_millis(2500)),
             statement_timeout: Some(Duration::from_secs(60)),

@@ -8,22 +8,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-/// Every real drizzle-kit history in the repository, relative to the repo root.
-fn histories() -> Vec<String> {
-    let mut out = vec!["migrations".to_string()];
-    let root = repo_path("tests/fixtures/histories");
-    let mut names: Vec<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().join("migrations/meta/_journal.json").exists())
-        .map(|e| format!("tests/fixtures/histories/{}/migrations", e.file_name().to_string_lossy()))
-        .collect();
-    names.sort();
-    assert!(names.len() >= 6, "fixture histories missing: {names:?}");
-    out.extend(names);
-    out
-}
-
 fn differences(report: &Value) -> Vec<(String, String)> {
     report["differences"]
         .as_array()
@@ -55,7 +39,7 @@ fn assert_no_drift(db_url: &str, migrations: &str, after: &str) {
 
 #[tokio::test]
 async fn every_drizzle_kit_history_has_no_drift_at_every_version() {
-    for history in histories() {
+    for history in fixture_histories() {
         let db = pg().fresh_db().await;
         // The empty database matches the schema before the first migration.
         assert_no_drift(&db.url, &history, "nothing");
@@ -68,7 +52,7 @@ async fn every_drizzle_kit_history_has_no_drift_at_every_version() {
 
 #[tokio::test]
 async fn histories_applied_by_drizzle_orm_itself_have_no_drift() {
-    for history in histories() {
+    for history in fixture_histories() {
         // drizzle-orm fails this one on PostgreSQL 15 (55P04, see the fixtures' README).
         if history.contains("enum_value_added_later") {
             continue;

@@ -9,20 +9,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-const REAL_WORLD: &str = "tests/fixtures/real-world";
-
-fn real_histories() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(repo_path(REAL_WORLD))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().join("meta/_journal.json").exists())
-        .map(|e| format!("{REAL_WORLD}/{}", e.file_name().to_string_lossy()))
-        .collect();
-    names.sort();
-    assert!(names.len() >= 4, "real histories missing: {names:?}");
-    names
-}
-
 /// Drift's report, asserting the run ended with `code`.
 fn drift(url: &str, migrations: impl AsRef<Path>, args: &[&str], code: i32) -> Value {
     let mut all = vec!["drift"];
@@ -112,7 +98,7 @@ fn assert_only(report: &Value, baseline: &str, context: &str, expected: &[(Strin
 
 #[tokio::test]
 async fn real_histories_show_no_manual_change_and_only_the_listed_model_mismatches_at_any_version() {
-    for history in real_histories() {
+    for history in real_world_histories() {
         let db = pg().fresh_db().await;
         let tags = journal(&repo_path(&history));
         for (idx, (tag, _)) in tags.iter().enumerate() {
@@ -160,14 +146,7 @@ const MANUAL_CHANGES: &str = "ALTER TABLE wishlist_items ADD COLUMN gift_note te
      ALTER TABLE wishlist_items DROP CONSTRAINT priority_range_check;";
 
 fn kinds(report: &Value) -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = report["differences"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no differences: {report}"))
-        .iter()
-        .map(|d| (d["kind"].as_str().unwrap().to_string(), d["object"].as_str().unwrap().to_string()))
-        .collect();
-    found.sort();
-    found
+    kinds_of(report, "differences")
 }
 
 #[tokio::test]

@@ -90,14 +90,7 @@ async fn drift_is_clean_on_every_0_x_history_converted_by_drizzle_kit_up() {
 }
 
 fn mismatches(report: &serde_json::Value) -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = report["modelMismatches"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no modelMismatches: {report}"))
-        .iter()
-        .map(|d| (d["kind"].as_str().unwrap().to_string(), d["object"].as_str().unwrap().to_string()))
-        .collect();
-    found.sort();
-    found
+    kinds_of(report, "modelMismatches")
 }
 
 /// The real histories (tests/fixtures/real-world) that `drizzle-kit up` converts: at every
@@ -107,14 +100,7 @@ fn mismatches(report: &serde_json::Value) -> Vec<(String, String)> {
 /// snapshot ("No snapshot was found"): those histories are skipped, for that reason only.
 #[tokio::test]
 async fn real_histories_converted_by_drizzle_kit_up_compare_as_their_0_x_snapshots_do() {
-    let root = repo_path("tests/fixtures/real-world");
-    let mut histories: Vec<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().join("meta/_journal.json").exists())
-        .map(|e| format!("tests/fixtures/real-world/{}", e.file_name().to_string_lossy()))
-        .collect();
-    histories.sort();
+    let histories = real_world_histories();
     let (mut converted, mut order_only_seen) = (0, 0);
     for history in histories {
         let tags = journal(&repo_path(&history));

@@ -41,6 +41,37 @@ fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The project's migrations and every history under tests/fixtures/histories, relative to the
+/// repo root.
+pub fn fixture_histories() -> Vec<String> {
+    let mut out = vec!["migrations".to_string()];
+    let root = repo_path("tests/fixtures/histories");
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("migrations/meta/_journal.json").exists())
+        .map(|e| format!("tests/fixtures/histories/{}/migrations", e.file_name().to_string_lossy()))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6, "fixture histories missing: {names:?}");
+    out.extend(names);
+    out
+}
+
+/// The real teams' histories under tests/fixtures/real-world, relative to the repo root.
+pub fn real_world_histories() -> Vec<String> {
+    const REAL_WORLD: &str = "tests/fixtures/real-world";
+    let mut names: Vec<String> = std::fs::read_dir(repo_path(REAL_WORLD))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("meta/_journal.json").exists())
+        .map(|e| format!("{REAL_WORLD}/{}", e.file_name().to_string_lossy()))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 4, "real histories missing: {names:?}");
+    names
+}
+
 /// A migration folder's journal: (tag, when) in journal order.
 pub fn journal(dir: &Path) -> Vec<(String, i64)> {
     let text = std::fs::read_to_string(dir.join("meta/_journal.json")).expect("read journal");

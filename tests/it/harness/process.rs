@@ -137,6 +137,18 @@ pub fn tags(list: &Value) -> Vec<String> {
         .collect()
 }
 
+/// (kind, object) of each entry of a report list such as drift's `differences`, sorted.
+pub fn kinds_of(report: &Value, field: &str) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = report[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {field}: {report}"))
+        .iter()
+        .map(|d| (d["kind"].as_str().unwrap().to_string(), d["object"].as_str().unwrap().to_string()))
+        .collect();
+    found.sort();
+    found
+}
+
 /// The error type of a failed report.
 pub fn error_type(report: &Value) -> &str {
     report["error"]["type"]
