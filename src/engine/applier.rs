@@ -171,12 +171,12 @@ impl<'a> Applier<'a> {
         // only the server's rejections).
         let mut failed_after = Duration::ZERO;
         for (request, stream) in requests.iter().zip(sent) {
-            let first_of_migration = match request.part {
+            let first_of_migration = match request.first() {
                 pipeline::Part::Arm { statement: 0, .. } => true,
                 pipeline::Part::Statement { statement: 0, .. } => bounds.left.is_none(),
                 _ => false,
             };
-            if let (false, true, Some(mi)) = (failed, first_of_migration, request.part.migration()) {
+            if let (false, true, Some(mi)) = (failed, first_of_migration, request.first().migration()) {
                 let m = segment.migrations[mi];
                 self.progress.working_on(&m.tag);
                 tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
@@ -196,7 +196,11 @@ impl<'a> Applier<'a> {
                 failed = true;
                 failed_after = started.elapsed();
             }
-            answers.push((request.part, answer.map(|_| ())));
+            let part = match &answer {
+                Err(failed) => request.failed_part(failed.completed, failed.position()),
+                Ok(_) => request.first(),
+            };
+            answers.push((part, answer.map(|_| ()).map_err(|failed| failed.error)));
         }
         let Some(at) = pipeline::first_failure(&answers, |e| e.code().map(|c| c.code())) else {
             let took: Duration = entries.iter().map(|e| e.duration).sum();

@@ -4,15 +4,23 @@
 //! answers each in order, so the segment costs one round trip however many statements it has,
 //! where sending each after the last one's answer costs one round trip per statement.
 //!
-//! Each statement stays a request of its own (one simple query), so its answer says exactly
-//! which statement failed. Once one fails, PostgreSQL rejects the rest of the transaction with
-//! 25P02 and answers the `COMMIT` with a rollback: [`first_failure`] keeps the first real error.
-//! The order is fixed when the requests are built, and the answers are read in that order.
+//! A migration's statements go in one request (one simple query of several statements) when
+//! each is surely one SQL statement ([`Statement::is_single`]): each then answers with one
+//! completion, so the completions that arrived before an error, or the error's position in the
+//! request's text, say exactly which statement failed ([`Request::failed_part`]). Since
+//! PostgreSQL 13 `statement_timeout` applies to each statement of such a request on its own. A
+//! piece that may hold several statements stays a request of its own. Once one fails,
+//! PostgreSQL rejects the rest of the transaction with 25P02 and answers the `COMMIT` with a
+//! rollback: [`first_failure`] keeps the first real error. The order is fixed when the requests
+//! are built, and the answers are read in that order.
+//!
+//! [`Statement::is_single`]: crate::migrations::statement::Statement::is_single
 
 use std::ops::Range;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryStream};
 
 use crate::engine::plan::Segment;
@@ -65,7 +73,12 @@ impl Part {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    pub part: Part,
+    /// What the request carries, in order: one part, or a migration's statements (each with its
+    /// deadline re-arm before it, if any), each of them one SQL statement.
+    pub parts: Vec<Part>,
+    /// Where each part's text starts in `sql`, in characters: the unit of PostgreSQL's error
+    /// position.
+    pub starts: Vec<usize>,
     pub sql: String,
     /// The request ends this migration (0-based, in the segment): its last statement carries the
     /// duration mark, so the request's last row is the migration's duration on the server's
@@ -95,20 +108,56 @@ pub struct Bookkeeping<R: Fn(Range<usize>) -> String> {
     pub rows: R,
 }
 
+impl Request {
+    fn one(part: Part, sql: String) -> Self {
+        Self {
+            parts: vec![part],
+            starts: vec![0],
+            sql,
+            ends: None,
+        }
+    }
+
+    /// Adds a part to the request's text, as a statement of its own.
+    fn push(&mut self, part: Part, sql: &str) {
+        let mut at = self.sql.chars().count();
+        if !self.sql.is_empty() {
+            // On a line of its own: the text before may end in a `--` comment.
+            self.sql.push_str("\n;");
+            at += 2;
+        }
+        self.parts.push(part);
+        self.starts.push(at);
+        self.sql.push_str(sql);
+    }
+
+    /// The part the request first carries (what it begins).
+    pub fn first(&self) -> Part {
+        self.parts[0]
+    }
+
+    /// Which part failed, from the error's position in the request's text (1-based characters,
+    /// as PostgreSQL gives it for a syntax error, which stops the request before its first
+    /// statement runs) or else the completions that arrived before it. A duration mark after
+    /// the last part counts as that part.
+    pub fn failed_part(&self, completed: usize, position: Option<usize>) -> Part {
+        let at = match position {
+            Some(p) => self.starts.iter().rposition(|&s| s < p).unwrap_or(0),
+            None => completed,
+        };
+        self.parts[at.min(self.parts.len() - 1)]
+    }
+}
+
 /// The requests of a segment, in the order they run.
 pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Bookkeeping<R>, bounds: Bounds) -> Vec<Request> {
     let (settings, mark) = (&sql.settings, sql.mark);
-    let statements: usize = segment.migrations.iter().map(|m| m.statements.len()).sum();
     let armed = bounds.left.is_some();
-    let mut out = Vec::with_capacity(statements * (1 + usize::from(armed)) + segment.migrations.len() + 4);
+    let mut out = Vec::with_capacity(segment.migrations.len() + 4);
     let mut unwritten = 0;
     let mut write_rows = |out: &mut Vec<Request>, end: usize| {
         if unwritten < end {
-            out.push(Request {
-                part: Part::Rows { first: unwritten, end },
-                sql: (sql.rows)(unwritten..end),
-                ends: None,
-            });
+            out.push(Request::one(Part::Rows { first: unwritten, end }, (sql.rows)(unwritten..end)));
             unwritten = end;
         }
     };
@@ -117,47 +166,54 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
         begin.push_str("; ");
         begin.push_str(&deadline_sql(left));
     }
-    out.push(Request {
-        part: Part::Begin,
-        sql: begin,
-        ends: None,
-    });
+    out.push(Request::one(Part::Begin, begin));
     for (mi, m) in segment.migrations.iter().enumerate() {
         if m.ends_transaction {
             write_rows(&mut out, mi);
         }
+        // Statements that share a request, until one that cannot.
+        let mut shared: Option<Request> = None;
         for (si, statement) in m.statements.iter().enumerate() {
-            if armed {
-                out.push(Request {
-                    part: Part::Arm {
-                        migration: mi,
-                        statement: si,
-                    },
-                    sql: arm_sql(bounds.statement_timeout),
-                    ends: None,
-                });
-            }
-            let last = si + 1 == m.statements.len();
-            out.push(Request {
-                part: Part::Statement {
+            let (arm, part) = (
+                Part::Arm {
                     migration: mi,
                     statement: si,
                 },
-                // On a line of its own: the statement may end in a `--` comment.
-                sql: if last {
-                    format!("{}\n;{}", statement.sql, sql.duration_mark)
-                } else {
-                    statement.sql.clone()
+                Part::Statement {
+                    migration: mi,
+                    statement: si,
                 },
-                ends: last.then_some(mi),
-            });
+            );
+            if statement.is_single() && !m.ends_transaction {
+                let request = shared.get_or_insert_with(|| Request {
+                    parts: Vec::new(),
+                    starts: Vec::new(),
+                    sql: String::new(),
+                    ends: None,
+                });
+                if armed {
+                    request.push(arm, &arm_sql(bounds.statement_timeout));
+                }
+                request.push(part, &statement.sql);
+                continue;
+            }
+            out.extend(shared.take());
+            if armed {
+                out.push(Request::one(arm, arm_sql(bounds.statement_timeout)));
+            }
+            out.push(Request::one(part, statement.sql.clone()));
         }
-        if m.statements.is_empty() {
-            out.push(Request {
-                part: Part::Mark { migration: mi },
-                sql: sql.duration_mark.to_string(),
+        out.extend(shared.take());
+        match out.last_mut() {
+            Some(last) if !m.statements.is_empty() => {
+                last.sql.push_str("\n;");
+                last.sql.push_str(sql.duration_mark);
+                last.ends = Some(mi);
+            }
+            _ => out.push(Request {
                 ends: Some(mi),
-            });
+                ..Request::one(Part::Mark { migration: mi }, sql.duration_mark.to_string())
+            }),
         }
         if m.ends_transaction {
             write_rows(&mut out, mi + 1);
@@ -165,17 +221,9 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
     }
     write_rows(&mut out, segment.migrations.len());
     if armed {
-        out.push(Request {
-            part: Part::CommitCheck,
-            sql: arm_sql(bounds.statement_timeout),
-            ends: None,
-        });
+        out.push(Request::one(Part::CommitCheck, arm_sql(bounds.statement_timeout)));
     }
-    out.push(Request {
-        part: Part::Commit,
-        sql: "COMMIT".into(),
-        ends: None,
-    });
+    out.push(Request::one(Part::Commit, "COMMIT".into()));
     out
 }
 
@@ -215,14 +263,33 @@ pub async fn send(client: &Client, requests: &[Request]) -> Vec<Result<SimpleQue
     streams
 }
 
+/// A request that failed, and how many of its statements had completed before.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: tokio_postgres::Error,
+    pub completed: usize,
+}
+
+impl Failed {
+    /// Where in the request's text the server placed the error (1-based characters), if it did.
+    pub fn position(&self) -> Option<usize> {
+        match self.error.as_db_error()?.position()? {
+            ErrorPosition::Original(p) => Some(*p as usize),
+            ErrorPosition::Internal { .. } => None,
+        }
+    }
+}
+
 /// Reads one request's answer to its end: the first column of its last row, if it returned any
 /// (a statement that returns rows comes before the duration mark it carries).
-pub async fn answer(stream: Result<SimpleQueryStream, tokio_postgres::Error>) -> Result<Option<String>, tokio_postgres::Error> {
-    let mut stream = Box::pin(stream?);
-    let mut last = None;
+pub async fn answer(stream: Result<SimpleQueryStream, tokio_postgres::Error>) -> Result<Option<String>, Failed> {
+    let mut stream = Box::pin(stream.map_err(|error| Failed { error, completed: 0 })?);
+    let (mut last, mut completed) = (None, 0);
     while let Some(message) = stream.next().await {
-        if let SimpleQueryMessage::Row(row) = message? {
-            last = Some(row.get(0).map(str::to_string));
+        match message.map_err(|error| Failed { error, completed })? {
+            SimpleQueryMessage::Row(row) => last = Some(row.get(0).map(str::to_string)),
+            SimpleQueryMessage::CommandComplete(_) => completed += 1,
+            _ => {}
         }
     }
     Ok(last.flatten())
@@ -272,42 +339,69 @@ mod tests {
     }
 
     #[test]
-    fn a_segment_is_begin_its_statements_and_rows_in_order_then_commit() {
+    fn a_segment_is_begin_each_migration_in_one_request_and_rows_then_commit() {
         let a = migration("0000_a", &["CREATE TABLE a ()", "CREATE TABLE b ()"]);
         let b = migration("0001_b", &["CREATE TABLE c ()"]);
         let segment = transaction(vec![&a, &b]);
         let requests = requests(&segment, &bookkeeping("SET LOCAL lock_timeout = '1ms'"), UNBOUNDED);
-        let parts: Vec<_> = requests.iter().map(|r| r.part).collect();
         use Part::*;
+        let s = |migration, statement| Statement { migration, statement };
         assert_eq!(
-            parts,
+            parts_of(&requests),
             [
-                Begin,
-                Statement {
-                    migration: 0,
-                    statement: 0
-                },
-                Statement {
-                    migration: 0,
-                    statement: 1
-                },
-                Statement {
-                    migration: 1,
-                    statement: 0
-                },
-                Rows { first: 0, end: 2 },
-                Commit
+                vec![Begin],
+                vec![s(0, 0), s(0, 1)],
+                vec![s(1, 0)],
+                vec![Rows { first: 0, end: 2 }],
+                vec![Commit]
             ]
         );
         assert_eq!(requests[0].sql, "BEGIN; SET LOCAL lock_timeout = '1ms'; MARK");
-        // A migration's last statement carries its duration mark, on a line of its own.
-        assert_eq!(requests[1].sql, "CREATE TABLE a ()");
-        assert_eq!(requests[2].sql, "CREATE TABLE b ()\n;DURATION");
-        assert_eq!(requests[3].sql, "CREATE TABLE c ()\n;DURATION");
+        // Each piece on a line of its own (the one before may end in a `--` comment), the
+        // migration's duration mark last.
+        assert_eq!(requests[1].sql, "CREATE TABLE a ()\n;CREATE TABLE b ()\n;DURATION");
+        assert_eq!(requests[1].starts, [0, 19]);
+        assert_eq!(requests[2].sql, "CREATE TABLE c ()\n;DURATION");
         let ends: Vec<_> = requests.iter().map(|r| r.ends).collect();
-        assert_eq!(ends, [None, None, Some(0), Some(1), None, None]);
-        assert_eq!(requests[4].sql, "ROWS 0..2");
-        assert_eq!(requests[5].sql, "COMMIT");
+        assert_eq!(ends, [None, Some(0), Some(1), None, None]);
+        assert_eq!(requests[3].sql, "ROWS 0..2");
+        assert_eq!(requests[4].sql, "COMMIT");
+    }
+
+    #[test]
+    fn a_piece_that_may_hold_several_statements_is_a_request_of_its_own() {
+        let a = migration(
+            "0000_a",
+            &["CREATE TABLE a ()", "CREATE TABLE b (); CREATE TABLE c ()", "CREATE TABLE d ()"],
+        );
+        let segment = transaction(vec![&a]);
+        let requests = requests(&segment, &bookkeeping("S"), UNBOUNDED);
+        let s = |statement| Part::Statement { migration: 0, statement };
+        assert_eq!(parts_of(&requests)[1..4], [vec![s(0)], vec![s(1)], vec![s(2)]]);
+        assert_eq!(requests[3].sql, "CREATE TABLE d ()\n;DURATION");
+        assert_eq!(requests[3].ends, Some(0));
+    }
+
+    #[test]
+    fn the_failed_part_is_where_the_error_points_or_after_the_completions() {
+        let a = migration("0000_é", &["SELECT 'é'", "SELEC 2", "SELECT 3"]);
+        let segment = transaction(vec![&a]);
+        let request = &requests(&segment, &bookkeeping("S"), UNBOUNDED)[1];
+        let s = |statement| Part::Statement { migration: 0, statement };
+        assert_eq!(request.starts, [0, 12, 21]);
+        // Characters, not bytes: `é` is one.
+        assert_eq!(request.sql.chars().nth(12), Some('S'));
+        assert_eq!(request.failed_part(0, Some(13)), s(1));
+        assert_eq!(request.failed_part(0, Some(12)), s(0));
+        assert_eq!(request.failed_part(0, None), s(0));
+        assert_eq!(request.failed_part(2, None), s(2));
+        // The duration mark after the last statement counts as it.
+        assert_eq!(request.failed_part(3, None), s(2));
+        assert_eq!(request.failed_part(0, Some(request.sql.chars().count())), s(2));
+    }
+
+    fn parts_of(requests: &[Request]) -> Vec<Vec<Part>> {
+        requests.iter().map(|r| r.parts.clone()).collect()
     }
 
     #[test]
@@ -315,7 +409,7 @@ mod tests {
         let a = migration("0000_a", &[]);
         let segment = transaction(vec![&a]);
         let requests = requests(&segment, &bookkeeping("S"), UNBOUNDED);
-        assert_eq!(requests[1].part, Part::Mark { migration: 0 });
+        assert_eq!(requests[1].parts, [Part::Mark { migration: 0 }]);
         assert_eq!((requests[1].sql.as_str(), requests[1].ends), ("DURATION", Some(0)));
     }
 
@@ -343,27 +437,23 @@ mod tests {
     #[test]
     fn rows_are_written_inside_the_transaction_a_migration_commits_itself() {
         let a = migration("0000_a", &["CREATE TABLE a ()"]);
-        let mut b = migration("0001_b", &["CREATE TABLE b ();\nCOMMIT;"]);
+        let mut b = migration("0001_b", &["CREATE TABLE b ()", "COMMIT;"]);
         b.ends_transaction = true;
         let segment = transaction(vec![&a, &b]);
-        let parts: Vec<_> = requests(&segment, &bookkeeping("S"), UNBOUNDED).iter().map(|r| r.part).collect();
         use Part::*;
+        let s = |migration, statement| vec![Statement { migration, statement }];
         assert_eq!(
-            parts,
+            parts_of(&requests(&segment, &bookkeeping("S"), UNBOUNDED)),
             [
-                Begin,
-                Statement {
-                    migration: 0,
-                    statement: 0
-                },
+                vec![Begin],
+                s(0, 0),
                 // 0000_a's rows before 0001_b's COMMIT, so they commit with it.
-                Rows { first: 0, end: 1 },
-                Statement {
-                    migration: 1,
-                    statement: 0
-                },
-                Rows { first: 1, end: 2 },
-                Commit
+                vec![Rows { first: 0, end: 1 }],
+                // Each piece of 0001_b on its own, so nothing after its COMMIT shares its request.
+                s(1, 0),
+                s(1, 1),
+                vec![Rows { first: 1, end: 2 }],
+                vec![Commit]
             ]
         );
     }
@@ -378,33 +468,26 @@ mod tests {
         };
         let requests = requests(&segment, &bookkeeping("S"), bounds);
         assert!(requests[0].sql.contains("interval '2500 milliseconds'"), "{}", requests[0].sql);
-        assert_eq!(
-            requests[1].part,
-            Part::Arm {
-                migration: 0,
-                statement: 0
-            }
+        use Part::*;
+        let (arm, s) = (
+            |statement| Arm { migration: 0, statement },
+            |statement| Statement { migration: 0, statement },
         );
+        assert_eq!(
+            parts_of(&requests),
+            [
+                vec![Begin],
+                vec![arm(0), s(0), arm(1), s(1)],
+                vec![Rows { first: 0, end: 1 }],
+                vec![CommitCheck],
+                vec![Commit]
+            ]
+        );
+        assert!(requests[1].sql.starts_with(&arm_sql(Some(Duration::from_secs(60)))));
         assert!(requests[1].sql.contains("least(60000, d.ms)"), "{}", requests[1].sql);
-        assert_eq!(
-            requests[2].part,
-            Part::Statement {
-                migration: 0,
-                statement: 0
-            }
-        );
-        assert_eq!(
-            requests[3].part,
-            Part::Arm {
-                migration: 0,
-                statement: 1
-            }
-        );
-        assert_eq!(requests[4].ends, Some(0));
-        assert_eq!(requests[5].part, Part::Rows { first: 0, end: 1 });
-        assert_eq!(requests[6].part, Part::CommitCheck);
-        assert_eq!(requests[7].part, Part::Commit);
-        assert_eq!(requests.len(), 8);
+        assert_eq!(requests[1].ends, Some(0));
+        // A failed re-arm is told from the statement after it.
+        assert_eq!(requests[1].failed_part(2, None), arm(1));
         assert!(!arm_sql(None).contains("least"));
     }
 

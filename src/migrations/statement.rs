@@ -75,6 +75,21 @@ impl Statement {
         keywords(&self.sql).is_empty()
     }
 
+    /// Whether PostgreSQL will read this piece as exactly one SQL statement, by a reading that
+    /// errs towards "no": no `;` but at its end outside quotes, comments and dollar quotes, and
+    /// none of what this tokenizer does not follow (block comments, which nest in PostgreSQL;
+    /// backslash escapes; `BEGIN ATOMIC` bodies and rules, whose `;` the server reads as inside).
+    /// Such pieces can share one request: each answers with exactly one completion, so counting
+    /// completions names the one that failed.
+    pub fn is_single(&self) -> bool {
+        if self.sql.contains("/*") || self.sql.contains('\\') {
+            return false;
+        }
+        let words = tokens(&self.sql, true);
+        let body = words.iter().rposition(|w| w != ";").map_or(0, |i| i + 1);
+        !words[..body].iter().any(|w| w == ";" || w == "ATOMIC" || w == "RULE")
+    }
+
     /// Whether one of the SQL statements in this piece ends the transaction it runs in (`COMMIT`,
     /// `END`, `ROLLBACK`, `ABORT`; some real histories end a file with `COMMIT;`). What follows it
     /// runs outside the segment's transaction.
@@ -302,5 +317,18 @@ mod tests {
         assert!(!stmt("SELECT 'x; COMMIT';").ends_transaction());
         assert!(!stmt("SELECT CASE WHEN true THEN 1 END;").ends_transaction());
         assert!(!stmt("COMMIT PREPARED 'x';").ends_transaction());
+    }
+
+    #[test]
+    fn a_piece_is_single_only_when_the_server_surely_reads_one_statement() {
+        assert!(stmt("CREATE TABLE t (a int);").is_single());
+        assert!(stmt("CREATE TABLE t (a int);;\n-- done\n").is_single());
+        assert!(stmt("SELECT 'a;b', \"c;d\", $x$;$x$ -- e;f").is_single());
+        assert!(stmt("DO $$ BEGIN PERFORM 1; END $$;").is_single());
+        assert!(!stmt("CREATE TABLE a ();\nCREATE TABLE b ();").is_single());
+        assert!(!stmt("SELECT 1 /* a /* b */ ; */").is_single());
+        assert!(!stmt("SELECT E'\\';' ").is_single());
+        assert!(!stmt("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END").is_single());
+        assert!(!stmt("CREATE RULE r AS ON INSERT TO t DO ALSO (SELECT 1; SELECT 2)").is_single());
     }
 }

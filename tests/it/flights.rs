@@ -80,6 +80,60 @@ async fn a_failure_in_a_pipelined_segment_is_blamed_on_its_statement_with_a_dead
     assert!(proxy.statements().iter().any(|s| s == "COMMIT"), "{:#?}", proxy.statements());
 }
 
+/// A history of one migration `0000_m` with these pieces.
+fn one_migration(pieces: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("wm-flights-").tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("meta")).unwrap();
+    std::fs::write(dir.path().join("0000_m.sql"), pieces.join("\n--> statement-breakpoint\n")).unwrap();
+    rewrite_journal(dir.path(), &[("0000_m", 1_795_520_100_854)]);
+    dir
+}
+
+#[tokio::test]
+async fn a_migration_sent_as_one_request_blames_the_statement_that_failed_after_others_ran() {
+    // A division by zero has no position in the text: the completions before it place it.
+    let db = pg().fresh_db().await;
+    let proxy = Proxy::start(pg().port());
+    let dir = one_migration(&[
+        "CREATE TABLE \"t\" (\"a\" integer);",
+        "INSERT INTO \"t\" VALUES (1);",
+        "-- the third piece\nINSERT INTO \"t\" VALUES (1 / 0);",
+        "INSERT INTO \"t\" VALUES (3);",
+    ]);
+    let report = run(&mut wm(&through(&db, &proxy), dir.path(), &["migrate"])).expect(1).report();
+    assert_eq!(report["error"]["sqlstate"], "22012", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("statement 3 (line 5)"), "{message}");
+    assert_eq!(report["error"]["statement"], "INSERT INTO \"t\" VALUES (1 / 0);", "{report}");
+    assert!(!db.table_exists("public.t").await, "nothing kept");
+    // The four pieces went out as one request.
+    let sent = proxy.statements();
+    assert!(
+        sent.iter().any(|s| s.starts_with("CREATE TABLE") && s.contains("VALUES (3)")),
+        "{sent:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_statement_timeout_bounds_each_statement_of_a_shared_request_not_their_sum() {
+    // PostgreSQL 13 on: each statement of a multi-statement request gets the whole timeout.
+    let db = pg().fresh_db().await;
+    let dir = one_migration(&["SELECT pg_sleep(0.6);", "SELECT pg_sleep(0.6);", "CREATE TABLE \"done\" ();"]);
+    let mut ok = wm(&db.url, dir.path(), &["migrate"]);
+    ok.env("STATEMENT_TIMEOUT_MS", "1000");
+    run(&mut ok).expect(0);
+    assert!(db.table_exists("public.done").await);
+
+    let db = pg().fresh_db().await;
+    let dir = one_migration(&["SELECT pg_sleep(0.1);", "SELECT pg_sleep(1.5);", "CREATE TABLE \"done\" ();"]);
+    let mut slow = wm(&db.url, dir.path(), &["migrate"]);
+    slow.env("STATEMENT_TIMEOUT_MS", "1000");
+    let report = run(&mut slow).expect(1).report();
+    assert_eq!(report["error"]["sqlstate"], "57014", "{report}");
+    assert!(report["error"]["message"].as_str().unwrap().contains("statement 2 "), "{report}");
+    assert!(!db.table_exists("public.done").await);
+}
+
 #[tokio::test]
 async fn the_deadline_stops_a_segment_whose_statements_each_fit_in_it() {
     // Each sleep is shorter than the whole timeout, together they are longer: the flight is
