@@ -214,6 +214,8 @@ pub struct Database {
     client: Client,
     driver: JoinHandle<()>,
     pub info: DatabaseInfo,
+    /// The server's major version, from what it reported at startup (`server_version`).
+    pub server_major: Option<u32>,
 }
 
 /// What the session may do, read before anything else.
@@ -264,12 +266,24 @@ impl Database {
                 })
             }
         };
+        let server_major = connection.parameter("server_version").and_then(major_version);
         let driver = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "database connection ended with an error");
             }
         });
-        Ok(Self { client, driver, info })
+        Ok(Self {
+            client,
+            driver,
+            info,
+            server_major,
+        })
+    }
+
+    /// Whether the server times each statement of a multi-statement request on its own
+    /// (`statement_timeout`, PostgreSQL 13 on; before, the whole request shared one).
+    pub fn times_each_statement(&self) -> bool {
+        self.server_major.is_some_and(|major| major >= 13)
     }
 
     pub fn client(&self) -> &Client {
@@ -301,9 +315,12 @@ impl Database {
     }
 }
 
-/// The first row of a simple-protocol query, as text. The simple protocol takes one round trip
-/// where a prepared statement takes two: it serves the queries every run makes, with no
-/// parameters or with integer literals only.
+/// `15.18 (Debian 15.18-0+deb12u1)` → 15, `9.6.24` → 9.
+fn major_version(server_version: &str) -> Option<u32> {
+    let digits: String = server_version.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// What a session that may write sets before anything else: a transaction left idle by a
 /// stalled client must not hold its locks for long.
 pub fn session_setup_sql() -> String {
@@ -313,6 +330,9 @@ pub fn session_setup_sql() -> String {
     )
 }
 
+/// The first row of a simple-protocol query, as text. The simple protocol takes one round trip
+/// where a prepared statement takes two: it serves the queries every run makes, with no
+/// parameters or with integer literals only.
 pub(crate) async fn first_row(client: &Client, sql: &str) -> Result<Vec<Option<String>>, tokio_postgres::Error> {
     for message in client.simple_query(sql).await? {
         if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
@@ -508,6 +528,14 @@ impl Classified for ConnectError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_major_version_is_read_from_what_the_server_reports() {
+        assert_eq!(major_version("15.18 (Debian 15.18-0+deb12u1)"), Some(15));
+        assert_eq!(major_version("12.22"), Some(12));
+        assert_eq!(major_version("17beta1"), Some(17));
+        assert_eq!(major_version("unknown"), None);
+    }
 
     #[test]
     fn tls_modes_parse_like_libpq() {

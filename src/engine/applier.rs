@@ -32,6 +32,8 @@ pub struct Applier<'a> {
     invoker: &'a str,
     deadline: Option<Instant>,
     progress: &'a Progress,
+    /// See [`pipeline::Bounds::share`].
+    share_requests: bool,
 }
 
 /// What a committed segment applied, and in how many attempts.
@@ -65,7 +67,7 @@ struct Timeouts {
 }
 
 impl<'a> Applier<'a> {
-    pub fn new(inv: &'a Invocation<'a>, run_id: &'a str, progress: &'a Progress) -> Self {
+    pub fn new(inv: &'a Invocation<'a>, run_id: &'a str, progress: &'a Progress, share_requests: bool) -> Self {
         Self {
             settings: inv.settings,
             ledger: &inv.settings.ledger,
@@ -73,6 +75,7 @@ impl<'a> Applier<'a> {
             invoker: inv.invoker,
             deadline: inv.deadline,
             progress,
+            share_requests,
         }
     }
 
@@ -141,6 +144,7 @@ impl<'a> Applier<'a> {
         let bounds = pipeline::Bounds {
             left: time_left(self.deadline),
             statement_timeout: self.settings.statement_timeout,
+            share: self.share_requests,
         };
         let mut settings = timeouts.sql.clone();
         if durability == Durability::Deferred {

@@ -94,6 +94,10 @@ pub struct Bounds {
     pub left: Option<Duration>,
     /// The operator's `statement_timeout`, if any.
     pub statement_timeout: Option<Duration>,
+    /// The server times each statement of a multi-statement request on its own (PostgreSQL 13
+    /// on), so a migration's statements may share a request; before, each is a request of its
+    /// own, which its timeout bounds alone.
+    pub share: bool,
 }
 
 /// The SQL a segment's requests carry besides the migrations' own.
@@ -184,7 +188,7 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
                     statement: si,
                 },
             );
-            if statement.is_single() && !m.ends_transaction {
+            if bounds.share && statement.is_single() && !m.ends_transaction {
                 let request = shared.get_or_insert_with(|| Request {
                     parts: Vec::new(),
                     starts: Vec::new(),
@@ -398,6 +402,9 @@ mod tests {
         // The duration mark after the last statement counts as it.
         assert_eq!(request.failed_part(3, None), s(2));
         assert_eq!(request.failed_part(0, Some(request.sql.chars().count())), s(2));
+
+        let alone = requests(&segment, &bookkeeping("S"), Bounds { share: false, ..UNBOUNDED });
+        assert_eq!(parts_of(&alone)[1..4], [vec![s(0)], vec![s(1)], vec![s(2)]]);
     }
 
     fn parts_of(requests: &[Request]) -> Vec<Vec<Part>> {
@@ -416,6 +423,7 @@ mod tests {
     const UNBOUNDED: Bounds = Bounds {
         left: None,
         statement_timeout: None,
+        share: true,
     };
 
     fn transaction<'m>(migrations: Vec<&'m Migration>) -> Segment<'m> {
@@ -465,6 +473,7 @@ mod tests {
         let bounds = Bounds {
             left: Some(Duration::from_millis(2500)),
             statement_timeout: Some(Duration::from_secs(60)),
+            share: true,
         };
         let requests = requests(&segment, &bookkeeping("S"), bounds);
         assert!(requests[0].sql.contains("interval '2500 milliseconds'"), "{}", requests[0].sql);

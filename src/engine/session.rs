@@ -80,6 +80,10 @@ impl<'a> Session<'a> {
         self.db.client()
     }
 
+    pub fn times_each_statement(&self) -> bool {
+        self.db.times_each_statement()
+    }
+
     pub fn client_mut(&mut self) -> &mut Client {
         self.db.client_mut()
     }

@@ -95,7 +95,7 @@ async fn apply_into(
     }
     settings.ledger.ensure(session.client(), session.set.layout).await?;
     let starts = resume_points(session, &plan.segments, warnings).await?;
-    let applier = Applier::new(session.inv, session.run_id, session.progress);
+    let applier = Applier::new(session.inv, session.run_id, session.progress, session.times_each_statement());
     let applied = apply_segments(session, &applier, &plan.segments, &starts, migrated, warnings).await;
     // The state the run leaves is drift's baseline, unless a migration stopped half-way: its
     // committed statements are in the schema but not in the ledger the baseline is keyed on.

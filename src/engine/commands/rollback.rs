@@ -90,7 +90,7 @@ async fn roll_back_into(
         return Ok(());
     }
     settings.ledger.ensure(session.client(), session.set.layout).await?;
-    let applier = Applier::new(session.inv, session.run_id, session.progress);
+    let applier = Applier::new(session.inv, session.run_id, session.progress, session.times_each_statement());
     let (durations, risk) = applier.rollback(session.client_mut(), &plan, allow_data_loss, warnings).await?;
     rolled_back.committed = true;
     for (step, duration) in steps.steps.iter_mut().zip(durations) {
