@@ -329,12 +329,14 @@ def same_work_script(drizzle_dir, entries):
     """The server-side work wishlist-migrate does for this history, as one psql script: the
     migrations, a duration mark after each, the segment's ledger and history rows in one multi-row
     insert each, and a commit after each ADD VALUE migration (all but the last without waiting for
-    the WAL flush). Against plain `psql --single-transaction -f all.sql` it prices the ledger;
-    against wishlist-migrate it leaves only the client and protocol overhead. (The history table
-    here is a stand-in of similar width, not the tool's own, and psql sends each mark as a query of
-    its own where wishlist-migrate sends it with the migration's last statement.)"""
+    the WAL flush, then one synchronous commit standing in for the baseline's write, which
+    flushes them). Against plain `psql --single-transaction -f all.sql` it prices the ledger;
+    against wishlist-migrate it leaves only the client and protocol overhead. Each migration's
+    statements and its mark go as one query (psql's `\\;`), as wishlist-migrate sends them. (The
+    history table here is a stand-in of similar width, not the tool's own, and the catalog read
+    and its write are left out.)"""
     out = [
-        "BEGIN;",
+        "BEGIN; SET LOCAL synchronous_commit = off;",
         'CREATE SCHEMA IF NOT EXISTS "drizzle";',
         'CREATE TABLE IF NOT EXISTS "drizzle"."__drizzle_migrations" (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint);',
         'CREATE TABLE "drizzle"."bench_history" (id bigserial PRIMARY KEY, run_id text NOT NULL, action text NOT NULL, '
@@ -343,16 +345,17 @@ def same_work_script(drizzle_dir, entries):
         "invoker text NOT NULL, environment text NOT NULL, tool_version text NOT NULL);",
         "COMMIT;",
     ]
-    mark = "SELECT set_config('bench.mark', clock_timestamp()::text, false);"
+    mark = "SELECT set_config('bench.mark', clock_timestamp()::text, false)"
     segment = []
 
-    def close(last):
+    def close():
         if not segment:
             return
-        out.append("BEGIN;" + ("" if last else " SET LOCAL synchronous_commit = off;"))
+        out.append("BEGIN; SET LOCAL synchronous_commit = off;")
         for raw, _, _ in segment:
-            out.append(raw.decode())  # drizzle-kit ends every statement with ';'
-            out.append(mark)
+            # drizzle-kit ends every statement with ';'; `\;` makes psql send them as one query.
+            pieces = [p.strip().rstrip(";") for p in raw.decode().split(BREAKPOINT) if p.strip()]
+            out.append(" \\;\n".join(pieces + [mark]) + ";")
         ledger = ", ".join(f"('{digest}', {e['when']})" for _, digest, e in segment)
         out.append(f'INSERT INTO "drizzle"."__drizzle_migrations" ("hash", "created_at") VALUES {ledger};')
         history = ", ".join(
@@ -365,13 +368,14 @@ def same_work_script(drizzle_dir, entries):
         out.append("COMMIT;")
         segment.clear()
 
-    for i, e in enumerate(entries):
+    for e in entries:
         with open(os.path.join(drizzle_dir, e["tag"] + ".sql"), "rb") as f:
             raw = f.read()
         segment.append((raw, hashlib.sha256(raw).hexdigest(), e))
         if b" ADD VALUE " in raw:
-            close(last=i == len(entries) - 1)
-    close(last=True)
+            close()
+    close()
+    out.append("SELECT txid_current();")
     return "\n".join(out) + "\n"
 
 

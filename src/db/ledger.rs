@@ -7,6 +7,7 @@
 //! would tell drizzle-orm 1.0 the ledger was already upgraded, and it would then see only null
 //! names and run everything again.
 
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient, SimpleQueryMessage, SimpleQueryRow};
 
 use crate::db::connection::PgError;
@@ -259,15 +260,21 @@ impl LedgerTable {
     /// is kept as it is. Only what is missing is created: `IF NOT EXISTS` still needs CREATE
     /// privilege, which a migration role on an existing ledger may rightly lack.
     pub async fn ensure(&self, client: &Client, layout: Layout) -> Result<(), LedgerError> {
-        let row = client
-            .query_one(
+        let (schema, qualified, history) = (quote_ident(&self.schema), self.qualified(), self.history());
+        // Typed parameters: one round trip, no prepare first.
+        let rows = client
+            .query_typed(
                 "select to_regnamespace($1) is not null, to_regclass($2) is not null, to_regclass($3) is not null,
                         exists (select 1 from pg_attribute where attrelid = to_regclass($3) and attname = 'statement_index'),
                         exists (select 1 from pg_attribute where attrelid = to_regclass($3) and attname = 'catalog')",
-                &[&quote_ident(&self.schema), &self.qualified(), &self.history()],
+                &[(&schema, Type::TEXT), (&qualified, Type::TEXT), (&history, Type::TEXT)],
             )
             .await
             .map_err(self.err("inspect"))?;
+        let row = rows.first().ok_or_else(|| LedgerError::Corrupt {
+            table: self.qualified(),
+            reason: "the server answered its inspection with no row".into(),
+        })?;
         let (schema, ledger, history, progress, baseline): (bool, bool, bool, bool, bool) =
             (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
         let mut ddl = Vec::new();
@@ -326,7 +333,9 @@ impl LedgerTable {
         if ddl.is_empty() {
             return Ok(());
         }
-        let batch = format!("BEGIN; {}; COMMIT", ddl.join("; "));
+        // Not waiting for the WAL flush: the run's last commit flushes it, and a crash before
+        // that loses the tables with everything recorded in them, which the next run creates again.
+        let batch = format!("BEGIN; SET LOCAL synchronous_commit = off; {}; COMMIT", ddl.join("; "));
         if let Err(e) = client.batch_execute(&batch).await {
             let _ = client.batch_execute("ROLLBACK").await;
             return Err(self.err("create")(e));

@@ -45,20 +45,6 @@ pub struct NotCommitted<'m> {
     pub attempts: u32,
 }
 
-/// When a committed segment's transaction is on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Its `COMMIT` answers once the WAL is flushed (the server's `synchronous_commit`).
-    Flushed,
-    /// Its `COMMIT` answers before the WAL is flushed (`synchronous_commit = off` for the
-    /// transaction): for a segment a later commit of the same run follows. Any synchronous
-    /// commit flushes all the WAL before it, so the run's last commit makes every earlier one
-    /// durable; a crash of the server before that loses the deferred segments whole (schema and
-    /// ledger rows together), never half of one. A run that fails before committing again
-    /// flushes with [`Applier::flush`].
-    Deferred,
-}
-
 /// Session settings for one attempt, and whether the deadline (not the operator) set the
 /// statement timeout.
 struct Timeouts {
@@ -101,17 +87,23 @@ impl<'a> Applier<'a> {
     }
 
     /// The segment's migrations and their ledger rows in one transaction, all or nothing.
+    ///
+    /// Its `COMMIT` answers before the WAL is flushed (`synchronous_commit = off` for the
+    /// transaction), and the caller makes the run durable: any synchronous commit flushes all
+    /// the WAL before it, so the next segment's, the baseline's write after the last segment
+    /// (`Session::record_baseline`) or else [`Applier::flush`] makes every earlier segment
+    /// durable. A crash of the server before that loses the unflushed segments whole (schema
+    /// and ledger rows together), never half of one, and the next run applies them again.
     pub async fn transaction<'m>(
         &self,
         client: &mut Client,
         segment: &Segment<'m>,
-        durability: Durability,
         warnings: &mut Vec<String>,
     ) -> Result<Committed, NotCommitted<'m>> {
         let mut retry = self.retry("attempt");
         loop {
             retry.start();
-            let failure = match self.try_transaction(client, segment, durability).await {
+            let failure = match self.try_transaction(client, segment).await {
                 Ok(entries) => return Ok((entries, retry.attempts())),
                 Err(failure) => failure,
             };
@@ -129,12 +121,7 @@ impl<'a> Applier<'a> {
     /// the migrations as the server finishes them. Durations are the server's: after each
     /// migration a mark measures `clock_timestamp()` since the previous mark (or the `BEGIN`),
     /// without the network, answers with it and keeps it for the segment's history rows.
-    async fn try_transaction<'m>(
-        &self,
-        client: &mut Client,
-        segment: &Segment<'m>,
-        durability: Durability,
-    ) -> Result<Vec<AppliedMigration>, AttemptFailure<'m>> {
+    async fn try_transaction<'m>(&self, client: &mut Client, segment: &Segment<'m>) -> Result<Vec<AppliedMigration>, AttemptFailure<'m>> {
         let rolled_back = |error: Error, failed| AttemptFailure {
             error,
             status: SegmentStatus::RolledBack,
@@ -146,12 +133,9 @@ impl<'a> Applier<'a> {
             statement_timeout: self.settings.statement_timeout,
             share: self.share_requests,
         };
-        let mut settings = timeouts.sql.clone();
-        if durability == Durability::Deferred {
-            settings.push_str("; SET LOCAL synchronous_commit = off");
-        }
         let bookkeeping = pipeline::Bookkeeping {
-            settings,
+            // The COMMIT answers before the WAL is flushed: see [`Applier::transaction`].
+            settings: format!("{}; SET LOCAL synchronous_commit = off", timeouts.sql),
             mark: MARK_SQL,
             duration_mark: DURATION_MARK_SQL,
             rows: |range: std::ops::Range<usize>| {
@@ -502,10 +486,11 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// After a failure that follows [`Durability::Deferred`] commits: a transaction that takes
-    /// a transaction id commits synchronously, which waits for the flush of all the WAL before
-    /// it, so the segments the report says committed are on disk. Best effort: if it fails, the
-    /// report says their durability is not confirmed.
+    /// After segments committed (their commits deferred, see [`Applier::transaction`]) and no
+    /// synchronous commit followed: a transaction that takes a transaction id commits
+    /// synchronously, which waits for the flush of all the WAL before it, so the segments the
+    /// report says committed are on disk. Best effort: if it fails, the report says their
+    /// durability is not confirmed.
     pub async fn flush(&self, client: &Client, warnings: &mut Vec<String>) {
         if let Err(e) = client.batch_execute("select txid_current()").await {
             tracing::warn!(error = %e, "flushing the committed segments failed");

@@ -145,23 +145,29 @@ impl<'a> Session<'a> {
     /// Records the catalog as this run leaves it, with the ledger it belongs to, as the baseline
     /// `drift` compares with (db/baseline.rs). A failure is a warning: the migrations stand, and
     /// drift can still replay them.
-    pub async fn record_baseline(&self, warnings: &mut Vec<String>) {
+    /// Whether the baseline was written (a synchronous commit, which flushed every deferred
+    /// one before it).
+    pub async fn record_baseline(&self, warnings: &mut Vec<String>) -> bool {
         let ledger = &self.settings().ledger;
         let recorded = async {
             // Pipelined: the ledger goes out with the catalog's first flight.
             let (rows, catalog) = tokio::try_join!(async { ledger.read(self.client()).await.map_err(Error::from) }, async {
                 catalog::read(self.client()).await.map_err(Error::from)
             },)?;
-            ledger
+            let updated = ledger
                 .record_catalog(self.client(), self.run_id, &RecordedCatalog::new(&rows, catalog))
                 .await?;
-            Ok::<_, Error>(())
+            Ok::<_, Error>(updated > 0)
         };
-        if let Err(e) = recorded.await {
-            tracing::warn!(error = %e, "the schema baseline was not recorded");
-            warnings.push(format!(
-                "the schema baseline for drift was not recorded ({e}); drift will replay the migrations instead"
-            ));
+        match recorded.await {
+            Ok(updated) => updated,
+            Err(e) => {
+                tracing::warn!(error = %e, "the schema baseline was not recorded");
+                warnings.push(format!(
+                    "the schema baseline for drift was not recorded ({e}); drift will replay the migrations instead"
+                ));
+                false
+            }
         }
     }
 

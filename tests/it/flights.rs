@@ -155,6 +155,35 @@ async fn the_deadline_stops_a_segment_whose_statements_each_fit_in_it() {
 }
 
 #[tokio::test]
+async fn a_successful_run_is_flushed_by_its_baseline_write_after_its_last_commit() {
+    // Every segment's COMMIT is deferred; the baseline's write after the last is a synchronous
+    // commit, which flushes the WAL of all of them before the run reports.
+    let db = pg().fresh_db().await;
+    let proxy = Proxy::start(pg().port());
+    let dir = copy_fixture("tests/fixtures/real-world/dittofeed");
+    let mut migrate = wm(&through(&db, &proxy), dir.path(), &["migrate"]);
+    let report = run(migrate.env("LINT_GATE", "false")).expect(0).report();
+    assert!(report["segments"].as_array().unwrap().len() > 1, "{report}");
+    let sent = proxy.statements();
+    let last_commit = sent.iter().rposition(|s| s == "COMMIT").expect("a COMMIT");
+    let begins = sent.iter().filter(|s| s.starts_with("BEGIN; SET LOCAL lock_timeout"));
+    assert!(
+        begins.clone().count() > 1 && begins.clone().all(|s| s.contains("synchronous_commit = off")),
+        "{sent:#?}"
+    );
+    let baseline = sent
+        .iter()
+        .rposition(|s| s.contains("set catalog = $1::text::jsonb"))
+        .expect("the baseline written");
+    assert!(baseline > last_commit, "{sent:#?}");
+    assert!(
+        !sent.contains(&"select txid_current()".to_string()),
+        "no flush of its own needed: {sent:#?}"
+    );
+    assert_eq!(ledger(&db).await, expected_ledger(dir.path()));
+}
+
+#[tokio::test]
 async fn a_migration_that_commits_itself_ends_its_segment_with_its_rows_committed() {
     // dittofeed's 0002 ends with its own `COMMIT;`. The segment ends with it, and its rows and
     // the earlier migrations' are written before or right after that COMMIT: a later failure
@@ -185,15 +214,15 @@ async fn a_migration_that_commits_itself_ends_its_segment_with_its_rows_committe
     let mut migrate = wm(&through(&db, &proxy), dir.path(), &["migrate"]);
     let report = run(migrate.env("LINT_GATE", "false")).expect(1).report();
     assert_eq!(report["error"]["migration"], "9999_broken", "{report}");
-    // The segments a later one follows commit without waiting for the WAL flush; the last waits,
-    // and after the failure one synchronous commit flushes the two that committed.
+    // Segments commit without waiting for the WAL flush, and after the failure one synchronous
+    // commit flushes the two that committed.
     let sent = proxy.statements();
     let begins: Vec<bool> = sent
         .iter()
         .filter(|s| s.starts_with("BEGIN; SET LOCAL lock_timeout"))
         .map(|s| s.contains("synchronous_commit = off"))
         .collect();
-    assert_eq!(begins, [true, true, false], "{sent:#?}");
+    assert_eq!(begins, [true, true, true], "{sent:#?}");
     let flush = sent
         .iter()
         .position(|s| s == "select txid_current()")

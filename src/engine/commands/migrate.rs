@@ -3,7 +3,7 @@
 //! nothing, so it can run beside a real migration).
 
 use crate::db::ledger::LedgerShape;
-use crate::engine::applier::{Applier, Durability, NotCommitted};
+use crate::engine::applier::{Applier, NotCommitted};
 use crate::engine::command::Action;
 use crate::engine::commands::lint;
 use crate::engine::error::Error;
@@ -101,11 +101,20 @@ async fn apply_into(
     // committed statements are in the schema but not in the ledger the baseline is keyed on.
     let committed = migrated.segments.iter().any(|s| s.status == SegmentStatus::Committed);
     let partial = migrated.segments.iter().any(|s| s.status == SegmentStatus::PartiallyApplied);
-    if committed && !partial {
-        session.record_baseline(warnings).await;
+    let recorded = committed && !partial && session.record_baseline(warnings).await;
+    match applied {
+        // The baseline's write is a synchronous commit: it flushed the run's last segment.
+        Ok(Unflushed(true)) if !recorded => {
+            applier.flush(session.client(), warnings).await;
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
     }
-    applied
 }
+
+/// Whether the segments ended with a deferred commit no synchronous one has followed yet.
+struct Unflushed(bool);
 
 /// A drizzle-kit 1.0 folder on a drizzle-orm 0.x ledger: the ledger is upgraded as drizzle-orm
 /// 1.0 would upgrade it (engine/upgrade.rs), under the lock and in one transaction, before
@@ -141,16 +150,10 @@ async fn apply_segments(
     starts: &[usize],
     migrated: &mut Migrated,
     warnings: &mut Vec<String>,
-) -> Result<(), Error> {
+) -> Result<Unflushed, Error> {
     // Deferred commits not yet followed by a synchronous one.
     let mut unflushed = false;
     for (i, segment) in segments.iter().enumerate() {
-        // A later segment's commit flushes this one's; the run's last one is flushed itself.
-        let durability = if i + 1 < segments.len() {
-            Durability::Deferred
-        } else {
-            Durability::Flushed
-        };
         let outcome = if expired(session.inv.deadline) {
             Err(NotCommitted {
                 failure: AttemptFailure {
@@ -164,7 +167,7 @@ async fn apply_segments(
             })
         } else {
             match segment.mode {
-                SegmentMode::Transaction => applier.transaction(session.client_mut(), segment, durability, warnings).await,
+                SegmentMode::Transaction => applier.transaction(session.client_mut(), segment, warnings).await,
                 SegmentMode::Autocommit => {
                     let start = starts.get(i).copied().unwrap_or(0);
                     applier.autocommit(session.client_mut(), segment.migrations[0], start).await
@@ -173,7 +176,9 @@ async fn apply_segments(
         };
         match outcome {
             Ok((entries, attempts)) => {
-                unflushed = segment.mode == SegmentMode::Transaction && durability == Durability::Deferred;
+                // A transaction's commit is deferred (`Applier::transaction`); an autocommit
+                // migration's commits are synchronous, flushing everything before them.
+                unflushed = segment.mode == SegmentMode::Transaction;
                 migrated.segments[i].status = SegmentStatus::Committed;
                 migrated.segments[i].attempts = attempts;
                 for entry in entries {
@@ -199,7 +204,7 @@ async fn apply_segments(
             }
         }
     }
-    Ok(())
+    Ok(Unflushed(unflushed))
 }
 
 /// Per segment, how many statements of its (autocommit) migration an interrupted earlier run
