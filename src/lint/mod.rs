@@ -81,21 +81,15 @@ pub fn lint_selected(
 /// Reads and checks the `selected` migrations, once: whether the live sizes matter is known
 /// from the analysis, and grading it with them does not parse anything again.
 pub fn analyse(layout: Layout, migrations: &[&Migration], selected: impl Fn(&Migration) -> bool) -> Analysis {
-    let pieces: Vec<&str> = migrations
-        .iter()
-        .flat_map(|m| m.statements.iter().map(|s| s.sql.as_str()))
-        .collect();
-    let mut parsed = parse::parse_all(&pieces).into_iter();
     let mut schema = SchemaState::default();
     let mut found = Vec::new();
     for m in migrations {
         let linted = selected(m);
         schema.next_migration(linted);
-        let parsed = parsed.by_ref().take(m.statements.len()).collect();
         if linted {
-            lint_migration(layout, m, parsed, &mut schema, &mut found);
+            lint_migration(layout, m, &mut schema, &mut found);
         } else {
-            lint_migration(layout, m, parsed, &mut schema, &mut Vec::new());
+            lint_migration(layout, m, &mut schema, &mut Vec::new());
         }
     }
     Analysis { found }
@@ -164,8 +158,7 @@ struct Waiver {
     offset: usize,
 }
 
-/// `parsed`: each of `m`'s statements through [`parse::parse`].
-fn lint_migration(layout: Layout, m: &Migration, parsed: Vec<Result<Vec<Parsed>, String>>, schema: &mut SchemaState, out: &mut Vec<Found>) {
+fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, out: &mut Vec<Found>) {
     let file = match layout {
         Layout::Journal => format!("{}.sql", m.tag),
         Layout::Folders => format!("{}/{MIGRATION_FILE}", m.tag),
@@ -175,9 +168,9 @@ fn lint_migration(layout: Layout, m: &Migration, parsed: Vec<Result<Vec<Parsed>,
     // (piece, hit): hits of every piece, placed once all are read (a dropped enum is judged at
     // the end of the migration).
     let mut hits: Vec<(usize, Hit)> = Vec::new();
-    for ((index, statement), parsed) in m.statements.iter().enumerate().zip(parsed) {
+    for (index, statement) in m.statements.iter().enumerate() {
         let waivers = parse::directives(&statement.sql).into_iter().filter_map(waiver).collect::<Vec<_>>();
-        let parsed = match parsed {
+        let parsed = match parse::parse(&statement.sql) {
             Ok(parsed) => parsed,
             Err(message) => {
                 hits.push((

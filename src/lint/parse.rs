@@ -48,35 +48,6 @@ pub fn parse(piece: &str) -> Result<Vec<Parsed>, String> {
     Ok(parsed)
 }
 
-/// Every piece through [`parse`], in order. Each parse is independent of the others (the checks
-/// that follow read them in history order), and libpg_query keeps its state per thread, so a
-/// long history is parsed on the machine's cores at once; a short one, where starting threads
-/// would cost more than it saves, on this one.
-pub fn parse_all(pieces: &[&str]) -> Vec<Result<Vec<Parsed>, String>> {
-    const PIECES_PER_THREAD: usize = 64;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(pieces.len() / PIECES_PER_THREAD)
-        .clamp(1, 8);
-    if threads == 1 {
-        return pieces.iter().map(|p| parse(p)).collect();
-    }
-    let per_thread = pieces.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let parsing: Vec<_> = pieces
-            .chunks(per_thread)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(|p| parse(p)).collect::<Vec<_>>()))
-            .collect();
-        parsing
-            .into_iter()
-            .flat_map(|thread| match thread.join() {
-                Ok(parsed) => parsed,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
-}
-
 /// The tool's comments of a piece, found by Postgres's scanner so that text inside string
 /// literals or dollar quotes is never taken for one.
 pub fn directives(piece: &str) -> Vec<Directive> {
@@ -135,30 +106,6 @@ pub fn excerpt(piece: &str, start: usize, end: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_long_history_parses_on_several_threads_into_the_same_order() {
-        let pieces: Vec<String> = (0..300)
-            .map(|i| match i % 3 {
-                0 => format!("CREATE TABLE t{i} (id int);"),
-                1 => format!("SELEC {i};"),
-                _ => format!("DROP TABLE t{i}; CREATE INDEX i{i} ON t (a);"),
-            })
-            .collect();
-        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
-        let all = parse_all(&refs);
-        assert_eq!(all.len(), 300);
-        for (i, (piece, parsed)) in refs.iter().zip(&all).enumerate() {
-            match (i % 3, parsed) {
-                (0, Ok(p)) => assert!(
-                    matches!(&p[..], [one] if matches!(&one.node, NodeEnum::CreateStmt(c) if c.relation.as_ref().unwrap().relname == format!("t{i}")))
-                ),
-                (1, Err(e)) => assert!(e.contains("syntax error"), "{piece}: {e}"),
-                (2, Ok(p)) => assert_eq!(p.len(), 2, "{piece}"),
-                _ => panic!("{piece}: {:?}", parsed.as_ref().map(Vec::len)),
-            }
-        }
-    }
 
     #[test]
     fn a_piece_with_two_statements_gives_both_with_their_ranges() {
