@@ -333,7 +333,8 @@ impl LedgerTable {
         if ddl.is_empty() {
             return Ok(());
         }
-        // Not waiting for the WAL flush: the run's last commit flushes it, and a crash before
+        // Not waiting for the WAL flush: a later synchronous commit of the run (the baseline's
+        // write, a failure's history row, or the explicit flush) flushes it, and a crash before
         // that loses the tables with everything recorded in them, which the next run creates again.
         let batch = format!("BEGIN; SET LOCAL synchronous_commit = off; {}; COMMIT", ddl.join("; "));
         if let Err(e) = client.batch_execute(&batch).await {
