@@ -80,6 +80,9 @@ pub struct Request {
     /// position.
     pub starts: Vec<usize>,
     pub sql: String,
+    /// `sql`'s length in characters as [`Request::push`] left it: counting the whole text at
+    /// each push would be quadratic in a migration of many pieces.
+    chars: usize,
     /// The request ends this migration (0-based, in the segment): its last statement carries the
     /// duration mark, so the request's last row is the migration's duration on the server's
     /// clock, and progress is reported as it arrives. One request less per migration: each
@@ -117,22 +120,33 @@ impl Request {
         Self {
             parts: vec![part],
             starts: vec![0],
+            chars: sql.chars().count(),
             sql,
+            ends: None,
+        }
+    }
+
+    fn empty() -> Self {
+        Self {
+            parts: Vec::new(),
+            starts: Vec::new(),
+            sql: String::new(),
+            chars: 0,
             ends: None,
         }
     }
 
     /// Adds a part to the request's text, as a statement of its own.
     fn push(&mut self, part: Part, sql: &str) {
-        let mut at = self.sql.chars().count();
         if !self.sql.is_empty() {
             // On a line of its own: the text before may end in a `--` comment.
             self.sql.push_str("\n;");
-            at += 2;
+            self.chars += 2;
         }
         self.parts.push(part);
-        self.starts.push(at);
+        self.starts.push(self.chars);
         self.sql.push_str(sql);
+        self.chars += sql.chars().count();
     }
 
     /// The part the request first carries (what it begins).
@@ -189,12 +203,7 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
                 },
             );
             if bounds.share && statement.is_single() && !m.ends_transaction {
-                let request = shared.get_or_insert_with(|| Request {
-                    parts: Vec::new(),
-                    starts: Vec::new(),
-                    sql: String::new(),
-                    ends: None,
-                });
+                let request = shared.get_or_insert_with(Request::empty);
                 if armed {
                     request.push(arm, &arm_sql(bounds.statement_timeout));
                 }

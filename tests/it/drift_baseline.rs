@@ -73,17 +73,6 @@ fn expected_model_mismatches(history: &str, idx: usize) -> Vec<(String, String)>
     all
 }
 
-fn mismatch_kinds(report: &Value) -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = report["modelMismatches"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no modelMismatches: {report}"))
-        .iter()
-        .map(|d| (d["kind"].as_str().unwrap().to_string(), d["object"].as_str().unwrap().to_string()))
-        .collect();
-    found.sort();
-    found
-}
-
 /// No manual change, and exactly the `expected` model mismatches.
 fn assert_only(report: &Value, baseline: &str, context: &str, expected: &[(String, String)]) {
     if expected.is_empty() {
@@ -93,7 +82,7 @@ fn assert_only(report: &Value, baseline: &str, context: &str, expected: &[(Strin
     assert_eq!(report["status"], "modelMismatch", "{context}: {pretty}");
     assert_eq!(report["baseline"], baseline, "{context}: {report}");
     assert_eq!(report["differences"], serde_json::json!([]), "{context}: manual changes: {pretty}");
-    assert_eq!(mismatch_kinds(report), expected, "{context}: {pretty}");
+    assert_eq!(kinds_of(report, "modelMismatches"), expected, "{context}: {pretty}");
 }
 
 #[tokio::test]

@@ -69,18 +69,7 @@ async fn drift_is_clean_on_the_1_0_snapshots_at_every_version() {
 /// migrations and every drizzle-kit fixture history, clean at every version.
 #[tokio::test]
 async fn drift_is_clean_on_every_0_x_history_converted_by_drizzle_kit_up() {
-    let root = repo_path("tests/fixtures/histories");
-    let mut histories = vec!["migrations".to_string()];
-    let mut names: Vec<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().join("migrations/meta/_journal.json").exists())
-        .map(|e| format!("tests/fixtures/histories/{}/migrations", e.file_name().to_string_lossy()))
-        .collect();
-    names.sort();
-    assert!(names.len() >= 6, "{names:?}");
-    histories.extend(names);
-    for history in histories {
+    for history in fixture_histories() {
         let dir = copy_fixture(&history);
         let up = drizzle1_kit_up(dir.path());
         assert_eq!(up.code, 0, "{history}: drizzle-kit up:\n{}\n{}", up.stdout, up.stderr);

@@ -99,14 +99,7 @@ fn every_fixture_history_is_covered_above() {
         "jsonb_defaults",
         "partial_indexes",
     ];
-    let mut found: Vec<String> = std::fs::read_dir(repo_path("tests/fixtures/histories"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().join("migrations/meta/_journal.json").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    found.sort();
-    assert_eq!(found, covered);
+    assert_eq!(folders_with_journal("tests/fixtures/histories", "migrations/"), covered);
 }
 
 #[tokio::test]

@@ -155,14 +155,11 @@ fn every_real_world_history_is_covered_above_and_has_its_source() {
         "morphic",
         "zero",
     ];
-    let mut found: Vec<String> = std::fs::read_dir(repo_path(REAL_WORLD))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().join("meta/_journal.json").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    found.sort();
-    assert_eq!(found, covered, "a new history in {REAL_WORLD} needs its real_history! line");
+    assert_eq!(
+        folders_with_journal(REAL_WORLD, ""),
+        covered,
+        "a new history in {REAL_WORLD} needs its real_history! line"
+    );
     for name in covered {
         let source = std::fs::read_to_string(repo_path(REAL_WORLD).join(name).join("SOURCE.md"))
             .unwrap_or_else(|e| panic!("{name}: SOURCE.md: {e}"));

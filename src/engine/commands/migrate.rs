@@ -102,15 +102,11 @@ async fn apply_into(
     let committed = migrated.segments.iter().any(|s| s.status == SegmentStatus::Committed);
     let partial = migrated.segments.iter().any(|s| s.status == SegmentStatus::PartiallyApplied);
     let recorded = committed && !partial && session.record_baseline(warnings).await;
-    match applied {
-        // The baseline's write is a synchronous commit: it flushed the run's last segment.
-        Ok(Unflushed(true)) if !recorded => {
-            applier.flush(session.client(), warnings).await;
-            Ok(())
-        }
-        Ok(_) => Ok(()),
-        Err(e) => Err(e),
+    // The baseline's write is a synchronous commit: it flushed the run's last segment.
+    if matches!(applied, Ok(Unflushed(true))) && !recorded {
+        applier.flush(session.client(), warnings).await;
     }
+    applied.map(|_| ())
 }
 
 /// Whether the segments ended with a deferred commit no synchronous one has followed yet.

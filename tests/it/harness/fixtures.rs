@@ -44,31 +44,30 @@ fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
 /// The project's migrations and every history under tests/fixtures/histories, relative to the
 /// repo root.
 pub fn fixture_histories() -> Vec<String> {
-    let mut out = vec!["migrations".to_string()];
-    let root = repo_path("tests/fixtures/histories");
-    let mut names: Vec<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().join("migrations/meta/_journal.json").exists())
-        .map(|e| format!("tests/fixtures/histories/{}/migrations", e.file_name().to_string_lossy()))
-        .collect();
-    names.sort();
+    let names = folders_with_journal("tests/fixtures/histories", "migrations/");
     assert!(names.len() >= 6, "fixture histories missing: {names:?}");
-    out.extend(names);
-    out
+    let histories = names.iter().map(|n| format!("tests/fixtures/histories/{n}/migrations"));
+    std::iter::once("migrations".to_string()).chain(histories).collect()
 }
 
 /// The real teams' histories under tests/fixtures/real-world, relative to the repo root.
 pub fn real_world_histories() -> Vec<String> {
     const REAL_WORLD: &str = "tests/fixtures/real-world";
-    let mut names: Vec<String> = std::fs::read_dir(repo_path(REAL_WORLD))
+    let names = folders_with_journal(REAL_WORLD, "");
+    assert!(names.len() >= 4, "real histories missing: {names:?}");
+    names.iter().map(|n| format!("{REAL_WORLD}/{n}")).collect()
+}
+
+/// The names of the folders of `root` (relative to the repo root) that hold a drizzle-kit
+/// journal at `{within}meta/_journal.json`, sorted.
+pub fn folders_with_journal(root: &str, within: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo_path(root))
         .unwrap()
         .flatten()
-        .filter(|e| e.path().join("meta/_journal.json").exists())
-        .map(|e| format!("{REAL_WORLD}/{}", e.file_name().to_string_lossy()))
+        .filter(|e| e.path().join(format!("{within}meta/_journal.json")).is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(names.len() >= 4, "real histories missing: {names:?}");
     names
 }
 
