@@ -173,6 +173,15 @@ if ! command -v make >/dev/null 2>&1; then
     apt_install make
 fi
 
+# --- Crates ------------------------------------------------------------------
+# Every crate of Cargo.lock for every platform, not just what this host's build needs:
+# `cargo metadata` (scripts/check-iam.py) and the arm64 build read crates a host build never
+# downloads. A no-op when all are present.
+if command -v cargo >/dev/null 2>&1; then
+    say "cargo fetch --locked"
+    cargo fetch --locked --quiet
+fi
+
 if [ "${#MISSING_APT[@]}" -gt 0 ]; then
     say "not root, so nothing was installed system-wide. Please run:" >&2
     say "  sudo apt-get install -y ${MISSING_APT[*]}" >&2

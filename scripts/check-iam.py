@@ -42,8 +42,10 @@ CLI_ONLY: dict[str, str] = {}
 
 def sdk_operations(root: Path) -> dict[str, set[str]]:
     """IAM service prefix -> the snake_case operations its SDK crate has."""
+    # Not --offline: the metadata covers every platform's crates, which a build for this one
+    # never downloads (bootstrap fetches them all; without it cargo fetches what is missing).
     out = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--locked", "--offline"],
+        ["cargo", "metadata", "--format-version", "1", "--locked"],
         cwd=root, check=True, capture_output=True, text=True,
     ).stdout
     services: dict[str, set[str]] = {}
