@@ -27,15 +27,16 @@ from pathlib import Path
 # (importing a re-export from the root would hide which layer the item comes from).
 LAYERS = {
     "error": 0,
-    "migrations": 1,
-    "lint": 3,
-    "db": 2,
-    "schema": 3,
-    "config": 4,
-    "engine": 5,
-    "report": 6,
-    "aws": 7,
-    "lambda": 8,
+    "sql": 1,
+    "migrations": 2,
+    "lint": 4,
+    "db": 3,
+    "schema": 4,
+    "config": 5,
+    "engine": 6,
+    "report": 7,
+    "aws": 8,
+    "lambda": 9,
 }
 ROOT = ()  # the crate root's module path
 ROOT_RANK = max(LAYERS.values()) + 1

@@ -34,6 +34,8 @@ pub struct Applier<'a> {
     progress: &'a Progress,
     /// See [`pipeline::Bounds::share`].
     share_requests: bool,
+    /// The run's deadline on the server's clock, read on the first segment that needs it.
+    server_deadline: std::sync::OnceLock<String>,
 }
 
 /// What a committed segment applied, and in how many attempts.
@@ -62,7 +64,26 @@ impl<'a> Applier<'a> {
             deadline: inv.deadline,
             progress,
             share_requests,
+            server_deadline: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The deadline as the server's clock will see it (`None` without one): one round trip on
+    /// the first call of a run that has a deadline, none after. Each flight compares the
+    /// server's own clock with it, so a flight that reaches the server after the client gave up
+    /// on it (a link that held every byte) fails before its `COMMIT`, however late it arrives.
+    async fn server_deadline(&self, client: &Client) -> Result<Option<String>, tokio_postgres::Error> {
+        let Some(deadline) = self.deadline else { return Ok(None) };
+        if let Some(known) = self.server_deadline.get() {
+            return Ok(Some(known.clone()));
+        }
+        let messages = client.simple_query("select clock_timestamp()::text").await?;
+        let now = crate::db::ledger::rows_of(&messages)
+            .next()
+            .and_then(|row| row.get(0).map(str::to_string))
+            .unwrap_or_default();
+        let known = pipeline::server_deadline(&now, deadline.saturating_duration_since(Instant::now()));
+        Ok(Some(self.server_deadline.get_or_init(|| known).clone()))
     }
 
     fn timeouts(&self, scope: &str) -> Timeouts {
@@ -107,6 +128,14 @@ impl<'a> Applier<'a> {
                 Ok(entries) => return Ok((entries, retry.attempts())),
                 Err(failure) => failure,
             };
+            // Part of it is committed (a migration's own COMMIT): another attempt would run that
+            // part twice.
+            if failure.status != SegmentStatus::RolledBack {
+                return Err(NotCommitted {
+                    failure,
+                    attempts: retry.attempts(),
+                });
+            }
             if let Some(failure) = retry.after(failure, warnings).await {
                 return Err(NotCommitted {
                     failure,
@@ -116,20 +145,22 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// One attempt at the segment, in one flight (`engine/pipeline.rs`): everything is sent at
-    /// once, then the answers are read in order as they arrive, so progress events still follow
-    /// the migrations as the server finishes them. Durations are the server's: after each
-    /// migration a mark measures `clock_timestamp()` since the previous mark (or the `BEGIN`),
-    /// without the network, answers with it and keeps it for the segment's history rows.
+    /// One attempt at the segment, in flights (`engine/pipeline.rs`): a flight's requests are
+    /// all sent at once, then its answers are read in order as they arrive, so progress events
+    /// still follow the migrations as the server finishes them. A segment is one flight, except
+    /// that a migration's own `COMMIT` ends one: the next is sent only once every answer up to
+    /// that `COMMIT` says it kept its work. Durations are the server's: after each migration a
+    /// mark measures `clock_timestamp()` since the previous mark (or the `BEGIN`), without the
+    /// network, answers with it and keeps it for the segment's history rows.
     async fn try_transaction<'m>(&self, client: &mut Client, segment: &Segment<'m>) -> Result<Vec<AppliedMigration>, AttemptFailure<'m>> {
-        let rolled_back = |error: Error, failed| AttemptFailure {
-            error,
-            status: SegmentStatus::RolledBack,
-            failed,
-        };
         let timeouts = self.timeouts("LOCAL");
+        let deadline = self.server_deadline(client).await.map_err(|e| AttemptFailure {
+            error: Error::Session(e.into()),
+            status: SegmentStatus::NotRun,
+            failed: None,
+        })?;
         let bounds = pipeline::Bounds {
-            left: time_left(self.deadline),
+            deadline: deadline.as_deref(),
             statement_timeout: self.settings.statement_timeout,
             share: self.share_requests,
         };
@@ -149,7 +180,6 @@ impl<'a> Applier<'a> {
             },
         };
         let requests = pipeline::requests(segment, &bookkeeping, bounds);
-        let sent = pipeline::send(client, &requests).await;
         let mut answers = Vec::with_capacity(requests.len());
         let mut entries = Vec::with_capacity(segment.migrations.len());
         // When the server began the migration it is on: the previous one's last answer.
@@ -158,37 +188,48 @@ impl<'a> Applier<'a> {
         // How long the failed migration had run when its error arrived (the answers after it are
         // only the server's rejections).
         let mut failed_after = Duration::ZERO;
-        for (request, stream) in requests.iter().zip(sent) {
-            let first_of_migration = match request.first() {
-                pipeline::Part::Arm { statement: 0, .. } => true,
-                pipeline::Part::Statement { statement: 0, .. } => bounds.left.is_none(),
-                _ => false,
-            };
-            if let (false, true, Some(mi)) = (failed, first_of_migration, request.first().migration()) {
-                let m = segment.migrations[mi];
-                self.progress.working_on(&m.tag);
-                tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
+        // The migration's own COMMITs that kept their work before a later flight failed.
+        let mut kept_by_file: Option<(usize, usize)> = None;
+        for flight in pipeline::flights(&requests) {
+            let sent = pipeline::send(client, flight).await;
+            for (request, stream) in flight.iter().zip(sent) {
+                let first_of_migration = match request.first() {
+                    pipeline::Part::Arm { statement: 0, .. } => true,
+                    pipeline::Part::Statement { statement: 0, .. } => bounds.deadline.is_none(),
+                    _ => false,
+                };
+                if let (false, true, Some(mi)) = (failed, first_of_migration, request.first().migration()) {
+                    let m = segment.migrations[mi];
+                    self.progress.working_on(&m.tag);
+                    tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
+                }
+                let answer = pipeline::answer(stream).await;
+                if let (false, Some(migration), Ok(duration)) = (failed, request.ends, &answer) {
+                    let m = segment.migrations[migration];
+                    let duration = duration
+                        .as_deref()
+                        .and_then(|ms| ms.parse::<u64>().ok())
+                        .map_or_else(|| started.elapsed(), Duration::from_millis);
+                    tracing::info!(target: PROGRESS, tag = %m.tag, duration_ms = duration.as_millis() as u64, statements = m.statements.len(), "applied, commits with its segment");
+                    entries.push(applied(m, duration));
+                    started = Instant::now();
+                }
+                if !failed && answer.is_err() {
+                    failed = true;
+                    failed_after = started.elapsed();
+                }
+                let part = match &answer {
+                    Err(failed) => request.failed_part(failed.completed, failed.position()),
+                    Ok(_) => request.first(),
+                };
+                answers.push((part, answer.map(|_| ()).map_err(|failed| failed.error)));
             }
-            let answer = pipeline::answer(stream).await;
-            if let (false, Some(migration), Ok(duration)) = (failed, request.ends, &answer) {
-                let m = segment.migrations[migration];
-                let duration = duration
-                    .as_deref()
-                    .and_then(|ms| ms.parse::<u64>().ok())
-                    .map_or_else(|| started.elapsed(), Duration::from_millis);
-                tracing::info!(target: PROGRESS, tag = %m.tag, duration_ms = duration.as_millis() as u64, statements = m.statements.len(), "applied, commits with its segment");
-                entries.push(applied(m, duration));
-                started = Instant::now();
+            if failed {
+                break;
             }
-            if !failed && answer.is_err() {
-                failed = true;
-                failed_after = started.elapsed();
+            if let Some(pipeline::Part::Statement { migration, statement }) = flight.last().map(pipeline::Request::first) {
+                kept_by_file = Some((migration, statement));
             }
-            let part = match &answer {
-                Err(failed) => request.failed_part(failed.completed, failed.position()),
-                Ok(_) => request.first(),
-            };
-            answers.push((part, answer.map(|_| ()).map_err(|failed| failed.error)));
         }
         let Some(at) = pipeline::first_failure(&answers, |e| e.code().map(|c| c.code())) else {
             let took: Duration = entries.iter().map(|e| e.duration).sum();
@@ -197,9 +238,40 @@ impl<'a> Applier<'a> {
         };
         let (part, answer) = answers.swap_remove(at);
         let e = answer.expect_err("first_failure points at an error");
-        // The COMMIT (or the connection's end) settled the transaction: nothing of it was kept.
-        Err(match part {
-            pipeline::Part::Begin | pipeline::Part::Mark { .. } => rolled_back(Error::Session(e.into()), None),
+        let mut failure = self.attempt_failed(segment, part, e, &timeouts, failed_after);
+        if let Some((mi, si)) = kept_by_file {
+            // The flights up to the file's own COMMIT kept their work; the one that failed did not.
+            let m = segment.migrations[mi];
+            failure.status = SegmentStatus::PartiallyApplied;
+            if let Error::Migration(error) = &mut failure.error {
+                error.advice = format!(
+                    "The file's own COMMIT (statement {}, line {}) had committed the statements before it: they stay, and no ledger row was written for {}, so the next run applies the whole file again. Undo what those statements did by hand, or make them safe to run twice, before running again",
+                    si + 1,
+                    m.statements[si].line,
+                    m.tag
+                );
+            }
+        }
+        Err(failure)
+    }
+
+    /// What failed an attempt at a segment: the request's part and its error. The `COMMIT` (or
+    /// the connection's end) settled the transaction: nothing of it was kept.
+    fn attempt_failed<'m>(
+        &self,
+        segment: &Segment<'m>,
+        part: pipeline::Part,
+        e: tokio_postgres::Error,
+        timeouts: &Timeouts,
+        failed_after: Duration,
+    ) -> AttemptFailure<'m> {
+        let rolled_back = |error: Error, failed| AttemptFailure {
+            error,
+            status: SegmentStatus::RolledBack,
+            failed,
+        };
+        match part {
+            pipeline::Part::Begin | pipeline::Part::Rebegin | pipeline::Part::Mark { .. } => rolled_back(Error::Session(e.into()), None),
             pipeline::Part::Rows { .. } => rolled_back(self.ledger.write_error(e).into(), None),
             pipeline::Part::CommitCheck => rolled_back(
                 Error::Deadline {
@@ -210,7 +282,7 @@ impl<'a> Applier<'a> {
             pipeline::Part::Arm { migration, statement } | pipeline::Part::Statement { migration, statement } => {
                 let m = segment.migrations[migration];
                 let armed = matches!(part, pipeline::Part::Arm { .. });
-                let (error, pg) = self.statement_failed(m, statement, e, &timeouts, armed);
+                let (error, pg) = self.statement_failed(m, statement, e, timeouts, armed);
                 rolled_back(Error::Migration(error), Some(failed_migration(m, pg, failed_after)))
             }
             pipeline::Part::Commit => {
@@ -226,7 +298,7 @@ impl<'a> Applier<'a> {
                 };
                 rolled_back(Error::Migration(error), Some(failed_migration(last, pg, Duration::ZERO)))
             }
-        })
+        }
     }
 
     /// Statement `i` of `m` failed inside a pipelined segment (or its deadline check did, `armed`).

@@ -33,6 +33,9 @@ pub const IN_FAILED_TRANSACTION: &str = "25P02";
 pub enum Part {
     /// `BEGIN`, the transaction's timeouts, the duration mark, and the deadline if any.
     Begin,
+    /// After a migration's own `COMMIT` (which ended a flight): `BEGIN` and the transaction's
+    /// timeouts again, so what follows runs in a transaction with its bounds, as the rest does.
+    Rebegin,
     /// Re-arms `statement_timeout` with what is left until the deadline, just before statement
     /// `statement` of migration `migration` (0-based) starts; fails if the deadline has passed.
     Arm {
@@ -66,7 +69,7 @@ impl Part {
     pub fn migration(self) -> Option<usize> {
         match self {
             Self::Arm { migration, .. } | Self::Statement { migration, .. } | Self::Mark { migration } => Some(migration),
-            Self::Begin | Self::Rows { .. } | Self::CommitCheck | Self::Commit => None,
+            Self::Begin | Self::Rebegin | Self::Rows { .. } | Self::CommitCheck | Self::Commit => None,
         }
     }
 }
@@ -88,13 +91,19 @@ pub struct Request {
     /// clock, and progress is reported as it arrives. One request less per migration: each
     /// costs the server a round of its protocol loop, about as much as a small statement.
     pub ends: Option<usize>,
+    /// The request ends the transaction (a migration's own `COMMIT`, or the segment's): the
+    /// flight ends with it, and nothing more is sent until its answers are read, so nothing
+    /// after a `COMMIT` ever runs outside a transaction and its bounds.
+    pub ends_flight: bool,
 }
 
 /// How the flight bounds itself in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
-    /// What is left until the run's deadline when the flight is sent; `None` without one.
-    pub left: Option<Duration>,
+pub struct Bounds<'b> {
+    /// The run's deadline on the server's clock (a `timestamptz` expression), `None` without
+    /// one: a flight that reaches the server late (a link that held it) finds it passed, however
+    /// late the server began it.
+    pub deadline: Option<&'b str>,
     /// The operator's `statement_timeout`, if any.
     pub statement_timeout: Option<Duration>,
     /// The server times each statement of a multi-statement request on its own (PostgreSQL 13
@@ -123,6 +132,14 @@ impl Request {
             chars: sql.chars().count(),
             sql,
             ends: None,
+            ends_flight: false,
+        }
+    }
+
+    fn ending_flight(part: Part, sql: String) -> Self {
+        Self {
+            ends_flight: true,
+            ..Self::one(part, sql)
         }
     }
 
@@ -133,6 +150,7 @@ impl Request {
             sql: String::new(),
             chars: 0,
             ends: None,
+            ends_flight: false,
         }
     }
 
@@ -167,10 +185,18 @@ impl Request {
     }
 }
 
-/// The requests of a segment, in the order they run.
-pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Bookkeeping<R>, bounds: Bounds) -> Vec<Request> {
+/// The requests of a segment, in the order they run. A request with [`Request::ends_flight`]
+/// closes a flight: the caller reads every answer up to it before it sends the next.
+///
+/// A migration with its own `COMMIT` (alone in its segment: `plan::segments`) has that
+/// `COMMIT` as a piece of its own (`statement::split`). When the `COMMIT` is the file's last
+/// statement, the migration's duration mark and ledger rows go right before it, so they commit
+/// with the work they record and the segment needs no `COMMIT` of ours; a `COMMIT` with more
+/// after it ends a flight, and a [`Part::Rebegin`] opens the next transaction.
+pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Bookkeeping<R>, bounds: Bounds<'_>) -> Vec<Request> {
     let (settings, mark) = (&sql.settings, sql.mark);
-    let armed = bounds.left.is_some();
+    let armed = bounds.deadline.is_some();
+    let arm = |migration, statement| Request::one(Part::Arm { migration, statement }, arm_sql(bounds.statement_timeout));
     let mut out = Vec::with_capacity(segment.migrations.len() + 4);
     let mut unwritten = 0;
     let mut write_rows = |out: &mut Vec<Request>, end: usize| {
@@ -180,72 +206,122 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
         }
     };
     let mut begin = format!("BEGIN; {settings}; {mark}");
-    if let Some(left) = bounds.left {
+    if let Some(deadline) = bounds.deadline {
         begin.push_str("; ");
-        begin.push_str(&deadline_sql(left));
+        begin.push_str(&deadline_sql(deadline));
     }
     out.push(Request::one(Part::Begin, begin));
+    // The segment's transaction was committed by a migration's own last statement.
+    let mut committed_by_file = false;
     for (mi, m) in segment.migrations.iter().enumerate() {
+        if committed_by_file {
+            out.push(Request::one(Part::Rebegin, format!("BEGIN; {settings}")));
+            committed_by_file = false;
+        }
         if m.ends_transaction {
             write_rows(&mut out, mi);
         }
         // Statements that share a request, until one that cannot.
         let mut shared: Option<Request> = None;
+        let mut marked = false;
         for (si, statement) in m.statements.iter().enumerate() {
-            let (arm, part) = (
-                Part::Arm {
-                    migration: mi,
-                    statement: si,
-                },
-                Part::Statement {
-                    migration: mi,
-                    statement: si,
-                },
-            );
+            let part = Part::Statement {
+                migration: mi,
+                statement: si,
+            };
+            if statement.ends_transaction() {
+                out.extend(shared.take());
+                let last = si + 1 == m.statements.len();
+                if last {
+                    mark_migration(&mut out, mi, si > 0, sql.duration_mark);
+                    marked = true;
+                    write_rows(&mut out, mi + 1);
+                }
+                if armed {
+                    out.push(arm(mi, si));
+                }
+                out.push(Request::ending_flight(part, statement.sql.clone()));
+                if last {
+                    committed_by_file = true;
+                } else {
+                    out.push(Request::one(Part::Rebegin, format!("BEGIN; {settings}")));
+                }
+                continue;
+            }
             if bounds.share && statement.is_single() && !m.ends_transaction {
                 let request = shared.get_or_insert_with(Request::empty);
                 if armed {
-                    request.push(arm, &arm_sql(bounds.statement_timeout));
+                    request.push(
+                        Part::Arm {
+                            migration: mi,
+                            statement: si,
+                        },
+                        &arm_sql(bounds.statement_timeout),
+                    );
                 }
                 request.push(part, &statement.sql);
                 continue;
             }
             out.extend(shared.take());
             if armed {
-                out.push(Request::one(arm, arm_sql(bounds.statement_timeout)));
+                out.push(arm(mi, si));
             }
             out.push(Request::one(part, statement.sql.clone()));
         }
         out.extend(shared.take());
-        match out.last_mut() {
-            Some(last) if !m.statements.is_empty() => {
-                last.sql.push_str("\n;");
-                last.sql.push_str(sql.duration_mark);
-                last.ends = Some(mi);
-            }
-            _ => out.push(Request {
-                ends: Some(mi),
-                ..Request::one(Part::Mark { migration: mi }, sql.duration_mark.to_string())
-            }),
+        if !marked {
+            mark_migration(&mut out, mi, !m.statements.is_empty(), sql.duration_mark);
         }
-        if m.ends_transaction {
+        if m.ends_transaction && !committed_by_file {
             write_rows(&mut out, mi + 1);
         }
+    }
+    if committed_by_file {
+        return out;
     }
     write_rows(&mut out, segment.migrations.len());
     if armed {
         out.push(Request::one(Part::CommitCheck, arm_sql(bounds.statement_timeout)));
     }
-    out.push(Request::one(Part::Commit, "COMMIT".into()));
+    out.push(Request::ending_flight(Part::Commit, "COMMIT".into()));
     out
 }
 
-/// The deadline as a setting on the server's clock: `left` from when the server begins the
-/// segment (later than the client's clock by the one-way latency). A session setting, like the
-/// duration mark (`ledger::MARK_SQL`), so a migration's own `COMMIT` does not erase it.
-fn deadline_sql(left: Duration) -> String {
+/// Ends migration `mi`: its duration mark rides on the last request when that carries the
+/// migration's last statement (`on_last`), else it is a request of its own.
+fn mark_migration(out: &mut Vec<Request>, mi: usize, on_last: bool, duration_mark: &str) {
+    match out.last_mut() {
+        Some(last) if on_last && last.first().migration() == Some(mi) && !last.ends_flight => {
+            last.sql.push_str("\n;");
+            last.sql.push_str(duration_mark);
+            last.ends = Some(mi);
+        }
+        _ => out.push(Request {
+            ends: Some(mi),
+            ..Request::one(Part::Mark { migration: mi }, duration_mark.to_string())
+        }),
+    }
+}
+
+/// The requests cut into flights: each ends with a request that ends a transaction.
+pub fn flights(requests: &[Request]) -> impl Iterator<Item = &[Request]> {
+    requests.split_inclusive(|r| r.ends_flight)
+}
+
+/// The deadline as a setting, on the server's clock. A session setting, like the duration mark
+/// (`ledger::MARK_SQL`), so a migration's own `COMMIT` does not erase it.
+fn deadline_sql(deadline: &str) -> String {
+    format!("select set_config('wishlist_migrator.deadline', ({deadline})::text, false)")
+}
+
+/// The run's deadline on the server's clock, from one reading of that clock: `server_now` is
+/// `clock_timestamp()` as the server answered it, and `left` what was left of the deadline when
+/// the answer arrived. The server read its clock before the answer arrived, so the result is
+/// never later than the true deadline, and earlier by at most that round trip.
+pub fn server_deadline(server_now: &str, left: Duration) -> String {
     format!(
-        "select set_config('wishlist_migrator.deadline', (clock_timestamp() + interval '{} milliseconds')::text, false)",
+        "{}::timestamptz + interval '{} milliseconds'",
+        crate::db::ledger::quote_literal(server_now),
         left.as_millis()
     )
 }
@@ -300,7 +376,8 @@ pub async fn answer(stream: Result<SimpleQueryStream, tokio_postgres::Error>) ->
     let (mut last, mut completed) = (None, 0);
     while let Some(message) = stream.next().await {
         match message.map_err(|error| Failed { error, completed })? {
-            SimpleQueryMessage::Row(row) => last = Some(row.get(0).map(str::to_string)),
+            // A row may have no column at all (`SELECT;`).
+            SimpleQueryMessage::Row(row) => last = Some(row.try_get(0).ok().flatten().map(str::to_string)),
             SimpleQueryMessage::CommandComplete(_) => completed += 1,
             _ => {}
         }
@@ -334,14 +411,7 @@ mod tests {
             created_at: 0,
             name: None,
             hash: "h".into(),
-            statements: statements
-                .iter()
-                .enumerate()
-                .map(|(i, s)| Statement {
-                    sql: s.to_string(),
-                    line: i + 1,
-                })
-                .collect(),
+            statements: statements.iter().enumerate().map(|(i, s)| Statement::new(*s, i + 1)).collect(),
             mode: TransactionMode::Transaction,
             adds_enum_value: false,
             marked_no_transaction: false,
@@ -397,11 +467,11 @@ mod tests {
 
     #[test]
     fn the_failed_part_is_where_the_error_points_or_after_the_completions() {
-        let a = migration("0000_é", &["SELECT 'é'", "SELEC 2", "SELECT 3"]);
+        let a = migration("0000_é", &["SELECT 'é'", "SELECT x", "SELECT 3"]);
         let segment = transaction(vec![&a]);
         let request = &requests(&segment, &bookkeeping("S"), UNBOUNDED)[1];
         let s = |statement| Part::Statement { migration: 0, statement };
-        assert_eq!(request.starts, [0, 12, 21]);
+        assert_eq!(request.starts, [0, 12, 22]);
         // Characters, not bytes: `é` is one.
         assert_eq!(request.sql.chars().nth(12), Some('S'));
         assert_eq!(request.failed_part(0, Some(13)), s(1));
@@ -429,8 +499,8 @@ mod tests {
         assert_eq!((requests[1].sql.as_str(), requests[1].ends), ("DURATION", Some(0)));
     }
 
-    const UNBOUNDED: Bounds = Bounds {
-        left: None,
+    const UNBOUNDED: Bounds<'static> = Bounds {
+        deadline: None,
         statement_timeout: None,
         share: true,
     };
@@ -451,26 +521,105 @@ mod tests {
         }
     }
 
+    fn committing(tag: &str, statements: &[&str]) -> Migration {
+        let mut m = migration(tag, statements);
+        m.ends_transaction = true;
+        m
+    }
+
+    fn flight_parts(requests: &[Request]) -> Vec<Vec<Vec<Part>>> {
+        flights(requests).map(parts_of).collect()
+    }
+
     #[test]
-    fn rows_are_written_inside_the_transaction_a_migration_commits_itself() {
-        let a = migration("0000_a", &["CREATE TABLE a ()"]);
-        let mut b = migration("0001_b", &["CREATE TABLE b ()", "COMMIT;"]);
-        b.ends_transaction = true;
-        let segment = transaction(vec![&a, &b]);
+    fn a_file_that_ends_with_its_own_commit_has_its_rows_before_it_and_no_commit_of_ours() {
+        // dittofeed's 0002: the COMMIT is a piece of its own (statement::split).
+        let a = committing("0000_a", &["CREATE TABLE b ()", "COMMIT;"]);
+        let segment = transaction(vec![&a]);
+        let requests = requests(&segment, &bookkeeping("S"), UNBOUNDED);
         use Part::*;
-        let s = |migration, statement| vec![Statement { migration, statement }];
+        let s = |statement| vec![Statement { migration: 0, statement }];
         assert_eq!(
-            parts_of(&requests(&segment, &bookkeeping("S"), UNBOUNDED)),
+            flight_parts(&requests),
+            [vec![vec![Begin], s(0), vec![Rows { first: 0, end: 1 }], s(1)]]
+        );
+        // The duration mark rides on the last statement before the COMMIT.
+        assert_eq!(requests[1].ends, Some(0));
+        assert!(requests[1].sql.ends_with("DURATION"));
+        assert_eq!(requests[3].sql, "COMMIT;");
+    }
+
+    #[test]
+    fn a_commit_with_more_after_it_ends_a_flight_and_the_rest_runs_in_a_new_transaction() {
+        // The case: CREATE TABLE, COMMIT, then a statement that fails.
+        let a = committing(
+            "0000_c",
+            &["CREATE TABLE t (id integer);", "COMMIT;", "INSERT INTO t VALUES (1/0);"],
+        );
+        let segment = transaction(vec![&a]);
+        let requests = requests(&segment, &bookkeeping("SET LOCAL lock_timeout = '1ms'"), UNBOUNDED);
+        use Part::*;
+        let s = |statement| vec![Statement { migration: 0, statement }];
+        assert_eq!(
+            flight_parts(&requests),
             [
+                vec![vec![Begin], s(0), s(1)],
+                vec![vec![Rebegin], s(2), vec![Rows { first: 0, end: 1 }], vec![Commit]]
+            ]
+        );
+        // The new transaction has the same bounds as the first.
+        assert_eq!(requests[3].sql, "BEGIN; SET LOCAL lock_timeout = '1ms'");
+        assert_eq!(requests[4].ends, Some(0));
+    }
+
+    #[test]
+    fn a_commit_alone_in_a_file_still_has_its_mark_and_rows_before_it() {
+        let a = committing("0000_a", &["COMMIT;"]);
+        let segment = transaction(vec![&a]);
+        let requests = requests(&segment, &bookkeeping("S"), UNBOUNDED);
+        use Part::*;
+        assert_eq!(
+            flight_parts(&requests),
+            [vec![
                 vec![Begin],
-                s(0, 0),
-                // 0000_a's rows before 0001_b's COMMIT, so they commit with it.
+                vec![Mark { migration: 0 }],
                 vec![Rows { first: 0, end: 1 }],
-                // Each piece of 0001_b on its own, so nothing after its COMMIT shares its request.
-                s(1, 0),
-                s(1, 1),
-                vec![Rows { first: 1, end: 2 }],
-                vec![Commit]
+                vec![Statement {
+                    migration: 0,
+                    statement: 0
+                }]
+            ]]
+        );
+    }
+
+    #[test]
+    fn with_a_deadline_the_files_commit_is_armed_like_any_statement() {
+        let a = committing("0000_a", &["CREATE TABLE b ()", "COMMIT;", "SELECT 1"]);
+        let segment = transaction(vec![&a]);
+        let deadline = server_deadline("2026-12-06 01:00:00+00", Duration::from_secs(3));
+        let bounds = Bounds {
+            deadline: Some(&deadline),
+            statement_timeout: None,
+            share: true,
+        };
+        let requests = requests(&segment, &bookkeeping("S"), bounds);
+        use Part::*;
+        let (arm, s) = (
+            |statement| vec![Arm { migration: 0, statement }],
+            |statement| vec![Statement { migration: 0, statement }],
+        );
+        assert_eq!(
+            flight_parts(&requests),
+            [
+                vec![vec![Begin], arm(0), s(0), arm(1), s(1)],
+                vec![
+                    vec![Rebegin],
+                    arm(2),
+                    s(2),
+                    vec![Rows { first: 0, end: 1 }],
+                    vec![CommitCheck],
+                    vec![Commit]
+                ]
             ]
         );
     }
@@ -479,13 +628,21 @@ mod tests {
     fn with_a_deadline_each_statement_is_armed_first() {
         let a = migration("0000_a", &["SELECT 1", "SELECT 2"]);
         let segment = transaction(vec![&a]);
+        let deadline = server_deadline("2026-12-06 01:00:00+00", Duration::from_millis(2500));
         let bounds = Bounds {
-            left: Some(Duration::from_millis(2500)),
+            deadline: Some(&deadline),
             statement_timeout: Some(Duration::from_secs(60)),
             share: true,
         };
         let requests = requests(&segment, &bookkeeping("S"), bounds);
-        assert!(requests[0].sql.contains("interval '2500 milliseconds'"), "{}", requests[0].sql);
+        // An instant on the server's clock, not "now" when the server happens to begin.
+        assert!(
+            requests[0]
+                .sql
+                .ends_with("set_config('wishlist_migrator.deadline', ('2026-12-06 01:00:00+00'::timestamptz + interval '2500 milliseconds')::text, false)"),
+            "{}",
+            requests[0].sql
+        );
         use Part::*;
         let (arm, s) = (
             |statement| Arm { migration: 0, statement },

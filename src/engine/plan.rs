@@ -311,6 +311,14 @@ pub enum PlanError {
     UpgradeUnmatched { ids: Vec<i32> },
     #[error("--to {tag}: no migration with that tag in the journal")]
     UnknownTarget { tag: String },
+    #[error("{file}, line {line}: {what} in a migration is refused before anything runs: {why}. Remove it from the file (drizzle-kit never writes it); a migration that must commit part of its work may end that part with its own COMMIT")]
+    RefusedStatement {
+        tag: String,
+        file: String,
+        line: usize,
+        what: &'static str,
+        why: &'static str,
+    },
 }
 
 impl PlanError {
@@ -320,7 +328,8 @@ impl PlanError {
             | Self::OutOfOrder { tag, .. }
             | Self::OutOfOrderFolder { tag, .. }
             | Self::RenamedFolder { tag, .. }
-            | Self::UnknownTarget { tag } => Some(tag),
+            | Self::UnknownTarget { tag }
+            | Self::RefusedStatement { tag, .. } => Some(tag),
             Self::UnknownRows { .. } | Self::UpgradeUnmatched { .. } => None,
         }
     }
@@ -341,6 +350,7 @@ pub fn plan<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], option
     };
     let (selected, deferred): (Vec<&Migration>, Vec<&Migration>) =
         assessment.pending.iter().partition(|m| target_idx.is_none_or(|t| m.idx <= t));
+    refuse_statements(&selected)?;
     Ok(Plan {
         segments: segments(&selected),
         deferred,
@@ -412,9 +422,32 @@ fn refuse_problems(problems: &[Problem], options: PlanOptions<'_>) -> Result<(),
     Ok(())
 }
 
-/// One transaction for everything, except that an autocommit migration runs alone, an enum
-/// value addition must commit before anything after it can use the value, and a migration
-/// marked `commit-after` ends its segment (an online sequence commits between its steps).
+/// A statement of a pending migration the runner cannot run truthfully: refused before
+/// anything runs, naming the file and line.
+fn refuse_statements(pending: &[&Migration]) -> Result<(), PlanError> {
+    for m in pending {
+        if let Some(refused) = m.statements.iter().find_map(|s| s.refused()) {
+            let why = if refused.what.starts_with("COPY") {
+                "the copy protocol needs data the runner does not have and answers with rows it cannot read, so what it did could not be known"
+            } else {
+                "it ends the runner's transaction without committing it, which would silently undo the migrations applied before it in the same transaction while the run went on"
+            };
+            return Err(PlanError::RefusedStatement {
+                tag: m.tag.clone(),
+                file: m.file(),
+                line: refused.line,
+                what: refused.what,
+                why,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One transaction for everything, except that an autocommit migration runs alone, so does a
+/// migration with its own `COMMIT`, an enum value addition must commit before anything after it
+/// can use the value, and a migration marked `commit-after` ends its segment (an online
+/// sequence commits between its steps).
 fn segments<'m>(pending: &[&'m Migration]) -> Vec<Segment<'m>> {
     let mut segments = Vec::new();
     let mut open: Vec<&Migration> = Vec::new();
@@ -436,6 +469,12 @@ fn segments<'m>(pending: &[&'m Migration]) -> Vec<Segment<'m>> {
                 });
             }
             TransactionMode::Transaction => {
+                // A migration with its own COMMIT runs alone: that COMMIT would otherwise also
+                // commit the migrations before it in the segment, which then could not be retried
+                // or reported as one transaction.
+                if m.ends_transaction {
+                    close(&mut open, &mut segments);
+                }
                 open.push(m);
                 if m.adds_enum_value || m.commit_after || m.ends_transaction {
                     close(&mut open, &mut segments);
@@ -454,6 +493,7 @@ impl Classified for PlanError {
             Self::OutOfOrder { .. } | Self::OutOfOrderFolder { .. } => ErrorType::OutOfOrderMigration,
             Self::UnknownRows { .. } | Self::UpgradeUnmatched { .. } | Self::RenamedFolder { .. } => ErrorType::UnknownMigrations,
             Self::UnknownTarget { .. } => ErrorType::InvalidRequest,
+            Self::RefusedStatement { .. } => ErrorType::InvalidMigrations,
         }
     }
 

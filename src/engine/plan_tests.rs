@@ -2,6 +2,7 @@
 //! into commit segments.
 
 use super::*;
+use crate::migrations::statement::Statement;
 
 fn migration(idx: usize, when: i64, mode: TransactionMode, adds_enum_value: bool) -> Migration {
     Migration {
@@ -465,4 +466,47 @@ fn a_migration_that_commits_itself_ends_its_segment() {
     let p = plan(&a, &ms, PlanOptions::default()).unwrap();
     let groups: Vec<Vec<String>> = p.segments.iter().map(|s| tags(&s.migrations)).collect();
     assert_eq!(groups, vec![vec!["0000_m".to_string()], vec!["0001_m".into(), "0002_m".into()]]);
+}
+
+#[test]
+fn a_migration_that_commits_itself_runs_alone() {
+    let mut ms = plain(3);
+    ms[1].ends_transaction = true;
+    let a = assess(&[], &ms);
+    let p = plan(&a, &ms, PlanOptions::default()).unwrap();
+    let groups: Vec<Vec<String>> = p.segments.iter().map(|s| tags(&s.migrations)).collect();
+    assert_eq!(
+        groups,
+        vec![vec!["0000_m".to_string()], vec!["0001_m".into()], vec!["0002_m".into()]]
+    );
+}
+
+#[test]
+fn a_pending_rollback_or_copy_is_refused_naming_file_and_line() {
+    let mut ms = plain(2);
+    ms[1].statements = vec![
+        Statement::new("CREATE TABLE t ();", 1),
+        Statement::new("\nINSERT INTO t DEFAULT VALUES;\nROLLBACK;", 3),
+    ];
+    let a = assess(&[], &ms);
+    let err = plan(&a, &ms, PlanOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, PlanError::RefusedStatement { tag, file, line: 4, what: "ROLLBACK", .. } if tag == "0001_m" && file == "0001_m.sql"),
+        "{err:?}"
+    );
+    assert_eq!(err.error_type(), ErrorType::InvalidMigrations);
+    assert!(err.to_string().starts_with("0001_m.sql, line 4: ROLLBACK"), "{err}");
+    ms[1].statements = vec![Statement::new("COPY t TO STDOUT;", 7)];
+    let a = assess(&[], &ms);
+    assert!(matches!(
+        plan(&a, &ms, PlanOptions::default()),
+        Err(PlanError::RefusedStatement {
+            what: "COPY TO STDOUT",
+            line: 7,
+            ..
+        })
+    ));
+    // Applied already: not this run's to refuse.
+    let a = assess(&[row(1, &ms[0]), row(2, &ms[1])], &ms);
+    assert!(plan(&a, &ms, PlanOptions::default()).is_ok());
 }

@@ -106,13 +106,7 @@ mod tests {
     use super::*;
 
     fn statements(sql: &[&str]) -> Vec<Statement> {
-        sql.iter()
-            .enumerate()
-            .map(|(i, s)| Statement {
-                sql: s.to_string(),
-                line: i + 1,
-            })
-            .collect()
+        sql.iter().enumerate().map(|(i, s)| Statement::new(*s, i + 1)).collect()
     }
 
     fn done(statements: &[Statement], index: i32) -> StatementDone {

@@ -8,7 +8,7 @@ use crate::migrations::source::TransactionMode;
 use crate::migrations::statement::split;
 
 fn stmt(sql: &str) -> Statement {
-    Statement { sql: sql.into(), line: 1 }
+    Statement::new(sql, 1)
 }
 
 #[test]

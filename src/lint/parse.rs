@@ -131,10 +131,7 @@ mod tests {
 
     #[test]
     fn positions_count_lines_of_the_file() {
-        let statement = Statement {
-            sql: "\n\nALTER TABLE t\n  DROP COLUMN x;".into(),
-            line: 12,
-        };
+        let statement = Statement::new("\n\nALTER TABLE t\n  DROP COLUMN x;", 12);
         let offset = statement.sql.find("DROP").unwrap();
         assert_eq!(position(&statement, offset), (13, 3));
         assert_eq!(position(&statement, 2), (12, 1));

@@ -375,6 +375,14 @@ impl Migration {
 }
 
 impl Migration {
+    /// The migration's SQL file, relative to the migrations folder.
+    pub fn file(&self) -> String {
+        match self.layout() {
+            Layout::Journal => format!("{}.sql", self.tag),
+            Layout::Folders => format!("{}/migration.sql", self.tag),
+        }
+    }
+
     /// Where the migration's down file is (or would be), relative to the migrations folder.
     pub fn down_file(&self) -> String {
         match self.layout() {

@@ -1,5 +1,8 @@
-//! One SQL statement of a migration file: splitting on drizzle's breakpoint and classifying what
-//! the statement needs from the runner (autocommit, a commit boundary after it).
+//! One SQL statement of a migration file: splitting on drizzle's breakpoint and what the
+//! statement needs from the runner (autocommit, a commit boundary after it), as Postgres's own
+//! grammar reads it (`sql::classify`).
+
+use crate::sql::classify::{classify, Classified, Kind};
 
 /// drizzle-kit's separator between statements of one migration file.
 pub const BREAKPOINT: &str = "--> statement-breakpoint";
@@ -16,9 +19,25 @@ pub struct Statement {
     pub sql: String,
     /// 1-based line of the file where the statement's first non-blank line is.
     pub line: usize,
+    /// What Postgres's grammar makes of the piece ([`classify`]), read once when the piece is
+    /// made; `None` when it cannot parse it.
+    kinds: Option<Vec<Classified>>,
+}
+
+/// A statement in a piece that the runner refuses to run, with the file's line it starts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub what: &'static str,
+    pub line: usize,
 }
 
 impl Statement {
+    pub fn new(sql: impl Into<String>, line: usize) -> Self {
+        let sql = sql.into();
+        let kinds = classified(&sql);
+        Self { sql, line, kinds }
+    }
+
     /// The first meaningful line, shortened: enough for an operator to find it in the file.
     pub fn summary(&self) -> String {
         let first = self
@@ -30,100 +49,172 @@ impl Statement {
         shorten(first, 120)
     }
 
+    fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        self.kinds.iter().flatten().map(|c| c.kind)
+    }
+
     /// Why this statement cannot run inside a transaction block, if it cannot.
     pub fn autocommit_reason(&self) -> Option<&'static str> {
-        let words = keywords(&self.sql);
-        let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
-        let has = |word: &str| words.iter().any(|x| x == word);
-        match w(0) {
-            "CREATE" => {
-                let index_at = if w(1) == "UNIQUE" { 2 } else { 1 };
-                if w(index_at) == "INDEX" && w(index_at + 1) == "CONCURRENTLY" {
-                    return Some("CREATE INDEX CONCURRENTLY");
-                }
-                match w(1) {
-                    "DATABASE" => Some("CREATE DATABASE"),
-                    "TABLESPACE" => Some("CREATE TABLESPACE"),
-                    _ => None,
-                }
-            }
-            "DROP" => match (w(1), w(2)) {
-                ("INDEX", "CONCURRENTLY") => Some("DROP INDEX CONCURRENTLY"),
-                ("DATABASE", _) => Some("DROP DATABASE"),
-                ("TABLESPACE", _) => Some("DROP TABLESPACE"),
-                _ => None,
-            },
-            "REINDEX" if has("CONCURRENTLY") => Some("REINDEX CONCURRENTLY"),
-            "VACUUM" => Some("VACUUM"),
-            "ALTER" if w(1) == "SYSTEM" => Some("ALTER SYSTEM"),
-            "ALTER" if w(1) == "TABLE" && has("DETACH") && has("CONCURRENTLY") => Some("DETACH PARTITION CONCURRENTLY"),
+        self.kinds().find_map(|k| match k {
+            Kind::NoTransaction(reason) => Some(reason),
             _ => None,
-        }
+        })
     }
 
     /// `ALTER TYPE ... ADD VALUE`: the new value is unusable until this transaction commits
     /// (SQLSTATE 55P04), so a later migration that uses it needs a commit in between.
     pub fn adds_enum_value(&self) -> bool {
-        let words = keywords(&self.sql);
-        words.first().map(String::as_str) == Some("ALTER")
-            && words.get(1).map(String::as_str) == Some("TYPE")
-            && words.windows(2).any(|p| p[0] == "ADD" && p[1] == "VALUE")
+        self.kinds().any(|k| k == Kind::AddsEnumValue)
     }
 
-    /// Whether the statement has anything to run besides comments and whitespace.
+    /// Whether the statement has anything to run besides comments and whitespace. A piece
+    /// Postgres cannot parse is not empty: the server must see it, and refuse it.
     pub fn is_empty(&self) -> bool {
-        keywords(&self.sql).is_empty()
+        self.kinds.as_ref().is_some_and(Vec::is_empty)
     }
 
-    /// Whether PostgreSQL will read this piece as exactly one SQL statement, by a reading that
-    /// errs towards "no": no `;` but at its end outside quotes, comments and dollar quotes, and
-    /// none of what this tokenizer does not follow (block comments, which nest in PostgreSQL;
-    /// backslash escapes; `BEGIN ATOMIC` bodies and rules, whose `;` the server reads as inside).
-    /// Such pieces can share one request: each answers with exactly one completion, so counting
-    /// completions names the one that failed.
+    /// Whether PostgreSQL reads this piece as exactly one SQL statement, so that it answers with
+    /// exactly one completion and can share a request with others: counting completions then
+    /// names the one that failed. Pieces with a backslash stay alone: libpg_query reads strings
+    /// with `standard_conforming_strings` on, and a server set otherwise would split them
+    /// differently.
     pub fn is_single(&self) -> bool {
-        if self.sql.contains("/*") || self.sql.contains('\\') {
-            return false;
-        }
-        let words = tokens(&self.sql, true);
-        let body = words.iter().rposition(|w| w != ";").map_or(0, |i| i + 1);
-        !words[..body].iter().any(|w| w == ";" || w == "ATOMIC" || w == "RULE")
+        matches!(&self.kinds, Some(k) if k.len() == 1) && !self.sql.contains('\\')
     }
 
-    /// Whether one of the SQL statements in this piece ends the transaction it runs in (`COMMIT`,
-    /// `END`, `ROLLBACK`, `ABORT`; some real histories end a file with `COMMIT;`). What follows it
-    /// runs outside the segment's transaction.
+    /// Whether the piece ends the transaction it runs in and keeps its work (`COMMIT`, `END`;
+    /// some real histories end a file with `COMMIT;`). [`split`] makes such a statement a piece
+    /// of its own, so what follows it is always in another piece.
     pub fn ends_transaction(&self) -> bool {
-        let words = tokens(&self.sql, true);
-        let mut starts = std::iter::once(0).chain(words.iter().enumerate().filter(|(_, w)| *w == ";").map(|(i, _)| i + 1));
-        starts.any(|i| {
-            let w = |k: usize| words.get(i + k).map(String::as_str).unwrap_or("");
-            match w(0) {
-                "COMMIT" | "END" | "ABORT" => !matches!(w(1), "PREPARED"),
-                // `ROLLBACK TO [SAVEPOINT] x` stays in the transaction.
-                "ROLLBACK" => !matches!(w(1), "TO" | "PREPARED"),
-                _ => false,
-            }
+        self.kinds().any(|k| k == Kind::Commit)
+    }
+
+    /// A statement the runner refuses before anything runs: one that ends the transaction
+    /// without keeping it (`ROLLBACK`: it would silently undo the migrations before it in the
+    /// same transaction), or the copy sub-protocol (`COPY … FROM STDIN`/`TO STDOUT`: no data to
+    /// send, no reader for what comes back, so the outcome could not be known).
+    pub fn refused(&self) -> Option<Refused> {
+        let c = self
+            .kinds
+            .iter()
+            .flatten()
+            .find(|c| matches!(c.kind, Kind::Abandon(_) | Kind::CopyStdio(_)))?;
+        let (Kind::Abandon(what) | Kind::CopyStdio(what)) = c.kind else {
+            unreachable!("matched above")
+        };
+        Some(Refused {
+            what,
+            line: self.line_at(c.start),
         })
+    }
+
+    /// The file's line of the first token (Postgres's scanner: comments are not tokens) at or
+    /// after byte `offset` of the piece.
+    fn line_at(&self, offset: usize) -> usize {
+        let blank_before = self.sql.lines().take_while(|l| l.trim().is_empty()).count();
+        let first = self.line - blank_before;
+        let rest = &self.sql[offset.min(self.sql.len())..];
+        let token = pg_query::scan(rest).ok().and_then(|scanned| {
+            let comment = [
+                pg_query::protobuf::Token::SqlComment as i32,
+                pg_query::protobuf::Token::CComment as i32,
+            ];
+            scanned
+                .tokens
+                .iter()
+                .find(|t| !comment.contains(&t.token))
+                .map(|t| t.start as usize)
+        });
+        let at = offset + token.unwrap_or(rest.len() - rest.trim_start().len());
+        first + self.sql[..at.min(self.sql.len())].matches('\n').count()
     }
 }
 
-/// Splits a migration file exactly as drizzle-orm does, dropping pieces with nothing to run.
+/// Pieces this large are split by the parser first and classified statement by statement, so
+/// that a generated data migration (tens of MB in one piece) never holds its whole parse tree.
+const WHOLE_PARSE_LIMIT: usize = 64 * 1024;
+
+fn classified(sql: &str) -> Option<Vec<Classified>> {
+    if sql.len() <= WHOLE_PARSE_LIMIT {
+        return classify(sql);
+    }
+    let base = sql.as_ptr() as usize;
+    let offsets: Vec<usize> = pg_query::split_with_parser(sql)
+        .ok()?
+        .iter()
+        .map(|part| part.as_ptr() as usize - base)
+        .collect();
+    let mut out = Vec::with_capacity(offsets.len());
+    for (i, &offset) in offsets.iter().enumerate() {
+        // The parser's split leaves each `;` out: a part runs to where the next one begins.
+        let end = offsets.get(i + 1).copied().unwrap_or(sql.len());
+        for c in classify(&sql[offset..end])? {
+            out.push(Classified {
+                start: offset + c.start,
+                end: offset + c.end,
+                ..c
+            });
+        }
+    }
+    Some(out)
+}
+
+/// Splits a migration file exactly as drizzle-orm does, dropping pieces with nothing to run;
+/// then a piece holding a `COMMIT` among other statements is cut around it, so that the
+/// statement that ends a transaction is always a piece of its own (the runner ends a flight
+/// there and opens the next transaction before anything after it runs).
 pub fn split(sql: &str) -> Vec<Statement> {
     let mut statements = Vec::new();
     let mut line = 1;
     for piece in sql.split(BREAKPOINT) {
-        let leading_blank_lines = piece.lines().take_while(|l| l.trim().is_empty()).count();
-        let statement = Statement {
-            sql: piece.to_string(),
-            line: line + leading_blank_lines,
-        };
+        push_piece(&mut statements, piece, line);
         line += piece.matches('\n').count();
-        if !statement.is_empty() {
-            statements.push(statement);
-        }
     }
     statements
+}
+
+/// `first_line`: the line the piece's text begins on.
+fn push_piece(statements: &mut Vec<Statement>, piece: &str, first_line: usize) {
+    let statement = at_line(piece, first_line);
+    if statement.is_empty() {
+        return;
+    }
+    let cuts = cuts_around_commits(&statement);
+    if cuts.is_empty() {
+        statements.push(statement);
+        return;
+    }
+    let mut from = 0;
+    for cut in cuts.into_iter().chain([piece.len()]) {
+        let part = &piece[from..cut];
+        let part_statement = at_line(part, first_line + piece[..from].matches('\n').count());
+        if !part_statement.is_empty() {
+            statements.push(part_statement);
+        }
+        from = cut;
+    }
+}
+
+/// Byte offsets to cut the piece at: before and after each `COMMIT` that is not alone in it.
+fn cuts_around_commits(statement: &Statement) -> Vec<usize> {
+    let Some(kinds) = &statement.kinds else { return Vec::new() };
+    if kinds.len() < 2 {
+        return Vec::new();
+    }
+    let mut cuts = Vec::new();
+    for c in kinds.iter().filter(|c| c.kind == Kind::Commit) {
+        for at in [c.start, c.end] {
+            if at > 0 && at < statement.sql.len() && cuts.last() != Some(&at) {
+                cuts.push(at);
+            }
+        }
+    }
+    cuts
+}
+
+fn at_line(text: &str, first_line: usize) -> Statement {
+    let leading_blank_lines = text.lines().take_while(|l| l.trim().is_empty()).count();
+    Statement::new(text, first_line + leading_blank_lines)
 }
 
 /// Whether the file opts out of transactions with the marker on its first line.
@@ -146,63 +237,6 @@ pub fn has_commit_after_marker(sql: &str) -> bool {
     })
 }
 
-/// Upper-cased bare words of the statement, outside comments, quotes and dollar quotes:
-/// enough to recognise statement kinds without a SQL parser.
-fn keywords(sql: &str) -> Vec<String> {
-    tokens(sql, false)
-}
-
-/// The bare words, and with `semicolons` each `;` that ends a statement as a word of its own.
-fn tokens(sql: &str, semicolons: bool) -> Vec<String> {
-    let bytes = sql.as_bytes();
-    let mut words = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if c == b'-' && bytes.get(i + 1) == Some(&b'-') {
-            while i < bytes.len() && bytes[i] != b'\n' {
-                i += 1;
-            }
-        } else if c == b'/' && bytes.get(i + 1) == Some(&b'*') {
-            i += 2;
-            while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
-                i += 1;
-            }
-            i += 2;
-        } else if c == b'\'' || c == b'"' {
-            i += 1;
-            while i < bytes.len() && bytes[i] != c {
-                i += 1;
-            }
-            i += 1;
-        } else if c == b'$' {
-            let tag_end = bytes[i + 1..]
-                .iter()
-                .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
-                .map(|p| i + 1 + p);
-            match tag_end {
-                Some(end) if bytes[end] == b'$' => {
-                    let tag = &sql[i..=end];
-                    i = sql[end + 1..].find(tag).map(|p| end + 1 + p + tag.len()).unwrap_or(bytes.len());
-                }
-                _ => i += 1,
-            }
-        } else if c.is_ascii_alphabetic() || c == b'_' {
-            let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                i += 1;
-            }
-            words.push(sql[start..i].to_ascii_uppercase());
-        } else {
-            if semicolons && c == b';' {
-                words.push(";".to_string());
-            }
-            i += 1;
-        }
-    }
-    words
-}
-
 pub fn shorten(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         text.to_string()
@@ -217,7 +251,7 @@ mod tests {
     use super::*;
 
     fn stmt(sql: &str) -> Statement {
-        Statement { sql: sql.into(), line: 1 }
+        Statement::new(sql, 1)
     }
 
     #[test]
@@ -310,25 +344,76 @@ mod tests {
         assert!(stmt("CREATE UNIQUE INDEX i ON t (a);\n\nCOMMIT;").ends_transaction());
         assert!(stmt("commit").ends_transaction());
         assert!(stmt("SELECT 1; END;").ends_transaction());
-        assert!(stmt("-- c\nROLLBACK;").ends_transaction());
         assert!(!stmt("ROLLBACK TO SAVEPOINT s;").ends_transaction());
         assert!(!stmt("CREATE TEMP TABLE x (a int) ON COMMIT DROP;").ends_transaction());
         assert!(!stmt("DO $$ BEGIN PERFORM 1; COMMIT; END $$;").ends_transaction());
         assert!(!stmt("SELECT 'x; COMMIT';").ends_transaction());
         assert!(!stmt("SELECT CASE WHEN true THEN 1 END;").ends_transaction());
-        assert!(!stmt("COMMIT PREPARED 'x';").ends_transaction());
+        // The body's `END` is the function's, not a COMMIT.
+        assert!(!stmt("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;").ends_transaction());
     }
 
     #[test]
-    fn a_piece_is_single_only_when_the_server_surely_reads_one_statement() {
+    fn rollback_and_copy_stdio_are_refused_with_their_line() {
+        let s = Statement::new("\n\nCREATE TABLE t ();\n-- then\nROLLBACK;", 3);
+        assert_eq!(s.refused(), Some(Refused { what: "ROLLBACK", line: 5 }));
+        assert_eq!(stmt("abort").refused().map(|r| r.what), Some("ROLLBACK"));
+        assert_eq!(stmt("COPY t TO STDOUT").refused().map(|r| r.what), Some("COPY TO STDOUT"));
+        assert_eq!(stmt("ROLLBACK TO SAVEPOINT s; COMMIT").refused(), None);
+        assert_eq!(stmt("SELEC 1").refused(), None);
+    }
+
+    #[test]
+    fn a_commit_among_other_statements_becomes_a_piece_of_its_own() {
+        let sql = "CREATE TABLE t (id int);\n--> statement-breakpoint\nINSERT INTO t VALUES (1);\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON t (id);\n";
+        let parts = split(sql);
+        let texts: Vec<&str> = parts.iter().map(|p| p.sql.trim()).collect();
+        assert_eq!(
+            texts,
+            [
+                "CREATE TABLE t (id int);",
+                "INSERT INTO t VALUES (1);",
+                "COMMIT;",
+                "CREATE INDEX CONCURRENTLY i ON t (id);"
+            ]
+        );
+        let lines: Vec<usize> = parts.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [1, 3, 4, 5]);
+        assert!(parts[2].ends_transaction() && !parts[1].ends_transaction());
+        // A COMMIT alone, or last after comments only, stays as it is.
+        assert_eq!(split("-- done\nCOMMIT;").len(), 1);
+        // Unparsable text is never cut: the server refuses it whole.
+        assert_eq!(split("SELEC 1; COMMIT;").len(), 1);
+    }
+
+    #[test]
+    fn a_piece_is_single_only_when_the_grammar_reads_one_statement() {
         assert!(stmt("CREATE TABLE t (a int);").is_single());
         assert!(stmt("CREATE TABLE t (a int);;\n-- done\n").is_single());
         assert!(stmt("SELECT 'a;b', \"c;d\", $x$;$x$ -- e;f").is_single());
         assert!(stmt("DO $$ BEGIN PERFORM 1; END $$;").is_single());
+        // Nested block comments, BEGIN ATOMIC bodies and rules: one statement each, as the server reads them.
+        assert!(stmt("SELECT 1 /* a /* b */ ; */").is_single());
+        assert!(stmt("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END").is_single());
+        assert!(stmt("CREATE RULE r AS ON INSERT TO t DO ALSO (SELECT 1; SELECT 2)").is_single());
         assert!(!stmt("CREATE TABLE a ();\nCREATE TABLE b ();").is_single());
-        assert!(!stmt("SELECT 1 /* a /* b */ ; */").is_single());
         assert!(!stmt("SELECT E'\\';' ").is_single());
-        assert!(!stmt("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END").is_single());
-        assert!(!stmt("CREATE RULE r AS ON INSERT TO t DO ALSO (SELECT 1; SELECT 2)").is_single());
+        assert!(!stmt("SELEC 1").is_single());
+    }
+
+    #[test]
+    fn a_huge_piece_is_classified_statement_by_statement() {
+        let mut sql = String::new();
+        while sql.len() <= WHOLE_PARSE_LIMIT {
+            sql.push_str("INSERT INTO t VALUES ('a;b');\n");
+        }
+        sql.push_str("COMMIT;\nVACUUM t;\n");
+        let s = stmt(&sql);
+        assert!(s.ends_transaction());
+        assert_eq!(s.autocommit_reason(), Some("VACUUM"));
+        let parts = split(&sql);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[1].sql.trim(), "COMMIT;");
+        assert_eq!(parts[2].line, sql.matches('\n').count());
     }
 }

@@ -184,10 +184,10 @@ async fn a_successful_run_is_flushed_by_its_baseline_write_after_its_last_commit
 }
 
 #[tokio::test]
-async fn a_migration_that_commits_itself_ends_its_segment_with_its_rows_committed() {
-    // dittofeed's 0002 ends with its own `COMMIT;`. The segment ends with it, and its rows and
-    // the earlier migrations' are written before or right after that COMMIT: a later failure
-    // rolls back only what came after, and leaves a ledger that says what was kept.
+async fn a_migration_that_commits_itself_runs_alone_with_its_rows_committed_by_its_commit() {
+    // dittofeed's 0002 ends with its own `COMMIT;`. It runs in a segment of its own, and its
+    // rows are written right before that COMMIT, so they commit with the work they record: a
+    // later failure rolls back only what came after, and leaves a ledger that says what was kept.
     let dir = copy_fixture("tests/fixtures/real-world/dittofeed");
     let mut entries = journal(dir.path());
     let last_when = entries.last().unwrap().1;
@@ -204,11 +204,11 @@ async fn a_migration_that_commits_itself_ends_its_segment_with_its_rows_committe
     let mut plan = wm(&db.url, dir.path(), &["plan"]);
     let plan = run(plan.env("LINT_GATE", "false")).expect(0).report();
     assert_eq!(
-        plan["segments"][0]["migrations"].as_array().and_then(|m| m.last()),
-        Some(&"0002_spicy_inertia".into()),
+        plan["segments"][1]["migrations"],
+        serde_json::json!(["0002_spicy_inertia"]),
         "{plan}"
     );
-    assert!(plan["segments"][0]["reason"].as_str().unwrap().contains("own COMMIT"), "{plan}");
+    assert!(plan["segments"][1]["reason"].as_str().unwrap().contains("own COMMIT"), "{plan}");
 
     let proxy = Proxy::start(pg().port());
     let mut migrate = wm(&through(&db, &proxy), dir.path(), &["migrate"]);
@@ -222,7 +222,11 @@ async fn a_migration_that_commits_itself_ends_its_segment_with_its_rows_committe
         .filter(|s| s.starts_with("BEGIN; SET LOCAL lock_timeout"))
         .map(|s| s.contains("synchronous_commit = off"))
         .collect();
-    assert_eq!(begins, [true, true, true], "{sent:#?}");
+    assert_eq!(begins, [true, true, true, true], "{sent:#?}");
+    // 0002's rows go right before its own COMMIT, and no COMMIT of ours follows it.
+    let own_commit = sent.iter().position(|s| s.trim() == "COMMIT;").expect("0002's COMMIT");
+    assert!(sent[own_commit - 1].contains("__drizzle_migrations"), "{sent:#?}");
+    assert!(sent[own_commit + 1].starts_with("BEGIN; SET LOCAL"), "{sent:#?}");
     let flush = sent
         .iter()
         .position(|s| s == "select txid_current()")
@@ -235,7 +239,7 @@ async fn a_migration_that_commits_itself_ends_its_segment_with_its_rows_committe
         .iter()
         .map(|s| s["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["committed", "committed", "rolledBack"], "{report}");
+    assert_eq!(statuses, ["committed", "committed", "committed", "rolledBack"], "{report}");
     let kept = &expected_ledger(dir.path())[..4];
     assert_eq!(ledger(&db).await, kept, "the ledger names what the COMMIT kept");
     assert!(

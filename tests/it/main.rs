@@ -32,4 +32,5 @@ mod refusals;
 mod resume;
 mod rollback;
 mod tls;
+mod truthful;
 mod verify;

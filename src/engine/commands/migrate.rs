@@ -241,7 +241,7 @@ fn planned(segment: &Segment<'_>) -> SegmentOutcome {
         }
         (SegmentMode::Transaction, Some(m)) if m.commit_after => Some(format!("commits after {}, as its commit-after marker asks", m.tag)),
         (SegmentMode::Transaction, Some(m)) if m.ends_transaction => {
-            Some(format!("ends at {}: its own COMMIT ends the transaction", m.tag))
+            Some(format!("{} runs alone: its own COMMIT ends the transaction", m.tag))
         }
         _ => None,
     };

@@ -14,6 +14,8 @@ use std::thread;
 pub struct Proxy {
     port: u16,
     stalled: Arc<AtomicBool>,
+    held: Arc<AtomicBool>,
+    hold_at: Arc<Mutex<Option<String>>>,
     sockets: Arc<Mutex<Vec<TcpStream>>>,
     statements: Arc<Mutex<Vec<String>>>,
 }
@@ -24,9 +26,11 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let stalled = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicBool::new(false));
+        let hold_at = Arc::new(Mutex::new(None));
         let sockets = Arc::new(Mutex::new(Vec::new()));
         let statements = Arc::new(Mutex::new(Vec::new()));
-        let (flag, held, seen) = (stalled.clone(), sockets.clone(), statements.clone());
+        let (flag, holding, trigger, carried, seen) = (stalled.clone(), held.clone(), hold_at.clone(), sockets.clone(), statements.clone());
         thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
@@ -34,27 +38,35 @@ impl Proxy {
                     continue;
                 };
                 {
-                    let mut held = held.lock().unwrap();
-                    held.push(client.try_clone().expect("clone socket"));
-                    held.push(server.try_clone().expect("clone socket"));
+                    let mut carried = carried.lock().unwrap();
+                    carried.push(client.try_clone().expect("clone socket"));
+                    carried.push(server.try_clone().expect("clone socket"));
                 }
                 let sniffer = Sniffer {
                     buffer: Vec::new(),
                     started: false,
                     statements: seen.clone(),
+                    hold_at: trigger.clone(),
+                    held: holding.clone(),
+                };
+                let modes = Modes {
+                    stalled: flag.clone(),
+                    held: holding.clone(),
                 };
                 pipe(
                     client.try_clone().unwrap(),
                     server.try_clone().unwrap(),
-                    flag.clone(),
+                    modes.clone(),
                     Some(sniffer),
                 );
-                pipe(server, client, flag.clone(), None);
+                pipe(server, client, modes, None);
             }
         });
         Proxy {
             port,
             stalled,
+            held,
+            hold_at,
             sockets,
             statements,
         }
@@ -79,6 +91,19 @@ impl Proxy {
         self.stalled.store(true, Ordering::SeqCst);
     }
 
+    /// From the first client message whose statement text contains `fragment`, that message
+    /// included, every byte either side sends is kept, in order, and delivered only at
+    /// [`Proxy::release`] (a client's close too): a link that stalls exactly as that request
+    /// leaves, and comes back later.
+    pub fn hold_at(&self, fragment: &str) {
+        *self.hold_at.lock().unwrap() = Some(fragment.to_string());
+    }
+
+    /// Delivers what [`Proxy::hold_at`] kept, and forwards again.
+    pub fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
+    }
+
     /// Closes every connection it carried, as a network that finally gives up does.
     pub fn cut(&self) {
         for socket in self.sockets.lock().unwrap().drain(..) {
@@ -99,6 +124,8 @@ struct Sniffer {
     buffer: Vec<u8>,
     started: bool,
     statements: Arc<Mutex<Vec<String>>>,
+    hold_at: Arc<Mutex<Option<String>>>,
+    held: Arc<AtomicBool>,
 }
 
 impl Sniffer {
@@ -129,31 +156,76 @@ impl Sniffer {
                 _ => None,
             };
             if let Some(text) = text {
-                self.statements.lock().unwrap().push(String::from_utf8_lossy(text).into_owned());
+                let text = String::from_utf8_lossy(text).into_owned();
+                let mut hold_at = self.hold_at.lock().unwrap();
+                if hold_at.as_deref().is_some_and(|fragment| text.contains(fragment)) {
+                    *hold_at = None;
+                    self.held.store(true, Ordering::SeqCst);
+                }
+                self.statements.lock().unwrap().push(text);
             }
         }
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, stalled: Arc<AtomicBool>, mut sniffer: Option<Sniffer>) {
+#[derive(Clone)]
+struct Modes {
+    stalled: Arc<AtomicBool>,
+    held: Arc<AtomicBool>,
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, modes: Modes, mut sniffer: Option<Sniffer>) {
     thread::spawn(move || {
+        // Short reads, so that bytes kept while held go out soon after the release even when
+        // nothing more arrives.
+        let _ = from.set_read_timeout(Some(std::time::Duration::from_millis(20)));
         let mut buffer = [0u8; 16 * 1024];
+        let mut pending: Vec<u8> = Vec::new();
+        let mut closed = false;
         loop {
+            let held = modes.held.load(Ordering::SeqCst);
+            if !held && !pending.is_empty() {
+                if to.write_all(&pending).is_err() {
+                    break;
+                }
+                pending.clear();
+            }
+            if closed {
+                // The sender closed: its close is delivered after what was kept for it.
+                if pending.is_empty() || to.peer_addr().is_err() {
+                    break;
+                }
+                thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            }
             let n = match from.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => {
+                    closed = true;
+                    continue;
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+                Err(_) => {
+                    closed = true;
+                    continue;
+                }
                 Ok(n) => n,
             };
             if let Some(sniffer) = sniffer.as_mut() {
                 sniffer.feed(&buffer[..n]);
             }
-            if stalled.load(Ordering::SeqCst) {
+            if modes.stalled.load(Ordering::SeqCst) {
+                continue;
+            }
+            // The sniffer may have just started a hold at this very chunk.
+            if held || modes.held.load(Ordering::SeqCst) {
+                pending.extend_from_slice(&buffer[..n]);
                 continue;
             }
             if to.write_all(&buffer[..n]).is_err() {
                 break;
             }
         }
-        if !stalled.load(Ordering::SeqCst) {
+        if !modes.stalled.load(Ordering::SeqCst) {
             let _ = to.shutdown(Shutdown::Write);
         }
     });
