@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use pg_query::protobuf::{AlterTableCmd, AlterTableType, ColumnDef, ConstrType, Constraint, ObjectType};
 use pg_query::{NodeEnum, NodeRef};
 
+use crate::lint::parse;
 use crate::lint::rule::Rule;
 use crate::lint::schema_state::{self as state, change_keeps_rows, column_type, dotted, string_value, table_key, SchemaState};
 
@@ -147,7 +148,14 @@ impl MigrationChecks {
             NodeEnum::RenameStmt(rename) => {
                 let table = rename.relation.as_ref().map(table_key);
                 let Some(table) = table else { return };
-                if schema.is_new(&table) {
+                let new = schema.is_new(&table);
+                if rename.rename_type == ObjectType::ObjectTable as i32 {
+                    let schema_name = rename.relation.as_ref().map(|r| r.schemaname.as_str()).unwrap_or("");
+                    schema.rename_table(&table, &state::qualified(schema_name, &rename.newname));
+                } else if rename.rename_type == ObjectType::ObjectColumn as i32 {
+                    schema.rename_column(&table, &rename.subname, &rename.newname);
+                }
+                if new {
                     return;
                 }
                 let at_table = rename.relation.as_ref().map(|r| at(r.location)).unwrap_or(base);
@@ -162,7 +170,6 @@ impl MigrationChecks {
                         ),
                     );
                 } else if rename.rename_type == ObjectType::ObjectColumn as i32 {
-                    schema.rename_column(&table, &rename.subname, &rename.newname);
                     hit.table(
                         Rule::RenameColumn,
                         at_table,
@@ -175,6 +182,7 @@ impl MigrationChecks {
                 }
             }
             NodeEnum::DropStmt(drop) => self.drop(drop, base, schema, hit),
+            NodeEnum::DoStmt(_) => self.do_block(text, base, schema, &mut *hit.0),
             NodeEnum::CreateEnumStmt(create) => {
                 let name = dotted(&create.type_name);
                 let values: Vec<String> = create.vals.iter().filter_map(string_value).map(str::to_string).collect();
@@ -335,6 +343,26 @@ impl MigrationChecks {
         }
     }
 
+    /// The SQL statements of a `DO` block's body, checked as if written outside it: older
+    /// drizzle-kit wraps `CREATE TYPE` and foreign keys in `DO $$ BEGIN … EXCEPTION WHEN
+    /// duplicate_object THEN null; END $$;`, and what they build counts as built. PL/pgSQL's own
+    /// parser (libpg_query's) finds them; a body it cannot read is left alone.
+    fn do_block(&mut self, text: &str, base: usize, schema: &mut SchemaState, hits: &mut Vec<Hit>) {
+        for query in embedded_sql(text) {
+            let Ok(parsed) = parse::parse(&query) else { continue };
+            // Where the statement's text sits in the piece, so a finding points into the body.
+            let at = text.find(query.as_str()).map(|i| base + i);
+            for p in &parsed {
+                let mut found = Vec::new();
+                self.check(&p.node, &query[p.start..p.end], p.start, schema, &mut found);
+                for mut h in found {
+                    h.offset = at.map_or(base, |at| at + h.offset);
+                    hits.push(h);
+                }
+            }
+        }
+    }
+
     /// A value added by `ALTER TYPE … ADD VALUE` earlier in this migration, used as a literal
     /// (found by the scanner: a string constant is lexical, wherever the tree keeps it).
     fn uses_added_value(&self, node: &NodeEnum, text: &str, base: usize, hit: &mut Sink) {
@@ -359,6 +387,40 @@ impl MigrationChecks {
             }
         }
     }
+}
+
+/// The SQL statements a `DO` block runs on its main path, in order: PL/pgSQL's `PLpgSQL_expr`
+/// queries of its plain SQL statements (`PLpgSQL_stmt_execsql`), outside exception handlers.
+pub fn embedded_sql(do_statement: &str) -> Vec<String> {
+    fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::Object(map) => {
+                if let Some(query) = map
+                    .get("PLpgSQL_stmt_execsql")
+                    .and_then(|s| s.pointer("/sqlstmt/PLpgSQL_expr/query"))
+                    .and_then(|q| q.as_str())
+                {
+                    out.push(query.to_string());
+                    return;
+                }
+                for (key, v) in map {
+                    if key != "exceptions" {
+                        walk(v, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if do_statement.contains('\0') {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if let Ok(json) = pg_query::parse_plpgsql(do_statement) {
+        walk(&json, &mut out);
+    }
+    out
 }
 
 fn add_column(col: &ColumnDef, table: &str, hit: &mut Sink) {

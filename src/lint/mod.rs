@@ -109,11 +109,14 @@ struct Found {
 }
 
 impl Analysis {
-    /// Whether any finding would change with the live tables' sizes (so they are worth reading).
+    /// Whether any finding's grade depends on the live tables (so they are worth reading): the
+    /// size of a table a scan or a rewrite is about, or whether a table a pending migration
+    /// creates is there already (`CREATE TABLE IF NOT EXISTS` over a live one). When none does,
+    /// grading against no sizes at all gives the same findings.
     pub fn wants_live_sizes(&self) -> bool {
-        self.found
-            .iter()
-            .any(|f| f.finding.table.is_some() && matches!(f.finding.rule.cost(), Cost::Scan | Cost::Rewrite))
+        self.found.iter().any(|f| {
+            f.finding.table.is_some() && (f.table_created_by_linted || matches!(f.finding.rule.cost(), Cost::Scan | Cost::Rewrite))
+        })
     }
 
     /// The findings; with `live`, the findings about a scan or a rewrite carry the table's size

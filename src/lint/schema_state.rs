@@ -72,6 +72,28 @@ impl SchemaState {
         self.created_here.remove(table);
     }
 
+    /// `ALTER TABLE … RENAME TO`: the table is the same one under its new name, as new (or as
+    /// created by a linted migration) as it was, with its columns. The old name stays known as
+    /// created, for the findings about it before the rename.
+    pub fn rename_table(&mut self, from: &str, to: &str) {
+        let moved: Vec<(String, ColumnType)> = self
+            .columns
+            .iter()
+            .filter(|((t, _), _)| t == from)
+            .map(|((_, c), ty)| (c.clone(), ty.clone()))
+            .collect();
+        self.columns.retain(|(t, _), _| t != from);
+        for (column, ty) in moved {
+            self.columns.insert((to.to_string(), column), ty);
+        }
+        if self.created_here.remove(from) {
+            self.created_here.insert(to.to_string());
+        }
+        if self.created_by_linted.contains(from) {
+            self.created_by_linted.insert(to.to_string());
+        }
+    }
+
     pub fn rename_column(&mut self, table: &str, from: &str, to: &str) {
         if let Some(ty) = self.columns.remove(&(table.to_string(), from.to_string())) {
             self.columns.insert((table.to_string(), to.to_string()), ty);
