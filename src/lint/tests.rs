@@ -357,3 +357,18 @@ fn a_table_renamed_by_the_run_is_still_one_the_run_created() {
         format!("{CREATE_ITEMS}--> statement-breakpoint\n{renamed}--> statement-breakpoint\nALTER TABLE \"items\" DROP COLUMN \"name\";");
     assert_eq!(rules_of_last(&[&same]), Vec::<&str>::new());
 }
+
+#[test]
+fn a_file_that_ends_the_transaction_itself_may_build_concurrently_after_it() {
+    let commit_first = "COMMIT;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"name\");";
+    assert_eq!(after_items(commit_first), Vec::<&str>::new());
+    let grouped = "COMMIT;--> statement-breakpoint\nBEGIN;--> statement-breakpoint\nALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;--> statement-breakpoint\nALTER TABLE \"wishlist_items\" ADD COLUMN \"m\" text;--> statement-breakpoint\nCOMMIT;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"n\");";
+    assert_eq!(after_items(grouped), Vec::<&str>::new());
+    let ended_after = "ALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;--> statement-breakpoint\nCOMMIT;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"n\");";
+    assert_eq!(after_items(ended_after), Vec::<&str>::new());
+    // Still mixed: the build inside the file's own BEGIN, or before its COMMIT.
+    let inside = "COMMIT;--> statement-breakpoint\nBEGIN;--> statement-breakpoint\nALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"n\");--> statement-breakpoint\nCOMMIT;";
+    assert_eq!(after_items(inside), ["non-transactional-mixed"]);
+    let before = "ALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"n\");--> statement-breakpoint\nCOMMIT;";
+    assert_eq!(after_items(before), ["non-transactional-mixed"]);
+}
