@@ -8,7 +8,7 @@ use pg_query::{NodeEnum, NodeRef};
 
 use crate::lint::parse;
 use crate::lint::rule::Rule;
-use crate::lint::schema_state::{self as state, change_keeps_rows, column_type, dotted, string_value, table_key, SchemaState};
+use crate::lint::schema_state::{self as state, change_keeps_rows, column_type, dotted, string_value, SchemaState};
 
 /// A rule broken at a byte of the statement piece.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ impl MigrationChecks {
         match node {
             NodeEnum::CreateStmt(create) => {
                 let Some(rv) = &create.relation else { return };
-                let table = table_key(rv);
+                let table = schema.new_key(&rv.schemaname, &rv.relname);
                 schema.created_table(&table);
                 for element in &create.table_elts {
                     if let Some(NodeEnum::ColumnDef(col)) = &element.node {
@@ -121,7 +121,7 @@ impl MigrationChecks {
                 if alter.objtype != ObjectType::ObjectTable as i32 {
                     return;
                 }
-                let table = table_key(rv);
+                let table = schema.table(rv);
                 for cmd in &alter.cmds {
                     if let Some(NodeEnum::AlterTableCmd(cmd)) = &cmd.node {
                         self.alter_table_cmd(cmd, &table, at(rv.location), schema, hit);
@@ -130,7 +130,7 @@ impl MigrationChecks {
             }
             NodeEnum::IndexStmt(index) => {
                 let Some(rv) = &index.relation else { return };
-                let table = table_key(rv);
+                let table = schema.table(rv);
                 if !index.concurrent && !schema.is_new(&table) {
                     let name = if index.idxname.is_empty() {
                         "an index".to_string()
@@ -146,12 +146,17 @@ impl MigrationChecks {
                 }
             }
             NodeEnum::RenameStmt(rename) => {
-                let table = rename.relation.as_ref().map(table_key);
-                let Some(table) = table else { return };
+                let Some(table) = rename.relation.as_ref().map(|rv| schema.table(rv)) else {
+                    return;
+                };
                 let new = schema.is_new(&table);
                 if rename.rename_type == ObjectType::ObjectTable as i32 {
-                    let schema_name = rename.relation.as_ref().map(|r| r.schemaname.as_str()).unwrap_or("");
-                    schema.rename_table(&table, &state::qualified(schema_name, &rename.newname));
+                    // Renamed in the schema it is in.
+                    let renamed = match table.rsplit_once('.') {
+                        Some((in_schema, _)) => format!("{in_schema}.{}", rename.newname),
+                        None => rename.newname.clone(),
+                    };
+                    schema.rename_table(&table, &renamed);
                 } else if rename.rename_type == ObjectType::ObjectColumn as i32 {
                     schema.rename_column(&table, &rename.subname, &rename.newname);
                 }
@@ -184,9 +189,13 @@ impl MigrationChecks {
             NodeEnum::DropStmt(drop) => self.drop(drop, base, schema, hit),
             NodeEnum::DoStmt(_) => self.do_block(text, base, schema, &mut *hit.0),
             NodeEnum::CreateEnumStmt(create) => {
-                let name = dotted(&create.type_name);
+                let (in_schema, bare) = state::split(&create.type_name);
+                // Made again by drizzle-kit's value removal under the name it was dropped by.
+                let dropped = &self.dropped_enums;
+                let name = schema.resolve(in_schema, bare, |k| dropped.contains_key(k), dropped.keys());
                 let values: Vec<String> = create.vals.iter().filter_map(string_value).map(str::to_string).collect();
                 let recreated = self.dropped_enums.contains_key(&name);
+                let name = if recreated { name } else { schema.new_key(in_schema, bare) };
                 if let Some(dropped) = self.dropped_enums.remove(&name) {
                     let removed: Vec<String> = match &dropped.values {
                         Some(old) => old.iter().filter(|v| !values.contains(v)).cloned().collect(),
@@ -212,7 +221,7 @@ impl MigrationChecks {
                 }
             }
             NodeEnum::AlterEnumStmt(alter) => {
-                let name = dotted(&alter.type_name);
+                let name = schema.enum_named(&alter.type_name);
                 if !alter.old_val.is_empty() {
                     hit.on_enum(
                         Rule::EnumValueRenamed,
@@ -227,6 +236,16 @@ impl MigrationChecks {
                     schema.add_enum_value(&name, &alter.new_val);
                     self.added_values.insert(alter.new_val.clone(), name);
                 }
+            }
+            NodeEnum::VariableSetStmt(set) if set.name.eq_ignore_ascii_case("search_path") => {
+                let first = set.args.first().and_then(|a| match a.node.as_ref()? {
+                    NodeEnum::AConst(c) => match c.val.as_ref()? {
+                        pg_query::protobuf::a_const::Val::Sval(s) => Some(s.sval.as_str()),
+                        _ => None,
+                    },
+                    _ => None,
+                });
+                schema.set_search_path(first);
             }
             NodeEnum::VariableSetStmt(set) if set.name.eq_ignore_ascii_case("lock_timeout") => {
                 hit.table(
@@ -313,8 +332,9 @@ impl MigrationChecks {
     fn drop(&mut self, drop: &pg_query::protobuf::DropStmt, base: usize, schema: &mut SchemaState, hit: &mut Sink) {
         for object in &drop.objects {
             let name = match object.node.as_ref() {
+                Some(NodeEnum::List(list)) if drop.remove_type == ObjectType::ObjectTable as i32 => schema.table_named(&list.items),
+                Some(NodeEnum::TypeName(ty)) => schema.enum_named(&ty.names),
                 Some(NodeEnum::List(list)) => dotted(&list.items),
-                Some(NodeEnum::TypeName(ty)) => dotted(&ty.names),
                 _ => continue,
             };
             if drop.remove_type == ObjectType::ObjectTable as i32 {

@@ -372,3 +372,23 @@ fn a_file_that_ends_the_transaction_itself_may_build_concurrently_after_it() {
     let before = "ALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"n\");--> statement-breakpoint\nCOMMIT;";
     assert_eq!(after_items(before), ["non-transactional-mixed"]);
 }
+
+#[test]
+fn names_resolve_as_postgres_resolves_them() {
+    let kind =
+        "CREATE TYPE \"kind\" AS ENUM('a', 'b');--> statement-breakpoint\nCREATE TABLE \"app\".\"t\" (\"id\" integer, \"k\" \"kind\");";
+    let gone = "ALTER TABLE \"app\".\"t\" DROP COLUMN \"k\";--> statement-breakpoint\nDROP TYPE \"app\".\"kind\";";
+    // Created unqualified (in whichever schema the session's search_path puts it), dropped
+    // qualified: the same type, known with its values and no longer used.
+    assert_eq!(rules_of_last(&[kind, gone]), ["drop-column"]);
+    assert_eq!(rules(&run(&[kind, gone], Some(&fresh()))), Vec::<&str>::new());
+    let public = "DROP TABLE \"app\".\"t\";--> statement-breakpoint\nDROP TYPE \"public\".\"kind\";";
+    assert_eq!(rules(&run(&[kind, public], Some(&fresh()))), Vec::<&str>::new());
+    // Qualified when created, unqualified later: the only one of that name.
+    let qualified = "CREATE TYPE \"app\".\"mood\" AS ENUM('a', 'b');";
+    let recreated = "DROP TYPE \"mood\";--> statement-breakpoint\nCREATE TYPE \"app\".\"mood\" AS ENUM('a');";
+    assert_eq!(rules_of_last(&[qualified, recreated]), ["enum-value-removed"]);
+    // A search_path the file sets decides where its unqualified names are created.
+    let set = "SET search_path TO app, public;--> statement-breakpoint\nCREATE TABLE \"t\" (\"id\" integer, \"x\" text);--> statement-breakpoint\nALTER TABLE \"app\".\"t\" DROP COLUMN \"x\";";
+    assert_eq!(rules_of_last(&[set]), Vec::<&str>::new());
+}
