@@ -76,6 +76,9 @@ pub struct MigrationChecks {
     pub piece: usize,
     added_values: BTreeMap<String, String>,
     dropped_enums: BTreeMap<String, DroppedEnum>,
+    /// While a `DO` block's statement is checked: where that statement starts in the piece (its
+    /// own offsets start at 0).
+    body_at: Option<usize>,
 }
 
 impl MigrationChecks {
@@ -356,7 +359,7 @@ impl MigrationChecks {
                         values,
                         in_use,
                         piece: self.piece,
-                        offset: base,
+                        offset: self.body_at.map_or(base, |at| at + base),
                     },
                 );
             }
@@ -372,6 +375,7 @@ impl MigrationChecks {
             let Ok(parsed) = parse::parse(&query) else { continue };
             // Where the statement's text sits in the piece, so a finding points into the body.
             let at = text.find(query.as_str()).map(|i| base + i);
+            let outer = self.body_at.replace(at.unwrap_or(base));
             for p in &parsed {
                 let mut found = Vec::new();
                 self.check(&p.node, &query[p.start..p.end], p.start, schema, &mut found);
@@ -380,6 +384,7 @@ impl MigrationChecks {
                     hits.push(h);
                 }
             }
+            self.body_at = outer;
         }
     }
 

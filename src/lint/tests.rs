@@ -338,6 +338,10 @@ fn statements_inside_a_do_block_are_checked_where_they_are_written() {
     let found = run(&[CREATE_ITEMS, fk], None);
     assert_eq!(rules(&found), ["drop-column"]);
     assert_eq!((found[0].line, found[0].column), (2, 14), "{:?}", found[0]);
+    // Also a finding made when the migration ends (an unknown type dropped and not made again).
+    let dropped = run(&["SELECT 1;", "DO $$ BEGIN\n DROP TYPE \"mystery\";\nEND $$;"], None);
+    assert_eq!(rules(&dropped), ["enum-type-dropped"]);
+    assert_eq!((dropped[0].line, dropped[0].column), (2, 2), "{:?}", dropped[0]);
     // Only the main path: what an exception handler would run is not what the block built.
     assert_eq!(
         checks::embedded_sql("DO $$ BEGIN CREATE TYPE a AS ENUM('x'); EXCEPTION WHEN duplicate_object THEN DROP TYPE b; END $$;"),
