@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use pg_query::protobuf::{AlterTableCmd, AlterTableType, ColumnDef, ConstrType, Constraint, ObjectType};
 use pg_query::{NodeEnum, NodeRef};
 
+use crate::lint::parse;
 use crate::lint::rule::Rule;
-use crate::lint::schema_state::{self as state, change_keeps_rows, column_type, dotted, string_value, table_key, SchemaState};
+use crate::lint::schema_state::{self as state, change_keeps_rows, column_type, dotted, string_value, SchemaState};
 
 /// A rule broken at a byte of the statement piece.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,9 @@ pub struct MigrationChecks {
     pub piece: usize,
     added_values: BTreeMap<String, String>,
     dropped_enums: BTreeMap<String, DroppedEnum>,
+    /// While a `DO` block's statement is checked: where that statement starts in the piece (its
+    /// own offsets start at 0).
+    body_at: Option<usize>,
 }
 
 impl MigrationChecks {
@@ -105,7 +109,7 @@ impl MigrationChecks {
         match node {
             NodeEnum::CreateStmt(create) => {
                 let Some(rv) = &create.relation else { return };
-                let table = table_key(rv);
+                let table = schema.new_key(&rv.schemaname, &rv.relname);
                 schema.created_table(&table);
                 for element in &create.table_elts {
                     if let Some(NodeEnum::ColumnDef(col)) = &element.node {
@@ -120,7 +124,7 @@ impl MigrationChecks {
                 if alter.objtype != ObjectType::ObjectTable as i32 {
                     return;
                 }
-                let table = table_key(rv);
+                let table = schema.table(rv);
                 for cmd in &alter.cmds {
                     if let Some(NodeEnum::AlterTableCmd(cmd)) = &cmd.node {
                         self.alter_table_cmd(cmd, &table, at(rv.location), schema, hit);
@@ -129,7 +133,7 @@ impl MigrationChecks {
             }
             NodeEnum::IndexStmt(index) => {
                 let Some(rv) = &index.relation else { return };
-                let table = table_key(rv);
+                let table = schema.table(rv);
                 if !index.concurrent && !schema.is_new(&table) {
                     let name = if index.idxname.is_empty() {
                         "an index".to_string()
@@ -145,9 +149,21 @@ impl MigrationChecks {
                 }
             }
             NodeEnum::RenameStmt(rename) => {
-                let table = rename.relation.as_ref().map(table_key);
-                let Some(table) = table else { return };
-                if schema.is_new(&table) {
+                let Some(table) = rename.relation.as_ref().map(|rv| schema.table(rv)) else {
+                    return;
+                };
+                let new = schema.is_new(&table);
+                if rename.rename_type == ObjectType::ObjectTable as i32 {
+                    // Renamed in the schema it is in.
+                    let renamed = match table.rsplit_once('.') {
+                        Some((in_schema, _)) => format!("{in_schema}.{}", rename.newname),
+                        None => rename.newname.clone(),
+                    };
+                    schema.rename_table(&table, &renamed);
+                } else if rename.rename_type == ObjectType::ObjectColumn as i32 {
+                    schema.rename_column(&table, &rename.subname, &rename.newname);
+                }
+                if new {
                     return;
                 }
                 let at_table = rename.relation.as_ref().map(|r| at(r.location)).unwrap_or(base);
@@ -162,7 +178,6 @@ impl MigrationChecks {
                         ),
                     );
                 } else if rename.rename_type == ObjectType::ObjectColumn as i32 {
-                    schema.rename_column(&table, &rename.subname, &rename.newname);
                     hit.table(
                         Rule::RenameColumn,
                         at_table,
@@ -175,10 +190,15 @@ impl MigrationChecks {
                 }
             }
             NodeEnum::DropStmt(drop) => self.drop(drop, base, schema, hit),
+            NodeEnum::DoStmt(_) => self.do_block(text, base, schema, &mut *hit.0),
             NodeEnum::CreateEnumStmt(create) => {
-                let name = dotted(&create.type_name);
+                let (in_schema, bare) = state::split(&create.type_name);
+                // Made again by drizzle-kit's value removal under the name it was dropped by.
+                let dropped = &self.dropped_enums;
+                let name = schema.resolve(in_schema, bare, |k| dropped.contains_key(k), dropped.keys());
                 let values: Vec<String> = create.vals.iter().filter_map(string_value).map(str::to_string).collect();
                 let recreated = self.dropped_enums.contains_key(&name);
+                let name = if recreated { name } else { schema.new_key(in_schema, bare) };
                 if let Some(dropped) = self.dropped_enums.remove(&name) {
                     let removed: Vec<String> = match &dropped.values {
                         Some(old) => old.iter().filter(|v| !values.contains(v)).cloned().collect(),
@@ -204,7 +224,7 @@ impl MigrationChecks {
                 }
             }
             NodeEnum::AlterEnumStmt(alter) => {
-                let name = dotted(&alter.type_name);
+                let name = schema.enum_named(&alter.type_name);
                 if !alter.old_val.is_empty() {
                     hit.on_enum(
                         Rule::EnumValueRenamed,
@@ -219,6 +239,16 @@ impl MigrationChecks {
                     schema.add_enum_value(&name, &alter.new_val);
                     self.added_values.insert(alter.new_val.clone(), name);
                 }
+            }
+            NodeEnum::VariableSetStmt(set) if set.name.eq_ignore_ascii_case("search_path") => {
+                let first = set.args.first().and_then(|a| match a.node.as_ref()? {
+                    NodeEnum::AConst(c) => match c.val.as_ref()? {
+                        pg_query::protobuf::a_const::Val::Sval(s) => Some(s.sval.as_str()),
+                        _ => None,
+                    },
+                    _ => None,
+                });
+                schema.set_search_path(first);
             }
             NodeEnum::VariableSetStmt(set) if set.name.eq_ignore_ascii_case("lock_timeout") => {
                 hit.table(
@@ -305,8 +335,9 @@ impl MigrationChecks {
     fn drop(&mut self, drop: &pg_query::protobuf::DropStmt, base: usize, schema: &mut SchemaState, hit: &mut Sink) {
         for object in &drop.objects {
             let name = match object.node.as_ref() {
+                Some(NodeEnum::List(list)) if drop.remove_type == ObjectType::ObjectTable as i32 => schema.table_named(&list.items),
+                Some(NodeEnum::TypeName(ty)) => schema.enum_named(&ty.names),
                 Some(NodeEnum::List(list)) => dotted(&list.items),
-                Some(NodeEnum::TypeName(ty)) => dotted(&ty.names),
                 _ => continue,
             };
             if drop.remove_type == ObjectType::ObjectTable as i32 {
@@ -328,10 +359,32 @@ impl MigrationChecks {
                         values,
                         in_use,
                         piece: self.piece,
-                        offset: base,
+                        offset: self.body_at.map_or(base, |at| at + base),
                     },
                 );
             }
+        }
+    }
+
+    /// The SQL statements of a `DO` block's body, checked as if written outside it: older
+    /// drizzle-kit wraps `CREATE TYPE` and foreign keys in `DO $$ BEGIN … EXCEPTION WHEN
+    /// duplicate_object THEN null; END $$;`, and what they build counts as built. PL/pgSQL's own
+    /// parser (libpg_query's) finds them; a body it cannot read is left alone.
+    fn do_block(&mut self, text: &str, base: usize, schema: &mut SchemaState, hits: &mut Vec<Hit>) {
+        for query in embedded_sql(text) {
+            let Ok(parsed) = parse::parse(&query) else { continue };
+            // Where the statement's text sits in the piece, so a finding points into the body.
+            let at = text.find(query.as_str()).map(|i| base + i);
+            let outer = self.body_at.replace(at.unwrap_or(base));
+            for p in &parsed {
+                let mut found = Vec::new();
+                self.check(&p.node, &query[p.start..p.end], p.start, schema, &mut found);
+                for mut h in found {
+                    h.offset = at.map_or(base, |at| at + h.offset);
+                    hits.push(h);
+                }
+            }
+            self.body_at = outer;
         }
     }
 
@@ -359,6 +412,40 @@ impl MigrationChecks {
             }
         }
     }
+}
+
+/// The SQL statements a `DO` block runs on its main path, in order: PL/pgSQL's `PLpgSQL_expr`
+/// queries of its plain SQL statements (`PLpgSQL_stmt_execsql`), outside exception handlers.
+pub fn embedded_sql(do_statement: &str) -> Vec<String> {
+    fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::Object(map) => {
+                if let Some(query) = map
+                    .get("PLpgSQL_stmt_execsql")
+                    .and_then(|s| s.pointer("/sqlstmt/PLpgSQL_expr/query"))
+                    .and_then(|q| q.as_str())
+                {
+                    out.push(query.to_string());
+                    return;
+                }
+                for (key, v) in map {
+                    if key != "exceptions" {
+                        walk(v, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if do_statement.contains('\0') {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if let Ok(json) = pg_query::parse_plpgsql(do_statement) {
+        walk(&json, &mut out);
+    }
+    out
 }
 
 fn add_column(col: &ColumnDef, table: &str, hit: &mut Sink) {

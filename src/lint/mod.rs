@@ -109,11 +109,14 @@ struct Found {
 }
 
 impl Analysis {
-    /// Whether any finding would change with the live tables' sizes (so they are worth reading).
+    /// Whether any finding's grade depends on the live tables (so they are worth reading): the
+    /// size of a table a scan or a rewrite is about, or whether a table a pending migration
+    /// creates is there already (`CREATE TABLE IF NOT EXISTS` over a live one). When none does,
+    /// grading against no sizes at all gives the same findings.
     pub fn wants_live_sizes(&self) -> bool {
-        self.found
-            .iter()
-            .any(|f| f.finding.table.is_some() && matches!(f.finding.rule.cost(), Cost::Scan | Cost::Rewrite))
+        self.found.iter().any(|f| {
+            f.finding.table.is_some() && (f.table_created_by_linted || matches!(f.finding.rule.cost(), Cost::Scan | Cost::Rewrite))
+        })
     }
 
     /// The findings; with `live`, the findings about a scan or a rewrite carry the table's size
@@ -301,18 +304,24 @@ fn waiver_for(piece: &Piece, rule: Rule, offset: usize) -> Option<String> {
 
 /// A statement that cannot run in a transaction, in a migration with statements that could and
 /// no `no-transaction` marker: the tool then runs each statement on its own commit, so the
-/// others lose the all-or-nothing the author may have counted on.
+/// others lose the all-or-nothing the author may have counted on. Not when the file itself ends
+/// the transaction before it (its own `COMMIT`, a convention teams document for concurrent index
+/// builds under drizzle-orm's one transaction): the author chose to run it outside one, and
+/// groups what belongs together in its own `BEGIN … COMMIT`. Inside such a `BEGIN` it is mixed.
 fn non_transactional_mixed(m: &Migration, pieces: &[Piece], hits: &mut Vec<(usize, Hit)>) {
-    let transactional = pieces.iter().filter(|p| p.statement.autocommit_reason().is_none()).count();
+    let transactional = pieces
+        .iter()
+        .filter(|p| p.statement.autocommit_reason().is_none() && !only_transaction_control(p))
+        .count();
     let marked = matches!(&m.mode, TransactionMode::Autocommit { .. }) && m.marked_no_transaction;
     if transactional == 0 || marked {
         return;
     }
     // One finding per migration, at its first such statement: the rule is about the migration.
-    let first = pieces
-        .iter()
-        .enumerate()
-        .find_map(|(i, p)| p.statement.autocommit_reason().map(|r| (i, p, r)));
+    let first = pieces.iter().enumerate().find_map(|(i, p)| {
+        let reason = p.statement.autocommit_reason()?;
+        in_transaction_at(pieces, i).then_some((i, p, reason))
+    });
     if let Some((index, piece, reason)) = first {
         let offset = piece.parsed.first().map(|p| p.start).unwrap_or(0);
         hits.push((
@@ -328,6 +337,45 @@ fn non_transactional_mixed(m: &Migration, pieces: &[Piece], hits: &mut Vec<(usiz
             },
         ));
     }
+}
+
+/// Whether the piece at `index` starts its work inside a transaction, as the file was written
+/// for drizzle-orm: inside the one drizzle-orm opens, until the file's own `COMMIT` (or
+/// `ROLLBACK`, `END`, `PREPARE TRANSACTION`) ends it; inside again after its own `BEGIN`.
+fn in_transaction_at(pieces: &[Piece], index: usize) -> bool {
+    let mut open = true;
+    let statements = pieces[..=index]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| p.parsed.iter().map(move |s| (i, s)));
+    for (i, statement) in statements {
+        match transaction_control(&statement.node) {
+            Some(now_open) => open = now_open.unwrap_or(open),
+            // The piece's first statement that is not transaction control: where it starts work.
+            None if i == index => return open,
+            None => {}
+        }
+    }
+    open
+}
+
+/// `Some(Some(open))` for a statement that opens or ends the transaction, `Some(None)` for other
+/// transaction control (a savepoint), `None` for anything else.
+fn transaction_control(node: &pg_query::NodeEnum) -> Option<Option<bool>> {
+    use pg_query::protobuf::TransactionStmtKind as Kind;
+    let pg_query::NodeEnum::TransactionStmt(t) = node else {
+        return None;
+    };
+    Some(match Kind::try_from(t.kind).ok()? {
+        Kind::TransStmtBegin | Kind::TransStmtStart => Some(true),
+        Kind::TransStmtCommit | Kind::TransStmtRollback | Kind::TransStmtPrepare => Some(false),
+        _ => None,
+    })
+}
+
+/// A piece of `BEGIN`, `COMMIT` and the like only: nothing of its own to keep all-or-nothing.
+fn only_transaction_control(piece: &Piece) -> bool {
+    !piece.parsed.is_empty() && piece.parsed.iter().all(|s| transaction_control(&s.node).is_some())
 }
 
 /// What the gate refuses with.

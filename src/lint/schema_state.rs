@@ -27,6 +27,11 @@ pub struct SchemaState {
     /// check has proved (validated): `SET NOT NULL` then skips its scan.
     not_null_checks: BTreeMap<(String, String), String>,
     proven_not_null: BTreeSet<(String, String)>,
+    /// Tables the history has created and not dropped, by key.
+    tables: BTreeSet<String>,
+    /// The schema a `SET search_path` of the files puts unqualified new names in; `None`: the
+    /// session's own, which the files do not tell (public, or a schema named like the role).
+    creation_schema: Option<String>,
 }
 
 impl SchemaState {
@@ -38,6 +43,7 @@ impl SchemaState {
     }
 
     pub fn created_table(&mut self, table: &str) {
+        self.tables.insert(table.to_string());
         self.created_here.insert(table.to_string());
         if self.linting {
             self.created_by_linted.insert(table.to_string());
@@ -68,8 +74,34 @@ impl SchemaState {
     }
 
     pub fn drop_table(&mut self, table: &str) {
+        self.tables.remove(table);
         self.columns.retain(|(t, _), _| t != table);
         self.created_here.remove(table);
+    }
+
+    /// `ALTER TABLE … RENAME TO`: the table is the same one under its new name, as new (or as
+    /// created by a linted migration) as it was, with its columns. The old name stays known as
+    /// created, for the findings about it before the rename.
+    pub fn rename_table(&mut self, from: &str, to: &str) {
+        let moved: Vec<(String, ColumnType)> = self
+            .columns
+            .iter()
+            .filter(|((t, _), _)| t == from)
+            .map(|((_, c), ty)| (c.clone(), ty.clone()))
+            .collect();
+        self.columns.retain(|(t, _), _| t != from);
+        for (column, ty) in moved {
+            self.columns.insert((to.to_string(), column), ty);
+        }
+        if self.tables.remove(from) {
+            self.tables.insert(to.to_string());
+        }
+        if self.created_here.remove(from) {
+            self.created_here.insert(to.to_string());
+        }
+        if self.created_by_linted.contains(from) {
+            self.created_by_linted.insert(to.to_string());
+        }
     }
 
     pub fn rename_column(&mut self, table: &str, from: &str, to: &str) {
@@ -129,11 +161,75 @@ impl SchemaState {
     }
 }
 
-/// The key a table is known by: `public` is left out, as drizzle-kit writes it both ways.
-pub fn table_key(rv: &RangeVar) -> String {
-    qualified(&rv.schemaname, &rv.relname)
+/// Names resolved as Postgres resolves them, as far as the files tell: an unqualified name is
+/// created in the first schema of the search_path, and found in the first schema of it that
+/// has one.
+impl SchemaState {
+    /// `SET search_path`: where the statements after it create unqualified names. `None` when
+    /// reset, or when it starts with `"$user"` (the role's name, not known here).
+    pub fn set_search_path(&mut self, first: Option<&str>) {
+        self.creation_schema = first.filter(|s| *s != "$user").map(str::to_string);
+    }
+
+    /// The key of a table or type a statement creates.
+    pub fn new_key(&self, schema: &str, name: &str) -> String {
+        match (schema, &self.creation_schema) {
+            ("", Some(path)) => qualified(path, name),
+            _ => qualified(schema, name),
+        }
+    }
+
+    /// The key of the table a statement names.
+    pub fn table(&self, rv: &RangeVar) -> String {
+        self.resolve(&rv.schemaname, &rv.relname, |k| self.tables.contains(k), self.tables.iter())
+    }
+
+    /// The key of the table or type a dotted name (`"public"."t"`, `"t"`) names.
+    pub fn table_named(&self, names: &[Node]) -> String {
+        let (schema, name) = split(names);
+        self.resolve(schema, name, |k| self.tables.contains(k), self.tables.iter())
+    }
+
+    pub fn enum_named(&self, names: &[Node]) -> String {
+        let (schema, name) = split(names);
+        self.resolve(schema, name, |k| self.enums.contains_key(k), self.enums.keys())
+    }
+
+    /// The known name a statement means: qualified, the one of that schema, or else one created
+    /// unqualified under that name (the session's search_path put it in that schema, which the
+    /// files did not say); unqualified, the one of the creation schema, or else the only known
+    /// one of that name in any schema.
+    pub fn resolve<'k>(&self, schema: &str, name: &str, known: impl Fn(&str) -> bool, keys: impl Iterator<Item = &'k String>) -> String {
+        let key = self.new_key(schema, name);
+        if known(&key) {
+            return key;
+        }
+        if known(name) {
+            return name.to_string();
+        }
+        if !schema.is_empty() {
+            return key;
+        }
+        let suffix = format!(".{name}");
+        let mut elsewhere = keys.filter(|k| k.ends_with(&suffix));
+        match (elsewhere.next(), elsewhere.next()) {
+            (Some(only), None) => only.clone(),
+            _ => key,
+        }
+    }
 }
 
+/// A dotted name's schema (empty when unqualified) and name.
+pub fn split(names: &[Node]) -> (&str, &str) {
+    let parts: Vec<&str> = names.iter().filter_map(string_value).collect();
+    match parts.as_slice() {
+        [.., schema, name] => (schema, name),
+        [name] => ("", name),
+        [] => ("", ""),
+    }
+}
+
+/// The key a table or type is known by: `public` is left out, as drizzle-kit writes it both ways.
 pub fn qualified(schema: &str, name: &str) -> String {
     if schema.is_empty() || schema == "public" {
         name.to_string()

@@ -292,3 +292,107 @@ fn findings_name_the_file_line_and_excerpt() {
     assert_eq!(json["rule"], "drop-column");
     assert_eq!(json["level"], "error");
 }
+
+/// A database none of whose tables exist yet: every migration is pending (a fresh build).
+fn fresh() -> LiveTables {
+    LiveTables {
+        sizes: BTreeMap::new(),
+        large_table_rows: DEFAULT_LARGE_TABLE_ROWS,
+    }
+}
+
+fn rules(found: &[Finding]) -> Vec<&'static str> {
+    found.iter().map(|f| f.rule.id()).collect()
+}
+
+#[test]
+fn a_fresh_build_grades_every_finding_about_what_the_run_created_away() {
+    let files = [CREATE_ITEMS, "ALTER TABLE \"wishlist_items\" DROP COLUMN \"name\";"];
+    assert_eq!(rules(&run(&files, None)), ["drop-column"]);
+    assert_eq!(rules(&run(&files, Some(&fresh()))), Vec::<&str>::new());
+    // The gate must grade it against the database even though no size matters to a drop: whether
+    // the table is already there decides.
+    let ms = migrations(&files);
+    let refs: Vec<&Migration> = ms.iter().collect();
+    assert!(analyse(Layout::Journal, &refs, |_| true).wants_live_sizes());
+}
+
+#[test]
+fn an_enum_created_inside_a_do_block_is_created() {
+    let wrapped = "DO $$ BEGIN\n CREATE TYPE \"public\".\"kind\" AS ENUM('a', 'b');\nEXCEPTION\n WHEN duplicate_object THEN null;\nEND $$;\n--> statement-breakpoint\nCREATE TABLE \"t\" (\"id\" integer, \"k\" \"kind\");";
+    let drop = "ALTER TABLE \"t\" DROP COLUMN \"k\";--> statement-breakpoint\nDROP TYPE \"public\".\"kind\";";
+    // Known, with its values: dropping it once nothing uses it is fine, even offline.
+    assert_eq!(rules_of_last(&[wrapped, drop]), ["drop-column"]);
+    assert_eq!(rules(&run(&[wrapped, drop], Some(&fresh()))), Vec::<&str>::new());
+    // Removing a value of it is seen as a removal, not as a drop of an unknown type.
+    let removal = "ALTER TABLE \"t\" ALTER COLUMN \"k\" SET DATA TYPE text;--> statement-breakpoint\nDROP TYPE \"public\".\"kind\";--> statement-breakpoint\nCREATE TYPE \"public\".\"kind\" AS ENUM('a');--> statement-breakpoint\nALTER TABLE \"t\" ALTER COLUMN \"k\" SET DATA TYPE \"public\".\"kind\" USING \"k\"::\"public\".\"kind\";";
+    let found = rules_of_last(&[wrapped, removal]);
+    assert!(found.contains(&"enum-value-removed"), "{found:?}");
+    assert!(!found.contains(&"enum-type-dropped"), "{found:?}");
+    assert_eq!(rules(&run(&[wrapped, removal], Some(&fresh()))), Vec::<&str>::new());
+}
+
+#[test]
+fn statements_inside_a_do_block_are_checked_where_they_are_written() {
+    let fk = "DO $$ BEGIN\n ALTER TABLE \"wishlist_items\" DROP COLUMN \"name\";\nEXCEPTION\n WHEN undefined_column THEN null;\nEND $$;";
+    let found = run(&[CREATE_ITEMS, fk], None);
+    assert_eq!(rules(&found), ["drop-column"]);
+    assert_eq!((found[0].line, found[0].column), (2, 14), "{:?}", found[0]);
+    // Also a finding made when the migration ends (an unknown type dropped and not made again).
+    let dropped = run(&["SELECT 1;", "DO $$ BEGIN\n DROP TYPE \"mystery\";\nEND $$;"], None);
+    assert_eq!(rules(&dropped), ["enum-type-dropped"]);
+    assert_eq!((dropped[0].line, dropped[0].column), (2, 2), "{:?}", dropped[0]);
+    // Only the main path: what an exception handler would run is not what the block built.
+    assert_eq!(
+        checks::embedded_sql("DO $$ BEGIN CREATE TYPE a AS ENUM('x'); EXCEPTION WHEN duplicate_object THEN DROP TYPE b; END $$;"),
+        ["CREATE TYPE a AS ENUM('x')"]
+    );
+}
+
+#[test]
+fn a_table_renamed_by_the_run_is_still_one_the_run_created() {
+    let renamed = "ALTER TABLE \"wishlist_items\" RENAME TO \"items\";";
+    let later = "ALTER TABLE \"items\" ALTER COLUMN \"name\" SET DATA TYPE varchar(300);--> statement-breakpoint\nALTER TABLE \"items\" DROP COLUMN \"name\";";
+    // Offline the rename is reported, and the renamed table keeps its columns' types.
+    assert_eq!(rules_of_last(&[CREATE_ITEMS, renamed, later]), ["drop-column"]);
+    assert_eq!(rules(&run(&[CREATE_ITEMS, renamed, later], Some(&fresh()))), Vec::<&str>::new());
+    // Renamed in the migration that creates it: still new there.
+    let same =
+        format!("{CREATE_ITEMS}--> statement-breakpoint\n{renamed}--> statement-breakpoint\nALTER TABLE \"items\" DROP COLUMN \"name\";");
+    assert_eq!(rules_of_last(&[&same]), Vec::<&str>::new());
+}
+
+#[test]
+fn a_file_that_ends_the_transaction_itself_may_build_concurrently_after_it() {
+    let commit_first = "COMMIT;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"name\");";
+    assert_eq!(after_items(commit_first), Vec::<&str>::new());
+    let grouped = "COMMIT;--> statement-breakpoint\nBEGIN;--> statement-breakpoint\nALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;--> statement-breakpoint\nALTER TABLE \"wishlist_items\" ADD COLUMN \"m\" text;--> statement-breakpoint\nCOMMIT;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"n\");";
+    assert_eq!(after_items(grouped), Vec::<&str>::new());
+    let ended_after = "ALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;--> statement-breakpoint\nCOMMIT;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"n\");";
+    assert_eq!(after_items(ended_after), Vec::<&str>::new());
+    // Still mixed: the build inside the file's own BEGIN, or before its COMMIT.
+    let inside = "COMMIT;--> statement-breakpoint\nBEGIN;--> statement-breakpoint\nALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"n\");--> statement-breakpoint\nCOMMIT;";
+    assert_eq!(after_items(inside), ["non-transactional-mixed"]);
+    let before = "ALTER TABLE \"wishlist_items\" ADD COLUMN \"n\" text;--> statement-breakpoint\nCREATE INDEX CONCURRENTLY \"i\" ON \"wishlist_items\" (\"n\");--> statement-breakpoint\nCOMMIT;";
+    assert_eq!(after_items(before), ["non-transactional-mixed"]);
+}
+
+#[test]
+fn names_resolve_as_postgres_resolves_them() {
+    let kind =
+        "CREATE TYPE \"kind\" AS ENUM('a', 'b');--> statement-breakpoint\nCREATE TABLE \"app\".\"t\" (\"id\" integer, \"k\" \"kind\");";
+    let gone = "ALTER TABLE \"app\".\"t\" DROP COLUMN \"k\";--> statement-breakpoint\nDROP TYPE \"app\".\"kind\";";
+    // Created unqualified (in whichever schema the session's search_path puts it), dropped
+    // qualified: the same type, known with its values and no longer used.
+    assert_eq!(rules_of_last(&[kind, gone]), ["drop-column"]);
+    assert_eq!(rules(&run(&[kind, gone], Some(&fresh()))), Vec::<&str>::new());
+    let public = "DROP TABLE \"app\".\"t\";--> statement-breakpoint\nDROP TYPE \"public\".\"kind\";";
+    assert_eq!(rules(&run(&[kind, public], Some(&fresh()))), Vec::<&str>::new());
+    // Qualified when created, unqualified later: the only one of that name.
+    let qualified = "CREATE TYPE \"app\".\"mood\" AS ENUM('a', 'b');";
+    let recreated = "DROP TYPE \"mood\";--> statement-breakpoint\nCREATE TYPE \"app\".\"mood\" AS ENUM('a');";
+    assert_eq!(rules_of_last(&[qualified, recreated]), ["enum-value-removed"]);
+    // A search_path the file sets decides where its unqualified names are created.
+    let set = "SET search_path TO app, public;--> statement-breakpoint\nCREATE TABLE \"t\" (\"id\" integer, \"x\" text);--> statement-breakpoint\nALTER TABLE \"app\".\"t\" DROP COLUMN \"x\";";
+    assert_eq!(rules_of_last(&[set]), Vec::<&str>::new());
+}

@@ -24,6 +24,7 @@ mod lambda;
 mod lambda_faults;
 mod lambda_runtime;
 mod lint;
+mod lint_fresh_build;
 mod malformed;
 mod metrics;
 mod migrate;
