@@ -2,6 +2,7 @@
 //! handler that calls the same run loop as the CLI.
 
 pub mod cfn;
+pub mod deadline;
 pub mod error;
 pub mod function;
 pub mod metrics;
