@@ -107,11 +107,7 @@ pub async fn read_profiles(profiles: &[String], prefix: &str, with_history: bool
     };
     let mut published: Vec<Published> = Vec::new();
     for profile in accounts {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(name) = profile {
-            loader = loader.profile_name(name);
-        }
-        let found = read(&Client::new(&loader.load().await), prefix, with_history)
+        let found = read(&Client::new(&super::sdk_config(profile).await), prefix, with_history)
             .await
             .map_err(|e| (profile.unwrap_or("default").to_string(), e))?;
         for f in found {

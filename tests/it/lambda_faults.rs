@@ -233,3 +233,31 @@ async fn hostile_events_are_typed_errors_and_the_container_keeps_serving() {
     let status = response(lambda.invoke(json!({"action": "status"})), "the same container afterwards");
     assert_eq!(status["status"], "pending");
 }
+
+/// An endpoint that accepts the connection and never answers (a VPC endpoint behind the wrong
+/// security group, a stuck proxy): each AWS call gives up after its operation timeout instead of
+/// holding the run until the invocation's deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secrets_manager_that_never_answers_fails_within_the_operation_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        // Accepted and kept open, never read from or answered.
+        let mut streams = Vec::new();
+        for stream in silent.incoming().take(8) {
+            streams.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+    });
+    let stack = Stack::new().await;
+    let lambda = stack.start(&[("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint.as_str())]);
+    let started = Instant::now();
+    let (error_type, message) = lambda
+        .invoke_with_deadline(json!({"action": "migrate"}), Duration::from_secs(120))
+        .expect_error("migrate");
+    let took = started.elapsed();
+    assert_eq!(error_type, "SecretUnavailable", "{message}");
+    assert!(took < Duration::from_secs(30), "waited {took:?} on an endpoint that never answers");
+    assert!(ledger(&stack.db).await.is_empty(), "nothing ran without credentials");
+    drop(held);
+}
