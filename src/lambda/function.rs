@@ -171,9 +171,14 @@ impl Function {
                         Err(e) => {
                             let error = InvocationError::from(e);
                             metrics::emit_failure(&self.environment, Some(crate::engine::Action::Migrate), error.error_type().as_str());
-                            let physical_id = cfn.envelope.physical_resource_id.clone().unwrap_or_else(|| self.physical_resource_id());
+                            let physical_id = cfn
+                                .envelope
+                                .physical_resource_id
+                                .clone()
+                                .unwrap_or_else(|| self.physical_resource_id());
                             let answer = Answer::failed(reason_of(&error));
-                            self.respond(&cfn.envelope, physical_id, &answer, Instant::now() + CFN_RESPONSE_RESERVE).await
+                            self.respond(&cfn.envelope, physical_id, &answer, Instant::now() + CFN_RESPONSE_RESERVE)
+                                .await
                         }
                     }
                 }
@@ -467,7 +472,11 @@ impl Function {
     /// through the SSM state) by another one: a redelivered request is answered the same, not
     /// migrated twice.
     fn answered_here(&self, request: &CfnRequest) -> Option<Answer> {
-        self.answered.lock().expect("not poisoned").get(&request.envelope.request_id).cloned()
+        self.answered
+            .lock()
+            .expect("not poisoned")
+            .get(&request.envelope.request_id)
+            .cloned()
     }
 
     async fn answered_before(&self, request: &CfnRequest) -> Option<Answer> {

@@ -252,10 +252,15 @@ fn the_function_role_reads_only_the_other_environments_states() {
     assert!(!ssm_resources.is_empty());
     for resource in &ssm_resources {
         assert!(
-            resource.starts_with("wishlist/${AppEnv}/") || *resource == "wishlist/${AppEnv}/migrations" || *resource == "wishlist/*/migrations/state",
+            resource.starts_with("wishlist/${AppEnv}/")
+                || *resource == "wishlist/${AppEnv}/migrations"
+                || *resource == "wishlist/*/migrations/state",
             "the role reaches beyond its own environment and the others' states: parameter/{resource}"
         );
     }
     assert!(ssm_resources.contains(&"wishlist/*/migrations/state"), "{ssm_resources:?}");
-    assert!(!template.contains("ssm:GetParametersByPath"), "GetParametersByPath returns every parameter below its path");
+    assert!(
+        !template.contains("ssm:GetParametersByPath"),
+        "GetParametersByPath returns every parameter below its path"
+    );
 }

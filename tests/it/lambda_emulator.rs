@@ -54,7 +54,14 @@ async fn cargo_lambda_watch_and_invoke_run_a_migrate() {
     let port = pick_port();
     let mut watch = Command::new(cargo_lambda());
     watch
-        .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port"])
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+        ])
         .arg(port.to_string())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
@@ -94,7 +101,12 @@ async fn cargo_lambda_watch_and_invoke_run_a_migrate() {
     let logs = || String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
 
     let status = invoke(port, &["--data-file", "events/status.json"]);
-    assert!(status.status.success(), "status: {}\n{}", String::from_utf8_lossy(&status.stderr), logs());
+    assert!(
+        status.status.success(),
+        "status: {}\n{}",
+        String::from_utf8_lossy(&status.stderr),
+        logs()
+    );
     let migrate = invoke(port, &["--data-file", "events/migrate.json"]);
     let stdout = String::from_utf8_lossy(&migrate.stdout);
     assert!(

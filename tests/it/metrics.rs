@@ -163,3 +163,27 @@ async fn a_refused_request_still_emits_its_document() {
     assert_eq!(refused[0]["ErrorType"], "InvalidRequest");
     assert_eq!(refused[0]["MigrationFailures"], 0);
 }
+
+/// What no EMF line can report (a timeout, a crash) reaches an alarm through Lambda's own
+/// `Errors`, less the busy locks the release workflow retries by design.
+#[test]
+fn the_template_alarms_on_the_functions_errors_but_not_a_busy_lock() {
+    let template = std::fs::read_to_string(repo_path("template.yaml")).unwrap();
+    let alarm: String = template
+        .lines()
+        .skip_while(|l| *l != "  FunctionErrorsAlarm:")
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!alarm.is_empty(), "no FunctionErrorsAlarm in template.yaml");
+    for needle in [
+        "Type: AWS::CloudWatch::Alarm",
+        "Namespace: AWS/Lambda",
+        "MetricName: Errors",
+        "MetricName: LockBusy",
+        "errors, 0) - FILL(busy",
+    ] {
+        assert!(alarm.contains(needle), "{needle} missing from:\n{alarm}");
+    }
+}

@@ -94,13 +94,7 @@ impl RuntimeApi {
 
     /// Queues an event and waits for its answer, or returns None after `wait`
     /// (or as soon as `give_up()` says so, e.g. because the function died).
-    pub fn invoke_raw(
-        &self,
-        body: Vec<u8>,
-        deadline_in: Duration,
-        wait: Duration,
-        give_up: impl FnMut() -> bool,
-    ) -> Option<Invocation> {
+    pub fn invoke_raw(&self, body: Vec<u8>, deadline_in: Duration, wait: Duration, give_up: impl FnMut() -> bool) -> Option<Invocation> {
         self.invoke_queued(body, deadline_in, None, wait, give_up)
     }
 
