@@ -21,7 +21,7 @@ use crate::error::{public_message, Classified, ErrorType};
 use crate::lambda::cfn::{self, Answer, CfnRequest, Envelope, Malformed, RequestType, ResponseUrlPolicy};
 use crate::lambda::deadline::{self, Deadline, DeadlineError};
 use crate::lambda::error::InvocationError;
-use crate::lambda::metrics;
+use crate::lambda::metrics::{self, Invoker};
 use crate::lambda::request::{self, Request, RequestError};
 use crate::migrations::source::MigrationSource;
 use crate::report::{Failure, Report, Status};
@@ -238,7 +238,7 @@ impl Function {
             };
             self.record(report, None).await;
         }
-        metrics::emit(report_of(&result));
+        metrics::emit(report_of(&result), Invoker::Direct);
         match result {
             Ok(report) => Ok(serde_json::to_value(&report).expect("report serializes")),
             Err(failure) => Err(failure.error),
@@ -424,7 +424,7 @@ impl Function {
             };
             self.record(report, Some(&request.envelope.request_id)).await;
         }
-        metrics::emit(report_of(&result));
+        metrics::emit(report_of(&result), Invoker::CloudFormation);
         match result {
             Ok(report) => Answer {
                 success: true,
@@ -444,7 +444,7 @@ impl Function {
     async fn cfn_rollback_update(&self, request: &CfnRequest, deadline: Instant) -> Answer {
         let requested = request.function_version.as_deref().unwrap_or("?");
         let result = self.run(Command::Status, deadline).await;
-        metrics::emit(report_of(&result));
+        metrics::emit(report_of(&result), Invoker::CloudFormation);
         match result {
             Ok(report) => Answer {
                 success: true,

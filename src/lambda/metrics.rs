@@ -19,18 +19,25 @@ pub const NAMESPACE: &str = "WishlistMigrator";
 /// The `Action` of an invocation whose request could not be read.
 pub const UNKNOWN_ACTION: &str = "unknown";
 
-/// Whether a run with this outcome is a failure someone must look at: a run that could change
-/// the schema and stopped with an error, except a busy lock, which the release workflow waits
-/// out and retries by design (counted as `LockBusy` instead).
-fn failed(action: Option<Action>, error_type: Option<&str>) -> (bool, bool) {
-    let busy = error_type == Some(ErrorType::MigrationLockBusy.as_str());
+/// Who asked for the run: a busy lock is waited out and retried by the release workflow (a
+/// direct invocation), but fails a CloudFormation deployment, which nothing retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invoker {
+    Direct,
+    CloudFormation,
+}
+
+/// (`MigrationFailures`, `LockBusy`): a failure is a run that could change the schema and stopped
+/// with an error, except a busy lock the caller retries by design, counted as `LockBusy` instead.
+fn failed(action: Option<Action>, error_type: Option<&str>, invoker: Invoker) -> (bool, bool) {
+    let busy = error_type == Some(ErrorType::MigrationLockBusy.as_str()) && invoker == Invoker::Direct;
     let changes_schema = matches!(action, Some(Action::Migrate | Action::Rollback | Action::CheckRollback));
     (error_type.is_some() && changes_schema && !busy, busy)
 }
 
-/// One invocation's run document; `None` for what it did not get to measure.
-fn run_document(environment: &str, action: Option<Action>, error_type: Option<&str>, timestamp_ms: u64) -> Value {
-    let (failed, busy) = failed(action, error_type);
+/// One invocation's run document, zero for what it did not get to measure.
+fn run_document(environment: &str, action: Option<Action>, error_type: Option<&str>, invoker: Invoker, timestamp_ms: u64) -> Value {
+    let (failed, busy) = failed(action, error_type, invoker);
     let mut run = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
@@ -64,10 +71,10 @@ fn run_document(environment: &str, action: Option<Action>, error_type: Option<&s
 }
 
 /// The documents for one run: one for the run, one per migration it applied.
-pub fn documents(report: &Report, timestamp_ms: u64) -> Vec<Value> {
+pub fn documents(report: &Report, invoker: Invoker, timestamp_ms: u64) -> Vec<Value> {
     let drifted = matches!(report.action, Action::Drift | Action::Verify) && report.differences.as_ref().is_some_and(|d| !d.is_empty());
     let error_type = report.error.as_ref().map(|e| e.error_type.as_str());
-    let mut run = run_document(&report.environment, Some(report.action), error_type, timestamp_ms);
+    let mut run = run_document(&report.environment, Some(report.action), error_type, invoker, timestamp_ms);
     run["MigrationsApplied"] = json!(report.applied.len());
     run["RunDurationMs"] = json!(report.duration_ms);
     run["LockWaitMs"] = json!(report.lock_wait_ms);
@@ -98,7 +105,8 @@ pub fn documents(report: &Report, timestamp_ms: u64) -> Vec<Value> {
 /// The document of an invocation that ended without a report (a panic, an abandoned run, a
 /// request or deadline refused before the run): failures must reach the alarm too.
 pub fn failure_document(environment: &str, action: Option<Action>, error_type: &str, timestamp_ms: u64) -> Value {
-    let mut run = run_document(environment, action, Some(error_type), timestamp_ms);
+    // Never a busy lock: that error comes with a report.
+    let mut run = run_document(environment, action, Some(error_type), Invoker::CloudFormation, timestamp_ms);
     run["Status"] = json!("failed");
     run
 }
@@ -110,8 +118,8 @@ fn now_ms() -> u64 {
 }
 
 /// Emits the run's documents as events on [`METRICS`].
-pub fn emit(report: &Report) {
-    for document in documents(report, now_ms()) {
+pub fn emit(report: &Report, invoker: Invoker) {
+    for document in documents(report, invoker, now_ms()) {
         tracing::info!(target: METRICS, emf = %document);
     }
 }
@@ -176,7 +184,7 @@ mod tests {
                 duration_ms: 70,
             },
         ];
-        let docs = documents(&r, 1_700_000_000_000);
+        let docs = documents(&r, Invoker::Direct, 1_700_000_000_000);
         assert_eq!(docs.len(), 3);
         let run = &docs[0];
         assert_eq!(run["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
@@ -208,7 +216,7 @@ mod tests {
     fn failures_and_drift_are_counted() {
         let mut failed = report(Action::Migrate);
         failed.error = Some(crate::report::ErrorReport::of(&crate::engine::Error::Deadline { during: "x" }));
-        let docs = documents(&failed, 0);
+        let docs = documents(&failed, Invoker::Direct, 0);
         assert_eq!(docs[0]["MigrationFailures"], 1);
         assert_eq!(docs[0]["ErrorType"], "DeadlineExceeded");
         let mut drift = report(Action::Drift);
@@ -218,8 +226,8 @@ mod tests {
             expected: None,
             actual: Some("text".into()),
         }]);
-        assert_eq!(documents(&drift, 0)[0]["DriftDetected"], 1);
-        assert_eq!(documents(&drift, 0)[0]["MigrationFailures"], 0);
+        assert_eq!(documents(&drift, Invoker::Direct, 0)[0]["DriftDetected"], 1);
+        assert_eq!(documents(&drift, Invoker::Direct, 0)[0]["MigrationFailures"], 0);
     }
 
     #[test]
@@ -228,11 +236,15 @@ mod tests {
         let mut error = crate::report::ErrorReport::of(&crate::engine::Error::Deadline { during: "x" });
         error.error_type = ErrorType::MigrationLockBusy;
         busy.error = Some(error);
-        let run = &documents(&busy, 0)[0];
+        let run = &documents(&busy, Invoker::Direct, 0)[0];
         assert_eq!(run["ErrorType"], "MigrationLockBusy");
         assert_eq!(run["MigrationFailures"], 0, "the workflow retries a busy lock: {run}");
         assert_eq!(run["LockBusy"], 1);
-        assert_eq!(documents(&report(Action::Migrate), 0)[0]["LockBusy"], 0);
+        assert_eq!(documents(&report(Action::Migrate), Invoker::Direct, 0)[0]["LockBusy"], 0);
+        // Nothing retries a CloudFormation deployment that found the lock busy.
+        let deploy = &documents(&busy, Invoker::CloudFormation, 0)[0];
+        assert_eq!(deploy["MigrationFailures"], 1, "{deploy}");
+        assert_eq!(deploy["LockBusy"], 0);
     }
 
     #[test]
