@@ -21,6 +21,7 @@ use crate::error::{public_message, Classified, ErrorType};
 use crate::lambda::cfn::{self, Answer, CfnRequest, Envelope, Malformed, RequestType, ResponseUrlPolicy};
 use crate::lambda::deadline::{self, Deadline, DeadlineError};
 use crate::lambda::error::InvocationError;
+use crate::lambda::guard::{guard, Guarded};
 use crate::lambda::metrics::{self, Invoker};
 use crate::lambda::request::{self, Request, RequestError};
 use crate::migrations::source::MigrationSource;
@@ -30,8 +31,6 @@ use crate::report::{Failure, Report, Status};
 const DEFAULT_MARGIN: Duration = Duration::from_secs(5);
 /// Kept back from a custom resource's work so the response can still be delivered.
 const CFN_RESPONSE_RESERVE: Duration = Duration::from_secs(3);
-/// Time a run gets past its deadline to wind down (roll back, unlock) before it is abandoned.
-const WIND_DOWN: Duration = Duration::from_secs(2);
 /// The errorType of an invocation whose handler panicked.
 const PANICKED: &str = "InternalError";
 
@@ -565,33 +564,4 @@ fn data(report: &Report) -> HashMap<String, String> {
         ("AppliedCount".to_string(), report.applied.len().to_string()),
         ("RunId".to_string(), report.run_id.clone()),
     ])
-}
-
-enum Guarded<T> {
-    Done(T),
-    Panicked(String),
-    Abandoned,
-}
-
-/// Awaits spawned work, turning a panic into a value and giving up shortly after `deadline`
-/// (aborting the task drops its connection, so the server rolls back and frees the lock).
-async fn guard<T>(work: tokio::task::JoinHandle<T>, deadline: Instant) -> Guarded<T> {
-    let abort = work.abort_handle();
-    match tokio::time::timeout_at((deadline + WIND_DOWN).into(), work).await {
-        Ok(Ok(value)) => Guarded::Done(value),
-        Ok(Err(e)) if e.is_panic() => {
-            let payload = e.into_panic();
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Guarded::Panicked(message)
-        }
-        Ok(Err(_)) => Guarded::Panicked("task cancelled".into()),
-        Err(_) => {
-            abort.abort();
-            Guarded::Abandoned
-        }
-    }
 }

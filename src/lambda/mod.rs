@@ -5,6 +5,7 @@ pub mod cfn;
 pub mod deadline;
 pub mod error;
 pub mod function;
+pub mod guard;
 pub mod metrics;
 pub mod request;
 
