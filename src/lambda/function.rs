@@ -163,11 +163,12 @@ impl Function {
             Ok(Request::CloudFormation(event)) => match CfnRequest::from_value(&event) {
                 Ok(cfn) => {
                     self.check_response_url(&cfn.envelope)?;
-                    match deadline {
-                        // Boxed: the custom resource path nests deep enough to strain rustc's layout queries.
-                        Ok(deadline) => Box::pin(self.cloudformation(cfn, deadline)).await,
+                    let deadline = match (deadline, cfn.request_type) {
+                        (Ok(deadline), _) => deadline,
+                        // A Delete runs nothing: answered as always, in the time kept for an answer.
+                        (Err(_), RequestType::Delete) => Instant::now() + CFN_RESPONSE_RESERVE,
                         // Nothing can run, but CloudFormation is still told why instead of waiting an hour.
-                        Err(e) => {
+                        (Err(e), _) => {
                             let error = InvocationError::from(e);
                             metrics::emit_failure(&self.environment, Some(crate::engine::Action::Migrate), error.error_type().as_str());
                             let physical_id = cfn
@@ -176,10 +177,13 @@ impl Function {
                                 .clone()
                                 .unwrap_or_else(|| self.physical_resource_id());
                             let answer = Answer::failed(reason_of(&error));
-                            self.respond(&cfn.envelope, physical_id, &answer, Instant::now() + CFN_RESPONSE_RESERVE)
-                                .await
+                            return self
+                                .respond(&cfn.envelope, physical_id, &answer, Instant::now() + CFN_RESPONSE_RESERVE)
+                                .await;
                         }
-                    }
+                    };
+                    // Boxed: the custom resource path nests deep enough to strain rustc's layout queries.
+                    Box::pin(self.cloudformation(cfn, deadline)).await
                 }
                 // Nothing runs: CloudFormation is told what is wrong instead of waiting an hour.
                 Err(Malformed::Answerable { envelope, reason }) => {

@@ -162,6 +162,10 @@ async fn a_missing_or_past_deadline_is_refused_before_anything_runs() {
     assert_eq!(answer["Status"], "FAILED");
     assert!(answer["Reason"].as_str().unwrap().starts_with("InvalidDeadline: "), "{answer}");
     assert!(ledger(&db).await.is_empty(), "nothing ran");
+    // A Delete runs nothing either way: it still succeeds, or the stack could never be deleted.
+    let delete = cfn_event("Delete", "req-past-delete", &server.url("/past-delete"), json!({}));
+    let returned = response(lambda.invoke_with_deadline_header(delete, "0"), "Delete");
+    assert_eq!(returned["Status"], "SUCCESS", "{returned}");
 
     // The same function still works with a deadline as AWS sends it.
     let migrated = response(lambda.invoke(json!({"action": "migrate"})), "migrate");
