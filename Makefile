@@ -35,7 +35,7 @@ test: bootstrap
 	python3 scripts/check-asl.py
 	@# Proves the arm64 Lambda still cross-compiles and links (zig), without release's LTO and
 	@# single codegen unit (Cargo.toml's lambda-check profile). Its own lambda dir, so it never
-	@# stands in for make lambda's artifact in target/lambda.
+	@# stands in for make lambda's artifact in $(CARGO_TARGET_DIR)/lambda.
 	@cmp -s .venv/bin/cargo-lambda $(CARGO_LAMBDA) || install -D -m 755 .venv/bin/cargo-lambda $(CARGO_LAMBDA)
 	$(CARGO_LAMBDA) lambda build --profile lambda-check --arm64 --locked --features vendored-openssl \
 		--bin wishlist-migrator-lambda --lambda-dir target/lambda-check
@@ -44,10 +44,11 @@ test: bootstrap
 
 lambda: bootstrap
 	@# The deployable artifact, built as sam build does (release; CargoLambda.toml adds the
-	@# vendored-openssl feature and puts it in target/lambda); zig links for arm64.
+	@# vendored-openssl feature; it lands in $(CARGO_TARGET_DIR)/lambda, where SAM looks for it);
+	@# zig links for arm64.
 	@cmp -s .venv/bin/cargo-lambda $(CARGO_LAMBDA) || install -D -m 755 .venv/bin/cargo-lambda $(CARGO_LAMBDA)
 	$(CARGO_LAMBDA) lambda build --release --arm64 --locked --features vendored-openssl --bin wishlist-migrator-lambda
-	@ls -l target/lambda/wishlist-migrator-lambda/bootstrap
+	@ls -l $(CARGO_TARGET_DIR)/lambda/wishlist-migrator-lambda/bootstrap
 
 demo: bootstrap
 	$(CARGO) build --locked --bins

@@ -98,7 +98,9 @@ if [ -z "$QUICK" ] && [ -n "$LAMBDA" ] && [ -f CargoLambda.toml ] && command -v 
         "${NICE[@]}" "$CARGO" lambda build --release --arm64 --locked --features vendored-openssl \
             --bin wishlist-migrator-lambda || say "cargo lambda build failed: the zip size is taken from the host build"
     fi
-    [ -f target/lambda/wishlist-migrator-lambda/bootstrap ] && ARTIFACT="$ROOT/target/lambda/wishlist-migrator-lambda/bootstrap"
+    # cargo-lambda builds into cargo's target directory (CargoLambda.toml names no lambda_dir).
+    BUILT="$CARGO_TARGET_DIR/lambda/wishlist-migrator-lambda/bootstrap"
+    [ -f "$BUILT" ] && ARTIFACT="$BUILT"
 fi
 
 # --- PostgreSQL -------------------------------------------------------------------------------

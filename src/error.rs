@@ -20,6 +20,8 @@ pub enum ErrorType {
     UnknownMigrations,
     MigrationFailed,
     DeadlineExceeded,
+    /// The Lambda Runtime API sent no deadline, or one already past: nothing ran.
+    InvalidDeadline,
     /// The database was changed outside the migrations (`drift` with failOnDrift), or differs
     /// from its snapshot after a rollback.
     DriftDetected,
@@ -56,6 +58,7 @@ impl ErrorType {
             Self::UnknownMigrations => "UnknownMigrations",
             Self::MigrationFailed => "MigrationFailed",
             Self::DeadlineExceeded => "DeadlineExceeded",
+            Self::InvalidDeadline => "InvalidDeadline",
             Self::DriftDetected => "DriftDetected",
             Self::ModelMismatch => "ModelMismatch",
             Self::SchemaBehind => "SchemaBehind",
@@ -70,7 +73,7 @@ impl ErrorType {
     /// The CLI contract: 1 failed, 2 usage or configuration, 3 validation refused, 4 lock busy.
     pub fn exit_code(self) -> i32 {
         match self {
-            Self::InvalidRequest | Self::ConfigError => 2,
+            Self::InvalidRequest | Self::ConfigError | Self::InvalidDeadline => 2,
             Self::InvalidMigrations
             | Self::ChecksumMismatch
             | Self::OutOfOrderMigration
@@ -127,6 +130,24 @@ pub trait Classified: std::error::Error + Send + Sync + 'static {
 
     fn exit_code(&self) -> i32 {
         self.error_type().exit_code()
+    }
+}
+
+/// The message of `error` as every output but the report's own `detail` field carries it
+/// (logs, the Lambda's error, CloudFormation's reason, the SSM state): Postgres's detail can
+/// quote row values, so it is left out of all of them by this one rule.
+pub fn public_message(error: &dyn Classified) -> String {
+    without_detail(&error.to_string(), error.details().detail.as_deref())
+}
+
+/// `message` without Postgres's `detail`: "; detail: …" as `PgError` writes it is removed, and
+/// any other occurrence is replaced.
+pub fn without_detail(message: &str, detail: Option<&str>) -> String {
+    match detail.map(str::trim) {
+        Some(detail) if !detail.is_empty() => message
+            .replace(&format!("; detail: {detail}"), "")
+            .replace(detail, "(detail withheld)"),
+        _ => message.to_string(),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use aws_sdk_ssm::types::ParameterStringFilter;
 use aws_sdk_ssm::Client;
 use serde::Serialize;
 
@@ -59,33 +60,35 @@ fn ssm_error(operation: &'static str, name: &str, e: impl std::error::Error) -> 
 }
 
 /// Every environment under `prefix` (e.g. `/wishlist`), with its history when `with_history`.
+///
+/// The names come from DescribeParameters, which returns no values, and only the states' values
+/// are read: a role can then be granted `<prefix>/*/migrations/state` and nothing else under the
+/// prefix (GetParametersByPath would hand it every parameter below, another environment's
+/// settings and secrets included).
 pub async fn read(client: &Client, prefix: &str, with_history: bool) -> Result<Vec<Published>, StateStoreError> {
     let prefix = prefix.trim_end_matches('/');
-    let mut found = Vec::new();
-    let mut pages = client
-        .get_parameters_by_path()
-        .path(if prefix.is_empty() { "/" } else { prefix })
-        .recursive(true)
-        .into_paginator()
-        .send();
+    let begins = format!("{prefix}/");
+    let filter = ParameterStringFilter::builder()
+        .key("Name")
+        .option("BeginsWith")
+        .values(&begins)
+        .build()
+        .map_err(|e| ssm_error("DescribeParameters", &begins, e))?;
+    let mut names = Vec::new();
+    let mut pages = client.describe_parameters().parameter_filters(filter).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| ssm_error("GetParametersByPath", prefix, e))?;
-        for p in page.parameters() {
-            let (Some(name), Some(value)) = (p.name(), p.value()) else {
-                continue;
-            };
-            let Some(environment) = name.strip_suffix(STATE_SUFFIX).and_then(|rest| rest.rsplit('/').next()) else {
-                continue;
-            };
-            let Ok(current) = serde_json::from_str::<EnvironmentState>(value) else {
-                tracing::warn!(parameter = %name, "not a migration state; skipped");
-                continue;
-            };
-            found.push((name.to_string(), environment.to_string(), current));
+        let page = page.map_err(|e| ssm_error("DescribeParameters", &begins, e))?;
+        for name in page.parameters().iter().filter_map(|p| p.name()) {
+            if let Some(environment) = name.strip_suffix(STATE_SUFFIX).and_then(|rest| rest.rsplit('/').next()) {
+                names.push((name.to_string(), environment.to_string()));
+            }
         }
     }
-    let mut out = Vec::with_capacity(found.len());
-    for (name, environment, current) in found {
+    let mut out = Vec::with_capacity(names.len());
+    for (name, environment) in names {
+        let Some(current) = state(client, &name).await? else {
+            continue;
+        };
         let history = if with_history { history(client, &name).await? } else { Vec::new() };
         out.push(Published {
             environment,
@@ -95,6 +98,25 @@ pub async fn read(client: &Client, prefix: &str, with_history: bool) -> Result<V
     }
     out.sort_by(|a, b| a.environment.cmp(&b.environment));
     Ok(out)
+}
+
+/// One state parameter's value; `None` when it is gone or not a migration state.
+async fn state(client: &Client, name: &str) -> Result<Option<EnvironmentState>, StateStoreError> {
+    let output = match client.get_parameter().name(name).send().await {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_parameter_not_found()) => return Ok(None),
+        Err(e) => return Err(ssm_error("GetParameter", name, e)),
+    };
+    let Some(value) = output.parameter().and_then(|p| p.value()) else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<EnvironmentState>(value) {
+        Ok(state) => Ok(Some(state)),
+        Err(_) => {
+            tracing::warn!(parameter = %name, "not a migration state; skipped");
+            Ok(None)
+        }
+    }
 }
 
 /// `read` through each named AWS profile (environments in other accounts), or the default
@@ -107,11 +129,7 @@ pub async fn read_profiles(profiles: &[String], prefix: &str, with_history: bool
     };
     let mut published: Vec<Published> = Vec::new();
     for profile in accounts {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(name) = profile {
-            loader = loader.profile_name(name);
-        }
-        let found = read(&Client::new(&loader.load().await), prefix, with_history)
+        let found = read(&Client::new(&super::sdk_config(profile).await), prefix, with_history)
             .await
             .map_err(|e| (profile.unwrap_or("default").to_string(), e))?;
         for f in found {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::without_detail;
 use crate::report::{Report, Status};
 
 /// SSM's limit for a standard String parameter.
@@ -85,6 +86,20 @@ impl EnvironmentState {
             }),
             cfn_request_id: None,
         }
+    }
+
+    /// A run that failed before it read the ledger (lock busy, connection, secret) knows no
+    /// version, but the database still has one: the one the previous state published, kept
+    /// instead of `null`. A run that read the ledger always lists what is applied or pending
+    /// (unless the migration set is empty, and then there is no version to lose).
+    pub fn keep_known_version(&mut self, previous: Option<&EnvironmentState>) {
+        if self.ledger_unread() {
+            self.current = previous.and_then(|p| p.current.clone());
+        }
+    }
+
+    fn ledger_unread(&self) -> bool {
+        self.error.is_some() && self.current.is_none() && self.applied_count == 0 && self.pending == 0
     }
 
     /// Compact JSON within SSM's 4 KB: long lists and messages are cut, counts stay exact.
@@ -182,17 +197,6 @@ pub fn cut(text: &str, max_bytes: usize) -> String {
     format!("{}{ELLIPSIS}", &text[..end])
 }
 
-/// `message` without Postgres's `detail`, which can quote row values: "; detail: …" as
-/// `PgError` writes it is removed, and any other occurrence is replaced.
-pub fn without_detail(message: &str, detail: Option<&str>) -> String {
-    match detail.map(str::trim) {
-        Some(detail) if !detail.is_empty() => message
-            .replace(&format!("; detail: {detail}"), "")
-            .replace(detail, "(detail withheld)"),
-        _ => message.to_string(),
-    }
-}
-
 /// The SSM parameter of one environment.
 pub struct StateStore {
     client: aws_sdk_ssm::Client,
@@ -209,6 +213,18 @@ impl StateStore {
 
     pub fn client(&self) -> &aws_sdk_ssm::Client {
         &self.client
+    }
+
+    /// Writes `state`, with the previous state's version when this run did not read the ledger
+    /// (`keep_known_version`); when that read fails, the state is written without a version.
+    pub async fn record(&self, mut state: EnvironmentState) -> Result<(), StateStoreError> {
+        if state.ledger_unread() {
+            match self.read().await {
+                Ok(previous) => state.keep_known_version(previous.as_ref()),
+                Err(e) => tracing::warn!(error = %e, "previous migration state unreadable; recording the failure without a version"),
+            }
+        }
+        self.write(&state).await
     }
 
     pub async fn write(&self, state: &EnvironmentState) -> Result<(), StateStoreError> {
@@ -347,6 +363,36 @@ mod tests {
         assert_eq!(back.run_id, "run-9");
         assert_eq!(back.applied_count, 10);
         assert_eq!(back.error.unwrap().error_type, "MigrationFailed");
+    }
+
+    #[test]
+    fn a_failure_before_the_ledger_keeps_the_last_known_version() {
+        let previous = EnvironmentState::from_report(&report(2), "7", time::OffsetDateTime::UNIX_EPOCH);
+        let mut busy = Report::new(Action::Migrate, "prod", "run-10");
+        busy.status = Status::Failed;
+        busy.error = Some(crate::report::ErrorReport::of(&crate::engine::Error::Deadline { during: "x" }));
+        let mut s = EnvironmentState::from_report(&busy, "7", time::OffsetDateTime::UNIX_EPOCH);
+        s.keep_known_version(Some(&previous));
+        assert_eq!(s.current.as_deref(), Some("0001_x"));
+        assert_eq!(s.run_id, "run-10");
+        assert_eq!(s.status, Status::Failed);
+        // Nothing published before: still no version.
+        let mut first = EnvironmentState::from_report(&busy, "7", time::OffsetDateTime::UNIX_EPOCH);
+        first.keep_known_version(None);
+        assert_eq!(first.current, None);
+        // A failure after the ledger was read reports what the ledger said.
+        let mut failed = report(0);
+        failed.status = Status::Failed;
+        failed.current = None;
+        failed.pending = vec![crate::report::PendingEntry {
+            tag: "0000_a".into(),
+            hash: "h".into(),
+            statements: 1,
+        }];
+        failed.error = busy.error.clone();
+        let mut s = EnvironmentState::from_report(&failed, "7", time::OffsetDateTime::UNIX_EPOCH);
+        s.keep_known_version(Some(&previous));
+        assert_eq!(s.current, None, "the ledger said none");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `wishlist-migrate`: the command-line edge. Parses flags over the environment, calls the
 //! library's run loop, prints the report and maps it to the documented exit code.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -156,7 +157,13 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     let progress = tracing_subscriber::filter::Targets::new().with_target(PROGRESS, tracing::Level::INFO);
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(logs))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour codes only where a person reads them: CI logs and CloudWatch show them raw.
+                .with_ansi(std::io::stderr().is_terminal() && process_env("NO_COLOR").is_none())
+                .with_filter(logs),
+        )
         .with((!cli.quiet).then_some(ProgressLines.with_filter(progress)))
         .init();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -169,7 +176,7 @@ fn main() -> ExitCode {
     let report = runtime.block_on(async {
         let mut report = execute(&cli).await;
         if cli.record && matches!(report.action, Action::Plan | Action::Migrate) {
-            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let aws = wishlist_migrator::aws::sdk_config(None).await;
             let prefix = state_prefix(&report.environment);
             wishlist_migrator::aws::envs::warn_about_durations(&aws_sdk_ssm::Client::new(&aws), &prefix, &mut report).await;
         }
@@ -262,7 +269,6 @@ async fn execute(cli: &Cli) -> Report {
 
 /// `envs` reads AWS, not the database: it is not a run of the engine.
 async fn envs(cli: &Cli, prefix: &str, html: Option<&std::path::Path>, profiles: &[String]) -> ExitCode {
-    use std::io::IsTerminal;
     use wishlist_migrator::aws::envs;
     let dir = cli.migrations.clone().or_else(|| process_env("MIGRATIONS_DIR").map(PathBuf::from));
     let local = match MigrationSource::from(dir.as_deref()).load() {
@@ -309,10 +315,10 @@ fn state_prefix(environment: &str) -> String {
 /// The same SSM state the Lambda writes, so a laptop or CI run is visible too.
 async fn record(report: &mut Report) {
     let prefix = state_prefix(&report.environment);
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = wishlist_migrator::aws::sdk_config(None).await;
     let store = StateStore::new(aws_sdk_ssm::Client::new(&aws), &prefix);
     let state = EnvironmentState::from_report(report, "cli", time::OffsetDateTime::now_utc());
-    if let Err(e) = store.write(&state).await {
+    if let Err(e) = store.record(state).await {
         report.warnings.push(format!("{e}; the database ledger is unaffected"));
     }
 }

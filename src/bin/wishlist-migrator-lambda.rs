@@ -20,6 +20,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with(
             tracing_subscriber::fmt::layer()
                 .json()
+                // CloudWatch shows colour codes raw, and no terminal ever reads these lines.
+                .with_ansi(false)
                 .with_current_span(false)
                 .without_time()
                 .with_filter(logs)

@@ -10,7 +10,7 @@ use crate::engine::invocation::Invocation;
 use crate::engine::outcome::{Done, Finished, MigrationsLoaded, RunOutcome};
 use crate::engine::progress::Progress;
 use crate::engine::session::Session;
-use crate::error::Classified;
+use crate::error::{public_message, Classified};
 
 /// How long past its deadline a run gets to roll back and unlock before it is abandoned.
 const ABANDON_AFTER: Duration = Duration::from_secs(10);
@@ -54,7 +54,7 @@ pub async fn run(inv: &Invocation<'_>) -> RunOutcome {
     match &outcome.error {
         None => tracing::info!(duration_ms = outcome.duration.as_millis() as u64, "run finished"),
         Some(error) => {
-            tracing::error!(error_type = %error.error_type(), migration = error.migration(), error = %error, "run failed")
+            tracing::error!(error_type = %error.error_type(), migration = error.migration(), error = %public_message(error), "run failed")
         }
     }
     outcome

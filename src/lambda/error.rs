@@ -1,18 +1,21 @@
-//! Why an invocation failed: before the run (its request, the function's configuration, the
-//! credentials) or in it. What Lambda reports as `errorType` comes from here.
+//! Why an invocation failed: before the run (its request or deadline, the function's
+//! configuration, the credentials) or in it. What Lambda reports as `errorType` comes from here.
 
 use lambda_runtime::Diagnostic;
 
 use crate::aws::secrets::CredentialsError;
 use crate::config::ConfigError;
 use crate::engine::error::Error;
-use crate::error::{Classified, Details, ErrorType};
+use crate::error::{public_message, Classified, Details, ErrorType};
+use crate::lambda::deadline::DeadlineError;
 use crate::lambda::request::RequestError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {
     #[error(transparent)]
     Request(#[from] RequestError),
+    #[error(transparent)]
+    Deadline(#[from] DeadlineError),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -25,6 +28,7 @@ impl InvocationError {
     fn inner(&self) -> &dyn Classified {
         match self {
             Self::Request(e) => e,
+            Self::Deadline(e) => e,
             Self::Config(e) => e,
             Self::Credentials(e) => e,
             Self::Run(e) => e,
@@ -50,7 +54,8 @@ impl From<InvocationError> for Diagnostic {
     fn from(error: InvocationError) -> Self {
         Diagnostic {
             error_type: error.error_type().as_str().to_string(),
-            error_message: error.to_string(),
+            // What Step Functions and the function's logs show: the same rule as CloudFormation's reason.
+            error_message: public_message(&error),
         }
     }
 }

@@ -11,16 +11,18 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::aws::secrets::{CredentialsError, SecretCache};
-use crate::aws::state::{without_detail, EnvironmentState, StateStore};
+use crate::aws::state::{EnvironmentState, StateStore};
 use crate::config::{ConfigError, RunSettings};
 use crate::db::connection::{ConnectionSettings, TlsMode};
 use crate::engine::command::Command;
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
-use crate::error::{Classified, ErrorType};
+use crate::error::{public_message, Classified, ErrorType};
 use crate::lambda::cfn::{self, Answer, CfnRequest, Envelope, Malformed, RequestType, ResponseUrlPolicy};
+use crate::lambda::deadline::{self, Deadline, DeadlineError};
 use crate::lambda::error::InvocationError;
-use crate::lambda::metrics;
+use crate::lambda::guard::{guard, Guarded};
+use crate::lambda::metrics::{self, Invoker};
 use crate::lambda::request::{self, Request, RequestError};
 use crate::migrations::source::MigrationSource;
 use crate::report::{Failure, Report, Status};
@@ -29,8 +31,8 @@ use crate::report::{Failure, Report, Status};
 const DEFAULT_MARGIN: Duration = Duration::from_secs(5);
 /// Kept back from a custom resource's work so the response can still be delivered.
 const CFN_RESPONSE_RESERVE: Duration = Duration::from_secs(3);
-/// Time a run gets past its deadline to wind down (roll back, unlock) before it is abandoned.
-const WIND_DOWN: Duration = Duration::from_secs(2);
+/// The errorType of an invocation whose handler panicked.
+const PANICKED: &str = "InternalError";
 
 enum Credentials {
     Url(Box<ConnectionSettings>),
@@ -67,7 +69,7 @@ impl Function {
         // Read once at init: the environment of a Lambda container never changes.
         let env: HashMap<String, String> = std::env::vars().filter(|(_, v)| !v.is_empty()).collect();
         let lookup = |k: &str| env.get(k).cloned();
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = crate::aws::sdk_config(None).await;
         let setup = Self::setup(&lookup, &aws);
         let environment = match &setup {
             Ok(s) => s.settings.environment.clone(),
@@ -122,24 +124,64 @@ impl Function {
 
     pub async fn handle(self: Arc<Self>, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         let (payload, context) = event.into_parts();
-        let deadline = deadline_from(context.deadline, self.margin);
+        let deadline = self.deadline(context.deadline);
         match request::parse(&payload) {
-            Err(e) => Err(InvocationError::from(e).into()),
+            Err(e) => {
+                let error = InvocationError::from(e);
+                metrics::emit_failure(&self.environment, None, error.error_type().as_str());
+                Err(error.into())
+            }
             Ok(Request::Direct(command)) => {
+                let action = command.action();
+                let deadline = match deadline {
+                    Ok(deadline) => deadline,
+                    Err(e) => {
+                        let error = InvocationError::from(e);
+                        metrics::emit_failure(&self.environment, Some(action), error.error_type().as_str());
+                        return Err(error.into());
+                    }
+                };
                 let this = self.clone();
                 let work = tokio::spawn(async move { this.direct(command, deadline).await });
+                // A run emits its own metrics; a panic or an abandoned run leaves no report to emit.
                 match guard(work, deadline).await {
                     Guarded::Done(result) => result.map_err(Diagnostic::from),
-                    Guarded::Panicked(message) => Err(Diagnostic {
-                        error_type: "InternalError".into(),
-                        error_message: format!("the handler panicked: {message}"),
-                    }),
-                    Guarded::Abandoned => Err(InvocationError::from(Error::Deadline { during: "running" }).into()),
+                    Guarded::Panicked(message) => {
+                        metrics::emit_failure(&self.environment, Some(action), PANICKED);
+                        Err(Diagnostic {
+                            error_type: PANICKED.into(),
+                            error_message: format!("the handler panicked: {message}"),
+                        })
+                    }
+                    Guarded::Abandoned => {
+                        let error = InvocationError::from(Error::Deadline { during: "running" });
+                        metrics::emit_failure(&self.environment, Some(action), error.error_type().as_str());
+                        Err(error.into())
+                    }
                 }
             }
             Ok(Request::CloudFormation(event)) => match CfnRequest::from_value(&event) {
                 Ok(cfn) => {
                     self.check_response_url(&cfn.envelope)?;
+                    let deadline = match (deadline, cfn.request_type) {
+                        (Ok(deadline), _) => deadline,
+                        // A Delete runs nothing: answered as always, in the time kept for an answer.
+                        (Err(_), RequestType::Delete) => Instant::now() + CFN_RESPONSE_RESERVE,
+                        // Nothing can run, but CloudFormation is still told why instead of waiting an hour.
+                        (Err(e), _) => {
+                            let error = InvocationError::from(e);
+                            metrics::emit_failure(&self.environment, Some(crate::engine::Action::Migrate), error.error_type().as_str());
+                            let physical_id = cfn
+                                .envelope
+                                .physical_resource_id
+                                .clone()
+                                .unwrap_or_else(|| self.physical_resource_id());
+                            let answer = Answer::failed(reason_of(&error));
+                            return self
+                                .respond(&cfn.envelope, physical_id, &answer, Instant::now() + CFN_RESPONSE_RESERVE)
+                                .await;
+                        }
+                    };
                     // Boxed: the custom resource path nests deep enough to strain rustc's layout queries.
                     Box::pin(self.cloudformation(cfn, deadline)).await
                 }
@@ -148,11 +190,28 @@ impl Function {
                     self.check_response_url(&envelope)?;
                     tracing::warn!(%reason, "malformed CloudFormation request; answering FAILED");
                     let physical_id = envelope.physical_resource_id.clone().unwrap_or_else(|| self.physical_resource_id());
+                    let deadline = deadline.unwrap_or_else(|_| Instant::now() + CFN_RESPONSE_RESERVE);
                     self.respond(&envelope, physical_id, &Answer::failed(reason), deadline).await
                 }
                 Err(Malformed::Unanswerable(e)) => Err(InvocationError::from(e).into()),
             },
         }
+    }
+
+    /// The instant work must stop: the invocation deadline less the margin. cargo-lambda's
+    /// emulator sends a duration where AWS sends epoch milliseconds (`deadline::read`).
+    fn deadline(&self, header_ms: u64) -> Result<Instant, DeadlineError> {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let read = deadline::read(header_ms, now_ms);
+        if let Ok(Deadline::Emulated(left)) = read {
+            tracing::warn!(
+                deadline_ms = header_ms,
+                "Lambda-Runtime-Deadline-Ms is a duration, not epoch milliseconds (cargo-lambda's emulator sends it so): \
+                 the invocation's deadline is taken as {} s from now",
+                left.as_secs()
+            );
+        }
+        Ok(Instant::now() + read?.left().saturating_sub(self.margin))
     }
 
     /// Refuses, before anything runs, a ResponseURL the policy does not allow; the log names
@@ -182,6 +241,7 @@ impl Function {
             };
             self.record(report, None).await;
         }
+        metrics::emit(report_of(&result), Invoker::Direct);
         match result {
             Ok(report) => Ok(serde_json::to_value(&report).expect("report serializes")),
             Err(failure) => Err(failure.error),
@@ -238,10 +298,6 @@ impl Function {
             if let (Ok(report), Command::Plan { .. } | Command::Migrate { .. }) = (&mut result, &command) {
                 crate::aws::envs::warn_about_durations(setup.state.client(), &setup.settings.state_prefix(), report).await;
             }
-            match &result {
-                Ok(report) => metrics::emit(report),
-                Err(failure) => metrics::emit(&failure.report),
-            }
             let rejected = matches!(&result, Err(f) if f.error.is_authentication_failure());
             if rejected && !refreshed && matches!(setup.credentials, Credentials::Secret(_)) {
                 tracing::warn!("database rejected the credentials; fetching the secret again (rotation?)");
@@ -263,7 +319,7 @@ impl Function {
         let Ok(setup) = &self.setup else { return };
         let mut state = EnvironmentState::from_report(report, &self.version, time::OffsetDateTime::now_utc());
         state.cfn_request_id = cfn_request_id.map(str::to_string);
-        if let Err(e) = setup.state.write(&state).await {
+        if let Err(e) = setup.state.record(state).await {
             tracing::warn!(error = %e, "migration state not recorded");
             report.warnings.push(format!(
                 "{e}; the database ledger is unaffected and the next run rewrites the state"
@@ -282,16 +338,30 @@ impl Function {
                 data: HashMap::new(),
             },
             RequestType::Update if request.is_rollback_of(&self.version) => self.cfn_rollback_update(&request, work_deadline).await,
-            RequestType::Create | RequestType::Update => match self.previous_answer(&request).await {
+            RequestType::Create | RequestType::Update => match self.answered_here(&request) {
                 Some(answer) => answer,
                 None => {
                     let this = self.clone();
                     let cfn = request.clone();
-                    let work = tokio::spawn(async move { this.cfn_migrate(&cfn, work_deadline).await });
+                    // The redelivery check reads SSM: under the guard with the run, so a slow read
+                    // cannot eat the time kept back for the answer.
+                    let work = tokio::spawn(async move {
+                        match this.answered_before(&cfn).await {
+                            Some(answer) => answer,
+                            None => this.cfn_migrate(&cfn, work_deadline).await,
+                        }
+                    });
                     match guard(work, work_deadline).await {
                         Guarded::Done(answer) => answer,
-                        Guarded::Panicked(message) => Answer::failed(format!("InternalError: the handler panicked: {message}")),
-                        Guarded::Abandoned => Answer::failed(format!("DeadlineExceeded: {}", Error::Deadline { during: "migrating" })),
+                        Guarded::Panicked(message) => {
+                            metrics::emit_failure(&self.environment, Some(crate::engine::Action::Migrate), PANICKED);
+                            Answer::failed(format!("{PANICKED}: the handler panicked: {message}"))
+                        }
+                        Guarded::Abandoned => {
+                            let error = Error::Deadline { during: "migrating" };
+                            metrics::emit_failure(&self.environment, Some(crate::engine::Action::Migrate), error.error_type().as_str());
+                            Answer::failed(format!("{}: {error}", error.error_type()))
+                        }
                     }
                 }
             },
@@ -357,6 +427,7 @@ impl Function {
             };
             self.record(report, Some(&request.envelope.request_id)).await;
         }
+        metrics::emit(report_of(&result), Invoker::CloudFormation);
         match result {
             Ok(report) => Answer {
                 success: true,
@@ -375,7 +446,9 @@ impl Function {
     /// the answer is the database's current state.
     async fn cfn_rollback_update(&self, request: &CfnRequest, deadline: Instant) -> Answer {
         let requested = request.function_version.as_deref().unwrap_or("?");
-        match self.run(Command::Status, deadline).await {
+        let result = self.run(Command::Status, deadline).await;
+        metrics::emit(report_of(&result), Invoker::CloudFormation);
+        match result {
             Ok(report) => Answer {
                 success: true,
                 reason: format!(
@@ -398,12 +471,18 @@ impl Function {
         }
     }
 
-    /// The answer already given to this RequestId, by this container or (through the SSM
-    /// state) by another one: a redelivered request is answered the same, not migrated twice.
-    async fn previous_answer(&self, request: &CfnRequest) -> Option<Answer> {
-        if let Some(answer) = self.answered.lock().expect("not poisoned").get(&request.envelope.request_id) {
-            return Some(answer.clone());
-        }
+    /// The answer already given to this RequestId by this container, or (`answered_before`,
+    /// through the SSM state) by another one: a redelivered request is answered the same, not
+    /// migrated twice.
+    fn answered_here(&self, request: &CfnRequest) -> Option<Answer> {
+        self.answered
+            .lock()
+            .expect("not poisoned")
+            .get(&request.envelope.request_id)
+            .cloned()
+    }
+
+    async fn answered_before(&self, request: &CfnRequest) -> Option<Answer> {
         let setup = self.setup.as_ref().ok()?;
         let state = setup.state.read().await.ok()??;
         if state.cfn_request_id.as_deref() != Some(request.envelope.request_id.as_str()) {
@@ -453,11 +532,17 @@ impl Function {
     }
 }
 
-/// "errorType: message" for CloudFormation, without Postgres's detail (it can quote row
-/// values; the function's own report and logs keep it).
+/// "errorType: message" for CloudFormation, without Postgres's detail (`public_message`).
 fn reason_of(error: &InvocationError) -> String {
-    let message = without_detail(&error.to_string(), error.details().detail.as_deref());
-    format!("{}: {message}", error.error_type())
+    format!("{}: {}", error.error_type(), public_message(error))
+}
+
+/// The report of a run, finished or failed.
+fn report_of<E>(result: &Result<Report, Box<Failure<E>>>) -> &Report {
+    match result {
+        Ok(report) => report,
+        Err(failure) => &failure.report,
+    }
 }
 
 fn success_reason(report: &Report) -> String {
@@ -483,40 +568,4 @@ fn data(report: &Report) -> HashMap<String, String> {
         ("AppliedCount".to_string(), report.applied.len().to_string()),
         ("RunId".to_string(), report.run_id.clone()),
     ])
-}
-
-/// The instant work must stop: the invocation deadline less the margin.
-fn deadline_from(deadline_epoch_ms: u64, margin: Duration) -> Instant {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let left = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms)).saturating_sub(margin);
-    Instant::now() + left
-}
-
-enum Guarded<T> {
-    Done(T),
-    Panicked(String),
-    Abandoned,
-}
-
-/// Awaits spawned work, turning a panic into a value and giving up shortly after `deadline`
-/// (aborting the task drops its connection, so the server rolls back and frees the lock).
-async fn guard<T>(work: tokio::task::JoinHandle<T>, deadline: Instant) -> Guarded<T> {
-    let abort = work.abort_handle();
-    match tokio::time::timeout_at((deadline + WIND_DOWN).into(), work).await {
-        Ok(Ok(value)) => Guarded::Done(value),
-        Ok(Err(e)) if e.is_panic() => {
-            let payload = e.into_panic();
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Guarded::Panicked(message)
-        }
-        Ok(Err(_)) => Guarded::Panicked("task cancelled".into()),
-        Err(_) => {
-            abort.abort();
-            Guarded::Abandoned
-        }
-    }
 }

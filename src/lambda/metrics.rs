@@ -11,15 +11,33 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
 use crate::engine::Action;
+use crate::error::ErrorType;
 use crate::report::Report;
 
 pub const METRICS: &str = "wishlist_migrator::metrics";
 pub const NAMESPACE: &str = "WishlistMigrator";
+/// The `Action` of an invocation whose request could not be read.
+pub const UNKNOWN_ACTION: &str = "unknown";
 
-/// The documents for one run: one for the run, one per migration it applied.
-pub fn documents(report: &Report, timestamp_ms: u64) -> Vec<Value> {
-    let failed = report.error.is_some() && matches!(report.action, Action::Migrate | Action::Rollback | Action::CheckRollback);
-    let drifted = matches!(report.action, Action::Drift | Action::Verify) && report.differences.as_ref().is_some_and(|d| !d.is_empty());
+/// Who asked for the run: a busy lock is waited out and retried by the release workflow (a
+/// direct invocation), but fails a CloudFormation deployment, which nothing retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invoker {
+    Direct,
+    CloudFormation,
+}
+
+/// (`MigrationFailures`, `LockBusy`): a failure is a run that could change the schema and stopped
+/// with an error, except a busy lock the caller retries by design, counted as `LockBusy` instead.
+fn failed(action: Option<Action>, error_type: Option<&str>, invoker: Invoker) -> (bool, bool) {
+    let busy = error_type == Some(ErrorType::MigrationLockBusy.as_str()) && invoker == Invoker::Direct;
+    let changes_schema = matches!(action, Some(Action::Migrate | Action::Rollback | Action::CheckRollback));
+    (error_type.is_some() && changes_schema && !busy, busy)
+}
+
+/// One invocation's run document, zero for what it did not get to measure.
+fn run_document(environment: &str, action: Option<Action>, error_type: Option<&str>, invoker: Invoker, timestamp_ms: u64) -> Value {
+    let (failed, busy) = failed(action, error_type, invoker);
     let mut run = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
@@ -31,24 +49,39 @@ pub fn documents(report: &Report, timestamp_ms: u64) -> Vec<Value> {
                     {"Name": "RunDurationMs", "Unit": "Milliseconds"},
                     {"Name": "LockWaitMs", "Unit": "Milliseconds"},
                     {"Name": "MigrationFailures", "Unit": "Count"},
+                    {"Name": "LockBusy", "Unit": "Count"},
                     {"Name": "DriftDetected", "Unit": "Count"},
                 ],
             }],
         },
-        "Environment": report.environment,
-        "Action": report.action.name(),
-        "MigrationsApplied": report.applied.len(),
-        "RunDurationMs": report.duration_ms,
-        "LockWaitMs": report.lock_wait_ms,
+        "Environment": environment,
+        // An invocation refused before its action was known still counts, under its own name.
+        "Action": action.map_or(UNKNOWN_ACTION, Action::name),
+        "MigrationsApplied": 0,
+        "RunDurationMs": 0,
+        "LockWaitMs": 0,
         "MigrationFailures": u8::from(failed),
-        "DriftDetected": u8::from(drifted),
-        // Properties, not metrics: searchable in Logs Insights next to the numbers.
-        "RunId": report.run_id,
-        "Status": serde_json::to_value(report.status).unwrap_or(Value::Null),
+        "LockBusy": u8::from(busy),
+        "DriftDetected": 0,
     });
-    if let Some(error) = &report.error {
-        run["ErrorType"] = json!(error.error_type.as_str());
+    if let Some(error_type) = error_type {
+        run["ErrorType"] = json!(error_type);
     }
+    run
+}
+
+/// The documents for one run: one for the run, one per migration it applied.
+pub fn documents(report: &Report, invoker: Invoker, timestamp_ms: u64) -> Vec<Value> {
+    let drifted = matches!(report.action, Action::Drift | Action::Verify) && report.differences.as_ref().is_some_and(|d| !d.is_empty());
+    let error_type = report.error.as_ref().map(|e| e.error_type.as_str());
+    let mut run = run_document(&report.environment, Some(report.action), error_type, invoker, timestamp_ms);
+    run["MigrationsApplied"] = json!(report.applied.len());
+    run["RunDurationMs"] = json!(report.duration_ms);
+    run["LockWaitMs"] = json!(report.lock_wait_ms);
+    run["DriftDetected"] = json!(u8::from(drifted));
+    // Properties, not metrics: searchable in Logs Insights next to the numbers.
+    run["RunId"] = json!(report.run_id);
+    run["Status"] = serde_json::to_value(report.status).unwrap_or(Value::Null);
     let mut out = vec![run];
     out.extend(report.applied.iter().map(|a| {
         json!({
@@ -69,14 +102,32 @@ pub fn documents(report: &Report, timestamp_ms: u64) -> Vec<Value> {
     out
 }
 
-/// Emits the run's documents as events on [`METRICS`].
-pub fn emit(report: &Report) {
-    let now_ms = std::time::SystemTime::now()
+/// The document of an invocation that ended without a report (a panic, an abandoned run, a
+/// request or deadline refused before the run): failures must reach the alarm too.
+pub fn failure_document(environment: &str, action: Option<Action>, error_type: &str, timestamp_ms: u64) -> Value {
+    // Never a busy lock: that error comes with a report.
+    let mut run = run_document(environment, action, Some(error_type), Invoker::CloudFormation, timestamp_ms);
+    run["Status"] = json!("failed");
+    run
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    for document in documents(report, now_ms) {
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Emits the run's documents as events on [`METRICS`].
+pub fn emit(report: &Report, invoker: Invoker) {
+    for document in documents(report, invoker, now_ms()) {
         tracing::info!(target: METRICS, emf = %document);
     }
+}
+
+/// Emits [`failure_document`] as an event on [`METRICS`].
+pub fn emit_failure(environment: &str, action: Option<Action>, error_type: &str) {
+    let document = failure_document(environment, action, error_type, now_ms());
+    tracing::info!(target: METRICS, emf = %document);
 }
 
 /// A `tracing` layer printing [`METRICS`] events as bare JSON lines on stdout.
@@ -133,7 +184,7 @@ mod tests {
                 duration_ms: 70,
             },
         ];
-        let docs = documents(&r, 1_700_000_000_000);
+        let docs = documents(&r, Invoker::Direct, 1_700_000_000_000);
         assert_eq!(docs.len(), 3);
         let run = &docs[0];
         assert_eq!(run["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
@@ -165,7 +216,7 @@ mod tests {
     fn failures_and_drift_are_counted() {
         let mut failed = report(Action::Migrate);
         failed.error = Some(crate::report::ErrorReport::of(&crate::engine::Error::Deadline { during: "x" }));
-        let docs = documents(&failed, 0);
+        let docs = documents(&failed, Invoker::Direct, 0);
         assert_eq!(docs[0]["MigrationFailures"], 1);
         assert_eq!(docs[0]["ErrorType"], "DeadlineExceeded");
         let mut drift = report(Action::Drift);
@@ -175,7 +226,41 @@ mod tests {
             expected: None,
             actual: Some("text".into()),
         }]);
-        assert_eq!(documents(&drift, 0)[0]["DriftDetected"], 1);
-        assert_eq!(documents(&drift, 0)[0]["MigrationFailures"], 0);
+        assert_eq!(documents(&drift, Invoker::Direct, 0)[0]["DriftDetected"], 1);
+        assert_eq!(documents(&drift, Invoker::Direct, 0)[0]["MigrationFailures"], 0);
+    }
+
+    #[test]
+    fn a_busy_lock_is_its_own_metric_not_a_failure() {
+        let mut busy = report(Action::Migrate);
+        let mut error = crate::report::ErrorReport::of(&crate::engine::Error::Deadline { during: "x" });
+        error.error_type = ErrorType::MigrationLockBusy;
+        busy.error = Some(error);
+        let run = &documents(&busy, Invoker::Direct, 0)[0];
+        assert_eq!(run["ErrorType"], "MigrationLockBusy");
+        assert_eq!(run["MigrationFailures"], 0, "the workflow retries a busy lock: {run}");
+        assert_eq!(run["LockBusy"], 1);
+        assert_eq!(documents(&report(Action::Migrate), Invoker::Direct, 0)[0]["LockBusy"], 0);
+        // Nothing retries a CloudFormation deployment that found the lock busy.
+        let deploy = &documents(&busy, Invoker::CloudFormation, 0)[0];
+        assert_eq!(deploy["MigrationFailures"], 1, "{deploy}");
+        assert_eq!(deploy["LockBusy"], 0);
+    }
+
+    #[test]
+    fn an_invocation_without_a_report_still_has_its_document() {
+        let panicked = failure_document("prod", Some(Action::Migrate), "InternalError", 5);
+        assert_eq!(panicked["MigrationFailures"], 1);
+        assert_eq!(panicked["ErrorType"], "InternalError");
+        assert_eq!(panicked["Action"], "migrate");
+        assert_eq!(panicked["Status"], "failed");
+        let refused = failure_document("prod", None, "InvalidRequest", 5);
+        assert_eq!(refused["Action"], UNKNOWN_ACTION);
+        assert_eq!(refused["MigrationFailures"], 0);
+        for doc in [&panicked, &refused] {
+            for metric in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
+                assert!(doc[metric["Name"].as_str().unwrap()].is_number(), "{doc}");
+            }
+        }
     }
 }

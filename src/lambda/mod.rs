@@ -2,8 +2,10 @@
 //! handler that calls the same run loop as the CLI.
 
 pub mod cfn;
+pub mod deadline;
 pub mod error;
 pub mod function;
+pub mod guard;
 pub mod metrics;
 pub mod request;
 

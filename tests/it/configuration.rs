@@ -129,3 +129,17 @@ fn usage_errors_are_exit_2() {
     run(cli().args(["frobnicate"])).expect(2);
     run(cli().args(["--lock-wait", "soon", "status"])).expect(2);
 }
+
+/// Log lines on a stderr that is not a terminal (CI logs, CloudWatch) carry no colour codes, even
+/// when NO_COLOR is not set.
+#[test]
+fn log_lines_on_a_pipe_carry_no_colour_codes() {
+    let mut cmd = cli();
+    cmd.env_remove("NO_COLOR")
+        .env("DATABASE_URL", "postgres://migrator:not-used@127.0.0.1:1/wishlist")
+        .env("DB_SSLMODE", "disable")
+        .arg("status");
+    let out = run(&mut cmd).expect(1);
+    assert!(out.stderr.contains("run failed"), "the failure is logged: {}", out.stderr);
+    assert!(!out.stderr.contains('\u{1b}'), "colour codes on a pipe: {:?}", out.stderr);
+}

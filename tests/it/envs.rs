@@ -237,3 +237,30 @@ async fn environments_are_read_through_each_profile_named() {
     assert_ne!(missing.code, 0, "an unknown profile is an error: {}", missing.stdout);
     assert!(missing.stderr.contains("profile nope"), "{}", missing.stderr);
 }
+
+/// The function reads the other environments' published states for the duration warning, and
+/// nothing else of theirs: no grant reaches `/wishlist` as a whole (GetParametersByPath there
+/// returned every parameter below it, prod's settings to the dev function included).
+#[test]
+fn the_function_role_reads_only_the_other_environments_states() {
+    let template = std::fs::read_to_string(repo_path("template.yaml")).unwrap();
+    let ssm_resources: Vec<&str> = template
+        .lines()
+        .filter(|l| l.contains(":ssm:") && l.contains(":parameter/"))
+        .map(|l| l.rsplit(":parameter/").next().unwrap().trim())
+        .collect();
+    assert!(!ssm_resources.is_empty());
+    for resource in &ssm_resources {
+        assert!(
+            resource.starts_with("wishlist/${AppEnv}/")
+                || *resource == "wishlist/${AppEnv}/migrations"
+                || *resource == "wishlist/*/migrations/state",
+            "the role reaches beyond its own environment and the others' states: parameter/{resource}"
+        );
+    }
+    assert!(ssm_resources.contains(&"wishlist/*/migrations/state"), "{ssm_resources:?}");
+    assert!(
+        !template.contains("ssm:GetParametersByPath"),
+        "GetParametersByPath returns every parameter below its path"
+    );
+}

@@ -432,12 +432,13 @@ async fn plaintext_to_the_database_needs_db_allow_plaintext() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_postgres_detail_stays_out_of_cloudformation_and_ssm() {
+async fn the_postgres_detail_stays_out_of_every_output() {
     let stack = Stack::new().await;
     let dir = harness::copy_fixture("migrations");
+    // The row value is made by the statement, so it appears in the detail and not in the SQL.
     std::fs::write(
         dir.path().join("0002_unique_emails.sql"),
-        "CREATE TABLE subscribers (email text UNIQUE);\n--> statement-breakpoint\nINSERT INTO subscribers VALUES ('zebra-7731@example.com'), ('zebra-7731@example.com');\n",
+        "CREATE TABLE subscribers (email text UNIQUE);\n--> statement-breakpoint\nINSERT INTO subscribers SELECT 'zebra-' || (7000 + 731) || '@example.com' FROM generate_series(1, 2);\n",
     )
     .unwrap();
     let mut entries = harness::journal(dir.path());
@@ -460,6 +461,17 @@ async fn the_postgres_detail_stays_out_of_cloudformation_and_ssm() {
     let state = stack.state().await.expect("the failed migrate is recorded");
     assert_eq!(state["status"], "failed");
     assert!(!state.to_string().contains("zebra-7731"), "the row value reached SSM: {state}");
+
+    // A direct invocation's error is what Step Functions shows and Lambda logs: the same rule.
+    let (error_type, message) = lambda.invoke(json!({"action": "migrate"})).expect_error("migrate");
+    assert_eq!(error_type, "MigrationFailed");
+    assert!(message.contains("23505"), "{message}");
+    assert!(!message.contains("zebra-7731"), "the row value reached Step Functions: {message}");
+    assert!(
+        !lambda.logs().contains("zebra-7731"),
+        "the row value reached CloudWatch:\n{}",
+        lambda.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

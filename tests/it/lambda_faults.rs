@@ -233,3 +233,57 @@ async fn hostile_events_are_typed_errors_and_the_container_keeps_serving() {
     let status = response(lambda.invoke(json!({"action": "status"})), "the same container afterwards");
     assert_eq!(status["status"], "pending");
 }
+
+/// An endpoint that accepts the connection and never answers (a VPC endpoint behind the wrong
+/// security group, a stuck proxy): each AWS call gives up after its operation timeout instead of
+/// holding the run until the invocation's deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secrets_manager_that_never_answers_fails_within_the_operation_timeout() {
+    let endpoint = silent_endpoint();
+    let stack = Stack::new().await;
+    let lambda = stack.start(&[("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint.as_str())]);
+    let started = Instant::now();
+    let (error_type, message) = lambda
+        .invoke_with_deadline(json!({"action": "migrate"}), Duration::from_secs(120))
+        .expect_error("migrate");
+    let took = started.elapsed();
+    assert_eq!(error_type, "SecretUnavailable", "{message}");
+    assert!(took < Duration::from_secs(30), "waited {took:?} on an endpoint that never answers");
+    assert!(ledger(&stack.db).await.is_empty(), "nothing ran without credentials");
+}
+
+/// An address that accepts connections and never answers on them (for two minutes).
+fn silent_endpoint() -> String {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().take(32) {
+            held.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+    });
+    endpoint
+}
+
+/// The redelivery check of a CloudFormation request reads SSM; it runs under the deadline guard
+/// with the migration, so CloudFormation is answered in time even when SSM never answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_ssm_still_leaves_cloudformation_answered_before_the_deadline() {
+    let endpoint = silent_endpoint();
+    let stack = Stack::new().await;
+    let lambda = stack.start(&[("AWS_ENDPOINT_URL_SSM", endpoint.as_str())]);
+    let server = ResponseServer::start();
+    let create = cfn_event("Create", "req-silent-ssm", &server.url("/silent"), json!({}));
+    let started = Instant::now();
+    // 9 s: less the 5 s margin and the 3 s kept for the answer, 1 s of work, then the guard.
+    let returned = response(lambda.invoke_with_deadline(create, Duration::from_secs(9)), "Create");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "answered after the deadline: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(returned["Status"], "FAILED", "{returned}");
+    let answer = server.wait_for_requests(1, Duration::from_secs(5))[0].body_json();
+    assert!(answer["Reason"].as_str().unwrap().starts_with("DeadlineExceeded"), "{answer}");
+}

@@ -21,6 +21,8 @@ mod gate;
 mod history;
 mod kill;
 mod lambda;
+mod lambda_build;
+mod lambda_emulator;
 mod lambda_faults;
 mod lambda_runtime;
 mod lint;

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::harness::lambda_process::LambdaProcess;
-use crate::harness::stack::{response, Stack};
+use crate::harness::stack::{aws, response, secret_json, Stack};
 use crate::harness::*;
 
 /// Every EMF document the function printed so far.
@@ -88,4 +88,102 @@ async fn a_failed_migration_counts_as_a_failure_with_its_error_type() {
     assert_eq!(run["MigrationFailures"], 1);
     assert_eq!(run["ErrorType"], error_type.as_str());
     assert_eq!(run["Status"], "failed");
+}
+
+/// The release workflow waits out a busy lock and retries: not a failure for the alarm, but a
+/// metric of its own. The run never read the ledger, so the published version stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_lock_is_counted_apart_and_keeps_the_published_version() {
+    let stack = Stack::new().await;
+    let lambda = stack.start(&[("LOCK_WAIT_SECONDS", "1")]);
+    response(lambda.invoke(json!({"action": "migrate"})), "migrate");
+    assert_eq!(stack.state().await.unwrap()["current"], TAG_0001);
+
+    let holder = stack.db.client().await;
+    holder
+        .execute("select pg_advisory_lock($1)", &[&wishlist_migrator::config::DEFAULT_LOCK_KEY])
+        .await
+        .unwrap();
+    let (error_type, _) = lambda.invoke(json!({"action": "migrate"})).expect_error("busy migrate");
+    assert_eq!(error_type, "MigrationLockBusy");
+    let busy = runs(&documents_until(&lambda, |d| runs(d, "migrate").len() >= 2), "migrate")
+        .pop()
+        .expect("a document for the busy run");
+    assert_eq!(busy["ErrorType"], "MigrationLockBusy");
+    assert_eq!(busy["MigrationFailures"], 0, "{busy}");
+    assert_eq!(busy["LockBusy"], 1, "{busy}");
+
+    let state = stack.state().await.unwrap();
+    assert_eq!(state["status"], "failed");
+    assert_eq!(state["error"]["type"], "MigrationLockBusy");
+    assert_eq!(state["current"], TAG_0001, "the last known version, not null: {state}");
+}
+
+/// A password rotated under a warm container fails the first attempt and succeeds on the
+/// retry: one invocation, one document, no failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_that_succeeds_on_retry_is_one_run_without_failure() {
+    let stack = Stack::new().await;
+    let lambda = stack.start(&[]);
+    response(lambda.invoke(json!({"action": "status"})), "status caches the secret");
+    let rotated = secret_password();
+    stack
+        .db
+        .client()
+        .await
+        .batch_execute(&format!("ALTER ROLE {} PASSWORD {}", ident(&stack.role), literal(&rotated)))
+        .await
+        .unwrap();
+    aws_sdk_secretsmanager::Client::new(&aws().await)
+        .put_secret_value()
+        .secret_id(&stack.secret_id)
+        .secret_string(secret_json(&stack.role, &rotated, &stack.db))
+        .send()
+        .await
+        .unwrap();
+    let migrated = response(lambda.invoke(json!({"action": "migrate"})), "migrate after rotation");
+    assert_eq!(migrated["status"], "applied");
+    let docs = documents_until(&lambda, |d| d.iter().filter(|x| x.get("Migration").is_some()).count() >= 2);
+    let migrate = runs(&docs, "migrate");
+    assert_eq!(migrate.len(), 1, "one document per invocation: {migrate:#?}");
+    assert_eq!(migrate[0]["MigrationFailures"], 0);
+    assert_eq!(migrate[0]["RunId"], migrated["runId"]);
+}
+
+/// An invocation refused before its action is known has no report, and still its document.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_request_still_emits_its_document() {
+    let stack = Stack::new().await;
+    let lambda = stack.start(&[]);
+    let (error_type, _) = lambda.invoke(json!({"action": "explode"})).expect_error("invalid");
+    assert_eq!(error_type, "InvalidRequest");
+    let docs = documents_until(&lambda, |d| !runs(d, "unknown").is_empty());
+    let refused = runs(&docs, "unknown");
+    assert_eq!(refused.len(), 1, "{docs:#?}");
+    assert_eq!(refused[0]["ErrorType"], "InvalidRequest");
+    assert_eq!(refused[0]["MigrationFailures"], 0);
+}
+
+/// What no EMF line can report (a timeout, a crash) reaches an alarm through Lambda's own
+/// `Errors`, less the busy locks the release workflow retries by design.
+#[test]
+fn the_template_alarms_on_the_functions_errors_but_not_a_busy_lock() {
+    let template = std::fs::read_to_string(repo_path("template.yaml")).unwrap();
+    let alarm: String = template
+        .lines()
+        .skip_while(|l| *l != "  FunctionErrorsAlarm:")
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!alarm.is_empty(), "no FunctionErrorsAlarm in template.yaml");
+    for needle in [
+        "Type: AWS::CloudWatch::Alarm",
+        "Namespace: AWS/Lambda",
+        "MetricName: Errors",
+        "MetricName: LockBusy",
+        "errors, 0) - FILL(busy",
+    ] {
+        assert!(alarm.contains(needle), "{needle} missing from:\n{alarm}");
+    }
 }

@@ -28,55 +28,8 @@ impl LambdaProcess {
     }
 
     pub fn start_binary(binary: &str, env: &[(&str, &str)]) -> Self {
-        const SCRUBBED_PREFIXES: &[&str] = &[
-            "PG",
-            "DATABASE_",
-            "DB_",
-            "MIGRATIONS_",
-            "MIGRATOR_",
-            "WISHLIST_",
-            "AWS_",
-            "SSM_",
-            "APP_ENV",
-            "RUST_LOG",
-            "_HANDLER",
-            "LAMBDA_",
-            "CFN_",
-        ];
         let api = RuntimeApi::start();
-        let mut cmd = Command::new(binary);
-        for (key, _) in std::env::vars_os() {
-            if let Some(k) = key.to_str() {
-                if SCRUBBED_PREFIXES.iter().any(|p| k.starts_with(p)) {
-                    cmd.env_remove(&key);
-                }
-            }
-        }
-        let log_stream = format!("2025/01/01/[$LATEST]{:032x}", fastrand::u128(..));
-        cmd.env("AWS_LAMBDA_RUNTIME_API", api.address())
-            .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION_NAME)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{FUNCTION_NAME}"))
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", log_stream)
-            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
-            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-            .env("_HANDLER", "bootstrap")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_SESSION_TOKEN", "testing")
-            .env("NO_COLOR", "1")
-            // The ResponseURL stand-in listens on the loopback: allowed instead of S3 (`env` may override).
-            .env("CFN_RESPONSE_URL_ALLOW", "http://127.0.0.1");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = function_command(binary, &api.address(), env);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
         let logs = Arc::new(Mutex::new(Vec::new()));
         for pipe in [
@@ -121,6 +74,19 @@ impl LambdaProcess {
         let answer = self
             .api
             .invoke_raw(body, deadline_in, deadline_in + INVOKE_GRACE, || self.exited().is_some());
+        self.answered(answer, deadline_in)
+    }
+
+    /// Invokes with `header` as `Lambda-Runtime-Deadline-Ms`, whatever it means.
+    pub fn invoke_with_deadline_header(&self, event: Value, header: &str) -> Invocation {
+        let body = serde_json::to_vec(&event).unwrap();
+        let answer = self
+            .api
+            .invoke_with_deadline_header(body, header, INVOKE_GRACE, || self.exited().is_some());
+        self.answered(answer, Duration::ZERO)
+    }
+
+    fn answered(&self, answer: Option<Invocation>, deadline_in: Duration) -> Invocation {
         match answer {
             Some(invocation) => invocation,
             None => {
@@ -158,6 +124,61 @@ impl LambdaProcess {
     }
 }
 
+/// The function binary as Lambda starts it: the variables Lambda sets, dummy AWS credentials,
+/// the Runtime API at `runtime_api` and `env` on top. Nothing database- or AWS-related is
+/// inherited from the shell; stdin is closed and stdout and stderr are piped.
+pub fn function_command(binary: &str, runtime_api: &str, env: &[(&str, &str)]) -> Command {
+    const SCRUBBED_PREFIXES: &[&str] = &[
+        "PG",
+        "DATABASE_",
+        "DB_",
+        "MIGRATIONS_",
+        "MIGRATOR_",
+        "WISHLIST_",
+        "AWS_",
+        "SSM_",
+        "APP_ENV",
+        "RUST_LOG",
+        "_HANDLER",
+        "LAMBDA_",
+        "CFN_",
+    ];
+    let mut cmd = Command::new(binary);
+    for (key, _) in std::env::vars_os() {
+        if let Some(k) = key.to_str() {
+            if SCRUBBED_PREFIXES.iter().any(|p| k.starts_with(p)) {
+                cmd.env_remove(&key);
+            }
+        }
+    }
+    let log_stream = format!("2025/01/01/[$LATEST]{:032x}", fastrand::u128(..));
+    cmd.env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION_NAME)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{FUNCTION_NAME}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", log_stream)
+        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+        .env("_HANDLER", "bootstrap")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_SESSION_TOKEN", "testing")
+        .env("NO_COLOR", "1")
+        // The ResponseURL stand-in listens on the loopback: allowed instead of S3 (`env` may override).
+        .env("CFN_RESPONSE_URL_ALLOW", "http://127.0.0.1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 impl Drop for LambdaProcess {
     fn drop(&mut self) {
         let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -168,7 +189,7 @@ impl Drop for LambdaProcess {
 }
 
 /// Line by line, so a test reading `logs()` mid-run never sees half a line.
-fn copy_lines(pipe: Box<dyn Read + Send>, logs: &Mutex<Vec<u8>>) {
+pub fn copy_lines(pipe: Box<dyn Read + Send>, logs: &Mutex<Vec<u8>>) {
     let mut reader = BufReader::new(pipe);
     let mut line = Vec::new();
     loop {

@@ -69,7 +69,7 @@ fn spawn_with_lifeline(script: &str, args: &[String]) -> Result<ChildStdin, Stri
 
 /// A port that was free a moment ago. Random rather than kernel-assigned
 /// (bind to 0) so concurrent test runs rarely pick the same one.
-fn pick_port() -> u16 {
+pub fn pick_port() -> u16 {
     loop {
         let port = fastrand::u16(20000..60000);
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {

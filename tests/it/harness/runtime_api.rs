@@ -45,6 +45,9 @@ struct Queued {
     id: String,
     body: Vec<u8>,
     deadline_in: Duration,
+    /// Sent as `Lambda-Runtime-Deadline-Ms` instead of the deadline `deadline_in` makes: what
+    /// another Runtime API might send (cargo-lambda's emulator, a broken one).
+    deadline_header: Option<String>,
 }
 
 #[derive(Default)]
@@ -91,10 +94,26 @@ impl RuntimeApi {
 
     /// Queues an event and waits for its answer, or returns None after `wait`
     /// (or as soon as `give_up()` says so, e.g. because the function died).
-    pub fn invoke_raw(
+    pub fn invoke_raw(&self, body: Vec<u8>, deadline_in: Duration, wait: Duration, give_up: impl FnMut() -> bool) -> Option<Invocation> {
+        self.invoke_queued(body, deadline_in, None, wait, give_up)
+    }
+
+    /// Like `invoke_raw`, with `header` as the event's `Lambda-Runtime-Deadline-Ms`.
+    pub fn invoke_with_deadline_header(
+        &self,
+        body: Vec<u8>,
+        header: &str,
+        wait: Duration,
+        give_up: impl FnMut() -> bool,
+    ) -> Option<Invocation> {
+        self.invoke_queued(body, Duration::ZERO, Some(header.to_string()), wait, give_up)
+    }
+
+    fn invoke_queued(
         &self,
         body: Vec<u8>,
         deadline_in: Duration,
+        deadline_header: Option<String>,
         wait: Duration,
         mut give_up: impl FnMut() -> bool,
     ) -> Option<Invocation> {
@@ -104,6 +123,7 @@ impl RuntimeApi {
             id: id.clone(),
             body,
             deadline_in,
+            deadline_header,
         });
         self.shared.changed.notify_all();
         let until = Instant::now() + wait;
@@ -177,7 +197,10 @@ fn handle_runtime(shared: &Shared<RuntimeState>, request: HttpRequest, stream: &
             drop(state);
             // Like the service, the clock starts when the function receives the event.
             let deadline = SystemTime::now() + next.deadline_in;
-            let deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis().to_string();
+            let deadline_ms = next
+                .deadline_header
+                .clone()
+                .unwrap_or_else(|| deadline.duration_since(UNIX_EPOCH).unwrap().as_millis().to_string());
             let trace = format!(
                 "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
                 epoch_secs(),
