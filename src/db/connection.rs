@@ -14,6 +14,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::Client;
 
+use crate::db::backoff::Backoff;
 use crate::error::{Classified, Details, ErrorType};
 
 /// How the server sees this tool's sessions (`pg_stat_activity.application_name`).
@@ -193,12 +194,37 @@ pub enum ConnectError {
     Connect { target: DatabaseInfo, error: PgError },
     #[error("cannot connect to {target}: no answer within {seconds} s; check the host, port, security group and that the database is up")]
     Timeout { target: DatabaseInfo, seconds: u64 },
+    /// 53300 or 53400 on every attempt until the connect budget ran out.
+    #[error("cannot connect to {target}: the server has no connection slot left ({error}); tried {attempts} times over {waited_ms} ms. Close idle sessions (pg_stat_activity), raise the role's CONNECTION LIMIT or max_connections, or run again when fewer clients are connected")]
+    TooManyConnections {
+        target: DatabaseInfo,
+        attempts: u32,
+        waited_ms: u64,
+        error: PgError,
+    },
+}
+
+/// `too_many_connections` and `configuration_limit_exceeded` (a role's or database's
+/// CONNECTION LIMIT): transient on a busy server, so connecting is tried again.
+const CONNECTION_LIMITS: [&str; 2] = ["53300", "53400"];
+
+/// From 100 ms to 2 s between attempts, jittered so refused runners do not come back in step.
+const CONNECT_RETRY: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    cap: Duration::from_secs(2),
+    jitter: 0.5,
+};
+
+/// The wait before attempt `attempt + 1`, or `None` when it would end past the budget.
+fn retry_delay(attempt: u32, elapsed: Duration, budget: Duration) -> Option<Duration> {
+    let delay = CONNECT_RETRY.delay(attempt);
+    (elapsed + delay < budget).then_some(delay)
 }
 
 impl ConnectError {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
-            Self::Connect { error, .. } => error.sqlstate.as_deref(),
+            Self::Connect { error, .. } | Self::TooManyConnections { error, .. } => error.sqlstate.as_deref(),
             _ => None,
         }
     }
@@ -226,7 +252,40 @@ pub struct SessionState {
 }
 
 impl Database {
+    /// Connects; a server out of connection slots (53300, 53400) is tried again with backoff
+    /// for up to `connect_timeout` in all (which `Session::open` clamps to the run's deadline).
     pub async fn connect(settings: &ConnectionSettings) -> Result<Self, ConnectError> {
+        let started = std::time::Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            match Self::connect_once(settings).await {
+                Err(ConnectError::Connect { target, error })
+                    if error.sqlstate.as_deref().is_some_and(|s| CONNECTION_LIMITS.contains(&s)) =>
+                {
+                    let elapsed = started.elapsed();
+                    let Some(delay) = retry_delay(attempt, elapsed, settings.connect_timeout) else {
+                        return Err(ConnectError::TooManyConnections {
+                            target,
+                            attempts: attempt + 1,
+                            waited_ms: elapsed.as_millis() as u64,
+                            error,
+                        });
+                    };
+                    tracing::info!(
+                        attempt = attempt + 1,
+                        sqlstate = error.sqlstate.as_deref(),
+                        delay_ms = delay.as_millis() as u64,
+                        "no connection slot; trying again"
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn connect_once(settings: &ConnectionSettings) -> Result<Self, ConnectError> {
         let info = settings.info();
         let mut pg = settings.pg.clone();
         pg.application_name(APPLICATION_NAME);
@@ -340,11 +399,6 @@ pub(crate) async fn first_row(client: &Client, sql: &str) -> Result<Vec<Option<S
         }
     }
     Ok(Vec::new())
-}
-
-/// A one-boolean query (`select pg_try_advisory_lock(...)`) through the simple protocol.
-pub(crate) async fn query_bool(client: &Client, sql: &str) -> Result<bool, tokio_postgres::Error> {
-    Ok(first_row(client, sql).await?.first().is_some_and(|v| v.as_deref() == Some("t")))
 }
 
 /// What the TLS connector is built from; also the key of the per-process connector cache.
@@ -513,13 +567,13 @@ impl Classified for ConnectError {
     fn error_type(&self) -> ErrorType {
         match self {
             Self::CaBundle { .. } | Self::Tls { .. } => ErrorType::ConfigError,
-            Self::Connect { .. } | Self::Timeout { .. } => ErrorType::ConnectionFailed,
+            Self::Connect { .. } | Self::Timeout { .. } | Self::TooManyConnections { .. } => ErrorType::ConnectionFailed,
         }
     }
 
     fn details(&self) -> Details {
         match self {
-            Self::Connect { error, .. } => error.details(),
+            Self::Connect { error, .. } | Self::TooManyConnections { error, .. } => error.details(),
             _ => Details::default(),
         }
     }
@@ -535,6 +589,23 @@ mod tests {
         assert_eq!(major_version("12.22"), Some(12));
         assert_eq!(major_version("17beta1"), Some(17));
         assert_eq!(major_version("unknown"), None);
+    }
+
+    #[test]
+    fn connection_limits_are_retried_within_the_budget_only() {
+        let budget = Duration::from_secs(3);
+        assert!(retry_delay(0, Duration::ZERO, budget).is_some());
+        assert!(
+            retry_delay(5, Duration::from_millis(2_900), budget).is_none(),
+            "a wait past the budget is not started"
+        );
+        let mut elapsed = Duration::ZERO;
+        let mut attempts = 0;
+        while let Some(delay) = retry_delay(attempts, elapsed, budget) {
+            elapsed += delay;
+            attempts += 1;
+        }
+        assert!(elapsed < budget && attempts >= 3, "{attempts} attempts in {elapsed:?}");
     }
 
     #[test]
