@@ -27,6 +27,7 @@ mod lint;
 mod malformed;
 mod metrics;
 mod migrate;
+mod pooler;
 mod real_histories;
 mod refusals;
 mod resume;
