@@ -367,6 +367,12 @@ impl Database {
         })
     }
 
+    /// Drops the connection at once, without waiting for an answer still owed (a query queued in
+    /// a pooler): the socket closes, which ends the queued request too.
+    pub fn abandon(self) {
+        self.driver.abort();
+    }
+
     /// Ends the session; the server releases anything it still holds for it.
     pub async fn close(self) {
         drop(self.client);

@@ -271,8 +271,12 @@ impl<'a> Session<'a> {
         }
         let second = Database::connect(&connection).await?;
         let second_pid = tokio::time::timeout(pooler::SECOND_CLIENT_WAIT, pooler::backend_pid(second.client())).await;
+        match second_pid {
+            Ok(_) => second.close().await,
+            // Its query still waits in the pooler's queue: a close would wait for the answer.
+            Err(_) => second.abandon(),
+        }
         let ours_after = pooler::backend_pid(self.client()).await;
-        second.close().await;
         let probe = pooler::Probe {
             ours_before: ours,
             ours_after: ours_after.map_err(Error::Session)?,

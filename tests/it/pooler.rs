@@ -130,9 +130,19 @@ async fn an_unlock_that_finds_the_lock_gone_is_the_runs_error() {
 
 #[tokio::test]
 async fn many_runners_through_a_session_pool_of_four_apply_once() {
+    many_runners_through(PgBouncer::start(PoolMode::Session, 4), "DISCARD ALL").await;
+}
+
+#[tokio::test]
+async fn many_runners_through_a_session_pool_that_keeps_session_state_apply_once() {
+    // Without the pooler's reset a lock a runner left would stay on its backend, and the next
+    // runner handed that backend would hold it too (advisory locks are re-entrant per session).
+    many_runners_through(PgBouncer::start_keeping_session_state(PoolMode::Session, 4), "no reset").await;
+}
+
+async fn many_runners_through(bouncer: PgBouncer, reset: &str) {
     const RUNNERS: usize = 32;
     let db = pg().fresh_db().await;
-    let bouncer = PgBouncer::start(PoolMode::Session, 4);
     let url = bouncer.url(&db.name);
     let started = Instant::now();
     let children: Vec<_> = (0..RUNNERS)
@@ -152,7 +162,7 @@ async fn many_runners_through_a_session_pool_of_four_apply_once() {
     assert_eq!(applied, [TAG_0000, TAG_0001], "exactly one runner applied each migration");
     assert_eq!(ledger(&db).await, expected_ledger(&repo_path("migrations")));
     assert_eq!(db.advisory_locks().await, 0, "no lock left on any backend");
-    eprintln!("{RUNNERS} runners through a session pool of 4: {elapsed:?}");
+    eprintln!("{RUNNERS} runners through a session pool of 4 ({reset}): {elapsed:?}");
 }
 
 #[tokio::test]
