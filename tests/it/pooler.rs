@@ -209,3 +209,44 @@ async fn a_full_server_is_waited_for_within_the_deadline() {
     let report = wait(child).expect(0).report();
     assert_eq!(report["status"], "applied", "{report}");
 }
+
+/// Whether the process id announced at startup is the backend's, for a connection made the way
+/// the CLI makes it.
+async fn announced_is_backend(url: &str, tls: wishlist_migrator::TlsMode, ca: Option<std::path::PathBuf>) -> bool {
+    use wishlist_migrator::db::{connection::Database, pooler};
+    let mut settings = wishlist_migrator::ConnectionSettings::new(url.parse().expect("url"), tls);
+    settings.ca_bundle = ca;
+    let db = Database::connect(&settings).await.expect("connect");
+    let announced = pooler::announced_pid(db.client()).await;
+    let backend = pooler::backend_pid(db.client()).await.expect("pid");
+    db.close().await;
+    announced == Some(backend)
+}
+
+#[tokio::test]
+async fn a_direct_connection_is_told_from_a_pooled_one_without_a_probe() {
+    use wishlist_migrator::TlsMode;
+    let db = pg().fresh_db().await;
+    assert!(announced_is_backend(&db.url, TlsMode::Disable, None).await, "plain");
+    assert!(announced_is_backend(&db.url, TlsMode::Prefer, None).await, "prefer");
+    let tls = crate::harness::tls::pg_tls();
+    let ca = Some(crate::harness::tls::pki().ca());
+    let tls_url = tls
+        .url("postgres", tls.admin_password(), "postgres")
+        .replace("127.0.0.1", "localhost");
+    assert!(announced_is_backend(&tls_url, TlsMode::Require, None).await, "require");
+    assert!(announced_is_backend(&tls_url, TlsMode::VerifyFull, ca).await, "verify-full");
+    let relay = crate::harness::proxy::Proxy::start(pg().port());
+    let relayed = db.url.replace(&format!(":{}/", pg().port()), &format!(":{}/", relay.port()));
+    assert!(
+        announced_is_backend(&relayed, TlsMode::Disable, None).await,
+        "a TCP relay is no pooler"
+    );
+    for mode in [PoolMode::Session, PoolMode::Transaction] {
+        let bouncer = PgBouncer::start(mode, 2);
+        assert!(
+            !announced_is_backend(&bouncer.url(&db.name), TlsMode::Disable, None).await,
+            "{mode:?}"
+        );
+    }
+}
