@@ -31,7 +31,9 @@ async fn transaction_mode_is_refused_before_anything_runs() {
         let db = pg().fresh_db().await;
         let bouncer = PgBouncer::start(PoolMode::Transaction, pool_size);
         let url = bouncer.url(&db.name);
+        let started = Instant::now();
         assert_refused_as_pooled(run(&mut wm(&url, "migrations", &["migrate"])));
+        eprintln!("transaction pool of {pool_size}: refused in {:?}", started.elapsed());
         assert_untouched(&db).await;
         assert_refused_as_pooled(run(&mut wm(&url, "migrations", &["rollback", "--to", "none"])));
         assert_untouched(&db).await;
@@ -200,14 +202,20 @@ async fn a_full_server_is_waited_for_within_the_deadline() {
         waited >= Duration::from_millis(1500) && waited < Duration::from_secs(8),
         "retried within the deadline: {waited:?}"
     );
+    eprintln!("no connection slot: gave up after {waited:?} with --timeout 3");
 
     // The slot frees up while the run waits: it connects and works.
+    let started_second = Instant::now();
     let child = spawn(&mut wm(&url, "migrations", &["--timeout", "20", "migrate"]));
     tokio::time::sleep(Duration::from_millis(800)).await;
     drop(holder);
     let _ = holder_task.await;
     let report = wait(child).expect(0).report();
     assert_eq!(report["status"], "applied", "{report}");
+    eprintln!(
+        "a slot freed after 0.8 s: applied {:?} after the run started",
+        started_second.elapsed()
+    );
 }
 
 /// Whether the process id announced at startup is the backend's, for a connection made the way
