@@ -188,11 +188,14 @@ impl<'a> Session<'a> {
         if let Some(warning) = pooler::rds_proxy_warning(&session.database().host) {
             finished.warnings.push(warning);
         }
-        if let Err(e) = held.release(session.client()).await {
-            match finished.error {
-                None => finished.error = Some(e.into()),
-                Some(_) => finished.warnings.push(e.to_string()),
-            }
+        match held.release(session.client()).await {
+            Ok(()) => {}
+            // The connection failed, not the lock: the server frees it with the session.
+            Err(e @ LockError::Database { .. }) => finished
+                .warnings
+                .push(format!("{e}; the server frees the lock when it ends the session")),
+            Err(e) if finished.error.is_none() => finished.error = Some(e.into()),
+            Err(e) => finished.warnings.push(e.to_string()),
         }
         (session, finished)
     }

@@ -27,13 +27,13 @@ fn assert_refused_as_pooled(run: Run) {
 
 #[tokio::test]
 async fn transaction_mode_is_refused_before_anything_runs() {
-    for pool_size in [1, 2] {
+    for (mode, pool_size) in [(PoolMode::Transaction, 1), (PoolMode::Transaction, 2), (PoolMode::Statement, 2)] {
         let db = pg().fresh_db().await;
-        let bouncer = PgBouncer::start(PoolMode::Transaction, pool_size);
+        let bouncer = PgBouncer::start(mode, pool_size);
         let url = bouncer.url(&db.name);
         let started = Instant::now();
         assert_refused_as_pooled(run(&mut wm(&url, "migrations", &["migrate"])));
-        eprintln!("transaction pool of {pool_size}: refused in {:?}", started.elapsed());
+        eprintln!("{mode:?} pool of {pool_size}: refused in {:?}", started.elapsed());
         assert_untouched(&db).await;
         assert_refused_as_pooled(run(&mut wm(&url, "migrations", &["rollback", "--to", "none"])));
         assert_untouched(&db).await;

@@ -13,6 +13,7 @@ use super::{pg, pick_port, spawn_with_lifeline, tail_file, STARTUP_TIMEOUT, STAR
 pub enum PoolMode {
     Session,
     Transaction,
+    Statement,
 }
 
 pub struct PgBouncer {
@@ -75,6 +76,7 @@ fn try_start(mode: PoolMode, pool_size: u32, reset_query: &str) -> Result<PgBoun
     let mode = match mode {
         PoolMode::Session => "session",
         PoolMode::Transaction => "transaction",
+        PoolMode::Statement => "statement",
     };
     std::fs::write(
         &ini,
