@@ -17,6 +17,17 @@ async fn assert_untouched(db: &TestDb) {
     assert_eq!(db.advisory_locks().await, 0, "no lock left on any backend");
 }
 
+/// A setting as the next client of the pool sees it (with a pool of 1: on the backend the run had).
+async fn pooled_setting(url: &str, name: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("through the pool");
+    tokio::spawn(connection);
+    let row = client
+        .query_one(&format!("select current_setting('{name}')"), &[])
+        .await
+        .expect("setting");
+    row.get(0)
+}
+
 fn assert_refused_as_pooled(run: Run) {
     let run = run.expect(2);
     let report = run.report();
@@ -35,6 +46,11 @@ async fn transaction_mode_is_refused_before_anything_runs() {
         assert_refused_as_pooled(run(&mut wm(&url, "migrations", &["migrate"])));
         eprintln!("{mode:?} pool of {pool_size}: refused in {:?}", started.elapsed());
         assert_untouched(&db).await;
+        assert_eq!(
+            pooled_setting(&url, "idle_in_transaction_session_timeout").await,
+            "0",
+            "no setting leaked to the pool"
+        );
         assert_refused_as_pooled(run(&mut wm(&url, "migrations", &["rollback", "--to", "none"])));
         assert_untouched(&db).await;
     }
