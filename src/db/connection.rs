@@ -14,7 +14,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::Client;
 
-use crate::db::backoff::Backoff;
+use crate::db::backoff;
 use crate::error::{Classified, Details, ErrorType};
 
 /// How the server sees this tool's sessions (`pg_stat_activity.application_name`).
@@ -204,23 +204,6 @@ pub enum ConnectError {
     },
 }
 
-/// `too_many_connections` and `configuration_limit_exceeded` (a role's or database's
-/// CONNECTION LIMIT): transient on a busy server, so connecting is tried again.
-const CONNECTION_LIMITS: [&str; 2] = ["53300", "53400"];
-
-/// From 100 ms to 2 s between attempts, jittered so refused runners do not come back in step.
-const CONNECT_RETRY: Backoff = Backoff {
-    first: Duration::from_millis(100),
-    cap: Duration::from_secs(2),
-    jitter: 0.5,
-};
-
-/// The wait before attempt `attempt + 1`, or `None` when it would end past the budget.
-fn retry_delay(attempt: u32, elapsed: Duration, budget: Duration) -> Option<Duration> {
-    let delay = CONNECT_RETRY.delay(attempt);
-    (elapsed + delay < budget).then_some(delay)
-}
-
 impl ConnectError {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
@@ -259,11 +242,9 @@ impl Database {
         let mut attempt: u32 = 0;
         loop {
             match Self::connect_once(settings).await {
-                Err(ConnectError::Connect { target, error })
-                    if error.sqlstate.as_deref().is_some_and(|s| CONNECTION_LIMITS.contains(&s)) =>
-                {
+                Err(ConnectError::Connect { target, error }) if error.sqlstate.as_deref().is_some_and(backoff::is_connection_limit) => {
                     let elapsed = started.elapsed();
-                    let Some(delay) = retry_delay(attempt, elapsed, settings.connect_timeout) else {
+                    let Some(delay) = backoff::connect_retry_delay(attempt, elapsed, settings.connect_timeout) else {
                         return Err(ConnectError::TooManyConnections {
                             target,
                             attempts: attempt + 1,
@@ -595,23 +576,6 @@ mod tests {
         assert_eq!(major_version("12.22"), Some(12));
         assert_eq!(major_version("17beta1"), Some(17));
         assert_eq!(major_version("unknown"), None);
-    }
-
-    #[test]
-    fn connection_limits_are_retried_within_the_budget_only() {
-        let budget = Duration::from_secs(3);
-        assert!(retry_delay(0, Duration::ZERO, budget).is_some());
-        assert!(
-            retry_delay(5, Duration::from_millis(2_900), budget).is_none(),
-            "a wait past the budget is not started"
-        );
-        let mut elapsed = Duration::ZERO;
-        let mut attempts = 0;
-        while let Some(delay) = retry_delay(attempts, elapsed, budget) {
-            elapsed += delay;
-            attempts += 1;
-        }
-        assert!(elapsed < budget && attempts >= 3, "{attempts} attempts in {elapsed:?}");
     }
 
     #[test]

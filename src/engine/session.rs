@@ -265,9 +265,13 @@ impl<'a> Session<'a> {
     /// RDS Proxy pins a session once it sees a `SET` (the session setup), so that comes first
     /// there; elsewhere nothing is set before the verdict.
     async fn refuse_transaction_pooling(&self, ours: i32) -> Result<(), Error> {
-        if pooler::rds_proxy_warning(&self.database().host).is_some() {
+        let ours = if pooler::rds_proxy_warning(&self.database().host).is_some() {
             self.check_writable().await?;
-        }
+            // The backend it pinned, which may not be the one the opening statement ran on.
+            pooler::backend_pid(self.client()).await.map_err(Error::Session)?
+        } else {
+            ours
+        };
         let mut connection = self.inv.connection.clone();
         if let Some(left) = self.inv.time_left() {
             connection.connect_timeout = connection.connect_timeout.min(left.max(Duration::from_millis(100)));
