@@ -126,6 +126,24 @@ fn pid_of(row: &[Option<String>], i: usize) -> i32 {
     row.get(i).and_then(|v| v.as_deref()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
+/// SQL: whether this session's backend holds the lock now (`pg_locks` is not MVCC: it says what
+/// is held at the moment it is read, whatever the statement's snapshot).
+pub fn held_here_sql(key: i64) -> String {
+    format!(
+        "exists (select 1 from pg_locks where locktype = 'advisory' and granted and objsubid = 1 \
+         and pid = pg_backend_pid() and database = (select oid from pg_database where datname = current_database()) \
+         and classid::bigint = (({key})::bigint >> 32) & 4294967295 and objid::bigint = ({key})::bigint & 4294967295)"
+    )
+}
+
+/// This session's backend and whether it holds the lock.
+pub async fn held_here(client: &Client, key: i64) -> Result<(i32, bool), LockError> {
+    let row = first_row(client, &format!("select pg_backend_pid(), {}", held_here_sql(key)))
+        .await
+        .map_err(|error| LockError::Database { key, error: error.into() })?;
+    Ok((pid_of(&row, 0), row.get(1).and_then(|v| v.as_deref()) == Some("t")))
+}
+
 /// The backend holding the lock, if any: a bigint key is stored as (classid, objid) halves.
 async fn holder(client: &Client, key: i64) -> Result<Option<i32>, tokio_postgres::Error> {
     let row = client

@@ -1,5 +1,5 @@
-//! The one statement a run that takes the advisory lock opens with: the session check, the
-//! try-lock and, only if the lock was taken, the ledger read, in one simple query, so a no-op
+//! The one request a run that takes the advisory lock opens with: the session check and the
+//! try-lock, then, only if the lock was taken, the ledger read, in one simple query, so a no-op
 //! deploy costs one round trip after connecting. A busy lock, a fresh database (no ledger
 //! table yet) or a connection through a pooler (`db/pooler.rs`) falls back to the step-by-step
 //! path (`engine/session.rs`).
@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use crate::db::connection::{PgError, IDLE_IN_TRANSACTION_TIMEOUT};
 use crate::db::ledger::{is_missing_table, rows_of, LedgerRead, LedgerTable};
+use crate::db::lock::held_here_sql;
 
 /// What the opening statement found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,10 +27,12 @@ pub struct Opening {
     pub ledger: Option<LedgerRead>,
 }
 
-/// One `select` whose CTE sets the session up and takes the lock on a direct connection (a CTE
-/// with a volatile function is evaluated once) and whose lateral join reads the ledger only when
-/// it did. `announced` is the process id the server announced at startup (`None`: unknown, taken
-/// as a pooler).
+/// Two statements in one simple query. The first sets the session up and takes the lock on a
+/// direct connection (a CTE with a volatile function is evaluated once). The second reads the
+/// ledger only if the lock is held: a statement of its own, because a statement reads in the
+/// snapshot taken when it starts (READ COMMITTED), and a ledger read in the statement that took
+/// the lock could miss what a run committed just before it gave the lock up. `announced` is the
+/// process id the server announced at startup (`None`: unknown, taken as a pooler).
 pub fn sql(ledger: &LedgerTable, key: i64, announced: Option<i32>) -> String {
     let direct = announced.map_or_else(|| "false".to_string(), |pid| format!("pg_backend_pid() = {pid}"));
     format!(
@@ -38,15 +41,17 @@ pub fn sql(ledger: &LedgerTable, key: i64, announced: Option<i32>) -> String {
          l as (select ro, rec, pid, direct, \
          case when direct then set_config('idle_in_transaction_session_timeout', '{idle}s', false) end as setup, \
          case when ro or rec or not direct then false else pg_try_advisory_lock({key}) end as locked from s) \
-         select l.ro, l.rec, l.locked, l.pid, l.direct, l.setup, t.* from l left join lateral ({rows}) t on true order by t.id",
+         select l.ro, l.rec, l.locked, l.pid, l.direct, l.setup from l; \
+         select t.* from ({rows}) t order by t.id",
         idle = IDLE_IN_TRANSACTION_TIMEOUT.as_secs(),
-        rows = ledger.rows_sql("where l.locked"),
+        rows = ledger.rows_sql(&format!("where {}", held_here_sql(key))),
     )
 }
 
-/// Runs the opening statement. `Ok(None)`: the ledger table or its schema does not exist, which
-/// the server finds before running anything (so no lock was taken and the settings were rolled
-/// back with the implicit transaction): the caller takes the step-by-step path.
+/// Runs the opening request. `Ok(None)`: the ledger table or its schema does not exist, which
+/// the server finds when it comes to the second statement: the first may have taken the lock
+/// (its settings were rolled back with the implicit transaction), so the caller asks
+/// (`lock::held_here`) before it takes the step-by-step path.
 pub async fn open(client: &Client, ledger: &LedgerTable, key: i64, announced: Option<i32>) -> Result<Option<Opening>, OpeningError> {
     let messages = match client.simple_query(&sql(ledger, key, announced)).await {
         Ok(messages) => messages,
@@ -54,11 +59,12 @@ pub async fn open(client: &Client, ledger: &LedgerTable, key: i64, announced: Op
         Err(e) => return Err(OpeningError::Database(e.into())),
     };
     let rows: Vec<_> = rows_of(&messages).collect();
-    let first = rows.first().ok_or(OpeningError::NoRow)?;
+    let (first, read) = rows.split_first().ok_or(OpeningError::NoRow)?;
     let flag = |i: usize| first.get(i) == Some("t");
     let locked = flag(2);
-    let ledger = if locked {
-        Some(ledger.parse_read(rows.iter().copied(), 6).map_err(OpeningError::Ledger)?)
+    // The read has a row even for an empty ledger; none means it did not find the lock held.
+    let ledger = if locked && !read.is_empty() {
+        Some(ledger.parse_read(read.iter().copied(), 0).map_err(OpeningError::Ledger)?)
     } else {
         None
     };
@@ -94,7 +100,12 @@ mod tests {
         assert!(sql.contains("pg_backend_pid() = 7 as direct"));
         assert!(sql.contains("case when ro or rec or not direct then false else pg_try_advisory_lock(42) end"));
         assert!(sql.contains(r#"from "drizzle"."__drizzle_migrations" x"#));
-        assert!(sql.contains("where l.locked"), "the ledger is read only under the lock");
+        let (lock, read) = sql.split_once("; ").expect("two statements");
+        assert!(lock.contains("pg_try_advisory_lock(42)") && !lock.contains("__drizzle_migrations"));
+        assert!(
+            read.contains("pg_locks") && read.contains("pid = pg_backend_pid()"),
+            "the ledger is read only under the lock, in a snapshot taken after it: {read}"
+        );
         assert!(!sql.contains("pg_advisory_unlock"));
     }
 

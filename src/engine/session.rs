@@ -233,11 +233,17 @@ impl<'a> Session<'a> {
                 self.check_writable().await?;
             }
             None => {
-                let pid = pooler::backend_pid(self.client()).await.map_err(Error::Session)?;
-                if announced != Some(pid) {
+                // No ledger yet: the opening's first statement may have taken the lock.
+                let (pid, held) = lock::held_here(self.client(), settings.lock_key).await?;
+                let direct = announced == Some(pid);
+                if !direct {
                     self.refuse_transaction_pooling(pid).await?;
                 }
                 self.check_writable().await?;
+                if held && direct {
+                    tracing::info!(key = settings.lock_key, wait_ms = 0u64, "advisory lock held");
+                    return Ok(lock::HeldLock::taken_at_once(settings.lock_key, pid));
+                }
             }
         }
         let wait = self.inv.time_left().map_or(settings.lock_wait, |left| settings.lock_wait.min(left));
