@@ -82,6 +82,15 @@ else
     apt_install openssl
 fi
 
+# --- PgBouncer ----------------------------------------------------------------
+# tests/it/pooler.rs runs the CLI through a real PgBouncer in session and transaction mode
+# (tests/it/harness/pgbouncer.rs starts it; Debian installs it under /usr/sbin).
+if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
+    say "pgbouncer: present"
+else
+    apt_install pgbouncer
+fi
+
 # --- Chromium ---------------------------------------------------------------
 # tests/it/envs.rs renders the envs page in a real headless browser (Debian's chromium).
 if command -v chromium >/dev/null 2>&1; then

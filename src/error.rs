@@ -14,6 +14,11 @@ pub enum ErrorType {
     ReadOnlyDatabase,
     PermissionDenied,
     MigrationLockBusy,
+    /// The advisory lock was not held by our backend when it was given back: another run may
+    /// have held it at the same time.
+    MigrationLockLost,
+    /// The connection goes through a pooler in transaction or statement mode.
+    PoolerNotSupported,
     InvalidMigrations,
     ChecksumMismatch,
     OutOfOrderMigration,
@@ -52,6 +57,8 @@ impl ErrorType {
             Self::ReadOnlyDatabase => "ReadOnlyDatabase",
             Self::PermissionDenied => "PermissionDenied",
             Self::MigrationLockBusy => "MigrationLockBusy",
+            Self::MigrationLockLost => "MigrationLockLost",
+            Self::PoolerNotSupported => "PoolerNotSupported",
             Self::InvalidMigrations => "InvalidMigrations",
             Self::ChecksumMismatch => "ChecksumMismatch",
             Self::OutOfOrderMigration => "OutOfOrderMigration",
@@ -73,7 +80,7 @@ impl ErrorType {
     /// The CLI contract: 1 failed, 2 usage or configuration, 3 validation refused, 4 lock busy.
     pub fn exit_code(self) -> i32 {
         match self {
-            Self::InvalidRequest | Self::ConfigError | Self::InvalidDeadline => 2,
+            Self::InvalidRequest | Self::ConfigError | Self::InvalidDeadline | Self::PoolerNotSupported => 2,
             Self::InvalidMigrations
             | Self::ChecksumMismatch
             | Self::OutOfOrderMigration
@@ -91,6 +98,7 @@ impl ErrorType {
             | Self::ReadOnlyDatabase
             | Self::PermissionDenied
             | Self::MigrationFailed
+            | Self::MigrationLockLost
             | Self::DeadlineExceeded
             | Self::InspectionFailed => 1,
         }
@@ -165,6 +173,8 @@ mod tests {
         assert_eq!(ErrorType::OutOfOrderMigration.exit_code(), 3);
         assert_eq!(ErrorType::InvalidMigrations.exit_code(), 3);
         assert_eq!(ErrorType::MigrationLockBusy.exit_code(), 4);
+        assert_eq!(ErrorType::PoolerNotSupported.exit_code(), 2);
+        assert_eq!(ErrorType::MigrationLockLost.exit_code(), 1);
         assert_eq!(ErrorType::MigrationFailed.exit_code(), 1);
         for finding in [
             ErrorType::DriftDetected,

@@ -14,6 +14,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::Client;
 
+use crate::db::backoff;
 use crate::error::{Classified, Details, ErrorType};
 
 /// How the server sees this tool's sessions (`pg_stat_activity.application_name`).
@@ -193,12 +194,20 @@ pub enum ConnectError {
     Connect { target: DatabaseInfo, error: PgError },
     #[error("cannot connect to {target}: no answer within {seconds} s; check the host, port, security group and that the database is up")]
     Timeout { target: DatabaseInfo, seconds: u64 },
+    /// 53300 or 53400 on every attempt until the connect budget ran out.
+    #[error("cannot connect to {target}: the server has no connection slot left ({error}); tried {attempts} times over {waited_ms} ms. Close idle sessions (pg_stat_activity), raise the role's CONNECTION LIMIT or max_connections, or run again when fewer clients are connected")]
+    TooManyConnections {
+        target: DatabaseInfo,
+        attempts: u32,
+        waited_ms: u64,
+        error: PgError,
+    },
 }
 
 impl ConnectError {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
-            Self::Connect { error, .. } => error.sqlstate.as_deref(),
+            Self::Connect { error, .. } | Self::TooManyConnections { error, .. } => error.sqlstate.as_deref(),
             _ => None,
         }
     }
@@ -226,7 +235,38 @@ pub struct SessionState {
 }
 
 impl Database {
+    /// Connects; a server out of connection slots (53300, 53400) is tried again with backoff
+    /// for up to `connect_timeout` in all (which `Session::open` clamps to the run's deadline).
     pub async fn connect(settings: &ConnectionSettings) -> Result<Self, ConnectError> {
+        let started = std::time::Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            match Self::connect_once(settings).await {
+                Err(ConnectError::Connect { target, error }) if error.sqlstate.as_deref().is_some_and(backoff::is_connection_limit) => {
+                    let elapsed = started.elapsed();
+                    let Some(delay) = backoff::connect_retry_delay(attempt, elapsed, settings.connect_timeout) else {
+                        return Err(ConnectError::TooManyConnections {
+                            target,
+                            attempts: attempt + 1,
+                            waited_ms: elapsed.as_millis() as u64,
+                            error,
+                        });
+                    };
+                    tracing::info!(
+                        attempt = attempt + 1,
+                        sqlstate = error.sqlstate.as_deref(),
+                        delay_ms = delay.as_millis() as u64,
+                        "no connection slot; trying again"
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn connect_once(settings: &ConnectionSettings) -> Result<Self, ConnectError> {
         let info = settings.info();
         let mut pg = settings.pg.clone();
         pg.application_name(APPLICATION_NAME);
@@ -308,6 +348,12 @@ impl Database {
         })
     }
 
+    /// Drops the connection at once, without waiting for an answer still owed (a query queued in
+    /// a pooler): the socket closes, which ends the queued request too.
+    pub fn abandon(self) {
+        self.driver.abort();
+    }
+
     /// Ends the session; the server releases anything it still holds for it.
     pub async fn close(self) {
         drop(self.client);
@@ -340,11 +386,6 @@ pub(crate) async fn first_row(client: &Client, sql: &str) -> Result<Vec<Option<S
         }
     }
     Ok(Vec::new())
-}
-
-/// A one-boolean query (`select pg_try_advisory_lock(...)`) through the simple protocol.
-pub(crate) async fn query_bool(client: &Client, sql: &str) -> Result<bool, tokio_postgres::Error> {
-    Ok(first_row(client, sql).await?.first().is_some_and(|v| v.as_deref() == Some("t")))
 }
 
 /// What the TLS connector is built from; also the key of the per-process connector cache.
@@ -513,13 +554,13 @@ impl Classified for ConnectError {
     fn error_type(&self) -> ErrorType {
         match self {
             Self::CaBundle { .. } | Self::Tls { .. } => ErrorType::ConfigError,
-            Self::Connect { .. } | Self::Timeout { .. } => ErrorType::ConnectionFailed,
+            Self::Connect { .. } | Self::Timeout { .. } | Self::TooManyConnections { .. } => ErrorType::ConnectionFailed,
         }
     }
 
     fn details(&self) -> Details {
         match self {
-            Self::Connect { error, .. } => error.details(),
+            Self::Connect { error, .. } | Self::TooManyConnections { error, .. } => error.details(),
             _ => Details::default(),
         }
     }

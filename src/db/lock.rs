@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use crate::db::backoff::Backoff;
-use crate::db::connection::PgError;
+use crate::db::connection::{first_row, PgError};
 use crate::error::{Classified, Details, ErrorType};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,18 +15,36 @@ pub enum LockError {
     Busy { key: i64, holder_pid: Option<i32>, waited_ms: u64 },
     #[error("advisory lock {key}: {error}")]
     Database { key: i64, error: PgError },
+    /// Checked at release: the lock must be given back by the backend that took it, and the
+    /// server must say it was held. Otherwise another runner may have held it too.
+    #[error("advisory lock {key} was not held at release ({why}): another run may have held it at the same time. Check pg_locks and the ledger with `status`; a connection pooler in transaction mode (or a proxy that swaps backends) does this: point the connection at the database or a session-mode endpoint", why = lost_text(*locked_pid, *unlock_pid))]
+    Lost { key: i64, locked_pid: i32, unlock_pid: i32 },
+    /// Found before anything ran: the session is pooled per transaction (`db/pooler.rs`).
+    #[error("the connection goes through a connection pooler in transaction (or statement) mode: consecutive transactions ran on different PostgreSQL backends (ours {ours_before} then {ours_after}{second}), so a session advisory lock cannot keep two runs apart and session settings would leak to other clients. Nothing was run. Point the connection at the database itself (the cluster writer endpoint) or at the pooler's session-mode port/database (PgBouncer pool_mode=session; Supavisor port 5432)")]
+    PoolerNotSupported { ours_before: i32, ours_after: i32, second: String },
+}
+
+fn lost_text(locked_pid: i32, unlock_pid: i32) -> String {
+    if locked_pid == unlock_pid {
+        format!("backend PID {locked_pid} took it and no longer held it")
+    } else {
+        format!("taken on backend PID {locked_pid}, given back on backend PID {unlock_pid}")
+    }
 }
 
 fn holder_text(pid: Option<i32>) -> String {
     pid.map(|p| format!(" (backend PID {p})")).unwrap_or_default()
 }
 
-/// A held lock. Release it with [`HeldLock::release`]; closing the connection also frees it, which
-/// is the backstop, not the plan.
+/// A held lock. Release it with [`HeldLock::release`] on every path: behind a pooler the
+/// connection's close does not end the server session, so it frees nothing. The close is a
+/// backstop for a panic, not the plan.
 #[derive(Debug)]
 #[must_use = "release the lock on every path"]
 pub struct HeldLock {
     key: i64,
+    /// The backend that took it: the one that must give it back.
+    pid: i32,
     pub waited: Duration,
 }
 
@@ -37,12 +55,13 @@ pub async fn acquire(client: &Client, key: i64, wait: Duration) -> Result<HeldLo
     let mut attempt: u32 = 0;
     let mut freed_meanwhile: u32 = 0;
     loop {
-        if crate::db::connection::query_bool(client, &format!("select pg_try_advisory_lock({key})"))
+        let row = first_row(client, &format!("select pg_try_advisory_lock({key}), pg_backend_pid()"))
             .await
-            .map_err(db)?
-        {
+            .map_err(db)?;
+        if row.first().is_some_and(|v| v.as_deref() == Some("t")) {
             return Ok(HeldLock {
                 key,
+                pid: pid_of(&row, 1),
                 waited: started.elapsed(),
             });
         }
@@ -71,30 +90,58 @@ pub async fn acquire(client: &Client, key: i64, wait: Duration) -> Result<HeldLo
 }
 
 impl HeldLock {
-    /// The lock a combined first statement took at once (`db/opening.rs`).
-    pub fn taken_at_once(key: i64) -> Self {
+    /// The lock a combined first statement took at once on backend `pid` (`db/opening.rs`).
+    pub fn taken_at_once(key: i64, pid: i32) -> Self {
         Self {
             key,
+            pid,
             waited: Duration::ZERO,
         }
     }
 
-    /// Keeps the lock until the session closes, which frees it: for a run that ends right after
-    /// and has nothing to give back early for, the unlock would be a round trip for nothing.
-    pub fn leave_to_close(self) {
-        tracing::debug!(key = self.key, "advisory lock left to the session's close");
-    }
-
+    /// Gives the lock back, on the backend that took it only: on any other the unlock would
+    /// free nothing of ours (or another session's lock). Either miss is [`LockError::Lost`].
     pub async fn release(self, client: &Client) -> Result<(), LockError> {
-        let key = self.key;
-        let released = crate::db::connection::query_bool(client, &format!("select pg_advisory_unlock({key})"))
-            .await
-            .map_err(|error| LockError::Database { key, error: error.into() })?;
-        if !released {
-            tracing::warn!(key, "advisory lock was not held at release");
+        let Self { key, pid, .. } = self;
+        let row = first_row(
+            client,
+            &format!("select pg_backend_pid(), case when pg_backend_pid() = {pid} then pg_advisory_unlock({key}) else false end"),
+        )
+        .await
+        .map_err(|error| LockError::Database { key, error: error.into() })?;
+        let unlock_pid = pid_of(&row, 0);
+        if row.get(1).and_then(|v| v.as_deref()) != Some("t") {
+            return Err(LockError::Lost {
+                key,
+                locked_pid: pid,
+                unlock_pid,
+            });
         }
         Ok(())
     }
+}
+
+/// A pid column of a simple-protocol row; 0 (no backend has it) if absent.
+fn pid_of(row: &[Option<String>], i: usize) -> i32 {
+    row.get(i).and_then(|v| v.as_deref()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// SQL: whether this session's backend holds the lock now (`pg_locks` is not MVCC: it says what
+/// is held at the moment it is read, whatever the statement's snapshot).
+pub fn held_here_sql(key: i64) -> String {
+    format!(
+        "exists (select 1 from pg_locks where locktype = 'advisory' and granted and objsubid = 1 \
+         and pid = pg_backend_pid() and database = (select oid from pg_database where datname = current_database()) \
+         and classid::bigint = (({key})::bigint >> 32) & 4294967295 and objid::bigint = ({key})::bigint & 4294967295)"
+    )
+}
+
+/// This session's backend and whether it holds the lock.
+pub async fn held_here(client: &Client, key: i64) -> Result<(i32, bool), LockError> {
+    let row = first_row(client, &format!("select pg_backend_pid(), {}", held_here_sql(key)))
+        .await
+        .map_err(|error| LockError::Database { key, error: error.into() })?;
+    Ok((pid_of(&row, 0), row.get(1).and_then(|v| v.as_deref()) == Some("t")))
 }
 
 /// The backend holding the lock, if any: a bigint key is stored as (classid, objid) halves.
@@ -125,6 +172,8 @@ impl Classified for LockError {
         match self {
             Self::Busy { .. } => ErrorType::MigrationLockBusy,
             Self::Database { .. } => ErrorType::ConnectionFailed,
+            Self::Lost { .. } => ErrorType::MigrationLockLost,
+            Self::PoolerNotSupported { .. } => ErrorType::PoolerNotSupported,
         }
     }
 
@@ -135,6 +184,7 @@ impl Classified for LockError {
                 ..Details::default()
             },
             Self::Database { error, .. } => error.details(),
+            Self::Lost { .. } | Self::PoolerNotSupported { .. } => Details::default(),
         }
     }
 }

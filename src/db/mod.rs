@@ -12,4 +12,5 @@ pub mod history;
 pub mod ledger;
 pub mod lock;
 pub mod opening;
+pub mod pooler;
 pub mod table_size;

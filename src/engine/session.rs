@@ -15,6 +15,7 @@ use crate::db::connection::{Database, DatabaseInfo, PgError};
 use crate::db::ledger::{LedgerRead, LedgerShape};
 use crate::db::lock::{self, LockError};
 use crate::db::opening::{self, OpeningError};
+use crate::db::pooler;
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
 use crate::engine::outcome::Finished;
@@ -36,9 +37,6 @@ pub struct Session<'a> {
     opened: Mutex<Option<LedgerRead>>,
     /// The shape the latest [`Session::assess`] found, so `migrate` does not ask again.
     shape: Mutex<Option<LedgerShape>>,
-    /// Set by a command that leaves the lock to the session's close (nothing to do, and the
-    /// session closes right after): the unlock would be one more round trip for nothing.
-    leave_lock: bool,
 }
 
 /// The live schema against the snapshot of one version.
@@ -64,7 +62,6 @@ impl<'a> Session<'a> {
             lock_wait: Duration::ZERO,
             opened: Mutex::new(None),
             shape: Mutex::new(None),
-            leave_lock: false,
         })
     }
 
@@ -124,12 +121,6 @@ impl<'a> Session<'a> {
         *lock(&self.shape)
     }
 
-    /// Leaves the advisory lock to the session's close instead of unlocking: for a command that
-    /// found nothing to do, after which the run closes the session.
-    pub fn leave_lock_to_close(&mut self) {
-        self.leave_lock = true;
-    }
-
     /// The live schema against the snapshot of `version` (the empty schema for `None`).
     pub async fn compare(&self, version: Option<&Migration>) -> Result<Comparison, Error> {
         let expected = Snapshot::at(&self.set.source, version)?;
@@ -178,10 +169,12 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Runs `work` holding the advisory lock, after checking the session can write. The lock is
-    /// given back on every path `work` returns by; if it panics, the connection is dropped and
-    /// the server frees the lock with it. The session goes to `work` and comes back with its
-    /// outcome: a plain value, so the future stays `Send` for the Lambda's spawned task.
+    /// Runs `work` holding the advisory lock, after checking the session can write and is not
+    /// pooled per transaction. The lock is given back on every path `work` returns by, by the
+    /// backend that took it; a release that finds it not held is the run's error (or, after
+    /// another error, a warning). Only a panic leaves it to the connection's drop. The session
+    /// goes to `work` and comes back with its outcome: a plain value, so the future stays `Send`
+    /// for the Lambda's spawned task.
     pub async fn with_lock<T, F>(mut self, work: impl FnOnce(Session<'a>) -> F) -> (Session<'a>, Finished<T>)
     where
         T: Default,
@@ -192,22 +185,29 @@ impl<'a> Session<'a> {
             Err(e) => return (self, Finished::failed(e)),
         };
         let (session, mut finished) = work(self).await;
-        if session.leave_lock {
-            held.leave_to_close();
-        } else if let Err(e) = held.release(session.client()).await {
-            finished
+        if let Some(warning) = pooler::rds_proxy_warning(&session.database().host) {
+            finished.warnings.push(warning);
+        }
+        match held.release(session.client()).await {
+            Ok(()) => {}
+            // The connection failed, not the lock: the server frees it with the session.
+            Err(e @ LockError::Database { .. }) => finished
                 .warnings
-                .push(format!("{e}; the lock is freed anyway when the connection closes"));
+                .push(format!("{e}; the server frees the lock when it ends the session")),
+            Err(e) if finished.error.is_none() => finished.error = Some(e.into()),
+            Err(e) => finished.warnings.push(e.to_string()),
         }
         (session, finished)
     }
 
     /// The opening statement first (check, try-lock and ledger read in one round trip); when
-    /// the lock is busy, or the database has no ledger yet, the step-by-step path: check, then
-    /// poll for the lock, waiting and naming the holder as before.
+    /// the lock is busy, the database has no ledger yet or a pooler stands between, the
+    /// step-by-step path: the pooler probe (refusing transaction pooling before anything is set
+    /// or locked), the check, then polling for the lock, waiting and naming the holder.
     async fn take_lock(&mut self) -> Result<lock::HeldLock, Error> {
         let settings = self.settings();
-        let opened = opening::open(self.client(), &settings.ledger, settings.lock_key)
+        let announced = pooler::announced_pid(self.client()).await;
+        let opened = opening::open(self.client(), &settings.ledger, settings.lock_key, announced)
             .await
             .map_err(|e| match e {
                 OpeningError::Database(pg) => Error::Session(pg),
@@ -220,15 +220,31 @@ impl<'a> Session<'a> {
                 }),
             })?;
         match opened {
-            Some(opened) => {
+            Some(opened) if opened.direct => {
                 writable(opened.read_only, opened.in_recovery)?;
                 if opened.locked {
                     tracing::info!(key = settings.lock_key, wait_ms = 0u64, "advisory lock held");
                     *lock(&self.opened) = opened.ledger;
-                    return Ok(lock::HeldLock::taken_at_once(settings.lock_key));
+                    return Ok(lock::HeldLock::taken_at_once(settings.lock_key, opened.pid));
                 }
             }
-            None => self.check_writable().await?,
+            Some(opened) => {
+                self.refuse_transaction_pooling(opened.pid).await?;
+                self.check_writable().await?;
+            }
+            None => {
+                // No ledger yet: the opening's first statement may have taken the lock.
+                let (pid, held) = lock::held_here(self.client(), settings.lock_key).await?;
+                let direct = announced == Some(pid);
+                if !direct {
+                    self.refuse_transaction_pooling(pid).await?;
+                }
+                self.check_writable().await?;
+                if held && direct {
+                    tracing::info!(key = settings.lock_key, wait_ms = 0u64, "advisory lock held");
+                    return Ok(lock::HeldLock::taken_at_once(settings.lock_key, pid));
+                }
+            }
         }
         let wait = self.inv.time_left().map_or(settings.lock_wait, |left| settings.lock_wait.min(left));
         match lock::acquire(self.client(), settings.lock_key, wait).await {
@@ -248,6 +264,46 @@ impl<'a> Session<'a> {
                 }
                 Err(e.into())
             }
+        }
+    }
+
+    /// Behind a pooler: a second client's backend and ours again, against ours (`ours`) before.
+    /// RDS Proxy pins a session once it sees a `SET` (the session setup), so that comes first
+    /// there; elsewhere nothing is set before the verdict.
+    async fn refuse_transaction_pooling(&self, ours: i32) -> Result<(), Error> {
+        let ours = if pooler::rds_proxy_warning(&self.database().host).is_some() {
+            self.check_writable().await?;
+            // The backend it pinned, which may not be the one the opening statement ran on.
+            pooler::backend_pid(self.client()).await.map_err(Error::Session)?
+        } else {
+            ours
+        };
+        let mut connection = self.inv.connection.clone();
+        if let Some(left) = self.inv.time_left() {
+            connection.connect_timeout = connection.connect_timeout.min(left.max(Duration::from_millis(100)));
+        }
+        let second = Database::connect(&connection).await?;
+        let second_pid = tokio::time::timeout(pooler::SECOND_CLIENT_WAIT, pooler::backend_pid(second.client())).await;
+        match second_pid {
+            Ok(_) => second.close().await,
+            // Its query still waits in the pooler's queue: a close would wait for the answer.
+            Err(_) => second.abandon(),
+        }
+        let ours_after = pooler::backend_pid(self.client()).await;
+        let probe = pooler::Probe {
+            ours_before: ours,
+            ours_after: ours_after.map_err(Error::Session)?,
+            second: second_pid.ok().transpose().map_err(Error::Session)?,
+        };
+        tracing::info!(?probe, pooling = ?probe.pooling(), "connection pooler found");
+        match probe.pooling() {
+            pooler::Pooling::Session => Ok(()),
+            pooler::Pooling::Transaction => Err(LockError::PoolerNotSupported {
+                ours_before: probe.ours_before,
+                ours_after: probe.ours_after,
+                second: probe.second.map(|pid| format!(", a second client's {pid}")).unwrap_or_default(),
+            }
+            .into()),
         }
     }
 

@@ -1,4 +1,5 @@
-//! What a run sends over the wire (issue 14): a no-op deploy one statement after connecting,
+//! What a run sends over the wire (issue 14): a no-op deploy one statement after connecting
+//! and the unlock,
 //! `status` and `plan` one each, and a transaction segment in one flight that still says which
 //! statement failed and still stops at the deadline.
 
@@ -21,7 +22,7 @@ fn through(db: &TestDb, proxy: &Proxy) -> String {
 }
 
 #[tokio::test]
-async fn a_no_op_deploy_sends_one_statement_after_connecting() {
+async fn a_no_op_deploy_sends_one_statement_after_connecting_and_the_unlock() {
     let db = pg().fresh_db().await;
     run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
     let proxy = Proxy::start(pg().port());
@@ -30,17 +31,15 @@ async fn a_no_op_deploy_sends_one_statement_after_connecting() {
     let report = run(&mut wm(&url, "migrations", &["migrate"])).expect(0).report();
     assert_eq!(report["status"], "upToDate", "{report}");
     let sent = proxy.statements();
-    assert_eq!(sent.len(), 1, "one statement after connecting: {sent:#?}");
+    assert_eq!(sent.len(), 2, "one statement after connecting, then the unlock: {sent:#?}");
     assert!(
         sent[0].contains("pg_try_advisory_lock") && sent[0].contains("__drizzle_migrations") && sent[0].contains("pg_is_in_recovery"),
         "the session check, the try-lock and the ledger read: {}",
         sent[0]
     );
-    // No unlock: closing the session freed the lock.
-    assert!(
-        eventually(|| async { db.advisory_locks().await == 0 }).await,
-        "the lock outlived the session"
-    );
+    // The lock is given back, not left to the close: behind a pooler the close frees nothing.
+    assert!(sent[1].contains("pg_advisory_unlock"), "{}", sent[1]);
+    assert_eq!(db.advisory_locks().await, 0, "the lock outlived the run");
 
     for command in ["status", "plan"] {
         proxy.forget_statements();

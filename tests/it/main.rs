@@ -30,6 +30,7 @@ mod lint_fresh_build;
 mod malformed;
 mod metrics;
 mod migrate;
+mod pooler;
 mod real_histories;
 mod refusals;
 mod resume;

@@ -26,10 +26,6 @@ pub async fn migrate<'a>(session: Session<'a>, target: Option<&'a str>, dry_run:
     session
         .with_lock(|mut s| async move {
             let finished = apply(&mut s, target, false).await;
-            if finished.error.is_none() && finished.outcome.segments.is_empty() {
-                // Nothing was pending and the run closes the session next, which frees the lock.
-                s.leave_lock_to_close();
-            }
             (s, finished)
         })
         .await

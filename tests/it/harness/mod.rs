@@ -17,6 +17,7 @@ mod http;
 pub mod lambda_process;
 pub mod moto;
 pub mod pg;
+pub mod pgbouncer;
 pub mod process;
 pub mod proxy;
 pub mod response_url;

@@ -222,7 +222,7 @@ pub(super) struct RunAs {
     pub(super) gid: u32,
 }
 
-fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -238,7 +238,7 @@ fn id_of(flag: &str, user: &str) -> Option<u32> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
-fn postgres_user() -> Result<RunAs, String> {
+pub(super) fn postgres_user() -> Result<RunAs, String> {
     if id_of("-u", "postgres").is_none() {
         // Another test run, or a TLS cluster starting on another thread, may be
         // creating it at the same moment; only the re-check below matters.
@@ -263,7 +263,7 @@ fn postgres_user() -> Result<RunAs, String> {
 
 /// Prefix that makes `cmd` run as the unprivileged user (empty when not root).
 /// setpriv execs rather than forking, so the wrapper's `$!` is the server itself.
-fn as_user_prefix(run_as: &Option<RunAs>) -> Vec<String> {
+pub(super) fn as_user_prefix(run_as: &Option<RunAs>) -> Vec<String> {
     match run_as {
         None => vec![],
         Some(u) => vec![
