@@ -238,6 +238,19 @@ impl<'a> Applier<'a> {
         };
         let (part, answer) = answers.swap_remove(at);
         let e = answer.expect_err("first_failure points at an error");
+        if e.as_db_error().is_none() {
+            // Not the server's refusal but the connection's end (or a reply the client could not
+            // read): the whole flight, COMMIT included, was sent, and the server may have run it.
+            return Err(AttemptFailure {
+                error: Error::ConnectionLost {
+                    tag: segment.migrations[0].tag.clone(),
+                    cause: e.to_string(),
+                    settled: String::new(),
+                },
+                status: SegmentStatus::Unknown,
+                failed: None,
+            });
+        }
         let mut failure = self.attempt_failed(segment, part, e, &timeouts, failed_after);
         if let Some((mi, si)) = kept_by_file {
             // The flights up to the file's own COMMIT kept their work; the one that failed did not.

@@ -34,8 +34,10 @@ pub enum Error {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Migration(#[from] MigrationError),
-    #[error("{} did not finish by its deadline: the database stopped answering{} (a stalled connection or a network that dropped it). The unfinished transaction was never committed; the server rolls it back and frees the migration lock once it notices the connection is gone. Check with `status`, then run it again", action.name(), in_migration.as_deref().map(|tag| format!(" while it was applying {tag}")).unwrap_or_default())]
+    #[error("{} did not finish by its deadline: the database stopped answering{} (a stalled connection or a network that dropped it). Whatever the server had not committed by the deadline never commits (it checks the deadline on its own clock before each COMMIT), and it rolls that back and frees the migration lock once it notices the connection is gone; what it committed before is in the ledger. Check with `status`, then run it again", action.name(), in_migration.as_deref().map(|tag| format!(" while it was applying {tag}")).unwrap_or_default())]
     Abandoned { action: Action, in_migration: Option<String> },
+    #[error("{tag}: the connection failed ({cause}) after the segment's COMMIT was sent, so its answer could not say whether the server committed. {settled}")]
+    ConnectionLost { tag: String, cause: String, settled: String },
     #[error("the database lacks {} migration(s) that {version} needs: {}. Run the release's migrate first (Step Functions workflow or the custom resource), then deploy what needs {version}", missing.len(), missing.join(", "))]
     SchemaBehind { version: String, missing: Vec<String> },
     #[error("stopped before the invocation deadline while {during}; nothing of the unfinished transaction was kept. Give the function more time (timeout) or apply fewer migrations per run (--to)")]
@@ -72,9 +74,12 @@ impl Error {
             Self::Rollback(e) => e,
             Self::Resume(e) => e,
             Self::Lint(e) => e,
-            Self::ReadOnly { .. } | Self::Session(_) | Self::Deadline { .. } | Self::Abandoned { .. } | Self::SchemaBehind { .. } => {
-                return None
-            }
+            Self::ReadOnly { .. }
+            | Self::Session(_)
+            | Self::Deadline { .. }
+            | Self::Abandoned { .. }
+            | Self::SchemaBehind { .. }
+            | Self::ConnectionLost { .. } => return None,
         })
     }
 
@@ -88,7 +93,7 @@ impl Classified for Error {
     fn error_type(&self) -> ErrorType {
         match self {
             Self::ReadOnly { .. } => ErrorType::ReadOnlyDatabase,
-            Self::Session(_) => ErrorType::ConnectionFailed,
+            Self::Session(_) | Self::ConnectionLost { .. } => ErrorType::ConnectionFailed,
             Self::Deadline { .. } | Self::Abandoned { .. } => ErrorType::DeadlineExceeded,
             Self::SchemaBehind { .. } => ErrorType::SchemaBehind,
             _ => self.layer().map_or(ErrorType::MigrationFailed, Classified::error_type),
@@ -96,8 +101,10 @@ impl Classified for Error {
     }
 
     fn migration(&self) -> Option<&str> {
-        if let Self::Abandoned { in_migration, .. } = self {
-            return in_migration.as_deref();
+        match self {
+            Self::Abandoned { in_migration, .. } => return in_migration.as_deref(),
+            Self::ConnectionLost { tag, .. } => return Some(tag),
+            _ => {}
         }
         self.layer().and_then(Classified::migration)
     }

@@ -186,9 +186,13 @@ pub enum SegmentStatus {
     Planned,
     Committed,
     RolledBack,
-    /// An autocommit segment failed after some statements had committed.
+    /// The segment failed after some of its statements had committed: an autocommit segment, or
+    /// a migration whose own `COMMIT` had kept the part before it.
     PartiallyApplied,
     NotRun,
+    /// The connection failed after the segment's `COMMIT` was sent, and reading the ledger back
+    /// afterwards failed too: the client cannot know whether the server committed it.
+    Unknown,
 }
 
 /// One commit segment of the plan, and what became of it.

@@ -12,7 +12,7 @@ use crate::config::RunSettings;
 use crate::db::baseline::RecordedCatalog;
 use crate::db::catalog::{self, Catalog};
 use crate::db::connection::{Database, DatabaseInfo, PgError};
-use crate::db::ledger::{LedgerRead, LedgerShape};
+use crate::db::ledger::{LedgerRead, LedgerRow, LedgerShape};
 use crate::db::lock::{self, LockError};
 use crate::db::opening::{self, OpeningError};
 use crate::db::pooler;
@@ -25,6 +25,11 @@ use crate::engine::upgrade;
 use crate::migrations::source::{Layout, Migration, MigrationSet};
 use crate::schema::drift::{self, Difference, DriftOptions};
 use crate::schema::snapshot::Snapshot;
+
+/// How long [`Session::read_back`] waits for the run's own backend to end, at most, and how far
+/// past the deadline (the run is abandoned a little after it).
+const READ_BACK_WAIT: Duration = Duration::from_secs(10);
+const READ_BACK_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Session<'a> {
     db: Database,
@@ -305,6 +310,34 @@ impl<'a> Session<'a> {
             }
             .into()),
         }
+    }
+
+    /// The ledger as it stands once this run's own backend has ended: after a connection that
+    /// failed with a flight in the air, that backend may still be running it. It holds the
+    /// migration lock until it ends (which settles its transaction), so a new connection waits
+    /// for the lock, a little past the deadline at most, reads the ledger under it and gives it
+    /// back. On a connection that is still open, the ledger is read there.
+    pub async fn read_back(&self) -> Result<Vec<LedgerRow>, Error> {
+        let settings = self.settings();
+        if !self.client().is_closed() {
+            return Ok(settings.ledger.read(self.client()).await?);
+        }
+        let wait = self
+            .inv
+            .time_left()
+            .map_or(READ_BACK_WAIT, |left| (left + READ_BACK_GRACE).min(READ_BACK_WAIT));
+        let mut connection = self.inv.connection.clone();
+        connection.connect_timeout = connection.connect_timeout.min(wait.max(Duration::from_millis(100)));
+        let db = Database::connect(&connection).await?;
+        let read = async {
+            let held = lock::acquire(db.client(), settings.lock_key, wait).await?;
+            let rows = settings.ledger.read(db.client()).await;
+            held.release(db.client()).await?;
+            Ok::<_, Error>(rows?)
+        }
+        .await;
+        db.close().await;
+        read
     }
 
     async fn check_writable(&self) -> Result<(), Error> {

@@ -203,3 +203,61 @@ async fn a_flight_that_reaches_the_server_after_the_client_gave_up_commits_nothi
         assert!(!db.table_exists(&format!("public.{table}")).await, "{table} was committed late");
     }
 }
+
+#[tokio::test]
+async fn a_connection_lost_after_the_commit_was_sent_is_settled_by_reading_the_ledger_back() {
+    // The server receives the whole flight, COMMIT included, and commits; the client's
+    // connection closes before any answer arrives. The report must not say "rolled back".
+    let db = pg().fresh_db().await;
+    let dir = folder(&[
+        ("0000_a", &["CREATE TABLE \"a\" (\"id\" integer);"]),
+        ("0001_b", &["CREATE TABLE \"b\" (\"id\" integer);"]),
+    ]);
+    let proxy = Proxy::start(pg().port());
+    proxy.cut_after("COMMIT");
+    let report = run(&mut wm(&via(&db, &proxy), dir.path(), &["--no-lint-gate", "migrate"]))
+        .expect(1)
+        .report();
+    assert_eq!(error_type(&report), "ConnectionFailed", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("after the segment's COMMIT was sent") && message.contains("read back"),
+        "{message}"
+    );
+    assert_eq!(statuses(&report), ["committed"], "{report}");
+    assert_eq!(
+        tags(&report["applied"]),
+        ["0000_a", "0001_b"],
+        "the report says what the ledger says: {report}"
+    );
+    assert_eq!(ledger(&db).await.len(), 2);
+    assert!(db.table_exists("public.b").await);
+    assert_eq!(db.advisory_locks().await, 0);
+}
+
+#[tokio::test]
+async fn a_lost_commit_that_cannot_be_read_back_is_reported_as_unknown() {
+    let db = pg().fresh_db().await;
+    let dir = folder(&[("0000_a", &["CREATE TABLE \"a\" (\"id\" integer);"])]);
+    let proxy = Proxy::start(pg().port());
+    proxy.cut_after_for_good("COMMIT");
+    let report = run(&mut wm(
+        &via(&db, &proxy),
+        dir.path(),
+        &["--no-lint-gate", "migrate", "--timeout", "5"],
+    ))
+    .expect(1)
+    .report();
+    assert_eq!(error_type(&report), "ConnectionFailed", "{report}");
+    assert_eq!(statuses(&report), ["unknown"], "neither committed nor rolled back: {report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("whether it committed is unknown") && message.contains("status"),
+        "{message}"
+    );
+    assert!(report["applied"].as_array().is_none_or(Vec::is_empty), "{report}");
+    // What the server did meanwhile: it committed, and `status` on a working link says so.
+    assert!(eventually(|| async { ledger(&db).await.len() == 1 }).await);
+    let status = run(&mut wm(&db.url, dir.path(), &["status"])).expect(0).report();
+    assert_eq!(status["current"], "0000_a", "{status}");
+}

@@ -2,13 +2,13 @@
 //! apply them segment by segment under the advisory lock (a dry run takes no lock and changes
 //! nothing, so it can run beside a real migration).
 
-use crate::db::ledger::LedgerShape;
+use crate::db::ledger::{LedgerRow, LedgerShape};
 use crate::engine::applier::{Applier, NotCommitted};
 use crate::engine::command::Action;
 use crate::engine::commands::lint;
 use crate::engine::error::Error;
 use crate::engine::invocation::expired;
-use crate::engine::outcome::{Finished, LedgerView, Migrated, SegmentOutcome, SegmentStatus};
+use crate::engine::outcome::{AppliedMigration, Finished, LedgerView, Migrated, SegmentOutcome, SegmentStatus};
 use crate::engine::plan::{self, PlanOptions, Problem, Segment, SegmentMode};
 use crate::engine::resume::resume_point;
 use crate::engine::retry::AttemptFailure;
@@ -180,7 +180,19 @@ async fn apply_segments(
                     migrated.applied.push(entry);
                 }
             }
-            Err(NotCommitted { failure, attempts }) => {
+            Err(NotCommitted { mut failure, attempts }) => {
+                if failure.status == SegmentStatus::Unknown {
+                    let kept = settle(session, segment, &mut failure.error).await;
+                    if let Some(kept) = kept {
+                        failure.status = kept.status;
+                        for entry in kept.applied {
+                            if let Some(ledger) = migrated.ledger.as_mut() {
+                                ledger.applied(&entry.tag);
+                            }
+                            migrated.applied.push(entry);
+                        }
+                    }
+                }
                 migrated.segments[i].status = failure.status;
                 migrated.segments[i].attempts = attempts;
                 for later in &mut migrated.segments[i + 1..] {
@@ -197,6 +209,71 @@ async fn apply_segments(
         }
     }
     Ok(Unflushed(unflushed))
+}
+
+/// What a segment whose `COMMIT` went unanswered kept, as the ledger read back says.
+struct Kept {
+    status: SegmentStatus,
+    applied: Vec<AppliedMigration>,
+}
+
+/// The connection failed after a segment's `COMMIT` was sent: the ledger, read back once the
+/// run's own backend has ended ([`Session::read_back`]), says which of its migrations the server
+/// committed (their ledger rows commit with them). `None` when it cannot be read: the segment's
+/// outcome stays unknown, and the error says so.
+async fn settle(session: &Session<'_>, segment: &Segment<'_>, error: &mut Error) -> Option<Kept> {
+    let Error::ConnectionLost { settled, .. } = error else {
+        return None;
+    };
+    let rows = match session.read_back().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            *settled = format!("Reading the ledger back on a new connection failed too ({e}), so whether it committed is unknown: run `status` to see what was kept before running again");
+            return None;
+        }
+    };
+    let recorded: Vec<&Migration> = segment
+        .migrations
+        .iter()
+        .copied()
+        .filter(|m| rows.iter().any(|r| recorded_as(r, m)))
+        .collect();
+    let (status, what) = match recorded.len() {
+        0 => (SegmentStatus::RolledBack, "it was not committed: nothing of it was kept"),
+        n if n == segment.migrations.len() => (
+            SegmentStatus::Committed,
+            "it was committed: the report lists its migrations as applied, and later segments did not run",
+        ),
+        _ => (
+            SegmentStatus::PartiallyApplied,
+            "only some of its migrations were committed: the report lists them as applied",
+        ),
+    };
+    *settled = format!(
+        "The ledger, read back on a new connection once the run's own backend had ended, shows {what}. Run again to apply what is left"
+    );
+    Some(Kept {
+        status,
+        applied: recorded
+            .into_iter()
+            .map(|m| AppliedMigration {
+                tag: m.tag.clone(),
+                hash: m.hash.clone(),
+                // The server measured it, but its answer was lost with the connection.
+                duration: std::time::Duration::ZERO,
+            })
+            .collect(),
+    })
+}
+
+/// Whether a ledger row records this migration: by its folder name (1.0) or its `when` (0.x),
+/// and its hash.
+fn recorded_as(row: &LedgerRow, m: &Migration) -> bool {
+    let same_entry = match (&m.name, &row.name) {
+        (Some(name), Some(row_name)) => name == row_name,
+        _ => row.created_at == Some(m.created_at),
+    };
+    same_entry && row.hash == m.hash
 }
 
 /// Per segment, how many statements of its (autocommit) migration an interrupted earlier run

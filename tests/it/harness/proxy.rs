@@ -16,6 +16,10 @@ pub struct Proxy {
     stalled: Arc<AtomicBool>,
     held: Arc<AtomicBool>,
     hold_at: Arc<Mutex<Option<String>>>,
+    cut_after: Arc<Mutex<Option<String>>>,
+    /// Set once a cut the test asked to be final has happened: new connections are closed at once.
+    refusing: Arc<AtomicBool>,
+    refuse_after_cut: Arc<AtomicBool>,
     sockets: Arc<Mutex<Vec<TcpStream>>>,
     statements: Arc<Mutex<Vec<String>>>,
 }
@@ -28,12 +32,27 @@ impl Proxy {
         let stalled = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicBool::new(false));
         let hold_at = Arc::new(Mutex::new(None));
+        let cut_after = Arc::new(Mutex::new(None));
+        let refusing = Arc::new(AtomicBool::new(false));
+        let refuse_after_cut = Arc::new(AtomicBool::new(false));
         let sockets = Arc::new(Mutex::new(Vec::new()));
         let statements = Arc::new(Mutex::new(Vec::new()));
-        let (flag, holding, trigger, carried, seen) = (stalled.clone(), held.clone(), hold_at.clone(), sockets.clone(), statements.clone());
+        let (flag, holding, trigger, cutting, carried, seen) = (
+            stalled.clone(),
+            held.clone(),
+            hold_at.clone(),
+            cut_after.clone(),
+            sockets.clone(),
+            statements.clone(),
+        );
+        let (refuse, then_refuse) = (refusing.clone(), refuse_after_cut.clone());
         thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
+                if refuse.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                     continue;
                 };
@@ -42,16 +61,22 @@ impl Proxy {
                     carried.push(client.try_clone().expect("clone socket"));
                     carried.push(server.try_clone().expect("clone socket"));
                 }
+                let cut_now = Arc::new(AtomicBool::new(false));
                 let sniffer = Sniffer {
                     buffer: Vec::new(),
                     started: false,
                     statements: seen.clone(),
                     hold_at: trigger.clone(),
                     held: holding.clone(),
+                    cut_after: cutting.clone(),
+                    cut_now: cut_now.clone(),
+                    refusing: refuse.clone(),
+                    refuse_after_cut: then_refuse.clone(),
                 };
                 let modes = Modes {
                     stalled: flag.clone(),
                     held: holding.clone(),
+                    cut: cut_now,
                 };
                 pipe(
                     client.try_clone().unwrap(),
@@ -67,6 +92,9 @@ impl Proxy {
             stalled,
             held,
             hold_at,
+            cut_after,
+            refusing,
+            refuse_after_cut,
             sockets,
             statements,
         }
@@ -99,6 +127,20 @@ impl Proxy {
         *self.hold_at.lock().unwrap() = Some(fragment.to_string());
     }
 
+    /// Delivers the first client message whose statement text is `statement` (and what came
+    /// with it) to the server, then closes the client's side: a connection lost right after a
+    /// request was sent, whose answer never arrives.
+    pub fn cut_after(&self, statement: &str) {
+        *self.cut_after.lock().unwrap() = Some(statement.to_string());
+    }
+
+    /// As [`Proxy::cut_after`], and from that cut on every new connection is closed at once: the
+    /// database cannot be reached again to ask what happened.
+    pub fn cut_after_for_good(&self, statement: &str) {
+        self.refuse_after_cut.store(true, Ordering::SeqCst);
+        self.cut_after(statement);
+    }
+
     /// Delivers what [`Proxy::hold_at`] kept, and forwards again.
     pub fn release(&self) {
         self.held.store(false, Ordering::SeqCst);
@@ -126,6 +168,11 @@ struct Sniffer {
     statements: Arc<Mutex<Vec<String>>>,
     hold_at: Arc<Mutex<Option<String>>>,
     held: Arc<AtomicBool>,
+    cut_after: Arc<Mutex<Option<String>>>,
+    /// Set when the message `cut_after` names passed: the pipe closes the client after this chunk.
+    cut_now: Arc<AtomicBool>,
+    refusing: Arc<AtomicBool>,
+    refuse_after_cut: Arc<AtomicBool>,
 }
 
 impl Sniffer {
@@ -162,6 +209,14 @@ impl Sniffer {
                     *hold_at = None;
                     self.held.store(true, Ordering::SeqCst);
                 }
+                let mut cut_after = self.cut_after.lock().unwrap();
+                if cut_after.as_deref() == Some(text.as_str()) {
+                    *cut_after = None;
+                    self.cut_now.store(true, Ordering::SeqCst);
+                    if self.refuse_after_cut.load(Ordering::SeqCst) {
+                        self.refusing.store(true, Ordering::SeqCst);
+                    }
+                }
                 self.statements.lock().unwrap().push(text);
             }
         }
@@ -172,6 +227,9 @@ impl Sniffer {
 struct Modes {
     stalled: Arc<AtomicBool>,
     held: Arc<AtomicBool>,
+    /// This connection was cut ([`Proxy::cut_after`]): the server's answers are dropped from the
+    /// moment the request that cut it arrived, so none of them reaches the client.
+    cut: Arc<AtomicBool>,
 }
 
 fn pipe(mut from: TcpStream, mut to: TcpStream, modes: Modes, mut sniffer: Option<Sniffer>) {
@@ -216,12 +274,25 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, modes: Modes, mut sniffer: Optio
             if modes.stalled.load(Ordering::SeqCst) {
                 continue;
             }
+            if sniffer.is_none() && modes.cut.load(Ordering::SeqCst) {
+                let _ = to.shutdown(Shutdown::Both);
+                break;
+            }
             // The sniffer may have just started a hold at this very chunk.
             if held || modes.held.load(Ordering::SeqCst) {
                 pending.extend_from_slice(&buffer[..n]);
                 continue;
             }
             if to.write_all(&buffer[..n]).is_err() {
+                break;
+            }
+            if modes.cut.load(Ordering::SeqCst) {
+                // The client's side: after what it sent was delivered; the server's: its answers.
+                let _ = if sniffer.is_some() {
+                    from.shutdown(Shutdown::Both)
+                } else {
+                    to.shutdown(Shutdown::Both)
+                };
                 break;
             }
         }
