@@ -17,8 +17,6 @@ pub struct Proxy {
     held: Arc<AtomicBool>,
     hold_at: Arc<Mutex<Option<String>>>,
     cut_after: Arc<Mutex<Option<String>>>,
-    /// Set once a cut the test asked to be final has happened: new connections are closed at once.
-    refusing: Arc<AtomicBool>,
     refuse_after_cut: Arc<AtomicBool>,
     sockets: Arc<Mutex<Vec<TcpStream>>>,
     statements: Arc<Mutex<Vec<String>>>,
@@ -33,6 +31,7 @@ impl Proxy {
         let held = Arc::new(AtomicBool::new(false));
         let hold_at = Arc::new(Mutex::new(None));
         let cut_after = Arc::new(Mutex::new(None));
+        // Set once a cut the test asked to be final has happened: new connections close at once.
         let refusing = Arc::new(AtomicBool::new(false));
         let refuse_after_cut = Arc::new(AtomicBool::new(false));
         let sockets = Arc::new(Mutex::new(Vec::new()));
@@ -93,7 +92,6 @@ impl Proxy {
             held,
             hold_at,
             cut_after,
-            refusing,
             refuse_after_cut,
             sockets,
             statements,
