@@ -147,7 +147,7 @@ impl<'a> Applier<'a> {
             },
         };
         let requests = pipeline::requests(segment, &bookkeeping, bounds);
-        let sent = pipeline::send(client, &requests).await;
+        let mut flight = pipeline::Flight::new(client, &requests);
         let mut answers = Vec::with_capacity(requests.len());
         let mut entries = Vec::with_capacity(segment.migrations.len());
         // When the server began the migration it is on: the previous one's last answer.
@@ -156,7 +156,8 @@ impl<'a> Applier<'a> {
         // How long the failed migration had run when its error arrived (the answers after it are
         // only the server's rejections).
         let mut failed_after = Duration::ZERO;
-        for (request, stream) in requests.iter().zip(sent) {
+        for request in &requests {
+            let Some(stream) = flight.next().await else { break };
             let first_of_migration = match request.first() {
                 pipeline::Part::Arm { statement: 0, .. } => true,
                 pipeline::Part::Statement { statement: 0, .. } => bounds.left.is_none(),

@@ -25,6 +25,7 @@ mod lambda_faults;
 mod lambda_runtime;
 mod lint;
 mod malformed;
+mod memory;
 mod metrics;
 mod migrate;
 mod real_histories;
