@@ -430,6 +430,23 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_migration_is_cut_into_requests_of_about_a_mebibyte() {
+        let insert = format!("INSERT INTO t VALUES ('{}')", "x".repeat(1000));
+        let a = migration("0000_a", &vec![insert.as_str(); 3000]);
+        let segment = transaction(vec![&a]);
+        let requests = requests(&segment, &bookkeeping("S"), UNBOUNDED);
+        let statements = &requests[1..requests.len() - 2];
+        assert_eq!(statements.len(), 3, "3 MB of statements in 3 requests");
+        assert!(statements.iter().all(|r| r.sql.len() < SHARED_BYTES + insert.len() + 16));
+        // Every statement once, in order; only the last request ends the migration.
+        let parts: Vec<Part> = statements.iter().flat_map(|r| r.parts.clone()).collect();
+        let expected: Vec<Part> = (0..3000).map(|statement| Part::Statement { migration: 0, statement }).collect();
+        assert_eq!(parts, expected);
+        let ends: Vec<_> = statements.iter().map(|r| r.ends).collect();
+        assert_eq!(ends, [None, None, Some(0)]);
+    }
+
+    #[test]
     fn a_piece_that_may_hold_several_statements_is_a_request_of_its_own() {
         let a = migration(
             "0000_a",
