@@ -1157,6 +1157,16 @@ def part8(ctx):
 
 
 # ---------------------------------------------------------------------------------------------
+# Part 9: memory of a huge migration (bench/memory_bench.py)
+
+
+def part9(ctx):
+    import memory_bench
+
+    return memory_bench.run(ctx)
+
+
+# ---------------------------------------------------------------------------------------------
 # Part 3: Lambda (needs the lambda binary; see bench/lambda_rt.py)
 
 
@@ -1299,7 +1309,7 @@ def render(ctx, started, finished, info, vers, plot_ok):
         md += ["**Broken in this run:** " + "; ".join(ctx.failures), ""]
     if "reading" in ctx.sections:
         md += [ctx.sections["reading"], ""]
-    for key in ("part1", "part2", "part3", "part4", "part5", "part6", "part7", "part8"):
+    for key in ("part1", "part2", "part3", "part4", "part5", "part6", "part7", "part8", "part9"):
         if key in ctx.sections:
             md += [ctx.sections[key], ""]
             if key == "part4" and plot_ok:
@@ -1333,7 +1343,7 @@ def main():
     vers = versions(ctx)
     only = set(args.only.split(",")) if args.only else None
     import link  # part 7; it imports this module, so only once it is complete
-    parts = [("1", "part1", part1), ("2", "part2", part2), ("3", "part3", part3), ("4", "part4", part4), ("5", "part5", part5), ("6", "part6", part6), ("7", "part7", link.part7), ("8", "part8", part8)]
+    parts = [("1", "part1", part1), ("2", "part2", part2), ("3", "part3", part3), ("4", "part4", part4), ("5", "part5", part5), ("6", "part6", part6), ("7", "part7", link.part7), ("8", "part8", part8), ("9", "part9", part9)]
     for num, key, fn in parts:
         if only and num not in only:
             continue

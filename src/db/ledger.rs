@@ -507,7 +507,8 @@ impl LedgerTable {
         sql
     }
 
-    fn record_sql(&self, entry: &HistoryEntry<'_>) -> String {
+    /// One history row as SQL text, for a caller that sends it in the same flight as the work it records.
+    pub fn record_sql(&self, entry: &HistoryEntry<'_>) -> String {
         format!(
             "insert into {} {} values {}",
             self.history(),

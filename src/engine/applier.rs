@@ -1,12 +1,12 @@
 //! Runs SQL for the engine: a commit segment in one transaction sent as one flight
-//! ([`pipeline`]), a migration that cannot run in one statement by statement (a round trip
-//! each: each statement commits before the next is sent), and a rollback's down files in one transaction; with the ledger
+//! ([`pipeline`]), a migration that cannot run in one statement by statement
+//! (`engine/autocommit.rs`), and a rollback's down files in one transaction; with the ledger
 //! and history rows written beside the work they record. Each transaction goes through
 //! [`Retry`] when `lock_timeout` strikes.
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::Client;
 
 use crate::config::RunSettings;
 use crate::db::connection::PgError;
@@ -17,21 +17,19 @@ use crate::engine::outcome::{AppliedMigration, SegmentStatus};
 use crate::engine::pipeline;
 use crate::engine::plan::Segment;
 use crate::engine::progress::{Progress, PROGRESS};
-use crate::engine::resume::{concurrent_index, statement_hash};
 use crate::engine::retry::{AttemptFailure, FailedMigration, Retry};
 use crate::engine::rollback_plan::{self, DataAtRisk, RollbackError, RollbackPlan};
 use crate::migrations::source::Migration;
-use crate::migrations::statement::Statement;
 
-const QUERY_CANCELED: &str = "57014";
+pub(super) const QUERY_CANCELED: &str = "57014";
 
 pub struct Applier<'a> {
-    settings: &'a RunSettings,
-    ledger: &'a LedgerTable,
-    run_id: &'a str,
-    invoker: &'a str,
-    deadline: Option<Instant>,
-    progress: &'a Progress,
+    pub(super) settings: &'a RunSettings,
+    pub(super) ledger: &'a LedgerTable,
+    pub(super) run_id: &'a str,
+    pub(super) invoker: &'a str,
+    pub(super) deadline: Option<Instant>,
+    pub(super) progress: &'a Progress,
     /// See [`pipeline::Bounds::share`].
     share_requests: bool,
     /// The run's deadline on the server's clock, read on the first segment that needs it.
@@ -49,9 +47,9 @@ pub struct NotCommitted<'m> {
 
 /// Session settings for one attempt, and whether the deadline (not the operator) set the
 /// statement timeout.
-struct Timeouts {
-    sql: String,
-    deadline_bound: bool,
+pub(super) struct Timeouts {
+    pub(super) sql: String,
+    pub(super) deadline_bound: bool,
 }
 
 impl<'a> Applier<'a> {
@@ -86,7 +84,7 @@ impl<'a> Applier<'a> {
         Ok(Some(self.server_deadline.get_or_init(|| known).clone()))
     }
 
-    fn timeouts(&self, scope: &str) -> Timeouts {
+    pub(super) fn timeouts(&self, scope: &str) -> Timeouts {
         let lock_ms = self.settings.pg_lock_timeout.as_millis();
         let configured = self.settings.statement_timeout;
         let (statement, deadline_bound) = match (configured, time_left(self.deadline)) {
@@ -191,8 +189,10 @@ impl<'a> Applier<'a> {
         // The migration's own COMMITs that kept their work before a later flight failed.
         let mut kept_by_file: Option<(usize, usize)> = None;
         for flight in pipeline::flights(&requests) {
-            let sent = pipeline::send(client, flight).await;
-            for (request, stream) in flight.iter().zip(sent) {
+            // Sent ahead of the answers being read (all of it, unless it is huge).
+            let mut sending = pipeline::Flight::new(client, flight);
+            for request in flight {
+                let Some(stream) = sending.next().await else { break };
                 let first_of_migration = match request.first() {
                     pipeline::Part::Arm { statement: 0, .. } => true,
                     pipeline::Part::Statement { statement: 0, .. } => bounds.deadline.is_none(),
@@ -357,198 +357,7 @@ impl<'a> Applier<'a> {
         (error, pg)
     }
 
-    /// A migration that cannot run in a transaction: each statement commits on its own and is
-    /// recorded as done in the history, then its ledger row is written. A failure part-way leaves
-    /// the earlier statements in place, and the next run resumes after them: `start` is how many
-    /// statements an earlier run completed ([`resume_point`](crate::engine::resume::resume_point)).
-    pub async fn autocommit<'m>(&self, client: &mut Client, m: &'m Migration, start: usize) -> Result<Committed, NotCommitted<'m>> {
-        let started = Instant::now();
-        let timeouts = self.timeouts("SESSION");
-        let fail = |error: Error, status, failed| NotCommitted {
-            failure: AttemptFailure { error, status, failed },
-            attempts: 1,
-        };
-        client
-            .batch_execute(&timeouts.sql)
-            .await
-            .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::NotRun, None))?;
-        let result = self.autocommit_statements(&*client, m, &timeouts, start).await;
-        let _ = client.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
-        if let Err((error, pg)) = result {
-            let status = if start == 0 && error.location.starts_with("statement 1 ") {
-                SegmentStatus::RolledBack
-            } else {
-                SegmentStatus::PartiallyApplied
-            };
-            return Err(fail(
-                Error::Migration(error),
-                status,
-                Some(failed_migration(m, pg, started.elapsed())),
-            ));
-        }
-        let duration = started.elapsed();
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::PartiallyApplied, None))?;
-        let recorded = self
-            .ledger
-            .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
-            .await;
-        match recorded {
-            Ok(()) => tx
-                .commit()
-                .await
-                .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::PartiallyApplied, None))?,
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(fail(e.into(), SegmentStatus::PartiallyApplied, None));
-            }
-        }
-        tracing::info!(target: PROGRESS, tag = %m.tag, duration_ms = duration.as_millis() as u64, "applied outside a transaction, committed");
-        Ok((vec![applied(m, duration)], 1))
-    }
-
-    /// Runs the statements of a migration that cannot run in a transaction in order, each
-    /// committing on its own from statement `start + 1` on and recorded as done before the next
-    /// is sent: one round trip each, because each must have committed before the next starts.
-    async fn autocommit_statements(
-        &self,
-        client: &impl GenericClient,
-        m: &Migration,
-        timeouts: &Timeouts,
-        start: usize,
-    ) -> Result<(), (MigrationError, PgError)> {
-        self.progress.working_on(&m.tag);
-        tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
-        for (i, statement) in m.statements.iter().enumerate().skip(start) {
-            let location = || format!("statement {} (line {})", i + 1, statement.line);
-            if let Some(left) = time_left(self.deadline) {
-                // statement_timeout bounds each statement, not the segment: re-arm it with what is
-                // left so the whole run ends by the deadline.
-                let limit = self.settings.statement_timeout.map_or(left, |c| c.min(left));
-                let armed = if left.is_zero() {
-                    Err(PgError {
-                        sqlstate: None,
-                        message: "the invocation deadline was reached before this statement started".into(),
-                        detail: None,
-                        hint: None,
-                    })
-                } else {
-                    let sql = format!("SET SESSION statement_timeout = '{}ms'", limit.as_millis().max(1));
-                    client.batch_execute(&sql).await.map_err(PgError::from)
-                };
-                if let Err(pg) = armed {
-                    let error = MigrationError {
-                        tag: m.tag.clone(),
-                        location: location(),
-                        statement: Some(statement.summary()),
-                        error: pg.clone(),
-                        deadline: true,
-                        advice: "Stopped at the invocation deadline".into(),
-                    };
-                    return Err((error, pg));
-                }
-            }
-            let index = concurrent_index(statement);
-            let existed = match &index {
-                Some(name) => index_valid(client, name).await.is_some(),
-                None => false,
-            };
-            let executed = client.batch_execute(&statement.sql).await;
-            if let (Ok(()), Some(name)) = (&executed, &index) {
-                // IF NOT EXISTS succeeds over an INVALID index left by an earlier build.
-                if index_valid(client, name).await == Some(false) {
-                    let pg = PgError {
-                        sqlstate: None,
-                        message: format!("index {name} exists but is INVALID (a concurrent build of it failed earlier)"),
-                        detail: None,
-                        hint: None,
-                    };
-                    let error = MigrationError {
-                        tag: m.tag.clone(),
-                        location: location(),
-                        statement: Some(statement.summary()),
-                        error: pg.clone(),
-                        deadline: false,
-                        advice: format!("DROP INDEX CONCURRENTLY {name}, then run again: this statement resumes"),
-                    };
-                    return Err((error, pg));
-                }
-            }
-            if let Err(e) = executed {
-                let pg = PgError::from(e);
-                let dropped = match (&index, existed) {
-                    (Some(name), false) => drop_invalid(client, name).await,
-                    _ => None,
-                };
-                let deadline = timeouts.deadline_bound && pg.is(QUERY_CANCELED);
-                let cleaned = dropped.as_ref().map_or_else(String::new, |name| {
-                    format!("The failed concurrent build left index {name} INVALID; it was dropped, so the statement can run again. ")
-                });
-                let advice = if deadline {
-                    "Cancelled at the invocation deadline".to_string()
-                } else if i > 0 {
-                    format!("{cleaned}This migration runs outside a transaction: statements 1 to {i} were committed and stay, and no ledger row was written. The next run resumes at statement {}: fix what made it fail (statements 1 to {i} must not change), then run again", i + 1)
-                } else if dropped.is_some() {
-                    format!("{cleaned}Nothing else was applied; no ledger row was written")
-                } else if statement.autocommit_reason() == Some("CREATE INDEX CONCURRENTLY") {
-                    "A failed CREATE INDEX CONCURRENTLY can leave an INVALID index behind: DROP INDEX CONCURRENTLY it before running again"
-                        .to_string()
-                } else {
-                    "Nothing was applied; no ledger row was written".to_string()
-                };
-                let error = MigrationError {
-                    tag: m.tag.clone(),
-                    location: location(),
-                    statement: Some(statement.summary()),
-                    error: pg.clone(),
-                    deadline,
-                    advice,
-                };
-                return Err((error, pg));
-            }
-            self.record_statement(client, m, i, statement).await?;
-        }
-        Ok(())
-    }
-
-    /// Statement `i` of an autocommit migration committed: its history row lets an interrupted
-    /// run resume after it.
-    async fn record_statement(
-        &self,
-        client: &impl GenericClient,
-        m: &Migration,
-        i: usize,
-        statement: &Statement,
-    ) -> Result<(), (MigrationError, PgError)> {
-        let hash = statement_hash(statement);
-        let entry = HistoryEntry {
-            action: "statement",
-            hash: &hash,
-            statement_index: i32::try_from(i + 1).ok(),
-            ..self.history(m, "statement", true, Duration::ZERO, None)
-        };
-        self.ledger.record(client, &entry).await.map_err(|e| {
-            let pg = e.pg().cloned().unwrap_or(PgError {
-                sqlstate: None,
-                message: e.to_string(),
-                detail: None,
-                hint: None,
-            });
-            let error = MigrationError {
-                tag: m.tag.clone(),
-                location: format!("recording statement {} (line {}) as done", i + 1, statement.line),
-                statement: Some(statement.summary()),
-                error: pg.clone(),
-                deadline: false,
-                advice: format!("Statements 1 to {} were committed and stay; the next run cannot tell the last of them ran and starts at it again. Check the history table's permissions", i + 1),
-            };
-            (error, pg)
-        })
-    }
-
-    fn history<'e>(
+    pub(super) fn history<'e>(
         &'e self,
         m: &'e Migration,
         action: &'e str,
@@ -707,33 +516,7 @@ pub fn data_loss(risk: &[DataAtRisk]) -> Error {
     .into()
 }
 
-/// Whether the index exists and is valid; `None` when it does not exist (or cannot be read).
-async fn index_valid(client: &impl GenericClient, name: &str) -> Option<bool> {
-    let row = client
-        .query_opt("select indisvalid from pg_index where indexrelid = to_regclass($1)", &[&name])
-        .await
-        .ok()??;
-    Some(row.get(0))
-}
-
-/// Drops the INVALID index a failed concurrent build of ours left; the name when it did.
-async fn drop_invalid(client: &impl GenericClient, name: &str) -> Option<String> {
-    if index_valid(client, name).await != Some(false) {
-        return None;
-    }
-    match client.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}")).await {
-        Ok(()) => {
-            tracing::warn!(index = name, "dropped the INVALID index a failed concurrent build left");
-            Some(name.to_string())
-        }
-        Err(e) => {
-            tracing::warn!(index = name, error = %e, "could not drop the INVALID index a failed concurrent build left");
-            None
-        }
-    }
-}
-
-fn failed_migration(migration: &Migration, error: PgError, duration: Duration) -> FailedMigration<'_> {
+pub(super) fn failed_migration(migration: &Migration, error: PgError, duration: Duration) -> FailedMigration<'_> {
     FailedMigration {
         migration,
         error,
@@ -741,7 +524,7 @@ fn failed_migration(migration: &Migration, error: PgError, duration: Duration) -
     }
 }
 
-fn applied(m: &Migration, duration: Duration) -> AppliedMigration {
+pub(super) fn applied(m: &Migration, duration: Duration) -> AppliedMigration {
     AppliedMigration {
         tag: m.tag.clone(),
         hash: m.hash.clone(),

@@ -94,7 +94,11 @@ async fn baseline(
     let applied: Vec<&Migration> = assessment.applied.iter().map(|a| a.migration).collect();
     let shadow = session.settings().shadow.as_deref();
     let server = shadow.unwrap_or(session.inv.connection);
-    let admin = if shadow.is_some() { None } else { Some(session.client()) };
+    let admin = if shadow.is_some() {
+        None
+    } else {
+        Some((session.client(), session.server_major()))
+    };
     match replay(server, admin, ledger, &applied, session.run_id, session.inv.deadline).await {
         Ok(built) => Ok(Some((BaselineSource::Replayed, built))),
         Err(e) => {

@@ -2,6 +2,7 @@
 //! with its one retry policy, and one file per command, each returning a typed outcome.
 
 pub mod applier;
+pub mod autocommit;
 pub mod command;
 pub mod commands;
 pub mod error;

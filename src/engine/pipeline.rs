@@ -249,6 +249,9 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
                 continue;
             }
             if bounds.share && statement.is_single() && !m.ends_transaction {
+                if shared.as_ref().is_some_and(|r| r.sql.len() >= SHARED_BYTES) {
+                    out.extend(shared.take());
+                }
                 let request = shared.get_or_insert_with(Request::empty);
                 if armed {
                     request.push(
@@ -277,14 +280,22 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
         }
     }
     if committed_by_file {
-        return out;
+        return shrunk(out);
     }
     write_rows(&mut out, segment.migrations.len());
     if armed {
         out.push(Request::one(Part::CommitCheck, arm_sql(bounds.statement_timeout)));
     }
     out.push(Request::ending_flight(Part::Commit, "COMMIT".into()));
-    out
+    shrunk(out)
+}
+
+/// A shared request's text grew by doubling: up to twice what it holds, for every request.
+fn shrunk(mut requests: Vec<Request>) -> Vec<Request> {
+    for request in &mut requests {
+        request.sql.shrink_to_fit();
+    }
+    requests
 }
 
 /// Ends migration `mi`: its duration mark rides on the last request when that carries the
@@ -342,14 +353,55 @@ fn arm_sql(statement_timeout: Option<Duration>) -> String {
     )
 }
 
-/// Sends every request without awaiting any answer: each call only queues its message for the
-/// connection task, which writes them out together.
-pub async fn send(client: &Client, requests: &[Request]) -> Vec<Result<SimpleQueryStream, tokio_postgres::Error>> {
-    let mut streams = Vec::with_capacity(requests.len());
-    for request in requests {
-        streams.push(client.simple_query_raw(&request.sql).await);
+/// How long a request of statements that share it grows before the next starts: a huge
+/// migration is several requests, so [`Flight`] can keep a bounded part of it on the way.
+const SHARED_BYTES: usize = 1 << 20;
+
+/// How many bytes of requests [`Flight`] keeps sent ahead of the answer being read. A segment
+/// smaller than this (nearly all) is sent whole before any answer is awaited; a larger one
+/// keeps this much on its way, far more than the link carries in a round trip, so the server
+/// never waits for the next statement, while the client holds this much encoded text (twice:
+/// its buffer and the connection's) rather than the whole migration's.
+const WINDOW_BYTES: usize = 4 << 20;
+
+/// Sends the requests without awaiting any answer: each call only queues its message for the
+/// connection task, which writes them out together. They are sent as the answers are read,
+/// [`WINDOW_BYTES`] ahead.
+pub struct Flight<'r> {
+    client: &'r Client,
+    requests: &'r [Request],
+    sent: std::collections::VecDeque<Result<SimpleQueryStream, tokio_postgres::Error>>,
+    /// The next request to send, and the bytes sent but not yet handed out to be read.
+    next: usize,
+    ahead: usize,
+}
+
+impl<'r> Flight<'r> {
+    pub fn new(client: &'r Client, requests: &'r [Request]) -> Self {
+        Self {
+            client,
+            requests,
+            sent: std::collections::VecDeque::new(),
+            next: 0,
+            ahead: 0,
+        }
     }
-    streams
+
+    /// The answer stream of the next request, in order; `None` after the last.
+    pub async fn next(&mut self) -> Option<Result<SimpleQueryStream, tokio_postgres::Error>> {
+        while let Some(request) = self.requests.get(self.next) {
+            if !self.sent.is_empty() && self.ahead >= WINDOW_BYTES {
+                break;
+            }
+            self.sent.push_back(self.client.simple_query_raw(&request.sql).await);
+            self.ahead += request.sql.len();
+            self.next += 1;
+        }
+        let stream = self.sent.pop_front()?;
+        let read = self.next - self.sent.len() - 1;
+        self.ahead -= self.requests[read].sql.len();
+        Some(stream)
+    }
 }
 
 /// A request that failed, and how many of its statements had completed before.
@@ -449,6 +501,23 @@ mod tests {
         assert_eq!(ends, [None, Some(0), Some(1), None, None]);
         assert_eq!(requests[3].sql, "ROWS 0..2");
         assert_eq!(requests[4].sql, "COMMIT");
+    }
+
+    #[test]
+    fn a_huge_migration_is_cut_into_requests_of_about_a_mebibyte() {
+        let insert = format!("INSERT INTO t VALUES ('{}')", "x".repeat(1000));
+        let a = migration("0000_a", &vec![insert.as_str(); 3000]);
+        let segment = transaction(vec![&a]);
+        let requests = requests(&segment, &bookkeeping("S"), UNBOUNDED);
+        let statements = &requests[1..requests.len() - 2];
+        assert_eq!(statements.len(), 3, "3 MB of statements in 3 requests");
+        assert!(statements.iter().all(|r| r.sql.len() < SHARED_BYTES + insert.len() + 16));
+        // Every statement once, in order; only the last request ends the migration.
+        let parts: Vec<Part> = statements.iter().flat_map(|r| r.parts.clone()).collect();
+        let expected: Vec<Part> = (0..3000).map(|statement| Part::Statement { migration: 0, statement }).collect();
+        assert_eq!(parts, expected);
+        let ends: Vec<_> = statements.iter().map(|r| r.ends).collect();
+        assert_eq!(ends, [None, None, Some(0)]);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub enum ReplayError {
 /// The catalog `applied` builds from nothing, read the way the live one is.
 pub async fn replay(
     server: &ConnectionSettings,
-    admin: Option<&Client>,
+    admin: Option<(&Client, Option<u32>)>,
     ledger: &LedgerTable,
     applied: &[&Migration],
     run_id: &str,
@@ -39,11 +39,11 @@ pub async fn replay(
     // CREATE DATABASE runs on a connection to another database of the server: the session's own
     // when the scratch database goes on the migration server, one of its own otherwise.
     let own;
-    let admin = match admin {
-        Some(client) => client,
+    let (admin, server_major) = match admin {
+        Some(admin) => admin,
         None => {
             own = Database::connect(server).await.map_err(|e| ReplayError::Connect(e.to_string()))?;
-            own.client()
+            (own.client(), own.server_major)
         }
     };
     admin
@@ -63,11 +63,7 @@ pub async fn replay(
             .unwrap_or(Err(ReplayError::Deadline)),
         None => building.await,
     };
-    // WITH (FORCE) (PostgreSQL 13 on) ends any session still in it; the scratch database is ours.
-    if let Err(e) = admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
-        .await
-    {
+    if let Err(e) = admin.batch_execute(&drop_sql(&name, server_major)).await {
         tracing::warn!(database = %name, error = %PgError::from(e), "the scratch database could not be dropped; drop it by hand");
     }
     built
@@ -78,6 +74,21 @@ pub async fn replay(
 pub fn scratch_name(run_id: &str) -> String {
     let hex: String = run_id.chars().filter(char::is_ascii_hexdigit).collect();
     format!("wm_replay_{}", &hex[hex.len().saturating_sub(12)..])
+}
+
+/// Drops the scratch database even if a session is still in it (a replay cut short by the
+/// deadline may leave its connection's backend running a statement). `WITH (FORCE)` does that
+/// from PostgreSQL 13 on; before, and when the version is unknown, the other backends are
+/// terminated first: `DROP DATABASE` then waits a few seconds for them to exit.
+fn drop_sql(name: &str, server_major: Option<u32>) -> String {
+    let ident = quote_ident(name);
+    if server_major.is_some_and(|major| major >= 13) {
+        return format!("DROP DATABASE IF EXISTS {ident} WITH (FORCE)");
+    }
+    let literal = name.replace('\'', "''");
+    format!(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = '{literal}' and pid <> pg_backend_pid(); DROP DATABASE IF EXISTS {ident}"
+    )
 }
 
 async fn build(server: &ConnectionSettings, name: &str, ledger: &LedgerTable, applied: &[&Migration]) -> Result<Catalog, ReplayError> {
@@ -121,4 +132,29 @@ async fn apply(client: &Client, m: &Migration) -> Result<(), PgError> {
         client.batch_execute("COMMIT").await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drop_forces_out_other_sessions_on_every_version() {
+        assert_eq!(
+            drop_sql("wm_replay_0a1b", Some(15)),
+            "DROP DATABASE IF EXISTS \"wm_replay_0a1b\" WITH (FORCE)"
+        );
+        assert_eq!(drop_sql("wm_replay_0a1b", Some(13)), drop_sql("wm_replay_0a1b", Some(16)));
+        // WITH (FORCE) is a syntax error before 13: the sessions are ended first instead.
+        for major in [Some(12), Some(9), None] {
+            let sql = drop_sql("wm_replay_0a1b", major);
+            assert!(!sql.contains("FORCE"), "{major:?}: {sql}");
+            let (terminate, drop) = sql.split_once("; ").expect("two statements");
+            assert!(
+                terminate.starts_with("select pg_terminate_backend(pid) from pg_stat_activity where datname = 'wm_replay_0a1b'"),
+                "{sql}"
+            );
+            assert_eq!(drop, "DROP DATABASE IF EXISTS \"wm_replay_0a1b\"");
+        }
+    }
 }

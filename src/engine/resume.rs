@@ -101,6 +101,68 @@ pub fn concurrent_index(statement: &Statement) -> Option<String> {
     })
 }
 
+/// How one statement of a migration that runs outside a transaction commits, and how the next
+/// run tells it committed when a crash came between its commit and its history row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Can run in a transaction block: it commits in one transaction with its history row, so
+    /// the two never come apart.
+    WithItsRow,
+    /// `CREATE INDEX CONCURRENTLY` of this index (quoted): done when the index is there and valid.
+    BuildsIndex(String),
+    /// `DROP INDEX CONCURRENTLY` of this index (quoted): done when the index is gone.
+    DropsIndex(String),
+    /// Neither (`VACUUM`, `REINDEX CONCURRENTLY`, an unnamed index, ...): after such a crash it
+    /// runs again.
+    Alone,
+}
+
+impl Step {
+    pub fn of(statement: &Statement) -> Step {
+        if statement.autocommit_reason().is_none() {
+            // A piece that ends a transaction of its own would end ours before its history row.
+            return if statement.ends_transaction() {
+                Step::Alone
+            } else {
+                Step::WithItsRow
+            };
+        }
+        if let Some(index) = concurrent_index(statement) {
+            return Step::BuildsIndex(index);
+        }
+        dropped_index(statement).map_or(Step::Alone, Step::DropsIndex)
+    }
+}
+
+/// Whether the statement waits for every older transaction (or snapshot) of the database to end
+/// before it finishes: `lock_timeout` governs that wait, so any long query elsewhere would
+/// fail it, however harmless; the deadline bounds it instead.
+pub fn waits_for_older_transactions(statement: &Statement) -> bool {
+    statement.autocommit_reason().is_some_and(|reason| reason.ends_with("CONCURRENTLY"))
+}
+
+/// The index a `DROP INDEX CONCURRENTLY [IF EXISTS] [schema.]name` drops, quoted.
+pub fn dropped_index(statement: &Statement) -> Option<String> {
+    let tokens = tokenize(&statement.sql).ok()?;
+    let mut t = tokens.iter().peekable();
+    let mut keyword = |word: &str| t.next_if(|tok| tok.is_keyword(word)).is_some();
+    if !(keyword("drop") && keyword("index") && keyword("concurrently")) {
+        return None;
+    }
+    if keyword("if") && !keyword("exists") {
+        return None;
+    }
+    let mut parts = vec![t.next()?.name()?.to_string()];
+    while t.next_if(|tok| **tok == Token::Dot).is_some() {
+        parts.push(t.next()?.name()?.to_string());
+    }
+    // A list of indexes, or anything else after the name, is not one we can check.
+    if t.any(|tok| *tok != Token::Semicolon) {
+        return None;
+    }
+    Some(parts.iter().map(|p| quote_ident(p)).collect::<Vec<_>>().join("."))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +234,36 @@ mod tests {
         let s = statements(&["CREATE INDEX CONCURRENTLY a ON t (a)", "CREATE INDEX CONCURRENTLY b ON t (b)"]);
         let fixed = statements(&["CREATE INDEX CONCURRENTLY a ON t (a)", "CREATE INDEX CONCURRENTLY b ON t (c)"]);
         assert_eq!(resume_point("m", &fixed, &[done(&s, 1)]).map(|r| r.0), Ok(1));
+    }
+
+    #[test]
+    fn each_statement_commits_with_its_row_or_can_be_checked() {
+        let step = |sql: &str| Step::of(&statements(&[sql])[0]);
+        assert_eq!(step("CREATE TABLE \"t\" (a int)"), Step::WithItsRow);
+        assert_eq!(step("ALTER TYPE \"e\" ADD VALUE 'x'"), Step::WithItsRow);
+        assert_eq!(step("INSERT INTO t VALUES (1); COMMIT;"), Step::Alone);
+        assert_eq!(
+            step("CREATE INDEX CONCURRENTLY \"idx_a\" ON \"t\" (a)"),
+            Step::BuildsIndex("\"idx_a\"".into())
+        );
+        assert_eq!(
+            step("DROP INDEX CONCURRENTLY IF EXISTS \"app\".\"idx_a\";"),
+            Step::DropsIndex("\"app\".\"idx_a\"".into())
+        );
+        assert_eq!(step("drop index concurrently Idx_A"), Step::DropsIndex("\"idx_a\"".into()));
+        assert_eq!(step("DROP INDEX CONCURRENTLY \"idx_a\" CASCADE"), Step::Alone);
+        assert_eq!(step("VACUUM \"t\""), Step::Alone);
+        assert_eq!(step("CREATE INDEX CONCURRENTLY ON \"t\" (a)"), Step::Alone);
+    }
+
+    #[test]
+    fn only_concurrent_statements_wait_for_older_transactions() {
+        let waits = |sql: &str| waits_for_older_transactions(&statements(&[sql])[0]);
+        assert!(waits("CREATE UNIQUE INDEX CONCURRENTLY \"idx_a\" ON \"t\" (a)"));
+        assert!(waits("DROP INDEX CONCURRENTLY \"idx_a\""));
+        assert!(waits("REINDEX INDEX CONCURRENTLY \"idx_a\""));
+        assert!(waits("ALTER TABLE \"p\" DETACH PARTITION \"c\" CONCURRENTLY"));
+        assert!(!waits("VACUUM \"t\""));
+        assert!(!waits("CREATE INDEX \"idx_a\" ON \"t\" (a)"));
     }
 }

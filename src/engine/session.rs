@@ -86,6 +86,10 @@ impl<'a> Session<'a> {
         self.db.times_each_statement()
     }
 
+    pub fn server_major(&self) -> Option<u32> {
+        self.db.server_major
+    }
+
     pub fn client_mut(&mut self) -> &mut Client {
         self.db.client_mut()
     }

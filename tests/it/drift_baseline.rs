@@ -277,3 +277,18 @@ async fn a_replay_cut_short_by_the_deadline_drops_its_scratch_database() {
     assert!(report["warnings"].to_string().contains("deadline"), "{report}");
     assert!(!scratch_left_by(&db, &report).await, "the scratch database was dropped");
 }
+
+#[tokio::test]
+async fn a_replayed_baseline_leaves_no_scratch_database_without_drizzle_orm() {
+    // Applied by this tool, then its recorded baseline erased: drift must replay.
+    let db = pg().fresh_db().await;
+    run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
+    db.client()
+        .await
+        .batch_execute("UPDATE drizzle.wishlist_migrator_history SET catalog = NULL")
+        .await
+        .unwrap();
+    let report = run(&mut wm(&db.url, "migrations", &["drift"])).expect(0).report();
+    assert_eq!(report["baseline"], "replayed", "{report}");
+    assert!(!scratch_left_by(&db, &report).await, "the scratch database was dropped");
+}

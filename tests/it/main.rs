@@ -28,6 +28,7 @@ mod lambda_runtime;
 mod lint;
 mod lint_fresh_build;
 mod malformed;
+mod memory;
 mod metrics;
 mod migrate;
 mod pooler;
