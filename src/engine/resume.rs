@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::db::ledger::{quote_ident, StatementDone};
 use crate::error::{Classified, ErrorType};
 use crate::migrations::statement::Statement;
-use crate::schema::expression::{tokenize, Token};
+use crate::sql::index::{self, IndexName};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{tag}: statement {index} committed in run {run_id}, and its text has changed since. It runs outside a transaction, so it stays in the database as it was: restore the statement as it was applied (statements 1 to {done} must not change), or undo what it did by hand and delete its history rows (action 'statement') before running again")]
@@ -61,44 +61,19 @@ pub fn resume_point(tag: &str, statements: &[Statement], done: &[StatementDone])
     Ok((start, run_id))
 }
 
-/// The index a `CREATE [UNIQUE] INDEX CONCURRENTLY name ON [ONLY] [schema.]table` builds, as a
-/// quoted reference in the table's schema; `None` for any other statement or an unnamed index.
-/// A failed concurrent build leaves that index behind INVALID, and the statement could never
-/// run again while it is there.
+/// The index a named `CREATE [UNIQUE] INDEX CONCURRENTLY` builds, as a quoted reference in
+/// its table's schema; `None` for any other statement or an unnamed index. A failed concurrent
+/// build leaves that index behind INVALID, and the statement could never run again while it is
+/// there.
 pub fn concurrent_index(statement: &Statement) -> Option<String> {
-    let tokens = tokenize(&statement.sql).ok()?;
-    let mut t = tokens.iter().peekable();
-    let mut keyword = |word: &str| t.next_if(|tok| tok.is_keyword(word)).is_some();
-    if !keyword("create") {
-        return None;
+    index::built_concurrently(&statement.sql).map(|i| quoted(&i))
+}
+
+fn quoted(index: &IndexName) -> String {
+    match &index.schema {
+        Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(&index.name)),
+        None => quote_ident(&index.name),
     }
-    keyword("unique");
-    if !(keyword("index") && keyword("concurrently")) {
-        return None;
-    }
-    if keyword("if") && !(keyword("not") && keyword("exists")) {
-        return None;
-    }
-    let name = t.next()?.name()?.to_string();
-    if name == "on" {
-        return None;
-    }
-    if !t.next().is_some_and(|tok| tok.is_keyword("on")) {
-        return None;
-    }
-    let mut parts: Vec<String> = Vec::new();
-    let mut first = t.next()?;
-    if first.is_keyword("only") {
-        first = t.next()?;
-    }
-    parts.push(first.name()?.to_string());
-    while t.next_if(|tok| **tok == Token::Dot).is_some() {
-        parts.push(t.next()?.name()?.to_string());
-    }
-    Some(match parts.len() {
-        1 => quote_ident(&name),
-        _ => format!("{}.{}", quote_ident(&parts[parts.len() - 2]), quote_ident(&name)),
-    })
 }
 
 /// How one statement of a migration that runs outside a transaction commits, and how the next
@@ -143,24 +118,7 @@ pub fn waits_for_older_transactions(statement: &Statement) -> bool {
 
 /// The index a `DROP INDEX CONCURRENTLY [IF EXISTS] [schema.]name` drops, quoted.
 pub fn dropped_index(statement: &Statement) -> Option<String> {
-    let tokens = tokenize(&statement.sql).ok()?;
-    let mut t = tokens.iter().peekable();
-    let mut keyword = |word: &str| t.next_if(|tok| tok.is_keyword(word)).is_some();
-    if !(keyword("drop") && keyword("index") && keyword("concurrently")) {
-        return None;
-    }
-    if keyword("if") && !keyword("exists") {
-        return None;
-    }
-    let mut parts = vec![t.next()?.name()?.to_string()];
-    while t.next_if(|tok| **tok == Token::Dot).is_some() {
-        parts.push(t.next()?.name()?.to_string());
-    }
-    // A list of indexes, or anything else after the name, is not one we can check.
-    if t.any(|tok| *tok != Token::Semicolon) {
-        return None;
-    }
-    Some(parts.iter().map(|p| quote_ident(p)).collect::<Vec<_>>().join("."))
+    index::dropped_concurrently(&statement.sql).map(|i| quoted(&i))
 }
 
 #[cfg(test)]

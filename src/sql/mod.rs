@@ -2,3 +2,4 @@
 //! `error`, pure, so that every layer above asks one reader what a statement is.
 
 pub mod classify;
+pub mod index;
