@@ -29,6 +29,19 @@ fn via(db: &TestDb, proxy: &Proxy) -> String {
     format!("{url}{joiner}sslmode=disable")
 }
 
+/// Waits for the child to exit, at most `bound` (a liveness bound, not a performance one).
+async fn exit_within(mut child: std::process::Child, bound: Duration, hang: &str) -> Run {
+    let started = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            panic!("still running after {bound:?}: {hang}\nstderr:\n{}", wait(child).stderr);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait(child)
+}
+
 fn statuses(report: &serde_json::Value) -> Vec<String> {
     report["segments"]
         .as_array()
@@ -174,7 +187,8 @@ async fn a_flight_that_reaches_the_server_after_the_client_gave_up_commits_nothi
         ("0002_c", &["CREATE TABLE \"c\" (\"id\" integer);"]),
     ]);
     let proxy = Proxy::start(pg().port());
-    proxy.hold_at("BEGIN; SET LOCAL");
+    // The segment's BEGIN (the ledger tables' creation before it has a BEGIN of its own).
+    proxy.hold_at("BEGIN; SET LOCAL lock_timeout");
     let child = spawn(&mut wm(
         &via(&db, &proxy),
         dir.path(),
@@ -191,6 +205,10 @@ async fn a_flight_that_reaches_the_server_after_the_client_gave_up_commits_nothi
     let report = out.report();
     assert_eq!(error_type(&report), "DeadlineExceeded", "{report}");
     assert!(report["applied"].as_array().is_none_or(Vec::is_empty), "{report}");
+    // The whole flight had left the client, COMMIT included.
+    let sent = proxy.statements();
+    let begin = sent.iter().position(|s| s.starts_with("BEGIN; SET LOCAL lock_timeout")).expect("the flight's BEGIN");
+    assert!(sent[begin..].iter().any(|s| s == "COMMIT"), "{sent:#?}");
 
     proxy.release();
     // The server reads the flight and the close that followed it, and its backend exits.
