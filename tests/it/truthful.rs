@@ -100,14 +100,16 @@ async fn what_follows_a_files_commit_keeps_the_lock_timeout() {
             "ALTER TABLE \"busy\" ADD COLUMN \"c\" integer;",
         ],
     )]);
-    let started = Instant::now();
     let mut migrate = wm(&db.url, dir.path(), &["--no-lint-gate", "migrate"]);
     migrate.env("PG_LOCK_TIMEOUT_MS", "300").env("LOCK_TIMEOUT_RETRIES", "0");
-    let report = run(&mut migrate).expect(1).report();
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "a liveness bound: it queued without limit"
-    );
+    let out = exit_within(
+        spawn(&mut migrate),
+        Duration::from_secs(20),
+        "it queued behind the lock without limit",
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = out.report();
     assert_eq!(report["error"]["sqlstate"], "55P03", "{report}");
     assert_eq!(statuses(&report), ["partiallyApplied"], "{report}");
     assert_eq!(ledger(&db).await, Vec::new());
@@ -194,13 +196,7 @@ async fn a_flight_that_reaches_the_server_after_the_client_gave_up_commits_nothi
         dir.path(),
         &["--no-lint-gate", "migrate", "--timeout", "2"],
     ));
-    let started = Instant::now();
-    let mut child = child;
-    while child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(40), "the CLI hangs");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let out = wait(child);
+    let out = exit_within(child, Duration::from_secs(40), "the CLI hangs").await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     let report = out.report();
     assert_eq!(error_type(&report), "DeadlineExceeded", "{report}");
