@@ -103,15 +103,7 @@ impl Applier<'_> {
         tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
         for (i, statement) in m.statements.iter().enumerate().skip(start) {
             let error = |pg: PgError, deadline: bool, advice: String| {
-                let error = MigrationError {
-                    tag: m.tag.clone(),
-                    location: format!("statement {} (line {})", i + 1, statement.line),
-                    statement: Some(statement.summary()),
-                    error: pg.clone(),
-                    deadline,
-                    advice,
-                };
-                (error, pg)
+                (MigrationError::at_statement(&m.tag, i, statement, pg.clone(), deadline, advice), pg)
             };
             if let Err(pg) = self.arm_deadline(client).await {
                 return Err(error(pg, true, "Stopped at the invocation deadline".into()));
