@@ -55,8 +55,16 @@ impl Applier<'_> {
             .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::NotRun, None))?;
         let result = self.autocommit_statements(&*client, m, &timeouts, start).await;
         let _ = client.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
-        if let Err((error, pg)) = result {
-            let status = if start == 0 && error.location.starts_with("statement 1 ") {
+        if let Err((mut error, pg)) = result {
+            let status = if client.is_closed() && pg.sqlstate.is_none() && !error.deadline {
+                // The connection ended, not the server's refusal: the statement may have
+                // committed. The next run's resume finds out (its history row, or the catalog).
+                error.advice = format!(
+                    "The connection ended while {} was running or committing, so whether it committed is unknown. The next run resumes after what it finds recorded and checks the catalog for an index build or drop",
+                    error.location
+                );
+                SegmentStatus::Unknown
+            } else if start == 0 && error.location.starts_with("statement 1 ") {
                 SegmentStatus::RolledBack
             } else {
                 SegmentStatus::PartiallyApplied
@@ -77,10 +85,15 @@ impl Applier<'_> {
             .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
             .await;
         match recorded {
-            Ok(()) => tx
-                .commit()
-                .await
-                .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::PartiallyApplied, None))?,
+            // A COMMIT whose answer the connection's end cut off may have committed.
+            Ok(()) => tx.commit().await.map_err(|e| {
+                let status = if e.as_db_error().is_none() {
+                    SegmentStatus::Unknown
+                } else {
+                    SegmentStatus::PartiallyApplied
+                };
+                fail(Error::Session(e.into()), status, None)
+            })?,
             Err(e) => {
                 let _ = tx.rollback().await;
                 return Err(fail(e.into(), SegmentStatus::PartiallyApplied, None));

@@ -278,3 +278,39 @@ async fn a_lost_commit_that_cannot_be_read_back_is_reported_as_unknown() {
     let status = run(&mut wm(&db.url, dir.path(), &["status"])).expect(0).report();
     assert_eq!(status["current"], "0000_a", "{status}");
 }
+
+#[tokio::test]
+async fn a_connection_lost_during_a_concurrent_build_is_unknown_and_the_next_run_finds_it_done() {
+    // The build's request reaches the server, which finishes and commits it; the client's
+    // connection ends first. The report must not say the statement was rolled back.
+    let db = pg().fresh_db().await;
+    let dir = folder(&[(
+        "0000_n",
+        &[
+            "-- wishlist-migrator: no-transaction\nCREATE TABLE \"t\" (\"id\" integer);",
+            "CREATE INDEX CONCURRENTLY \"t_id_idx\" ON \"t\" (\"id\");",
+            "CREATE TABLE \"after\" (\"id\" integer);",
+        ],
+    )]);
+    let proxy = Proxy::start(pg().port());
+    proxy.cut_after_containing("CREATE INDEX CONCURRENTLY");
+    let report = run(&mut wm(&via(&db, &proxy), dir.path(), &["--no-lint-gate", "migrate"]))
+        .expect(1)
+        .report();
+    assert_eq!(statuses(&report), ["unknown"], "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("whether it committed is unknown"), "{message}");
+    assert_eq!(ledger(&db).await, Vec::new());
+
+    assert!(eventually(|| async { migrator_sessions(&db).await == 0 }).await);
+    let again = run(&mut wm(&db.url, dir.path(), &["--no-lint-gate", "migrate"])).expect(0).report();
+    assert_eq!(tags(&again["applied"]), ["0000_n"], "{again}");
+    assert!(db.table_exists("public.after").await);
+    // The build ran once: found done in the catalog, not built again.
+    let builds = history(&db)
+        .await
+        .iter()
+        .filter(|(tag, action, ok, _, _)| tag == "0000_n" && action == "statement" && *ok)
+        .count();
+    assert_eq!(builds, 3, "each statement recorded once");
+}
