@@ -622,12 +622,15 @@ mod tests {
             name: name.map(str::to_string),
             hash: "abc".into(),
             statements: Vec::new(),
-            mode: crate::migrations::source::TransactionMode::Transaction,
-            adds_enum_value: false,
             marked_no_transaction: false,
             commit_after: false,
-            ends_transaction: false,
             down: None,
+            needs: crate::migrations::source::Needs {
+                mode: crate::migrations::source::TransactionMode::Transaction,
+                adds_enum_value: false,
+                ends_transaction: false,
+            }
+            .into(),
         }
     }
 

@@ -218,7 +218,7 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
             out.push(Request::one(Part::Rebegin, format!("BEGIN; {settings}")));
             committed_by_file = false;
         }
-        if m.ends_transaction {
+        if m.ends_transaction() {
             write_rows(&mut out, mi);
         }
         // Statements that share a request, until one that cannot.
@@ -248,7 +248,7 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
                 }
                 continue;
             }
-            if bounds.share && statement.is_single() && !m.ends_transaction {
+            if bounds.share && statement.is_single() && !m.ends_transaction() {
                 if shared.as_ref().is_some_and(|r| r.sql.len() >= SHARED_BYTES) {
                     out.extend(shared.take());
                 }
@@ -275,7 +275,7 @@ pub fn requests<R: Fn(Range<usize>) -> String>(segment: &Segment<'_>, sql: &Book
         if !marked {
             mark_migration(&mut out, mi, !m.statements.is_empty(), sql.duration_mark);
         }
-        if m.ends_transaction && !committed_by_file {
+        if m.ends_transaction() && !committed_by_file {
             write_rows(&mut out, mi + 1);
         }
     }

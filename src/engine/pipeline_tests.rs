@@ -15,12 +15,15 @@ fn migration(tag: &str, statements: &[&str]) -> Migration {
         name: None,
         hash: "h".into(),
         statements: statements.iter().enumerate().map(|(i, s)| Statement::new(*s, i + 1)).collect(),
-        mode: TransactionMode::Transaction,
-        adds_enum_value: false,
         marked_no_transaction: false,
         commit_after: false,
-        ends_transaction: false,
         down: None,
+        needs: crate::migrations::source::Needs {
+            mode: TransactionMode::Transaction,
+            adds_enum_value: false,
+            ends_transaction: false,
+        }
+        .into(),
     }
 }
 
@@ -143,7 +146,11 @@ fn bookkeeping(settings: &str) -> Bookkeeping<impl Fn(Range<usize>) -> String> {
 
 fn committing(tag: &str, statements: &[&str]) -> Migration {
     let mut m = migration(tag, statements);
-    m.ends_transaction = true;
+    m.needs = crate::migrations::source::Needs {
+        ends_transaction: true,
+        ..crate::migrations::source::Needs::PLAIN
+    }
+    .into();
     m
 }
 

@@ -460,7 +460,7 @@ fn segments<'m>(pending: &[&'m Migration]) -> Vec<Segment<'m>> {
         }
     };
     for m in pending {
-        match m.mode {
+        match m.mode() {
             TransactionMode::Autocommit { .. } => {
                 close(&mut open, &mut segments);
                 segments.push(Segment {
@@ -472,11 +472,11 @@ fn segments<'m>(pending: &[&'m Migration]) -> Vec<Segment<'m>> {
                 // A migration with its own COMMIT runs alone: that COMMIT would otherwise also
                 // commit the migrations before it in the segment, which then could not be retried
                 // or reported as one transaction.
-                if m.ends_transaction {
+                if m.ends_transaction() {
                     close(&mut open, &mut segments);
                 }
                 open.push(m);
-                if m.adds_enum_value || m.commit_after || m.ends_transaction {
+                if m.adds_enum_value() || m.commit_after || m.ends_transaction() {
                     close(&mut open, &mut segments);
                 }
             }

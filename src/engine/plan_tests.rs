@@ -2,6 +2,7 @@
 //! into commit segments.
 
 use super::*;
+use crate::migrations::source::Needs;
 use crate::migrations::statement::Statement;
 
 fn migration(idx: usize, when: i64, mode: TransactionMode, adds_enum_value: bool) -> Migration {
@@ -12,13 +13,25 @@ fn migration(idx: usize, when: i64, mode: TransactionMode, adds_enum_value: bool
         name: None,
         hash: format!("hash{idx}"),
         statements: vec![],
-        mode,
-        adds_enum_value,
         marked_no_transaction: false,
         commit_after: false,
-        ends_transaction: false,
         down: None,
+        needs: Needs {
+            mode,
+            adds_enum_value,
+            ends_transaction: false,
+        }
+        .into(),
     }
+}
+
+/// What a migration with its own `COMMIT` asks of the runner.
+fn committing() -> std::sync::OnceLock<Needs> {
+    Needs {
+        ends_transaction: true,
+        ..Needs::PLAIN
+    }
+    .into()
 }
 
 fn plain(n: usize) -> Vec<Migration> {
@@ -319,7 +332,7 @@ fn every_pending_migration_lands_in_exactly_one_segment_in_order() {
             }
             // An enum addition is only ever the last of its transaction.
             for m in &s.migrations[..s.migrations.len() - 1] {
-                assert!(!m.adds_enum_value, "bits={bits:b}");
+                assert!(!m.adds_enum_value(), "bits={bits:b}");
             }
         }
     }
@@ -461,7 +474,7 @@ fn commit_after_marker_closes_its_segment() {
 #[test]
 fn a_migration_that_commits_itself_ends_its_segment() {
     let mut ms = plain(3);
-    ms[0].ends_transaction = true;
+    ms[0].needs = committing();
     let a = assess(&[], &ms);
     let p = plan(&a, &ms, PlanOptions::default()).unwrap();
     let groups: Vec<Vec<String>> = p.segments.iter().map(|s| tags(&s.migrations)).collect();
@@ -471,7 +484,7 @@ fn a_migration_that_commits_itself_ends_its_segment() {
 #[test]
 fn a_migration_that_commits_itself_runs_alone() {
     let mut ms = plain(3);
-    ms[1].ends_transaction = true;
+    ms[1].needs = committing();
     let a = assess(&[], &ms);
     let p = plan(&a, &ms, PlanOptions::default()).unwrap();
     let groups: Vec<Vec<String>> = p.segments.iter().map(|s| tags(&s.migrations)).collect();

@@ -116,7 +116,7 @@ async fn build(server: &ConnectionSettings, name: &str, ledger: &LedgerTable, ap
 
 /// One migration as the applier runs it: in a transaction of its own, or statement by statement.
 async fn apply(client: &Client, m: &Migration) -> Result<(), PgError> {
-    let transaction = m.mode == TransactionMode::Transaction;
+    let transaction = *m.mode() == TransactionMode::Transaction;
     if transaction {
         client.batch_execute("BEGIN").await?;
     }

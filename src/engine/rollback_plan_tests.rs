@@ -98,12 +98,15 @@ fn migration(idx: usize, down: Option<&str>) -> Migration {
         name: None,
         hash: format!("h{idx}"),
         statements: vec![],
-        mode: TransactionMode::Transaction,
-        adds_enum_value: false,
         marked_no_transaction: false,
         commit_after: false,
-        ends_transaction: false,
         down: down.map(|sql| DownScript { statements: split(sql) }),
+        needs: crate::migrations::source::Needs {
+            mode: TransactionMode::Transaction,
+            adds_enum_value: false,
+            ends_transaction: false,
+        }
+        .into(),
     }
 }
 

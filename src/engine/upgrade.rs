@@ -85,12 +85,15 @@ mod tests {
                 name: Some(name.to_string()),
                 hash: hash.to_string(),
                 statements: Vec::new(),
-                mode: TransactionMode::Transaction,
-                adds_enum_value: false,
                 marked_no_transaction: false,
                 commit_after: false,
-                ends_transaction: false,
                 down: None,
+                needs: crate::migrations::source::Needs {
+                    mode: TransactionMode::Transaction,
+                    adds_enum_value: false,
+                    ends_transaction: false,
+                }
+                .into(),
             })
             .collect()
     }

@@ -329,7 +329,7 @@ fn non_transactional_mixed(m: &Migration, pieces: &[Piece], hits: &mut Vec<(usiz
         .iter()
         .filter(|p| p.statement.autocommit_reason().is_none() && !only_transaction_control(p))
         .count();
-    let marked = matches!(&m.mode, TransactionMode::Autocommit { .. }) && m.marked_no_transaction;
+    let marked = matches!(m.mode(), TransactionMode::Autocommit { .. }) && m.marked_no_transaction;
     if transactional == 0 || marked {
         return;
     }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
@@ -108,17 +109,54 @@ pub struct Migration {
     /// Lowercase hex SHA-256 of the file's bytes, as drizzle-orm computes it.
     pub hash: String,
     pub statements: Vec<Statement>,
-    pub mode: TransactionMode,
-    pub adds_enum_value: bool,
     /// The file's first line is the `no-transaction` marker: the author chose to run it
     /// statement by statement.
     pub marked_no_transaction: bool,
     /// The file carries the `commit-after` marker: its segment commits after it.
     pub commit_after: bool,
-    /// A statement of the file ends the transaction it runs in (its own `COMMIT`): its segment
-    /// ends with it, so no later migration runs outside a transaction it expects to be in.
-    pub ends_transaction: bool,
     pub down: Option<DownScript>,
+    /// What its statements ask of the runner, read from them when first asked ([`Needs`]).
+    pub needs: OnceLock<Needs>,
+}
+
+/// What a migration's statements ask of the runner, as Postgres's grammar reads them. Read when
+/// first asked ([`Migration::needs`]): a run parses only the migrations it plans, applies, lints
+/// or rolls back, not every one a long history has applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needs {
+    pub mode: TransactionMode,
+    pub adds_enum_value: bool,
+    /// A statement of the file ends the transaction it runs in (its own `COMMIT`): it runs in a
+    /// segment of its own, and what follows that `COMMIT` in a new transaction.
+    pub ends_transaction: bool,
+}
+
+impl Needs {
+    /// A migration that runs in a transaction and asks nothing special of it.
+    pub const PLAIN: Needs = Needs {
+        mode: TransactionMode::Transaction,
+        adds_enum_value: false,
+        ends_transaction: false,
+    };
+
+    fn of(statements: &[Statement], marked_no_transaction: bool) -> Self {
+        let mode = if marked_no_transaction {
+            TransactionMode::Autocommit {
+                reason: "marked no-transaction".into(),
+            }
+        } else if let Some(reason) = statements.iter().find_map(Statement::autocommit_reason) {
+            TransactionMode::Autocommit {
+                reason: format!("{reason} cannot run in a transaction"),
+            }
+        } else {
+            TransactionMode::Transaction
+        };
+        Self {
+            mode,
+            adds_enum_value: statements.iter().any(Statement::adds_enum_value),
+            ends_transaction: statements.iter().any(Statement::ends_transaction),
+        }
+    }
 }
 
 /// The down file of a 1.0 migration folder, beside its `migration.sql` (drizzle ignores it).
@@ -342,35 +380,34 @@ impl MigrationSource {
 
 impl Migration {
     pub(crate) fn new(idx: usize, tag: String, created_at: i64, hash: String, sql: &str, down: Option<DownScript>) -> Self {
-        let statements = statement::split(sql);
-        let marked_no_transaction = statement::has_no_transaction_marker(sql);
-        let mode = if marked_no_transaction {
-            TransactionMode::Autocommit {
-                reason: "marked no-transaction".into(),
-            }
-        } else if let Some(reason) = statements.iter().find_map(Statement::autocommit_reason) {
-            TransactionMode::Autocommit {
-                reason: format!("{reason} cannot run in a transaction"),
-            }
-        } else {
-            TransactionMode::Transaction
-        };
-        let adds_enum_value = statements.iter().any(Statement::adds_enum_value);
-        let ends_transaction = statements.iter().any(Statement::ends_transaction);
         Self {
             idx,
             tag,
             created_at,
             name: None,
             hash,
-            statements,
-            mode,
-            adds_enum_value,
-            marked_no_transaction,
+            statements: statement::split(sql),
+            marked_no_transaction: statement::has_no_transaction_marker(sql),
             commit_after: statement::has_commit_after_marker(sql),
-            ends_transaction,
             down,
+            needs: OnceLock::new(),
         }
+    }
+
+    pub fn needs(&self) -> &Needs {
+        self.needs.get_or_init(|| Needs::of(&self.statements, self.marked_no_transaction))
+    }
+
+    pub fn mode(&self) -> &TransactionMode {
+        &self.needs().mode
+    }
+
+    pub fn adds_enum_value(&self) -> bool {
+        self.needs().adds_enum_value
+    }
+
+    pub fn ends_transaction(&self) -> bool {
+        self.needs().ends_transaction
     }
 }
 

@@ -205,10 +205,26 @@ fn classifies_transaction_needs() {
         .file("0002_c.sql", "ALTER TYPE s ADD VALUE 'x';")
         .load()
         .unwrap();
-    assert!(matches!(set.migrations[0].mode, TransactionMode::Autocommit { .. }));
-    assert!(matches!(set.migrations[1].mode, TransactionMode::Autocommit { .. }));
-    assert_eq!(set.migrations[2].mode, TransactionMode::Transaction);
-    assert!(set.migrations[2].adds_enum_value);
+    assert!(matches!(set.migrations[0].mode(), TransactionMode::Autocommit { .. }));
+    assert!(matches!(set.migrations[1].mode(), TransactionMode::Autocommit { .. }));
+    assert_eq!(*set.migrations[2].mode(), TransactionMode::Transaction);
+    assert!(set.migrations[2].adds_enum_value());
+}
+
+#[test]
+fn loading_a_history_parses_none_of_its_statements() {
+    // A run asks what a migration needs only of those it plans or applies: a long history's
+    // applied ones must cost no parse on every run.
+    let set = Folder::new(&journal(&[("0000_a", 10)]))
+        .file(
+            "0000_a.sql",
+            "CREATE TABLE a (id int);\n--> statement-breakpoint\nCREATE INDEX CONCURRENTLY i ON a (id);",
+        )
+        .load()
+        .unwrap();
+    assert!(set.migrations[0].needs.get().is_none());
+    assert!(matches!(set.migrations[0].mode(), TransactionMode::Autocommit { .. }));
+    assert!(set.migrations[0].needs.get().is_some());
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! statement needs from the runner (autocommit, a commit boundary after it), as Postgres's own
 //! grammar reads it (`sql::classify`).
 
+use std::sync::OnceLock;
+
 use crate::sql::classify::{classify, Classified, Kind};
 
 /// drizzle-kit's separator between statements of one migration file.
@@ -14,15 +16,24 @@ pub const NO_TRANSACTION_MARKER: &str = "-- wishlist-migrator: no-transaction";
 /// sequence (expand, backfill, validate) can commit between its steps.
 pub const COMMIT_AFTER_MARKER: &str = "-- wishlist-migrator: commit-after";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Statement {
     pub sql: String,
     /// 1-based line of the file where the statement's first non-blank line is.
     pub line: usize,
-    /// What Postgres's grammar makes of the piece ([`classify`]), read once when the piece is
-    /// made; `None` when it cannot parse it.
-    kinds: Option<Vec<Classified>>,
+    /// What Postgres's grammar makes of the piece ([`classify`]; `None` when it cannot parse
+    /// it), read when first asked: a full parse costs tens of microseconds a piece, and a run
+    /// asks only of the migrations it applies, not of the hundreds a history has applied.
+    kinds: OnceLock<Option<Vec<Classified>>>,
 }
+
+impl PartialEq for Statement {
+    fn eq(&self, other: &Self) -> bool {
+        self.sql == other.sql && self.line == other.line
+    }
+}
+
+impl Eq for Statement {}
 
 /// A statement in a piece that the runner refuses to run, with the file's line it starts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +44,15 @@ pub struct Refused {
 
 impl Statement {
     pub fn new(sql: impl Into<String>, line: usize) -> Self {
-        let sql = sql.into();
-        let kinds = classified(&sql);
-        Self { sql, line, kinds }
+        Self {
+            sql: sql.into(),
+            line,
+            kinds: OnceLock::new(),
+        }
+    }
+
+    fn classified(&self) -> Option<&[Classified]> {
+        self.kinds.get_or_init(|| classified(&self.sql)).as_deref()
     }
 
     /// The first meaningful line, shortened: enough for an operator to find it in the file.
@@ -50,7 +67,7 @@ impl Statement {
     }
 
     fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
-        self.kinds.iter().flatten().map(|c| c.kind)
+        self.classified().into_iter().flatten().map(|c| c.kind)
     }
 
     /// Why this statement cannot run inside a transaction block, if it cannot.
@@ -70,7 +87,7 @@ impl Statement {
     /// Whether the statement has anything to run besides comments and whitespace. A piece
     /// Postgres cannot parse is not empty: the server must see it, and refuse it.
     pub fn is_empty(&self) -> bool {
-        self.kinds.as_ref().is_some_and(Vec::is_empty)
+        self.classified().is_some_and(<[Classified]>::is_empty)
     }
 
     /// Whether PostgreSQL reads this piece as exactly one SQL statement, so that it answers with
@@ -79,7 +96,7 @@ impl Statement {
     /// with `standard_conforming_strings` on, and a server set otherwise would split them
     /// differently.
     pub fn is_single(&self) -> bool {
-        matches!(&self.kinds, Some(k) if k.len() == 1) && !self.sql.contains('\\')
+        matches!(self.classified(), Some(k) if k.len() == 1) && !self.sql.contains('\\')
     }
 
     /// Whether the piece ends the transaction it runs in and keeps its work (`COMMIT`, `END`;
@@ -95,8 +112,8 @@ impl Statement {
     /// send, no reader for what comes back, so the outcome could not be known).
     pub fn refused(&self) -> Option<Refused> {
         let c = self
-            .kinds
-            .iter()
+            .classified()
+            .into_iter()
             .flatten()
             .find(|c| matches!(c.kind, Kind::Abandon(_) | Kind::CopyStdio(_)))?;
         let (Kind::Abandon(what) | Kind::CopyStdio(what)) = c.kind else {
@@ -173,12 +190,25 @@ pub fn split(sql: &str) -> Vec<Statement> {
     statements
 }
 
-/// `first_line`: the line the piece's text begins on.
+/// `first_line`: the line the piece's text begins on. The parser's split (no parse tree: a few
+/// microseconds) says how many statements the piece holds; only a piece of several is
+/// classified here, to cut it around its `COMMIT`s.
 fn push_piece(statements: &mut Vec<Statement>, piece: &str, first_line: usize) {
-    let statement = at_line(piece, first_line);
-    if statement.is_empty() {
-        return;
+    let count = if piece.contains('\0') {
+        None
+    } else {
+        pg_query::split_with_parser(piece).ok().map(|parts| parts.len())
+    };
+    match count {
+        // Comments and whitespace only: nothing to run.
+        Some(0) => return,
+        Some(1) | None => {
+            statements.push(at_line(piece, first_line));
+            return;
+        }
+        Some(_) => {}
     }
+    let statement = at_line(piece, first_line);
     let cuts = cuts_around_commits(&statement);
     if cuts.is_empty() {
         statements.push(statement);
@@ -197,7 +227,7 @@ fn push_piece(statements: &mut Vec<Statement>, piece: &str, first_line: usize) {
 
 /// Byte offsets to cut the piece at: before and after each `COMMIT` that is not alone in it.
 fn cuts_around_commits(statement: &Statement) -> Vec<usize> {
-    let Some(kinds) = &statement.kinds else { return Vec::new() };
+    let Some(kinds) = statement.classified() else { return Vec::new() };
     if kinds.len() < 2 {
         return Vec::new();
     }
@@ -380,6 +410,8 @@ mod tests {
         let lines: Vec<usize> = parts.iter().map(|p| p.line).collect();
         assert_eq!(lines, [1, 3, 4, 5]);
         assert!(parts[2].ends_transaction() && !parts[1].ends_transaction());
+        // A piece of one statement is not parsed until asked.
+        assert!(parts[0].kinds.get().is_none());
         // A COMMIT alone, or last after comments only, stays as it is.
         assert_eq!(split("-- done\nCOMMIT;").len(), 1);
         // Unparsable text is never cut: the server refuses it whole.

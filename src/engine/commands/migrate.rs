@@ -312,15 +312,15 @@ async fn resume_points(session: &Session<'_>, segments: &[Segment<'_>], warnings
 
 fn planned(segment: &Segment<'_>) -> SegmentOutcome {
     let reason = match (segment.mode, segment.migrations.last()) {
-        (SegmentMode::Autocommit, Some(m)) => match &m.mode {
+        (SegmentMode::Autocommit, Some(m)) => match m.mode() {
             TransactionMode::Autocommit { reason } => Some(reason.clone()),
             TransactionMode::Transaction => None,
         },
-        (SegmentMode::Transaction, Some(m)) if m.adds_enum_value => {
+        (SegmentMode::Transaction, Some(m)) if m.adds_enum_value() => {
             Some(format!("commits after {} so its new enum value can be used", m.tag))
         }
         (SegmentMode::Transaction, Some(m)) if m.commit_after => Some(format!("commits after {}, as its commit-after marker asks", m.tag)),
-        (SegmentMode::Transaction, Some(m)) if m.ends_transaction => {
+        (SegmentMode::Transaction, Some(m)) if m.ends_transaction() => {
             Some(format!("{} runs alone: its own COMMIT ends the transaction", m.tag))
         }
         _ => None,
