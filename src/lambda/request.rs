@@ -239,6 +239,13 @@ mod tests {
     }
 
     #[test]
+    fn check_is_refused_with_where_to_run_it() {
+        // The function holds the built-in migrations: a pull request's folder is not there.
+        let err = parse(&json!({"action": "check"})).unwrap_err();
+        assert!(err.to_string().contains("run it with the CLI in CI"), "{err}");
+    }
+
+    #[test]
     fn maps_verify_drift_and_rollback_actions() {
         assert_eq!(
             direct(json!({"action": "drift"})),
