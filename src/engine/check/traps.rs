@@ -201,7 +201,8 @@ fn duplicate_prefixes(migrations: &[Listed], layout: Layout, is_new: &dyn Fn(&st
     for m in migrations {
         by_prefix.entry(prefix(&m.tag, layout)).or_default().push(m);
     }
-    for (p, group) in by_prefix.into_iter().filter(|(_, g)| g.len() > 1) {
+    // drizzle-kit's `prefix: "none"` numbers nothing: every tag starts with `_`.
+    for (p, group) in by_prefix.into_iter().filter(|(p, g)| !p.is_empty() && g.len() > 1) {
         // The one to regenerate is the one the base lacks; without a base, the later one.
         let keep = group.iter().position(|m| !is_new(&m.tag)).unwrap_or(0);
         for m in group.iter().enumerate().filter(|(i, _)| *i != keep).map(|(_, m)| m) {

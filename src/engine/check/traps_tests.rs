@@ -62,6 +62,13 @@ fn the_duplicate_prefix_to_regenerate_is_the_one_the_base_lacks() {
 }
 
 #[test]
+fn tags_without_a_prefix_share_none() {
+    // drizzle-kit with `migrations.prefix: "none"`.
+    let head = history(&[("_init", 1), ("_add_lists", 2)], &[]);
+    assert!(examine(&head, None).traps.is_empty());
+}
+
+#[test]
 fn a_when_not_newer_than_any_earlier_entry_is_found() {
     let head = history(
         &[("0000_a", 10), ("0001_b", 30), ("0002_c", 20), ("0003_d", 25), ("0004_e", 31)],
