@@ -152,18 +152,41 @@ fn a_released_migration_edited_by_hand_is_found_at_the_changed_line() {
 }
 
 #[test]
-fn drizzle_kit_1_0_branches_merged_sort_a_new_folder_before_a_released_one_and_fork() {
+fn drizzle_kit_1_0_branches_merged_sort_new_folders_before_a_released_one_and_fork() {
     let report = against_main("v1", "merged");
-    let found = traps(&report);
-    assert_eq!(found.len(), 2, "{found:?}");
-    assert_eq!((found[0].0.as_str(), found[0].1.as_str()), ("whenNotIncreasing", "error"));
-    assert!(found[0].2.ends_with("_add_nickname"), "{found:?}");
-    // drizzle-kit 1.0 combines unmerged branches itself: a warning, named on the branch's folder.
-    assert_eq!((found[1].0.as_str(), found[1].1.as_str()), ("snapshotFork", "warning"));
-    assert!(found[1].2.ends_with("_add_nickname"), "{found:?}");
+    let found: Vec<(String, String, String)> = traps(&report)
+        .into_iter()
+        .map(|(t, l, m)| (t, l, m[15..].to_string())) // without the folder's time
+        .collect();
+    assert_eq!(
+        found,
+        [
+            s("whenNotIncreasing", "error", "add_nickname"),
+            s("whenNotIncreasing", "error", "add_bio"),
+            // drizzle-kit 1.0 combines unmerged branches itself: a warning, on the branch's folder.
+            s("snapshotFork", "warning", "add_nickname"),
+        ]
+    );
     let rules = lint_rules(&report);
-    assert_eq!(rules.len(), 1);
+    assert_eq!(rules.len(), 1, "{rules:?}");
     assert_eq!(rules[0].0, "not-null-column-without-default");
+}
+
+#[test]
+fn drizzle_kit_1_0_a_migration_cherry_picked_without_its_parent_breaks_the_chain() {
+    let report = against_main("v1", "cherry-picked");
+    let broken = report["traps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["trap"] == "snapshotBreak")
+        .unwrap_or_else(|| panic!("no snapshotBreak: {report}"));
+    assert_eq!(broken["level"], "error");
+    assert!(broken["file"].as_str().unwrap().ends_with("_add_bio/snapshot.json"), "{broken}");
+    assert!(
+        broken["message"].as_str().unwrap().contains("which no snapshot of the folder has"),
+        "{broken}"
+    );
 }
 
 #[test]
