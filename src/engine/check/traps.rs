@@ -85,13 +85,17 @@ pub fn examine(head: &Tree, base: Option<&Tree>) -> Examined {
     }
     for m in &migrations {
         if head.get(&m.file).is_none() {
+            let (listed_by, remove) = match layout {
+                Layout::Journal => ("the journal lists", "remove the entry with `npx drizzle-kit drop`"),
+                Layout::Folders => ("a snapshot.json stands for", "delete the folder"),
+            };
             out.traps.push(finding(
                 Trap::EntryWithoutFile,
                 Severity::Error,
                 Some(&m.tag),
                 &m.file,
-                format!("the journal lists {} but the folder has no {}: drizzle-orm stops every deploy at it (a merge that kept the entry and lost the file?)", m.tag, m.file),
-                format!("restore {} from the branch that generated it, or remove the entry with `npx drizzle-kit drop`", m.file),
+                format!("{listed_by} {} but the folder has no {}: drizzle-orm stops every deploy at it (a merge that kept the entry and lost the file?)", m.tag, m.file),
+                format!("restore {} from the branch that generated it, or {remove}", m.file),
             ));
         }
     }

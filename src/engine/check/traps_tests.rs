@@ -204,3 +204,18 @@ fn a_1_0_fork_is_a_warning_until_a_snapshot_merges_it_and_a_new_folder_before_a_
     merged.files.extend(folder("20240104000000_merge", "s3", &["s1", "s2"]));
     assert!(examine(&merged, None).traps.is_empty());
 }
+
+#[test]
+fn a_1_0_folder_with_its_snapshot_but_no_migration_sql_is_an_entry_without_its_file() {
+    let mut head = folders(&[
+        folder("20240101000000_a", "s0", &[ORIGIN]),
+        folder("20240102000000_b", "s1", &["s0"]),
+    ]);
+    head.files.remove("20240102000000_b/migration.sql");
+    let e = examine(&head, None);
+    assert_eq!(
+        kinds(&e),
+        [(Trap::EntryWithoutFile, Severity::Error, Some("20240102000000_b".into()))]
+    );
+    assert!(e.traps[0].fix.contains("delete the folder"), "{}", e.traps[0].fix);
+}
