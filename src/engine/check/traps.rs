@@ -102,6 +102,9 @@ pub fn examine(head: &Tree, base: Option<&Tree>) -> Examined {
     snapshots(head, layout, &migrations, &is_new, &mut out.traps);
     if let (Some(base), Some(released)) = (base, &released) {
         released_changed(head, base, released, &mut out.traps);
+        if layout == Layout::Journal {
+            released_when_changed(&migrations, released, &mut out.traps);
+        }
     }
     out.layout = Some(layout);
     out.migrations = migrations;
@@ -417,6 +420,26 @@ fn released_changed(head: &Tree, base: &Tree, released: &[Listed], traps: &mut V
                 format!("restore {} as released (`git checkout <base> -- {}`) and put the change in a new migration (`npx drizzle-kit generate`)", m.file, m.file),
             )
         });
+    }
+}
+
+/// drizzle-orm stored a released entry's `when` as the ledger's `created_at` and compares the
+/// newest with every entry's: a released `when` moved changes what counts as pending.
+fn released_when_changed(migrations: &[Listed], released: &[Listed], traps: &mut Vec<TrapFinding>) {
+    for m in migrations {
+        let Some(old) = released.iter().find(|r| r.tag == m.tag) else {
+            continue;
+        };
+        if old.when != m.when {
+            traps.push(finding(
+                Trap::ReleasedMigrationChanged,
+                Severity::Error,
+                Some(&m.tag),
+                JOURNAL_PATH,
+                format!("{}'s `when` changed from {} (released) to {}: databases recorded the old one as its created_at, and drizzle-orm decides what is pending by comparing it", m.tag, old.when, m.when),
+                format!("restore {}'s `when` to {} in {JOURNAL_PATH}", m.tag, old.when),
+            ));
+        }
     }
 }
 

@@ -219,3 +219,15 @@ fn a_1_0_folder_with_its_snapshot_but_no_migration_sql_is_an_entry_without_its_f
     );
     assert!(e.traps[0].fix.contains("delete the folder"), "{}", e.traps[0].fix);
 }
+
+#[test]
+fn a_released_entry_whose_when_moved_is_a_released_change() {
+    let base = history(&[("0000_a", 1), ("0001_b", 2)], &[]);
+    let head = history(&[("0000_a", 1), ("0001_b", 5)], &[]);
+    let e = examine(&head, Some(&base));
+    assert_eq!(
+        kinds(&e),
+        [(Trap::ReleasedMigrationChanged, Severity::Error, Some("0001_b".into()))]
+    );
+    assert_eq!(e.traps[0].file, "meta/_journal.json");
+}
