@@ -60,6 +60,30 @@ def calibration(ctx):
     }
 
 
+def check_times(ctx, folder, new, rounds):
+    """`check --base` as a pull request's CI runs it: the base is the history without its last
+    `new` migrations (a folder, so git's own time is not measured)."""
+    base = folder.rstrip("/") + f"-base-{new}"
+    shutil.rmtree(base, ignore_errors=True)
+    shutil.copytree(folder, base)
+    journal_path = os.path.join(base, "meta", "_journal.json")
+    with open(journal_path) as f:
+        journal = json.load(f)
+    for entry in journal["entries"][-new:]:
+        os.remove(os.path.join(base, entry["tag"] + ".sql"))
+    journal["entries"] = journal["entries"][:-new]
+    with open(journal_path, "w") as f:
+        json.dump(journal, f)
+    times, report = [], None
+    for _ in range(rounds):
+        dt, r = ctx.run([ctx.cli, "--migrations", folder, "check", "--base", base, "--format", "json"], check=False, what="check")
+        times.append(dt)
+        if r.returncode not in (0, 3):
+            raise bench.BenchError(f"check on {folder} exited {r.returncode}: {r.stderr[:400]}")
+        report = json.loads(r.stdout)
+    return times, report
+
+
 def run(ctx):
     rounds = 3 if ctx.quick else 15
     sizes = [200, 300]
@@ -82,9 +106,15 @@ def run(ctx):
             f"{statistics.median(ours) / statistics.median(theirs):.2f}×",
             str(len(report.get("findings", []))),
         ])
+    check_new = 5
+    check_ms, check_report = check_times(ctx, folder, check_new, rounds)
+    check_med = statistics.median(check_ms) * 1000
+    check_budget_ms = 100
+    check_ok = check_med <= check_budget_ms
     cal = calibration(ctx)
     ratio = cal["estimated_ms"] / cal["measured_ms"] if cal["measured_ms"] else 0
     ctx.headline.append(("8. lint 200 migrations", f"{rows[0][1]} ms", f"≤ {budget_ms} ms", bench.verdict(ok)))
+    ctx.headline.append((f"8. check {sizes[-1]} migrations ({check_new} new)", f"{bench.fmt_ms(check_med)} ms", f"≤ {check_budget_ms} ms", bench.verdict(check_ok)))
     ctx.headline.append((f"8. blocked-writes estimate on {bench.fmt_rows(cal['rows'])} rows", f"{ratio:.2f}× measured", "order of magnitude", "—"))
     findings = "; ".join(f"`{rule}` {level}" + (f" ~{ms} ms" if ms is not None else "") for rule, level, ms in cal["findings"])
     md = [
@@ -96,6 +126,12 @@ def run(ctx):
         bench.md_table(["history", "lint median ms", "lint min ms", "squawk median ms", "lint ÷ squawk", "findings"], rows),
         "",
         f"Budget: {budget_ms} ms for 200 migrations: {bench.verdict(ok)}.",
+        "",
+        f"**check.** `wishlist-migrate check --base <folder> --format json` on the {sizes[-1]}-migration history, the base "
+        f"being the same history without its last {check_new} migrations (a pull request adding {check_new}): median "
+        f"{bench.fmt_ms(check_med)} ms, min {bench.fmt_ms(min(check_ms) * 1000)} ms ({rounds} runs; the traps of every file "
+        f"and journal entry, and the lint of the {check_new} new ones, which reads the whole history for what it built), "
+        f"status `{check_report.get('status')}`. Budget: {check_budget_ms} ms: {bench.verdict(check_ok)}.",
         "",
         f"**Estimate against measurement.** `wishlist_items` at 0000 with {bench.fmt_rows(cal['rows'])} rows "
         f"({cal['bytes'] / 1048576:.0f} MiB with indexes), analyzed; `lint` with the database and 0001 (WISH-2007 as written) "

@@ -45,6 +45,9 @@ pub enum ErrorType {
     InvalidSnapshot,
     /// Reading the live schema from pg_catalog failed.
     InspectionFailed,
+    /// `check`: the migrations folder holds a team-workflow trap (a duplicate prefix, a `when`
+    /// going backwards, a released migration changed...) or a new migration breaks the lint.
+    CheckFailed,
 }
 
 impl ErrorType {
@@ -74,6 +77,7 @@ impl ErrorType {
             Self::RollbackRefused => "RollbackRefused",
             Self::InvalidSnapshot => "InvalidSnapshot",
             Self::InspectionFailed => "InspectionFailed",
+            Self::CheckFailed => "CheckFailed",
         }
     }
 
@@ -91,7 +95,8 @@ impl ErrorType {
             | Self::LintFailed
             | Self::VerificationFailed
             | Self::RollbackRefused
-            | Self::InvalidSnapshot => 3,
+            | Self::InvalidSnapshot
+            | Self::CheckFailed => 3,
             Self::MigrationLockBusy => 4,
             Self::SecretUnavailable
             | Self::ConnectionFailed
@@ -184,6 +189,7 @@ mod tests {
             ErrorType::VerificationFailed,
             ErrorType::RollbackRefused,
             ErrorType::InvalidSnapshot,
+            ErrorType::CheckFailed,
         ] {
             assert_eq!(finding.exit_code(), 3, "{finding}");
         }

@@ -69,6 +69,13 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Github,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Applied and pending migrations, and every problem between the ledger and the files
@@ -144,6 +151,19 @@ enum Cmd {
         #[arg(long)]
         offline: bool,
     },
+    /// A pull request's gate, without a database (docs/ci.md): drizzle-kit's team-workflow
+    /// traps in the migrations folder (duplicate prefixes, `when` going backwards, entries and
+    /// files without each other, snapshot chains that fork or break, released migrations changed)
+    /// and the lint of the migrations the change adds. Exit 3 on any error, 0 when clean
+    Check {
+        /// What the change is compared with: a git ref (origin/main) or a folder holding the
+        /// migrations as released
+        #[arg(long, value_name = "REF|DIR")]
+        base: Option<String>,
+        /// text, json (one object, as --json) or github (GitHub Actions annotations)
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// The runs recorded in the history table, newest first
     History {
         #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -186,7 +206,21 @@ fn main() -> ExitCode {
         }
         report
     });
-    if cli.json {
+    let format = match &cli.command {
+        Cmd::Check { format, .. } => *format,
+        _ => Format::Text,
+    };
+    if format == Format::Github {
+        let folder = cli
+            .migrations
+            .clone()
+            .or_else(|| process_env("MIGRATIONS_DIR").map(PathBuf::from))
+            .unwrap_or_default();
+        print!("{}", report.render_github(&folder.display().to_string()));
+        if let Some(error) = report.render_error() {
+            eprintln!("{error}");
+        }
+    } else if cli.json || format == Format::Json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.render_human());
@@ -227,9 +261,16 @@ async fn execute(cli: &Cli) -> Report {
             since: since.clone(),
             live: !offline,
         },
+        Cmd::Check { base, .. } => Command::Check { base: base.clone() },
         Cmd::Envs { .. } => unreachable!("main runs envs before the engine"),
     };
-    let (settings, connection) = match configure(cli) {
+    // check never connects, even with a database configured: a pull request's CI has none.
+    let configured = if matches!(command, Command::Check { .. }) {
+        configure_offline(cli)
+    } else {
+        configure(cli)
+    };
+    let (settings, connection) = match configured {
         Ok(pair) => pair,
         // Linting needs no database: without one it reads the folder alone.
         Err(config::ConfigError::NoDatabase) if matches!(command, Command::Lint { .. }) => match configure_offline(cli) {

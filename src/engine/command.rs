@@ -19,11 +19,12 @@ pub enum Action {
     Require,
     History,
     Lint,
+    Check,
 }
 
 impl Action {
     /// In the order messages list them.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Self::Migrate,
         Self::Plan,
         Self::Status,
@@ -34,6 +35,7 @@ impl Action {
         Self::Require,
         Self::History,
         Self::Lint,
+        Self::Check,
     ];
 
     /// The name on the command line and in a Lambda request's `action`.
@@ -49,6 +51,7 @@ impl Action {
             Self::Require => "require",
             Self::History => "history",
             Self::Lint => "lint",
+            Self::Check => "check",
         }
     }
 
@@ -106,6 +109,11 @@ pub enum Command {
         since: Option<String>,
         live: bool,
     },
+    /// The pull request's gate, without a database: drizzle-kit's team-workflow traps in the
+    /// folder, against `base` (a git ref or a folder) when given.
+    Check {
+        base: Option<String>,
+    },
 }
 
 impl Command {
@@ -121,15 +129,20 @@ impl Command {
             Self::Require { .. } => Action::Require,
             Self::History { .. } => Action::History,
             Self::Lint { .. } => Action::Lint,
+            Self::Check { .. } => Action::Check,
         }
     }
 
     /// The migration the command goes to, as the report names it.
     pub fn target(&self) -> Option<&str> {
         match self {
-            Self::Status | Self::Drift { .. } | Self::Verify { .. } | Self::CheckRollback | Self::History { .. } | Self::Lint { .. } => {
-                None
-            }
+            Self::Status
+            | Self::Drift { .. }
+            | Self::Verify { .. }
+            | Self::CheckRollback
+            | Self::History { .. }
+            | Self::Lint { .. }
+            | Self::Check { .. } => None,
             Self::Require { version } => Some(version),
             Self::Plan { target } | Self::Migrate { target, .. } => target.as_deref(),
             Self::Rollback { target, .. } => Some(target.tag().unwrap_or(EMPTY_TARGET)),
@@ -145,7 +158,8 @@ impl Command {
             | Self::CheckRollback
             | Self::Require { .. }
             | Self::History { .. }
-            | Self::Lint { .. } => false,
+            | Self::Lint { .. }
+            | Self::Check { .. } => false,
             Self::Plan { .. } => true,
             Self::Migrate { dry_run, .. } | Self::Rollback { dry_run, .. } => *dry_run,
         }
@@ -169,7 +183,7 @@ mod tests {
         assert_eq!(Action::from_name("checkRollback"), None);
         assert_eq!(
             Action::names(),
-            "migrate, plan, status, drift, verify, rollback, check-rollback, require, history, lint"
+            "migrate, plan, status, drift, verify, rollback, check-rollback, require, history, lint, check"
         );
     }
 }

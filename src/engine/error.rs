@@ -5,6 +5,7 @@ use crate::db::catalog::CatalogError;
 use crate::db::connection::{ConnectError, PgError};
 use crate::db::ledger::LedgerError;
 use crate::db::lock::LockError;
+use crate::engine::check::CheckError;
 use crate::engine::command::Action;
 use crate::engine::plan::PlanError;
 use crate::engine::resume::ResumeError;
@@ -57,6 +58,8 @@ pub enum Error {
     Resume(#[from] ResumeError),
     #[error(transparent)]
     Lint(#[from] LintError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
 }
 
 impl Error {
@@ -75,6 +78,7 @@ impl Error {
             Self::Rollback(e) => e,
             Self::Resume(e) => e,
             Self::Lint(e) => e,
+            Self::Check(e) => e,
             Self::ReadOnly { .. }
             | Self::Session(_)
             | Self::Deadline { .. }

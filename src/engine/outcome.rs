@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::connection::DatabaseInfo;
 use crate::db::history::HistoryRow;
+use crate::engine::check::TrapFinding;
 use crate::engine::command::Command;
 use crate::engine::error::Error;
 use crate::engine::plan::{Assessment, SegmentMode};
@@ -54,6 +55,18 @@ pub enum Done {
     Require(Required),
     History(Vec<HistoryRow>),
     Lint(Linted),
+    Check(Checked),
+}
+
+/// `check`: the folder's traps, and the lint of what the change adds.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// `--base` as given.
+    pub base: Option<String>,
+    /// The migrations the base lacks, in order (none without a base).
+    pub new: Vec<String>,
+    pub traps: Vec<TrapFinding>,
+    pub findings: Vec<Finding>,
 }
 
 /// `lint`: what was linted and what the policy found.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::engine::command::Command;
-use crate::engine::commands::{check_rollback, drift, history, lint, migrate, require, rollback, status, verify};
+use crate::engine::commands::{check, check_rollback, drift, history, lint, migrate, require, rollback, status, verify};
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
 use crate::engine::outcome::{Done, Finished, MigrationsLoaded, RunOutcome};
@@ -62,6 +62,13 @@ pub async fn run(inv: &Invocation<'_>) -> RunOutcome {
 
 /// Fills in what the run did; an error before the command started is returned.
 async fn execute(inv: &Invocation<'_>, run_id: &str, progress: &Progress, outcome: &mut RunOutcome) -> Result<(), Error> {
+    // Before loading: the traps `check` looks for are what loading refuses, and it says more.
+    if let Command::Check { base } = &inv.command {
+        let finished = check::check(inv.source, inv.settings, base.as_deref());
+        outcome.done = Done::Check(finished.outcome);
+        outcome.error = finished.error;
+        return Ok(());
+    }
     let set = inv.source.load()?;
     outcome.migrations = Some(MigrationsLoaded {
         source: set.source.to_string(),
@@ -133,6 +140,7 @@ async fn dispatch<'a>(mut session: Session<'a>, command: &'a Command) -> (Sessio
             let finished = require::require(&session, version).await;
             (session, finished.map(Done::Require))
         }
+        Command::Check { .. } => unreachable!("execute runs check before the session"),
         Command::Lint { .. } => {
             let finished = lint::live(&session).await;
             (session, finished.map(Done::Lint))

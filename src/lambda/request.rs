@@ -24,7 +24,7 @@ fn accepted(action: Action) -> &'static [&'static str] {
         Action::Rollback => &["to", "dryRun", "allowDataLoss"],
         Action::Require => &["version"],
         Action::History => &["limit"],
-        Action::Status | Action::CheckRollback | Action::Lint => &[],
+        Action::Status | Action::CheckRollback | Action::Lint | Action::Check => &[],
     }
 }
 
@@ -144,6 +144,13 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
             }
         }
         Action::CheckRollback => Command::CheckRollback,
+        // The function holds the built-in migrations, not a pull request's checkout.
+        Action::Check => {
+            return Err(RequestError::BadField {
+                field: "action".into(),
+                reason: "check reads a pull request's migrations folder and its git base: run it with the CLI in CI (docs/ci.md)".into(),
+            })
+        }
         // The function always has its database: the pending migrations against the live tables.
         Action::Lint => Command::Lint { since: None, live: true },
         Action::History => Command::History {
@@ -229,6 +236,13 @@ mod tests {
             assert_eq!(err, expected);
             assert!(err.to_string().contains("migrate, plan, status"), "{err}");
         }
+    }
+
+    #[test]
+    fn check_is_refused_with_where_to_run_it() {
+        // The function holds the built-in migrations: a pull request's folder is not there.
+        let err = parse(&json!({"action": "check"})).unwrap_err();
+        assert!(err.to_string().contains("run it with the CLI in CI"), "{err}");
     }
 
     #[test]

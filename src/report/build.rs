@@ -1,6 +1,7 @@
 //! The one place a report is made: from a run's typed outcome, or from an error that stopped
 //! the run before it started. The status is decided here and nowhere else.
 
+use crate::engine::check::CheckError;
 use crate::engine::command::{Action, Command};
 use crate::engine::error::Error;
 use crate::engine::outcome::{Done, LedgerView, Migrated, RollbackSteps, RunOutcome, SegmentOutcome};
@@ -78,6 +79,13 @@ impl Report {
                 report.linted = Some(l.linted.clone());
                 l.ledger.as_ref()
             }
+            Done::Check(c) => {
+                report.traps = Some(c.traps.clone());
+                report.findings = c.findings.iter().map(finding).collect();
+                report.base = c.base.clone();
+                report.new_migrations = c.base.as_ref().map(|_| c.new.clone());
+                None
+            }
             Done::CheckRollback(c) => {
                 report.checks = c.checks.clone();
                 c.ledger.as_ref()
@@ -124,6 +132,7 @@ fn status(command: &Command, done: &Done, error: Option<&Error>) -> Status {
         (_, Some(Error::Drift(DriftError::ModelMismatch { .. }))) => Status::ModelMismatch,
         (_, Some(Error::SchemaBehind { .. })) => Status::SchemaBehind,
         (_, Some(Error::Lint(LintError::Refused { .. }))) => Status::LintFailed,
+        (_, Some(Error::Check(CheckError::Failed { .. }))) => Status::CheckFailed,
         (_, Some(Error::Drift(_))) => Status::DriftDetected,
         (_, Some(Error::Verify(VerifyError::Failed { .. }))) => Status::VerificationFailed,
         (_, Some(_)) | (Done::Nothing, None) => Status::Failed,
@@ -147,7 +156,7 @@ fn status(command: &Command, done: &Done, error: Option<&Error>) -> Status {
         (Done::Verify(_) | Done::CheckRollback(_), None) => Status::Verified,
         (Done::Require(_), None) => Status::Satisfied,
         (Done::History(_), None) => Status::Listed,
-        (Done::Lint(_), None) => Status::Clean,
+        (Done::Lint(_) | Done::Check(_), None) => Status::Clean,
         (Done::Rollback(r), None) if r.plan.as_ref().is_none_or(|p| p.steps.is_empty()) => Status::UpToDate,
         (Done::Rollback(_), None) => Status::Planned,
     }

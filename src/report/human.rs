@@ -4,6 +4,7 @@
 use crate::engine::outcome::BaselineSource;
 use std::fmt::Write as _;
 
+use crate::engine::check::Severity;
 use crate::engine::command::Action;
 use crate::engine::outcome::SegmentStatus;
 use crate::report::{FindingReport, Report, Status};
@@ -108,6 +109,15 @@ impl Report {
                 let _ = writeln!(out, "      {}: {message}", h.error_sqlstate.as_deref().unwrap_or("error"));
             }
         }
+        for t in self.traps.iter().flatten() {
+            let level = match t.level {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let line = t.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let _ = writeln!(out, "  {level}[{}] {}{line}: {}", t.trap.name(), t.file, t.message);
+            let _ = writeln!(out, "      fix: {}", t.fix);
+        }
         for f in &self.findings {
             render_finding(&mut out, f);
         }
@@ -152,7 +162,19 @@ impl Report {
                 "no manual change; but the snapshot of {current} and what the migrations build disagree in {} place(s)",
                 self.model_mismatches.as_ref().map_or(0, Vec::len)
             ),
-            Status::Clean | Status::LintFailed => {
+            Status::Clean | Status::CheckFailed if self.action == Action::Check => {
+                let traps = self.traps.iter().flatten();
+                let errors = traps.clone().filter(|t| t.level == Severity::Error).count();
+                let warnings = traps.filter(|t| t.level == Severity::Warning).count();
+                let blocking = self.findings.iter().filter(|f| f.level == "error" && f.waived.is_none()).count();
+                let verdict = if errors + blocking == 0 { "clean" } else { "refused" };
+                let lint = match &self.new_migrations {
+                    Some(new) => format!("{} new migration(s) linted: {blocking} blocking finding(s)", new.len()),
+                    None => "no --base: nothing known to be new, lint skipped".into(),
+                };
+                format!("check {verdict}: {errors} error(s), {warnings} warning(s); {lint}")
+            }
+            Status::Clean | Status::LintFailed | Status::CheckFailed => {
                 let blocking = self.findings.iter().filter(|f| f.level == "error" && f.waived.is_none()).count();
                 let waived = self.findings.iter().filter(|f| f.waived.is_some()).count();
                 let warnings = self.findings.iter().filter(|f| f.level == "warning" && f.waived.is_none()).count();

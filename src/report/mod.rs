@@ -2,6 +2,7 @@
 //! returned by the Lambda, and summarised into the SSM state.
 
 mod build;
+mod github;
 mod human;
 pub mod progress;
 
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::connection::DatabaseInfo;
 use crate::db::history::HistoryRow;
+use crate::engine::check::TrapFinding;
 pub use crate::engine::command::Action;
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
@@ -75,6 +77,9 @@ pub enum Status {
     /// `lint`, or `migrate` refusing before it applied anything: an error-level finding without
     /// a waiver (in `findings`).
     LintFailed,
+    /// `check`: a trap or a blocking lint finding in the migrations folder (in `traps`,
+    /// `findings`).
+    CheckFailed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +237,15 @@ pub struct Report {
     /// `rollback`: what is (or would be, with `--dry-run`) undone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackReport>,
+    /// `check`: drizzle-kit's team-workflow traps found in the folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traps: Option<Vec<TrapFinding>>,
+    /// `check`: the `--base` the folder was compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// `check` with a base: the migrations the change adds (the ones linted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_migrations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,6 +302,9 @@ impl Report {
             history: None,
             checks: None,
             rollback: None,
+            traps: None,
+            base: None,
+            new_migrations: None,
         }
     }
 

@@ -5,6 +5,7 @@
 mod harness;
 
 mod backup;
+mod check;
 mod concurrency;
 mod configuration;
 mod drift;
