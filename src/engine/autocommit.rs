@@ -28,6 +28,10 @@ const CLEANUP_BOUND: Duration = Duration::from_secs(30);
 /// `... cannot run inside a transaction block`.
 const ACTIVE_SQL_TRANSACTION: &str = "25001";
 
+/// `invalid transaction termination`: a `DO` block or procedure that commits (a batched
+/// backfill) inside a transaction block.
+const INVALID_TRANSACTION_TERMINATION: &str = "2D000";
+
 /// Why a statement did not end up committed and recorded.
 enum Failure {
     /// The statement (or its transaction) failed: nothing of it stays, unless it runs alone.
@@ -224,8 +228,9 @@ impl Applier<'_> {
             );
             begin.map_err(|e| Failure::Statement(e.into()))?;
             match ran.map_err(PgError::from) {
-                // The tool's reading said it may run in a transaction block; the server says not.
-                Err(pg) if pg.is(ACTIVE_SQL_TRANSACTION) => {}
+                // The grammar said it may run in a transaction block; the server says not (a
+                // statement that must run alone, or a body that commits as it goes).
+                Err(pg) if pg.is(ACTIVE_SQL_TRANSACTION) || pg.is(INVALID_TRANSACTION_TERMINATION) => {}
                 Err(pg) => return Err(Failure::Statement(pg)),
                 Ok(()) => {
                     recorded.map_err(|e| Failure::Record(e.into()))?;

@@ -314,3 +314,27 @@ async fn a_connection_lost_during_a_concurrent_build_is_unknown_and_the_next_run
         .count();
     assert_eq!(builds, 3, "each statement recorded once");
 }
+
+#[tokio::test]
+async fn a_no_transaction_body_that_commits_as_it_goes_runs_alone() {
+    // A batched backfill: a DO block that commits each batch cannot run inside the transaction
+    // that would record it with its history row; the server says so, and it runs alone.
+    let db = pg().fresh_db().await;
+    let dir = folder(&[
+        ("0000_t", &["CREATE TABLE \"t\" (\"id\" integer, \"done\" boolean);", "INSERT INTO \"t\" SELECT g, false FROM generate_series(1, 30) g;"]),
+        (
+            "0001_backfill",
+            &["-- wishlist-migrator: no-transaction\nDO $$\nDECLARE last integer := 0;\nBEGIN\n  LOOP\n    UPDATE \"t\" SET \"done\" = true WHERE \"id\" > last AND \"id\" <= last + 10;\n    COMMIT;\n    last := last + 10;\n    EXIT WHEN last >= 30;\n  END LOOP;\nEND\n$$;"],
+        ),
+    ]);
+    let report = run(&mut wm(&db.url, dir.path(), &["--no-lint-gate", "migrate"])).expect(0).report();
+    assert_eq!(tags(&report["applied"]), ["0000_t", "0001_backfill"], "{report}");
+    let left: i64 = db
+        .client()
+        .await
+        .query_one("select count(*) from t where not done", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
