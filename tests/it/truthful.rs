@@ -207,10 +207,7 @@ async fn a_flight_that_reaches_the_server_after_the_client_gave_up_commits_nothi
     assert!(report["applied"].as_array().is_none_or(Vec::is_empty), "{report}");
     // The whole flight had left the client, COMMIT included.
     let sent = proxy.statements();
-    let begin = sent
-        .iter()
-        .position(|s| s.starts_with("BEGIN; SET LOCAL lock_timeout"))
-        .expect("the flight's BEGIN");
+    let begin = sent.iter().position(|s| s.starts_with("BEGIN; SET LOCAL lock_timeout")).expect("the flight's BEGIN");
     assert!(sent[begin..].iter().any(|s| s == "COMMIT"), "{sent:#?}");
 
     proxy.release();
