@@ -142,3 +142,75 @@ async fn recovery_to_the_recorded_start_of_0001_brings_back_the_database_just_be
         );
     }
 }
+
+const NO_TX_TAG: &str = "0001_create_index_concurrently";
+
+/// The no-transaction fixture with a three-statement 0001 whose second statement is `second`.
+fn write_no_tx_0001(dir: &std::path::Path, second: &str) {
+    let sql = format!(
+        "-- wishlist-migrator: allow non-transactional-mixed -- this test needs a statement that commits before a later one fails\nCREATE INDEX CONCURRENTLY \"idx_wishlist_title_concurrent\" ON \"wishlist_items\" USING btree (\"title\");--> statement-breakpoint\n\
+         {second}--> statement-breakpoint\n\
+         ANALYZE \"wishlist_items\";"
+    );
+    std::fs::write(dir.join(format!("{NO_TX_TAG}.sql")), sql).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_into_an_interrupted_non_transactional_migration_resumes_only_after_what_it_kept() {
+    let primary = Archiving::start();
+    let db = primary.server.fresh_db().await;
+    primary.base_backup();
+    let dir = copy_fixture("tests/fixtures/engine/no_transaction");
+    write_no_tx_0001(
+        dir.path(),
+        "CREATE INDEX CONCURRENTLY \"idx_second\" ON \"wishlist_items\" USING btree (\"no_such_column\");",
+    );
+    let interrupted = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(1).report();
+    assert_eq!(interrupted["segments"][1]["status"], "partiallyApplied", "{interrupted}");
+    let first_statement = history_row(&db, dir.path(), "statement", NO_TX_TAG);
+    assert_eq!(first_statement["statementIndex"], 1, "{first_statement}");
+    assert!(
+        interrupted["recoveryPoint"]["startedAt"].as_str().unwrap() < first_statement["startedAt"].as_str().unwrap(),
+        "the run began with 0000, before 0001's first statement: {interrupted}"
+    );
+
+    // The operator fixes statement 2; the next run resumes there and completes 0001.
+    write_no_tx_0001(
+        dir.path(),
+        "CREATE INDEX CONCURRENTLY \"idx_second\" ON \"wishlist_items\" USING btree (\"store\");",
+    );
+    let resumed = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(0).report();
+    assert_eq!(tags(&resumed["applied"]), [NO_TX_TAG], "{resumed}");
+    let resumed_at = resumed["recoveryPoint"]["startedAt"].as_str().unwrap().to_string();
+    write(
+        &db,
+        "INSERT INTO wishlist_items (user_id, title, store, sort_order) VALUES ('u1', 'Later', 'LEGO', 1)",
+    )
+    .await;
+    primary.archive_now().await;
+
+    // Back to before the resumed run: statement 1 and its row are there, 2 and 3 are not, and
+    // `migrate` resumes at statement 2 again.
+    {
+        let recovered = primary.recover(Target::Time(&resumed_at)).await;
+        let rdb = recovered.server.db(&db.name);
+        assert_eq!(ledger(&rdb).await, expected_ledger(dir.path())[..1]);
+        assert!(rdb.table_exists("public.idx_wishlist_title_concurrent").await);
+        assert!(!rdb.table_exists("public.idx_second").await);
+        let again = run(&mut wm(&rdb.url, dir.path(), &["migrate"])).expect(0).report();
+        assert!(again["warnings"].to_string().contains("resumed at statement 2 of 3"), "{again}");
+        assert!(rdb.table_exists("public.idx_second").await);
+        assert_eq!(ledger(&rdb).await, expected_ledger(dir.path()));
+    }
+    // Back to before statement 1 of the interrupted run (by its LSN): no index, no statement
+    // row, so nothing is claimed done and `migrate` runs 0001 from its first statement.
+    let recovered = primary.recover(Target::Lsn(first_statement["startLsn"].as_str().unwrap())).await;
+    let rdb = recovered.server.db(&db.name);
+    assert_eq!(ledger(&rdb).await, expected_ledger(dir.path())[..1]);
+    assert!(!rdb.table_exists("public.idx_wishlist_title_concurrent").await);
+    let again = run(&mut wm(&rdb.url, dir.path(), &["migrate"])).expect(0).report();
+    assert!(!again["warnings"].to_string().contains("resumed"), "{again}");
+    assert!(rdb.table_exists("public.idx_wishlist_title_concurrent").await);
+    assert!(rdb.table_exists("public.idx_second").await);
+    assert_eq!(ledger(&rdb).await, expected_ledger(dir.path()));
+}
