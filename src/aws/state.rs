@@ -318,6 +318,19 @@ mod tests {
     }
 
     #[test]
+    fn a_state_cut_to_fit_keeps_the_recovery_point_whole() {
+        let mut s = EnvironmentState::from_report(&report(300), "7", time::OffsetDateTime::UNIX_EPOCH);
+        let point = RecoveryPoint {
+            started_at: "2026-12-06T02:07:19.592316+00:00".into(),
+            start_lsn: "0/3000060".into(),
+        };
+        s.recovery_point = Some(point.clone());
+        let back: EnvironmentState = serde_json::from_str(&s.encode()).unwrap();
+        assert!(back.applied.len() < 300, "it was cut");
+        assert_eq!(back.recovery_point, Some(point));
+    }
+
+    #[test]
     fn stays_within_four_kilobytes_keeping_exact_counts() {
         let s = EnvironmentState::from_report(&report(300), "7", time::OffsetDateTime::UNIX_EPOCH);
         let json = s.encode();

@@ -36,3 +36,23 @@ pub fn point_values(start_marked: bool) -> &'static str {
 pub fn rfc3339(column: &str) -> String {
     format!("to_char({column} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::ledger::MARK_SQL;
+
+    #[test]
+    fn a_pipelined_segment_marks_its_start_as_a_statement_by_statement_migration_does() {
+        for call in START_MARK_SQL.split("set_config(").skip(1) {
+            let call = call.trim_end().trim_end_matches(',');
+            assert!(MARK_SQL.contains(&format!("set_config({call}")), "{call}");
+        }
+    }
+
+    #[test]
+    fn a_row_without_a_start_mark_claims_no_start() {
+        assert!(point_values(false).starts_with("NULL, NULL,"));
+        assert_eq!(point_values(true).matches("current_setting").count(), 2);
+    }
+}

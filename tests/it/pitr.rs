@@ -214,3 +214,23 @@ async fn recovery_into_an_interrupted_non_transactional_migration_resumes_only_a
     assert!(rdb.table_exists("public.idx_second").await);
     assert_eq!(ledger(&rdb).await, expected_ledger(dir.path()));
 }
+
+#[tokio::test]
+async fn a_history_table_of_an_earlier_version_gains_the_columns_and_its_old_rows_claim_no_moment() {
+    let db = pg().fresh_db().await;
+    run(&mut wm(&db.url, "migrations", &["migrate", "--to", TAG_0000])).expect(0);
+    // The table as versions before these columns created it.
+    write(
+        &db,
+        "ALTER TABLE drizzle.wishlist_migrator_history DROP COLUMN started_at, DROP COLUMN start_lsn, DROP COLUMN committed_at, DROP COLUMN commit_lsn",
+    )
+    .await;
+    let migrated = run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0).report();
+    let new = history_row(&db, "migrations", "apply", TAG_0001);
+    let old = history_row(&db, "migrations", "apply", TAG_0000);
+    assert_eq!(migrated["recoveryPoint"]["startedAt"], new["startedAt"], "{migrated}");
+    for field in ["startedAt", "startLsn", "committedAt", "commitLsn"] {
+        assert!(new[field].is_string(), "{new}");
+        assert!(old.get(field).is_none(), "{old}");
+    }
+}

@@ -69,6 +69,7 @@ impl Archiving {
     /// `pg_basebackup` of the whole cluster into `base/`, as the server's user so the copy can
     /// be a data directory.
     pub fn base_backup(&self) {
+        let began = Instant::now();
         let mut argv = as_user_prefix(&self.run_as);
         argv.push(super::pg_tool("pg_basebackup").display().to_string());
         let out = Command::new(&argv[0])
@@ -81,6 +82,7 @@ impl Archiving {
             .output()
             .expect("run pg_basebackup");
         assert!(out.status.success(), "pg_basebackup: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("base backup in {} ms", began.elapsed().as_millis());
     }
 
     /// Closes the current WAL segment and waits until the archiver has copied it: everything
@@ -116,6 +118,7 @@ impl Archiving {
             Target::Time(t) => format!("recovery_target_time={t}"),
             Target::Lsn(l) => format!("recovery_target_lsn={l}"),
         };
+        let began = Instant::now();
         let server = start_pg_with(&|data, run_as| {
             restore_base(&base, data, run_as)?;
             Ok([
@@ -137,6 +140,8 @@ impl Archiving {
             assert!(Instant::now() < deadline, "the recovered cluster was never promoted");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // The figure docs/backup-restore.md quotes (`--nocapture` shows it).
+        eprintln!("recovered to {target} and promoted in {} ms", began.elapsed().as_millis());
         Recovered { server }
     }
 }
