@@ -324,6 +324,13 @@ mod tests {
             started_at: "2026-12-06T02:07:19.592316+00:00".into(),
             start_lsn: "0/3000060".into(),
         };
+        let mut with_point = report(300);
+        with_point.recovery_point = Some(point.clone());
+        assert_eq!(
+            EnvironmentState::from_report(&with_point, "7", time::OffsetDateTime::UNIX_EPOCH).recovery_point,
+            Some(point.clone()),
+            "the run's report carries it into the state"
+        );
         s.recovery_point = Some(point.clone());
         let back: EnvironmentState = serde_json::from_str(&s.encode()).unwrap();
         assert!(back.applied.len() < 300, "it was cut");

@@ -140,3 +140,16 @@ impl LedgerTable {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::db::ledger::MARK_SQL;
+
+    #[test]
+    fn a_pipelined_segment_marks_its_start_as_a_statement_by_statement_migration_does() {
+        for call in crate::db::points::START_MARK_SQL.split("set_config(").skip(1) {
+            let call = call.trim_end().trim_end_matches(',');
+            assert!(MARK_SQL.contains(&format!("set_config({call}")), "{call}");
+        }
+    }
+}

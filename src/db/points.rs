@@ -40,15 +40,6 @@ pub fn rfc3339(column: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::ledger::MARK_SQL;
-
-    #[test]
-    fn a_pipelined_segment_marks_its_start_as_a_statement_by_statement_migration_does() {
-        for call in START_MARK_SQL.split("set_config(").skip(1) {
-            let call = call.trim_end().trim_end_matches(',');
-            assert!(MARK_SQL.contains(&format!("set_config({call}")), "{call}");
-        }
-    }
 
     #[test]
     fn a_row_without_a_start_mark_claims_no_start() {
