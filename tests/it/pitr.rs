@@ -233,4 +233,11 @@ async fn a_history_table_of_an_earlier_version_gains_the_columns_and_its_old_row
         assert!(new[field].is_string(), "{new}");
         assert!(old.get(field).is_none(), "{old}");
     }
+    let human = run(cli().env("DATABASE_URL", &db.url).args(["--migrations", "migrations", "history"])).expect(0);
+    let began = format!(
+        "began {} at WAL {}",
+        new["startedAt"].as_str().unwrap(),
+        new["startLsn"].as_str().unwrap()
+    );
+    assert!(human.stdout.contains(&began), "{}", human.stdout);
 }
