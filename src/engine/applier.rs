@@ -351,15 +351,7 @@ impl<'a> Applier<'a> {
         } else {
             "The transaction was rolled back: nothing of this segment was kept, and no ledger row was written"
         };
-        let error = MigrationError {
-            tag: m.tag.clone(),
-            location: format!("statement {} (line {})", i + 1, statement.line),
-            statement: Some(statement.summary()),
-            error: pg.clone(),
-            deadline,
-            advice: advice.into(),
-        };
-        (error, pg)
+        (MigrationError::at_statement(&m.tag, i, statement, pg.clone(), deadline, advice), pg)
     }
 
     pub(super) fn history<'e>(

@@ -58,8 +58,16 @@ impl Applier<'_> {
             .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::NotRun, None))?;
         let result = self.autocommit_statements(&*client, m, &timeouts, start).await;
         let _ = client.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
-        if let Err((error, pg)) = result {
-            let status = if start == 0 && error.location.starts_with("statement 1 ") {
+        if let Err((mut error, pg)) = result {
+            let status = if client.is_closed() && pg.sqlstate.is_none() && !error.deadline {
+                // The connection ended, not the server's refusal: the statement may have
+                // committed. The next run's resume finds out (its history row, or the catalog).
+                error.advice = format!(
+                    "The connection ended while {} was running or committing, so whether it committed is unknown. The next run resumes after what it finds recorded and checks the catalog for an index build or drop",
+                    error.location
+                );
+                SegmentStatus::Unknown
+            } else if start == 0 && error.location.starts_with("statement 1 ") {
                 SegmentStatus::RolledBack
             } else {
                 SegmentStatus::PartiallyApplied
@@ -87,10 +95,15 @@ impl Applier<'_> {
             )
             .await;
         match recorded {
-            Ok(()) => tx
-                .commit()
-                .await
-                .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::PartiallyApplied, None))?,
+            // A COMMIT whose answer the connection's end cut off may have committed.
+            Ok(()) => tx.commit().await.map_err(|e| {
+                let status = if e.as_db_error().is_none() {
+                    SegmentStatus::Unknown
+                } else {
+                    SegmentStatus::PartiallyApplied
+                };
+                fail(Error::Session(e.into()), status, None)
+            })?,
             Err(e) => {
                 let _ = tx.rollback().await;
                 return Err(fail(e.into(), SegmentStatus::PartiallyApplied, None));
@@ -113,15 +126,7 @@ impl Applier<'_> {
         tracing::info!(target: PROGRESS, tag = %m.tag, statements = m.statements.len(), "applying");
         for (i, statement) in m.statements.iter().enumerate().skip(start) {
             let error = |pg: PgError, deadline: bool, advice: String| {
-                let error = MigrationError {
-                    tag: m.tag.clone(),
-                    location: format!("statement {} (line {})", i + 1, statement.line),
-                    statement: Some(statement.summary()),
-                    error: pg.clone(),
-                    deadline,
-                    advice,
-                };
-                (error, pg)
+                (MigrationError::at_statement(&m.tag, i, statement, pg.clone(), deadline, advice), pg)
             };
             if let Err(pg) = self.arm_deadline(client).await {
                 return Err(error(pg, true, "Stopped at the invocation deadline".into()));

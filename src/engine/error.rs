@@ -12,6 +12,7 @@ use crate::engine::rollback_plan::RollbackError;
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
 use crate::lint::LintError;
 use crate::migrations::source::SourceError;
+use crate::migrations::statement::Statement;
 use crate::schema::drift::DriftError;
 use crate::schema::snapshot::SnapshotError;
 use crate::schema::verify::VerifyError;
@@ -130,6 +131,20 @@ pub struct MigrationError {
     /// The statement was cancelled because the invocation ran out of time.
     pub deadline: bool,
     pub advice: String,
+}
+
+impl MigrationError {
+    /// Statement `i` (0-based) of migration `tag` failed with `error`.
+    pub fn at_statement(tag: &str, i: usize, statement: &Statement, error: PgError, deadline: bool, advice: impl Into<String>) -> Self {
+        Self {
+            tag: tag.to_string(),
+            location: format!("statement {} (line {})", i + 1, statement.line),
+            statement: Some(statement.summary()),
+            error,
+            deadline,
+            advice: advice.into(),
+        }
+    }
 }
 
 impl Classified for MigrationError {

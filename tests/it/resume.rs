@@ -6,6 +6,21 @@ use crate::harness::*;
 const TAG: &str = "0001_create_index_concurrently";
 
 /// The no-transaction fixture with a three-statement 0001 whose second statement is `second`.
+/// A folder whose 0001 builds a unique index concurrently, on a database at 0000 whose rows
+/// make that build fail (duplicates); and a client of that database.
+async fn a_unique_build_that_fails_on_duplicates(db: &TestDb) -> (tempfile::TempDir, tokio_postgres::Client) {
+    let dir = folder_with("CREATE UNIQUE INDEX CONCURRENTLY \"idx_one_per_user\" ON \"wishlist_items\" USING btree (\"user_id\");");
+    run(&mut wm(&db.url, dir.path(), &["migrate", "--to", "0000_create_wishlist_items"])).expect(0);
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO wishlist_items (user_id, title, store, sort_order) VALUES ('u1', 'a', 'LEGO', 1), ('u1', 'b', 'LEGO', 2)",
+        )
+        .await
+        .unwrap();
+    (dir, client)
+}
+
 fn folder_with(second: &str) -> tempfile::TempDir {
     let dir = copy_fixture("tests/fixtures/engine/no_transaction");
     write_0001(dir.path(), second);
@@ -79,15 +94,7 @@ async fn a_completed_statement_that_changed_since_is_refused_before_anything_run
 #[tokio::test]
 async fn a_failed_concurrent_build_leaves_no_invalid_index_behind() {
     let db = pg().fresh_db().await;
-    let dir = folder_with("CREATE UNIQUE INDEX CONCURRENTLY \"idx_one_per_user\" ON \"wishlist_items\" USING btree (\"user_id\");");
-    run(&mut wm(&db.url, dir.path(), &["migrate", "--to", "0000_create_wishlist_items"])).expect(0);
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "INSERT INTO wishlist_items (user_id, title, store, sort_order) VALUES ('u1', 'a', 'LEGO', 1), ('u1', 'b', 'LEGO', 2)",
-        )
-        .await
-        .unwrap();
+    let (dir, client) = a_unique_build_that_fails_on_duplicates(&db).await;
     let report = run(&mut wm(&db.url, dir.path(), &["migrate"])).expect(1).report();
     assert_eq!(report["error"]["sqlstate"], "23505", "{report}");
     let message = report["error"]["message"].as_str().unwrap();
@@ -161,15 +168,7 @@ async fn a_concurrent_build_waits_out_an_older_transaction_longer_than_lock_time
 #[tokio::test]
 async fn a_failed_build_is_cleaned_up_past_lock_timeout_and_a_leftover_does_not_block_later_runs() {
     let db = pg().fresh_db().await;
-    let dir = folder_with("CREATE UNIQUE INDEX CONCURRENTLY \"idx_one_per_user\" ON \"wishlist_items\" USING btree (\"user_id\");");
-    run(&mut wm(&db.url, dir.path(), &["migrate", "--to", "0000_create_wishlist_items"])).expect(0);
-    let client = db.client().await;
-    client
-        .batch_execute(
-            "INSERT INTO wishlist_items (user_id, title, store, sort_order) VALUES ('u1', 'a', 'LEGO', 1), ('u1', 'b', 'LEGO', 2)",
-        )
-        .await
-        .unwrap();
+    let (dir, client) = a_unique_build_that_fails_on_duplicates(&db).await;
     // A reader of the table: the build does not wait for it, the DROP INDEX CONCURRENTLY that
     // cleans up after the failed build does.
     let reader = db.client().await;

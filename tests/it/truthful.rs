@@ -100,14 +100,16 @@ async fn what_follows_a_files_commit_keeps_the_lock_timeout() {
             "ALTER TABLE \"busy\" ADD COLUMN \"c\" integer;",
         ],
     )]);
-    let started = Instant::now();
     let mut migrate = wm(&db.url, dir.path(), &["--no-lint-gate", "migrate"]);
     migrate.env("PG_LOCK_TIMEOUT_MS", "300").env("LOCK_TIMEOUT_RETRIES", "0");
-    let report = run(&mut migrate).expect(1).report();
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "a liveness bound: it queued without limit"
-    );
+    let out = exit_within(
+        spawn(&mut migrate),
+        Duration::from_secs(20),
+        "it queued behind the lock without limit",
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = out.report();
     assert_eq!(report["error"]["sqlstate"], "55P03", "{report}");
     assert_eq!(statuses(&report), ["partiallyApplied"], "{report}");
     assert_eq!(ledger(&db).await, Vec::new());
@@ -194,20 +196,17 @@ async fn a_flight_that_reaches_the_server_after_the_client_gave_up_commits_nothi
         dir.path(),
         &["--no-lint-gate", "migrate", "--timeout", "2"],
     ));
-    let started = Instant::now();
-    let mut child = child;
-    while child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(40), "the CLI hangs");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let out = wait(child);
+    let out = exit_within(child, Duration::from_secs(40), "the CLI hangs").await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     let report = out.report();
     assert_eq!(error_type(&report), "DeadlineExceeded", "{report}");
     assert!(report["applied"].as_array().is_none_or(Vec::is_empty), "{report}");
     // The whole flight had left the client, COMMIT included.
     let sent = proxy.statements();
-    let begin = sent.iter().position(|s| s.starts_with("BEGIN; SET LOCAL lock_timeout")).expect("the flight's BEGIN");
+    let begin = sent
+        .iter()
+        .position(|s| s.starts_with("BEGIN; SET LOCAL lock_timeout"))
+        .expect("the flight's BEGIN");
     assert!(sent[begin..].iter().any(|s| s == "COMMIT"), "{sent:#?}");
 
     proxy.release();
@@ -278,4 +277,40 @@ async fn a_lost_commit_that_cannot_be_read_back_is_reported_as_unknown() {
     assert!(eventually(|| async { ledger(&db).await.len() == 1 }).await);
     let status = run(&mut wm(&db.url, dir.path(), &["status"])).expect(0).report();
     assert_eq!(status["current"], "0000_a", "{status}");
+}
+
+#[tokio::test]
+async fn a_connection_lost_during_a_concurrent_build_is_unknown_and_the_next_run_finds_it_done() {
+    // The build's request reaches the server, which finishes and commits it; the client's
+    // connection ends first. The report must not say the statement was rolled back.
+    let db = pg().fresh_db().await;
+    let dir = folder(&[(
+        "0000_n",
+        &[
+            "-- wishlist-migrator: no-transaction\nCREATE TABLE \"t\" (\"id\" integer);",
+            "CREATE INDEX CONCURRENTLY \"t_id_idx\" ON \"t\" (\"id\");",
+            "CREATE TABLE \"after\" (\"id\" integer);",
+        ],
+    )]);
+    let proxy = Proxy::start(pg().port());
+    proxy.cut_after_containing("CREATE INDEX CONCURRENTLY");
+    let report = run(&mut wm(&via(&db, &proxy), dir.path(), &["--no-lint-gate", "migrate"]))
+        .expect(1)
+        .report();
+    assert_eq!(statuses(&report), ["unknown"], "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("whether it committed is unknown"), "{message}");
+    assert_eq!(ledger(&db).await, Vec::new());
+
+    assert!(eventually(|| async { migrator_sessions(&db).await == 0 }).await);
+    let again = run(&mut wm(&db.url, dir.path(), &["--no-lint-gate", "migrate"])).expect(0).report();
+    assert_eq!(tags(&again["applied"]), ["0000_n"], "{again}");
+    assert!(db.table_exists("public.after").await);
+    // The build ran once: found done in the catalog, not built again.
+    let builds = history(&db)
+        .await
+        .iter()
+        .filter(|(tag, action, ok, _, _)| tag == "0000_n" && action == "statement" && *ok)
+        .count();
+    assert_eq!(builds, 3, "each statement recorded once");
 }

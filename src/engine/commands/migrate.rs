@@ -201,7 +201,7 @@ async fn apply_segments(
             }
             Err(NotCommitted { mut failure, attempts }) => {
                 if failure.status == SegmentStatus::Unknown {
-                    let kept = settle(session, segment, &mut failure.error).await;
+                    let kept = settle(session, segment, &mut failure.error, warnings).await;
                     if let Some(kept) = kept {
                         failure.status = kept.status;
                         for entry in kept.applied {
@@ -238,16 +238,19 @@ struct Kept {
 
 /// The connection failed after a segment's `COMMIT` was sent: the ledger, read back once the
 /// run's own backend has ended ([`Session::read_back`]), says which of its migrations the server
-/// committed (their ledger rows commit with them). `None` when it cannot be read: the segment's
-/// outcome stays unknown, and the error says so.
-async fn settle(session: &Session<'_>, segment: &Segment<'_>, error: &mut Error) -> Option<Kept> {
-    let Error::ConnectionLost { settled, .. } = error else {
-        return None;
+/// committed (their ledger rows commit with them). What it found is said in the error (or, for
+/// an error of another kind, in a warning). `None` when the ledger cannot be read, or when an
+/// absent ledger row cannot tell (a no-transaction migration commits its statements before its
+/// row): the segment's outcome stays unknown.
+async fn settle(session: &Session<'_>, segment: &Segment<'_>, error: &mut Error, warnings: &mut Vec<String>) -> Option<Kept> {
+    let mut say = |note: String| match error {
+        Error::ConnectionLost { settled, .. } => *settled = note,
+        _ => warnings.push(note),
     };
     let rows = match session.read_back().await {
         Ok(rows) => rows,
         Err(e) => {
-            *settled = format!("Reading the ledger back on a new connection failed too ({e}), so whether it committed is unknown: run `status` to see what was kept before running again");
+            say(format!("Reading the ledger back on a new connection failed too ({e}), so whether it committed is unknown: run `status` to see what was kept before running again"));
             return None;
         }
     };
@@ -257,9 +260,13 @@ async fn settle(session: &Session<'_>, segment: &Segment<'_>, error: &mut Error)
         .copied()
         .filter(|m| rows.iter().any(|r| recorded_as(r, m)))
         .collect();
-    let (status, what) = match recorded.len() {
-        0 => (SegmentStatus::RolledBack, "it was not committed: nothing of it was kept"),
-        n if n == segment.migrations.len() => (
+    let (status, what) = match (recorded.len(), segment.mode) {
+        (0, SegmentMode::Autocommit) => {
+            say("The ledger, read back on a new connection, has no row for it yet; which of its statements committed, the next run finds out as it resumes".into());
+            return None;
+        }
+        (0, SegmentMode::Transaction) => (SegmentStatus::RolledBack, "it was not committed: nothing of it was kept"),
+        (n, _) if n == segment.migrations.len() => (
             SegmentStatus::Committed,
             "it was committed: the report lists its migrations as applied, and later segments did not run",
         ),
@@ -268,9 +275,9 @@ async fn settle(session: &Session<'_>, segment: &Segment<'_>, error: &mut Error)
             "only some of its migrations were committed: the report lists them as applied",
         ),
     };
-    *settled = format!(
+    say(format!(
         "The ledger, read back on a new connection once the run's own backend had ended, shows {what}. Run again to apply what is left"
-    );
+    ));
     Some(Kept {
         status,
         applied: recorded

@@ -129,7 +129,12 @@ impl Proxy {
     /// with it) to the server, then closes the client's side: a connection lost right after a
     /// request was sent, whose answer never arrives.
     pub fn cut_after(&self, statement: &str) {
-        *self.cut_after.lock().unwrap() = Some(statement.to_string());
+        *self.cut_after.lock().unwrap() = Some(format!("={statement}"));
+    }
+
+    /// As [`Proxy::cut_after`], at the first message whose statement text contains `fragment`.
+    pub fn cut_after_containing(&self, fragment: &str) {
+        *self.cut_after.lock().unwrap() = Some(fragment.to_string());
     }
 
     /// As [`Proxy::cut_after`], and from that cut on every new connection is closed at once: the
@@ -208,7 +213,12 @@ impl Sniffer {
                     self.held.store(true, Ordering::SeqCst);
                 }
                 let mut cut_after = self.cut_after.lock().unwrap();
-                if cut_after.as_deref() == Some(text.as_str()) {
+                // `=` then the whole statement text, or a fragment it contains.
+                let matched = cut_after.as_deref().is_some_and(|want| match want.strip_prefix('=') {
+                    Some(exact) => exact == text,
+                    None => text.contains(want),
+                });
+                if matched {
                     *cut_after = None;
                     self.cut_now.store(true, Ordering::SeqCst);
                     if self.refuse_after_cut.load(Ordering::SeqCst) {
