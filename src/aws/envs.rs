@@ -437,6 +437,7 @@ mod tests {
             function_version: "7".into(),
             durations: Default::default(),
             error: None,
+            recovery_point: None,
             cfn_request_id: None,
         }
     }

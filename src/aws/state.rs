@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::history::RecoveryPoint;
 use crate::error::without_detail;
 use crate::report::{Report, Status};
 
@@ -34,6 +35,10 @@ pub struct EnvironmentState {
     pub durations: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<StateError>,
+    /// Where the run's committed work began on the database server's clock and in its WAL: the
+    /// point-in-time recovery target that undoes it (docs/backup-restore.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point: Option<RecoveryPoint>,
     /// The CloudFormation request this run answered, so a redelivery gets the same answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cfn_request_id: Option<String>,
@@ -84,6 +89,7 @@ impl EnvironmentState {
                 // The detail can quote row values: it stays in the report, out of SSM.
                 message: without_detail(&e.message, e.detail.as_deref()),
             }),
+            recovery_point: report.recovery_point.clone(),
             cfn_request_id: None,
         }
     }
@@ -175,6 +181,8 @@ impl EnvironmentState {
                 error_type: cut(&e.error_type, 64),
                 message: short(&e.message),
             }),
+            // Kept whole: about 50 bytes, and a recovery target cut short is a wrong one.
+            recovery_point: self.recovery_point.clone(),
             cfn_request_id: self.cfn_request_id.as_deref().map(short),
         }
     }
@@ -307,6 +315,26 @@ mod tests {
         assert_eq!(v["lastAction"], "migrate");
         assert_eq!(v["appliedAt"], "1970-01-01T00:00:00Z");
         assert_eq!(v["status"], "applied");
+    }
+
+    #[test]
+    fn a_state_cut_to_fit_keeps_the_recovery_point_whole() {
+        let mut s = EnvironmentState::from_report(&report(300), "7", time::OffsetDateTime::UNIX_EPOCH);
+        let point = RecoveryPoint {
+            started_at: "2026-12-06T02:07:19.592316+00:00".into(),
+            start_lsn: "0/3000060".into(),
+        };
+        let mut with_point = report(300);
+        with_point.recovery_point = Some(point.clone());
+        assert_eq!(
+            EnvironmentState::from_report(&with_point, "7", time::OffsetDateTime::UNIX_EPOCH).recovery_point,
+            Some(point.clone()),
+            "the run's report carries it into the state"
+        );
+        s.recovery_point = Some(point.clone());
+        let back: EnvironmentState = serde_json::from_str(&s.encode()).unwrap();
+        assert!(back.applied.len() < 300, "it was cut");
+        assert_eq!(back.recovery_point, Some(point));
     }
 
     #[test]

@@ -1,10 +1,18 @@
 //! This tool's history table read back, newest first: every apply, rollback and committed
 //! statement of a no-transaction migration, with how long it took, who ran it and how it ended.
+//!
+//! Each row also says where on the server's clock and in its WAL the work it records began and
+//! committed: what an operator picks a point-in-time recovery target from
+//! (docs/backup-restore.md). The server's readings, never the client's: the recovery compares
+//! the target with commit timestamps the server wrote, and a client clock a second off picks
+//! the wrong side of a migration that took less.
 
 use serde::{Deserialize, Serialize};
+use tokio_postgres::types::Type;
 use tokio_postgres::GenericClient;
 
 use crate::db::ledger::{is_missing_table, LedgerError, LedgerTable};
+use crate::db::points::rfc3339;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,16 +38,70 @@ pub struct HistoryRow {
     pub error_message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statement_index: Option<i32>,
+    /// When the work this row records began, on the server's clock (`clock_timestamp()` as its
+    /// transaction or first statement began), UTC RFC 3339 to the microsecond (`+00:00`, not `Z`,
+    /// which `recovery_target_time` refuses): the recovery
+    /// target (`recovery_target_time`, not inclusive) that restores everything committed before
+    /// it and none of it. Absent on rows of earlier versions and on failure rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// `pg_current_wal_insert_lsn()` at that start: the same target as an LSN
+    /// (`recovery_target_lsn`, not inclusive), exact where the time is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_lsn: Option<String>,
+    /// The server's clock and WAL insert position as the row was written, in the transaction
+    /// that committed the work, just before its COMMIT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_lsn: Option<String>,
+}
+
+/// Where a run's first committed work began, on the server's clock and in its WAL: the point
+/// just before the run, to recover to if it must be undone (docs/backup-restore.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryPoint {
+    /// UTC RFC 3339 to the microsecond, `+00:00`: `recovery_target_time`, not inclusive.
+    pub started_at: String,
+    /// `recovery_target_lsn`, not inclusive.
+    pub start_lsn: String,
 }
 
 impl LedgerTable {
+    /// Where `run_id`'s earliest recorded work began; none when the run recorded no start (it
+    /// committed nothing, or the history is from an earlier version).
+    pub async fn recovery_point(&self, client: &impl GenericClient, run_id: &str) -> Result<Option<RecoveryPoint>, LedgerError> {
+        let sql = format!(
+            "select {}, start_lsn::text from {} where run_id = $1 and started_at is not null order by started_at, id limit 1",
+            rfc3339("started_at"),
+            self.history()
+        );
+        // Typed parameters: one round trip, no prepare first.
+        let rows = client
+            .query_typed(&sql, &[(&run_id, Type::TEXT)])
+            .await
+            .map_err(|e| LedgerError::Database {
+                operation: "read the run's start from",
+                table: self.history(),
+                error: e.into(),
+            })?;
+        Ok(rows.first().map(|r| RecoveryPoint {
+            started_at: r.get(0),
+            start_lsn: r.get(1),
+        }))
+    }
+
     /// The newest `limit` history rows; none when the history table does not exist yet.
     pub async fn history_rows(&self, client: &impl GenericClient, limit: i64) -> Result<Vec<HistoryRow>, LedgerError> {
         let sql = format!(
             "select id, run_id, action, tag, succeeded,
                     to_char(finished_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
-                    duration_ms, db_user, invoker, environment, tool_version, error_sqlstate, error_message, statement_index
+                    duration_ms, db_user, invoker, environment, tool_version, error_sqlstate, error_message, statement_index,
+                    {}, start_lsn::text, {}, commit_lsn::text
              from {} order by id desc limit $1",
+            rfc3339("started_at"),
+            rfc3339("committed_at"),
             self.history()
         );
         let rows = match client.query(&sql, &[&limit]).await {
@@ -70,7 +132,24 @@ impl LedgerTable {
                 error_sqlstate: r.get(11),
                 error_message: r.get(12),
                 statement_index: r.get(13),
+                started_at: r.get(14),
+                start_lsn: r.get(15),
+                committed_at: r.get(16),
+                commit_lsn: r.get(17),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::ledger::MARK_SQL;
+
+    #[test]
+    fn a_pipelined_segment_marks_its_start_as_a_statement_by_statement_migration_does() {
+        for call in crate::db::points::START_MARK_SQL.split("set_config(").skip(1) {
+            let call = call.trim_end().trim_end_matches(',');
+            assert!(MARK_SQL.contains(&format!("set_config({call}")), "{call}");
+        }
     }
 }

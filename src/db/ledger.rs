@@ -11,6 +11,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient, SimpleQueryMessage, SimpleQueryRow};
 
 use crate::db::connection::PgError;
+use crate::db::points::{point_columns, point_values, HISTORY_COLUMNS_ADDED};
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
 use crate::migrations::source::{Layout, Migration};
 
@@ -92,6 +93,10 @@ pub struct HistoryEntry<'a> {
     /// For a `statement` row: which statement of a non-transactional migration committed
     /// (1-based); `hash` is then that statement's hash.
     pub statement_index: Option<i32>,
+    /// The work this row records began after the start marks in this session, so the row
+    /// carries that start; otherwise its start columns stay null rather than guess.
+    /// ([`START_MARK_SQL`](crate::db::points::START_MARK_SQL))
+    pub start_marked: bool,
 }
 
 /// The ledger and its shape, read in one statement.
@@ -266,7 +271,8 @@ impl LedgerTable {
             .query_typed(
                 "select to_regnamespace($1) is not null, to_regclass($2) is not null, to_regclass($3) is not null,
                         exists (select 1 from pg_attribute where attrelid = to_regclass($3) and attname = 'statement_index'),
-                        exists (select 1 from pg_attribute where attrelid = to_regclass($3) and attname = 'catalog')",
+                        exists (select 1 from pg_attribute where attrelid = to_regclass($3) and attname = 'catalog'),
+                        exists (select 1 from pg_attribute where attrelid = to_regclass($3) and attname = 'commit_lsn')",
                 &[(&schema, Type::TEXT), (&qualified, Type::TEXT), (&history, Type::TEXT)],
             )
             .await
@@ -275,8 +281,8 @@ impl LedgerTable {
             table: self.qualified(),
             reason: "the server answered its inspection with no row".into(),
         })?;
-        let (schema, ledger, history, progress, baseline): (bool, bool, bool, bool, bool) =
-            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        let (schema, ledger, history, progress, baseline, points): (bool, bool, bool, bool, bool, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
         let mut ddl = Vec::new();
         if !schema {
             ddl.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&self.schema)));
@@ -313,7 +319,8 @@ impl LedgerTable {
                     error_sqlstate text,
                     error_message text,
                     statement_index integer,
-                    catalog jsonb
+                    catalog jsonb,
+                    {HISTORY_COLUMNS_ADDED}
                 )",
                 self.history()
             ));
@@ -328,6 +335,14 @@ impl LedgerTable {
             }
             if !baseline {
                 ddl.push(format!("ALTER TABLE {} ADD COLUMN IF NOT EXISTS catalog jsonb", self.history()));
+            }
+            // ... and where each run started and committed (db/history.rs).
+            if !points {
+                let columns: Vec<String> = HISTORY_COLUMNS_ADDED
+                    .split(", ")
+                    .map(|c| format!("ADD COLUMN IF NOT EXISTS {c}"))
+                    .collect();
+                ddl.push(format!("ALTER TABLE {} {}", self.history(), columns.join(", ")));
             }
         }
         if ddl.is_empty() {
@@ -519,7 +534,8 @@ impl LedgerTable {
 
     fn record_columns(with_statement_index: bool) -> String {
         format!(
-            "(run_id, action, tag, hash, created_at, succeeded, duration_ms, invoker, environment, tool_version, error_sqlstate, error_message{})",
+            "(run_id, action, tag, hash, created_at, succeeded, duration_ms, invoker, environment, tool_version, error_sqlstate, error_message, {}{})",
+            point_columns(),
             if with_statement_index { ", statement_index" } else { "" }
         )
     }
@@ -528,7 +544,7 @@ impl LedgerTable {
         let text = |v: Option<&str>| v.map_or_else(|| "NULL".to_string(), quote_literal);
         let message = entry.error.map(|e| e.to_string());
         format!(
-            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}{})",
+            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}{})",
             quote_literal(entry.run_id),
             quote_literal(entry.action),
             quote_literal(entry.tag),
@@ -541,6 +557,7 @@ impl LedgerTable {
             quote_literal(env!("CARGO_PKG_VERSION")),
             text(entry.error.and_then(|e| e.sqlstate.as_deref())),
             text(message.as_deref()),
+            point_values(entry.start_marked),
             entry.statement_index.map_or_else(String::new, |i| format!(", {i}")),
         )
     }
@@ -555,8 +572,9 @@ impl LedgerTable {
 ///
 /// Session settings, not transaction-local ones: a migration file that ends with its own
 /// `COMMIT` (some real histories do) ends the segment's transaction, and its rows come after.
-pub const MARK_SQL: &str =
-    "select set_config('wishlist_migrator.mark', clock_timestamp()::text, false), set_config('wishlist_migrator.durations', '', false)";
+/// It also marks where the segment began, for its history rows (`db::points::START_MARK_SQL`).
+pub const MARK_SQL: &str = "select set_config('wishlist_migrator.mark', clock_timestamp()::text, false), set_config('wishlist_migrator.durations', '', false), \
+     set_config('wishlist_migrator.started', clock_timestamp()::text, false), set_config('wishlist_migrator.start_lsn', pg_current_wal_insert_lsn()::text, false)";
 
 /// After each migration of a pipelined segment, sent with its last statement: its duration since
 /// the last mark, appended to the list and answered as the request's last row; then a new mark.

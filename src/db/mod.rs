@@ -12,5 +12,6 @@ pub mod history;
 pub mod ledger;
 pub mod lock;
 pub mod opening;
+pub mod points;
 pub mod pooler;
 pub mod table_size;

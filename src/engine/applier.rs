@@ -11,6 +11,7 @@ use tokio_postgres::Client;
 use crate::config::RunSettings;
 use crate::db::connection::PgError;
 use crate::db::ledger::{HistoryEntry, LedgerTable, DURATION_MARK_SQL, MARK_SQL};
+use crate::db::points::START_MARK_SQL;
 use crate::engine::error::{Error, MigrationError};
 use crate::engine::invocation::{expired, time_left, Invocation};
 use crate::engine::outcome::{AppliedMigration, SegmentStatus};
@@ -171,7 +172,11 @@ impl<'a> Applier<'a> {
                 let applied: Vec<_> = range
                     .map(|i| {
                         let m = segment.migrations[i];
-                        (m, self.history(m, "apply", true, Duration::ZERO, None), i)
+                        let entry = HistoryEntry {
+                            start_marked: true,
+                            ..self.history(m, "apply", true, Duration::ZERO, None)
+                        };
+                        (m, entry, i)
                     })
                     .collect();
                 self.ledger.applied_rows_sql(&applied)
@@ -369,6 +374,7 @@ impl<'a> Applier<'a> {
             environment: &self.settings.environment,
             error,
             statement_index: None,
+            start_marked: false,
         }
     }
 
@@ -444,7 +450,7 @@ impl<'a> Applier<'a> {
         let tx = client.transaction().await.map_err(|e| fail(Error::Session(e.into()), None))?;
         let timeouts = self.timeouts("LOCAL");
         let body = async {
-            tx.batch_execute(&timeouts.sql)
+            tx.batch_execute(&format!("{}; {START_MARK_SQL}", timeouts.sql))
                 .await
                 .map_err(|e| fail(Error::Session(e.into()), None))?;
             // Checked inside the transaction, before any down statement takes its locks.
@@ -477,10 +483,11 @@ impl<'a> Applier<'a> {
                 // The "journal cleanup": drizzle-orm decides what is applied from these rows.
                 self.ledger.delete(&tx, m).await.map_err(|e| fail(e.into(), None))?;
                 let duration = started.elapsed();
-                self.ledger
-                    .record(&tx, &self.history(m, "rollback", true, duration, None))
-                    .await
-                    .map_err(|e| fail(e.into(), None))?;
+                let entry = HistoryEntry {
+                    start_marked: true,
+                    ..self.history(m, "rollback", true, duration, None)
+                };
+                self.ledger.record(&tx, &entry).await.map_err(|e| fail(e.into(), None))?;
                 tracing::info!(target: PROGRESS, tag = %m.tag, duration_ms = duration.as_millis() as u64, "rolled back, commits with the rollback");
                 durations.push(duration);
             }

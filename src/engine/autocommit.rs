@@ -10,6 +10,7 @@ use tokio_postgres::{Client, GenericClient};
 
 use crate::db::connection::PgError;
 use crate::db::ledger::HistoryEntry;
+use crate::db::points::START_MARK_SQL;
 use crate::engine::applier::{applied, failed_migration, Applier, Committed, NotCommitted, Timeouts, QUERY_CANCELED};
 use crate::engine::error::{Error, MigrationError};
 use crate::engine::invocation::time_left;
@@ -53,8 +54,10 @@ impl Applier<'_> {
             failure: AttemptFailure { error, status, failed },
             attempts: 1,
         };
+        // Marks where this run's part of the migration began, for its history rows: a session
+        // setting, as each statement commits on its own.
         client
-            .batch_execute(&timeouts.sql)
+            .batch_execute(&format!("{}; {START_MARK_SQL}", timeouts.sql))
             .await
             .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::NotRun, None))?;
         let result = self.autocommit_statements(&*client, m, &timeouts, start).await;
@@ -86,7 +89,14 @@ impl Applier<'_> {
             .map_err(|e| fail(Error::Session(e.into()), SegmentStatus::PartiallyApplied, None))?;
         let recorded = self
             .ledger
-            .insert_and_record(&tx, m, &self.history(m, "apply", true, duration, None))
+            .insert_and_record(
+                &tx,
+                m,
+                &HistoryEntry {
+                    start_marked: true,
+                    ..self.history(m, "apply", true, duration, None)
+                },
+            )
             .await;
         match recorded {
             // A COMMIT whose answer the connection's end cut off may have committed.
@@ -273,6 +283,7 @@ impl Applier<'_> {
             action: "statement",
             hash,
             statement_index: i32::try_from(i + 1).ok(),
+            start_marked: true,
             ..self.history(m, "statement", true, Duration::ZERO, None)
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::db::connection::DatabaseInfo;
-use crate::db::history::HistoryRow;
+use crate::db::history::{HistoryRow, RecoveryPoint};
 use crate::engine::check::TrapFinding;
 use crate::engine::command::Command;
 use crate::engine::error::Error;
@@ -184,6 +184,8 @@ pub struct Migrated {
     pub applied: Vec<AppliedMigration>,
     /// The lint gate's findings on the pending migrations.
     pub findings: Vec<Finding>,
+    /// Where the run's committed work began: the recovery target that undoes it.
+    pub recovery_point: Option<RecoveryPoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

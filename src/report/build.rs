@@ -44,6 +44,7 @@ impl Report {
                     })
                     .collect();
                 report.findings = m.findings.iter().map(finding).collect();
+                report.recovery_point = m.recovery_point.clone();
                 m.ledger.as_ref()
             }
             Done::Drift(d) => {

@@ -105,6 +105,9 @@ impl Report {
                 "  {} {:<9} {}{step} {} ms {outcome} by {} ({}) run {} v{}",
                 h.finished_at, h.action, h.migration, h.duration_ms, h.invoker, h.db_user, h.run_id, h.tool_version
             );
+            if let (Some(at), Some(lsn)) = (&h.started_at, &h.start_lsn) {
+                let _ = writeln!(out, "      began {at} at WAL {lsn} (server clock)");
+            }
             if let Some(message) = &h.error_message {
                 let _ = writeln!(out, "      {}: {message}", h.error_sqlstate.as_deref().unwrap_or("error"));
             }
@@ -117,6 +120,13 @@ impl Report {
             let line = t.line.map(|l| format!(":{l}")).unwrap_or_default();
             let _ = writeln!(out, "  {level}[{}] {}{line}: {}", t.trap.name(), t.file, t.message);
             let _ = writeln!(out, "      fix: {}", t.fix);
+        }
+        if let Some(point) = &self.recovery_point {
+            let _ = writeln!(
+                out,
+                "  this run began at {} (WAL {}) on the server's clock: the recovery target that undoes it",
+                point.started_at, point.start_lsn
+            );
         }
         for f in &self.findings {
             render_finding(&mut out, f);

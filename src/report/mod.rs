@@ -9,7 +9,7 @@ pub mod progress;
 use serde::{Deserialize, Serialize};
 
 use crate::db::connection::DatabaseInfo;
-use crate::db::history::HistoryRow;
+use crate::db::history::{HistoryRow, RecoveryPoint};
 use crate::engine::check::TrapFinding;
 pub use crate::engine::command::Action;
 use crate::engine::error::Error;
@@ -216,6 +216,10 @@ pub struct Report {
     /// `drift`, `verify`: where drizzle's snapshot disagrees with what the migrations build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_mismatches: Option<Vec<ModelMismatch>>,
+    /// `migrate`: where the run's committed work began on the server's clock and in its WAL:
+    /// the point-in-time recovery target that undoes the run (docs/backup-restore.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point: Option<RecoveryPoint>,
     /// `history`: the history table's rows, newest first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryRow>>,
@@ -300,6 +304,7 @@ impl Report {
             findings: Vec::new(),
             linted: None,
             history: None,
+            recovery_point: None,
             checks: None,
             rollback: None,
             traps: None,

@@ -42,6 +42,9 @@ async fn status_migrate_and_again_through_the_runtime_api_with_state_in_ssm() {
     assert_eq!(state["functionVersion"], "7");
     assert!(state["appliedAt"].as_str().unwrap().contains('T'), "RFC 3339");
     assert!(state["durationMs"].is_u64());
+    // Where the run began on the database's clock: the runbook's point-in-time recovery target.
+    assert_eq!(state["recoveryPoint"], migrated["recoveryPoint"]);
+    assert!(state["recoveryPoint"]["startedAt"].as_str().unwrap().ends_with("+00:00"), "{state}");
 
     let again = response(lambda.invoke(json!({"action": "migrate"})), "second migrate");
     assert_eq!(again["status"], "upToDate");

@@ -2,6 +2,7 @@
 //! apply them segment by segment under the advisory lock (a dry run takes no lock and changes
 //! nothing, so it can run beside a real migration).
 
+use crate::db::history::RecoveryPoint;
 use crate::db::ledger::{LedgerRow, LedgerShape};
 use crate::engine::applier::{Applier, NotCommitted};
 use crate::engine::command::Action;
@@ -98,11 +99,29 @@ async fn apply_into(
     let committed = migrated.segments.iter().any(|s| s.status == SegmentStatus::Committed);
     let partial = migrated.segments.iter().any(|s| s.status == SegmentStatus::PartiallyApplied);
     let recorded = committed && !partial && session.record_baseline(warnings).await;
+    if committed || partial {
+        migrated.recovery_point = recovery_point(session, warnings).await;
+    }
     // The baseline's write is a synchronous commit: it flushed the run's last segment.
     if matches!(applied, Ok(Unflushed(true))) && !recorded {
         applier.flush(session.client(), warnings).await;
     }
     applied.map(|_| ())
+}
+
+/// Where the run's committed work began, read back from its history rows: the report and the
+/// SSM state carry it so an operator can undo the run by a point-in-time recovery. Best effort:
+/// the history has it too.
+async fn recovery_point(session: &Session<'_>, warnings: &mut Vec<String>) -> Option<RecoveryPoint> {
+    match session.settings().ledger.recovery_point(session.client(), session.run_id).await {
+        Ok(point) => point,
+        Err(e) => {
+            warnings.push(format!(
+                "could not read back where this run began ({e}); `history` lists each migration's startedAt and startLsn"
+            ));
+            None
+        }
+    }
 }
 
 /// Whether the segments ended with a deferred commit no synchronous one has followed yet.

@@ -18,6 +18,7 @@ pub mod lambda_process;
 pub mod moto;
 pub mod pg;
 pub mod pgbouncer;
+pub mod pitr;
 pub mod process;
 pub mod proxy;
 pub mod response_url;

@@ -15,9 +15,9 @@ use super::{ident, literal, pick_port, spawn_with_lifeline, tail_file, STARTUP_T
 pub struct PgServer {
     port: u16,
     password: String,
-    // Closing it (at process exit) tells the wrapper to stop the server; a line written to it
-    // restarts the server (`restart`).
-    lifeline: Mutex<ChildStdin>,
+    // Closing it (at process exit, or `stop`) tells the wrapper to stop the server; a line
+    // written to it restarts the server (`restart`).
+    lifeline: Mutex<Option<ChildStdin>>,
     log: PathBuf,
 }
 
@@ -47,6 +47,7 @@ impl PgServer {
     pub fn restart_fast(&self) {
         {
             let mut lifeline = self.lifeline.lock().unwrap_or_else(|e| e.into_inner());
+            let lifeline = lifeline.as_mut().expect("the server was stopped");
             lifeline
                 .write_all(b"restart\n")
                 .and_then(|()| lifeline.flush())
@@ -60,6 +61,22 @@ impl PgServer {
             .join()
             .expect("probe thread")
             .unwrap_or_else(|_| panic!("PostgreSQL did not come back after a restart:\n{}", tail_file(&self.log, 30)));
+    }
+
+    /// Stops the server now and deletes its files, as process exit would: for a test that
+    /// starts clusters of its own and should not keep them running through the rest of the run.
+    pub fn stop(&self) {
+        drop(self.lifeline.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
+    /// The database `name` of this cluster, one the test did not create here (a recovered
+    /// cluster's, brought along by its backup).
+    pub fn db(&'static self, name: &str) -> TestDb {
+        TestDb {
+            name: name.to_string(),
+            url: self.admin_url(name),
+            server: self,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -173,7 +190,7 @@ fn harness_tls() -> postgres_native_tls::MakeTlsConnector {
     postgres_native_tls::MakeTlsConnector::new(connector)
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
+pub(super) async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, harness_tls())
         .await
         .unwrap_or_else(|e| panic!("connect {url}: {e}"));
@@ -430,7 +447,7 @@ rm -rf "$dir"
         Ok(()) => Ok(PgServer {
             port,
             password,
-            lifeline: Mutex::new(lifeline),
+            lifeline: Mutex::new(Some(lifeline)),
             log,
         }),
         // Dropping the lifeline makes the wrapper clean up this attempt's directory.
