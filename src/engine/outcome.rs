@@ -184,6 +184,8 @@ pub struct Migrated {
     pub applied: Vec<AppliedMigration>,
     /// The lint gate's findings on the pending migrations.
     pub findings: Vec<Finding>,
+    /// `--online`: the migrations that run by recipes, each statement's decision and steps.
+    pub online: Vec<crate::online::OnlinePlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,6 +44,7 @@ impl Report {
                     })
                     .collect();
                 report.findings = m.findings.iter().map(finding).collect();
+                report.online = m.online.clone();
                 m.ledger.as_ref()
             }
             Done::Drift(d) => {

@@ -16,6 +16,7 @@ use crate::engine::session::Session;
 use crate::engine::upgrade;
 use crate::lint::LintError;
 use crate::migrations::source::{Layout, Migration, TransactionMode};
+use crate::online::{self, Decision, OnlinePlan};
 
 pub async fn migrate<'a>(session: Session<'a>, target: Option<&'a str>, dry_run: bool) -> (Session<'a>, Finished<Migrated>) {
     if dry_run {
@@ -55,7 +56,7 @@ async fn apply_into(
         allow_unknown_rows: settings.allow_unknown_rows,
         allow_out_of_order: settings.allow_out_of_order,
     };
-    let plan = plan::plan(&assessment, &session.set.migrations, options)?;
+    let mut plan = plan::plan(&assessment, &session.set.migrations, options)?;
     if assessment.problems.iter().any(|p| matches!(p, Problem::UnknownRow { .. })) {
         warnings.push("ledger rows that match no journal entry were ignored (allow unknown migrations is on)".into());
     }
@@ -66,12 +67,19 @@ async fn apply_into(
         ));
     }
     migrated.segments = plan.segments.iter().map(planned).collect();
+    // What `--online` runs instead of the files with recipes; outlives the plan made of it.
+    let rewritten: Vec<Migration>;
     // The lint gate, before anything changes (check-rollback, on its scratch database, applies
     // through here too and is not gated).
     if matches!(session.inv.command.action(), Action::Migrate | Action::Plan) {
         let pending: Vec<&Migration> = plan.migrations().collect();
         migrated.findings = lint::findings(session, &pending).await?;
+        let plans: Vec<OnlinePlan> = pending.iter().map(|m| online::plan(m, &migrated.findings)).collect();
+        if settings.online {
+            online_answers(&plans, &mut migrated.findings);
+        }
         if let Some(refused) = LintError::refuse(&migrated.findings) {
+            let refused = refused.with_online(&online_hint(&plans, settings.online));
             if dry_run {
                 warnings.push(format!("migrate would refuse: {refused}"));
             } else if !settings.lint_gate {
@@ -81,6 +89,19 @@ async fn apply_into(
             } else {
                 return Err(refused.into());
             }
+        } else if settings.online && plans.iter().any(OnlinePlan::has_recipe) {
+            rewritten = session
+                .set
+                .migrations
+                .iter()
+                .map(|m| match plans.iter().find(|p| p.migration == m.tag && p.has_recipe()) {
+                    Some(p) => online::rewrite(m, p),
+                    None => m.clone(),
+                })
+                .collect();
+            plan = plan::plan(&assessment, &rewritten, options)?;
+            migrated.segments = plan.segments.iter().map(planned).collect();
+            migrated.online = plans.into_iter().filter(OnlinePlan::has_recipe).collect();
         }
     }
     if !dry_run {
@@ -331,5 +352,38 @@ fn planned(segment: &Segment<'_>) -> SegmentOutcome {
         status: SegmentStatus::Planned,
         attempts: 0,
         reason,
+    }
+}
+
+/// Under `--online`, a blocking finding a recipe answers no longer blocks: it is marked, as a
+/// waiver would be, with the recipe that runs instead.
+fn online_answers(plans: &[OnlinePlan], findings: &mut [crate::lint::Finding]) {
+    for plan in plans {
+        if plan.refused().is_some() {
+            // Refused as a whole, before anything runs: no finding of it is answered.
+            continue;
+        }
+        for f in findings.iter_mut().filter(|f| f.migration == plan.migration && f.blocks()) {
+            f.waived = Some("runs online by a lock-safe recipe (--online; see the plan's steps)".into());
+        }
+    }
+}
+
+/// What the refusal adds about `--online`: that it exists when recipes answer every blocking
+/// statement, or which statement has none.
+fn online_hint(plans: &[OnlinePlan], online: bool) -> String {
+    let refused = plans.iter().find_map(|p| p.refused().map(|s| (p, s)));
+    match (refused, online) {
+        (None, _) if plans.iter().any(OnlinePlan::has_recipe) => {
+            " `--online` (ONLINE_MIGRATIONS=true, the Lambda's \"online\": true) has a lock-safe recipe for each blocking statement: `plan --online` prints its steps".into()
+        }
+        (Some((p, s)), true) => match &s.decision {
+            Decision::Refused { rule, reason } => format!(
+                " --online has no recipe for {} statement {} (line {}, {rule}): {reason}",
+                p.migration, s.statement, s.line
+            ),
+            _ => String::new(),
+        },
+        _ => String::new(),
     }
 }
