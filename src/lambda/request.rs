@@ -301,7 +301,10 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        assert!(matches!(direct(json!({"action": "migrate", "online": true})), Command::Migrate { .. }));
+        assert!(matches!(
+            direct(json!({"action": "migrate", "online": true})),
+            Command::Migrate { .. }
+        ));
         assert!(wants_online(&json!({"action": "plan", "online": true})));
         assert!(!wants_online(&json!({"action": "migrate"})));
         let err = parse(&json!({"action": "migrate", "online": "yes"})).unwrap_err();

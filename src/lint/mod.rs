@@ -45,6 +45,10 @@ pub struct Finding {
     /// `migrate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waived: Option<String>,
+    /// The statement (piece) of the migration it is about, counting from 0: what `--online`
+    /// replaces by a recipe (the line alone cannot say, when pieces share a line).
+    #[serde(skip)]
+    pub statement: usize,
 }
 
 fn rule_id<S: serde::Serializer>(rule: &Rule, s: S) -> Result<S::Ok, S::Error> {
@@ -255,6 +259,7 @@ fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, out: 
             table: hit.table,
             live: None,
             waived,
+            statement: index,
         };
         out.push(Found {
             finding,

@@ -70,14 +70,7 @@ pub fn recipe(rule: Rule, statement: &Statement) -> Option<(&'static str, Vec<St
         (Rule::ConstraintWithoutNotValid, Shape::AddConstraint { not_valid, validate }) => {
             Some(("addNotValidThenValidate", vec![not_valid, validate]))
         }
-        (
-            Rule::SetNotNull,
-            Shape::SetNotNull {
-                table,
-                table_name,
-                column,
-            },
-        ) => {
+        (Rule::SetNotNull, Shape::SetNotNull { table, table_name, column }) => {
             let check = quote(&check_name(&table_name, &column));
             let col = quote(&column);
             Some((
@@ -113,8 +106,7 @@ pub fn plan(m: &Migration, findings: &[Finding]) -> OnlinePlan {
         .iter()
         .enumerate()
         .map(|(i, statement)| {
-            let next = m.statements.get(i + 1).map_or(usize::MAX, piece_line);
-            let mine: Vec<&&Finding> = blocking.iter().filter(|f| f.line >= piece_line(statement) && f.line < next).collect();
+            let mine: Vec<&&Finding> = blocking.iter().filter(|f| f.statement == i).collect();
             StatementPlan {
                 statement: i + 1,
                 line: statement.line,
@@ -127,13 +119,6 @@ pub fn plan(m: &Migration, findings: &[Finding]) -> OnlinePlan {
         migration: m.tag.clone(),
         statements,
     }
-}
-
-/// The line the piece begins on, blank lines included: a finding's line counts from there
-/// (`lint::parse`), so a finding belongs to the last piece that begins at or before it.
-fn piece_line(statement: &Statement) -> usize {
-    let blank = statement.sql.lines().take_while(|l| l.trim().is_empty()).count();
-    statement.line.saturating_sub(blank)
 }
 
 fn decide(statement: &Statement, findings: &[&&Finding], m: &Migration) -> Decision {

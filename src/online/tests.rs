@@ -88,7 +88,10 @@ fn on_a_large_table_each_blocking_statement_gets_its_recipe() {
             "setNotNullThroughCheck"
         ]
     );
-    assert_eq!(steps(&plan, 1), ["CREATE INDEX CONCURRENTLY items_user_idx ON items USING btree (user_id)"]);
+    assert_eq!(
+        steps(&plan, 1),
+        ["CREATE INDEX CONCURRENTLY items_user_idx ON items USING btree (user_id)"]
+    );
     assert_eq!(
         steps(&plan, 3),
         [
@@ -115,7 +118,9 @@ fn a_blocking_statement_without_a_recipe_is_refused_by_its_rule() {
     assert_eq!(decisions(&plan), ["createIndexConcurrently", "column-type-rewrite"]);
     let refused = plan.refused().unwrap();
     assert_eq!(refused.statement, 2);
-    let Decision::Refused { reason, .. } = &refused.decision else { unreachable!() };
+    let Decision::Refused { reason, .. } = &refused.decision else {
+        unreachable!()
+    };
     assert!(reason.contains("no online recipe"), "{reason}");
 }
 
@@ -137,7 +142,9 @@ fn the_rewritten_migration_runs_step_by_step_under_the_files_hash() {
     assert_eq!(online.statements.len(), 1 + 1 + 4);
     assert_eq!(online.statements[0], m.statements[0]);
     assert_eq!(online.statements[1].autocommit_reason(), Some("CREATE INDEX CONCURRENTLY"));
-    assert!(online.statements[2..].iter().all(|s| s.autocommit_reason().is_none() && s.line == m.statements[2].line));
+    assert!(online.statements[2..]
+        .iter()
+        .all(|s| s.autocommit_reason().is_none() && s.line == m.statements[2].line));
 }
 
 #[test]
@@ -160,4 +167,14 @@ fn the_temporary_check_name_fits_postgres() {
     let long = "x".repeat(60);
     assert_eq!(check_name(&long, "c").len(), 63);
     assert_eq!(check_name("items", "qty"), "items_qty_online_not_null");
+}
+
+#[test]
+fn drizzle_kits_breakpoints_at_the_end_of_a_line_keep_each_finding_on_its_statement() {
+    let sql = [INDEX, FK, NOT_NULL].join("--> statement-breakpoint\n");
+    let (_, plan) = planned(&sql, 5_000_000);
+    assert_eq!(
+        decisions(&plan),
+        ["createIndexConcurrently", "addNotValidThenValidate", "setNotNullThroughCheck"]
+    );
 }

@@ -268,7 +268,12 @@ fn render_finding(out: &mut String, f: &FindingReport) {
 /// `--online`: each statement of a migration with recipes, and the steps that run instead.
 fn render_online(out: &mut String, plan: &crate::online::OnlinePlan) {
     use crate::online::Decision;
-    let _ = writeln!(out, "  online: {} runs statement by statement, each step waiting at most {} ms for its lock:", plan.migration, crate::online::STEP_LOCK_TIMEOUT_MS);
+    let _ = writeln!(
+        out,
+        "  online: {} runs statement by statement, each step waiting at most {} ms for its lock:",
+        plan.migration,
+        crate::online::STEP_LOCK_TIMEOUT_MS
+    );
     for s in &plan.statements {
         match &s.decision {
             Decision::AsWritten => {

@@ -15,11 +15,7 @@ pub enum Shape {
     /// `not_valid` adds it without the scan, `validate` scans under a lock writers pass.
     AddConstraint { not_valid: String, validate: String },
     /// `ALTER TABLE t ALTER COLUMN c SET NOT NULL`; `table` quoted (with its schema when given).
-    SetNotNull {
-        table: String,
-        table_name: String,
-        column: String,
-    },
+    SetNotNull { table: String, table_name: String, column: String },
 }
 
 /// What a recipe can do with `piece` (one statement); `None` when it is not one of the shapes
@@ -86,7 +82,11 @@ fn add_constraint(cmd: &AlterTableCmd, relation: &RangeVar) -> Option<(AlterTabl
     cmd.def = Some(Box::new(Node {
         node: Some(NodeEnum::Constraint(not_valid)),
     }));
-    let validate = format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", table_of(relation), quote(&constraint.conname));
+    let validate = format!(
+        "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+        table_of(relation),
+        quote(&constraint.conname)
+    );
     Some((cmd, validate))
 }
 
@@ -114,9 +114,14 @@ mod tests {
     #[test]
     fn a_drizzle_index_becomes_the_same_build_concurrently() {
         let s = shape(r#"CREATE UNIQUE INDEX "items_sku_idx" ON "public"."items" USING btree ("sku") WHERE "sku" is not null;"#);
-        let Some(Shape::CreateIndex { concurrently, index }) = s else { panic!("{s:?}") };
+        let Some(Shape::CreateIndex { concurrently, index }) = s else {
+            panic!("{s:?}")
+        };
         assert_eq!(index, r#""public"."items_sku_idx""#);
-        assert!(concurrently.starts_with("CREATE UNIQUE INDEX CONCURRENTLY items_sku_idx ON public.items"), "{concurrently}");
+        assert!(
+            concurrently.starts_with("CREATE UNIQUE INDEX CONCURRENTLY items_sku_idx ON public.items"),
+            "{concurrently}"
+        );
         assert!(concurrently.contains("WHERE sku IS NOT NULL"), "{concurrently}");
     }
 
@@ -125,15 +130,22 @@ mod tests {
         let s = shape(
             r#"ALTER TABLE "items" ADD CONSTRAINT "items_list_fk" FOREIGN KEY ("list_id") REFERENCES "public"."lists"("id") ON DELETE cascade ON UPDATE no action;"#,
         );
-        let Some(Shape::AddConstraint { not_valid, validate }) = s else { panic!("{s:?}") };
-        assert!(not_valid.contains("ON DELETE CASCADE") && not_valid.ends_with("NOT VALID"), "{not_valid}");
+        let Some(Shape::AddConstraint { not_valid, validate }) = s else {
+            panic!("{s:?}")
+        };
+        assert!(
+            not_valid.contains("ON DELETE CASCADE") && not_valid.ends_with("NOT VALID"),
+            "{not_valid}"
+        );
         assert_eq!(validate, r#"ALTER TABLE "items" VALIDATE CONSTRAINT "items_list_fk""#);
     }
 
     #[test]
     fn a_check_is_added_not_valid_then_validated() {
         let s = shape(r#"ALTER TABLE "Items" ADD CONSTRAINT "qty_positive" CHECK ("Items"."qty" > 0);"#);
-        let Some(Shape::AddConstraint { not_valid, validate }) = s else { panic!("{s:?}") };
+        let Some(Shape::AddConstraint { not_valid, validate }) = s else {
+            panic!("{s:?}")
+        };
         assert!(not_valid.contains("CHECK (\"Items\".qty > 0) NOT VALID"), "{not_valid}");
         assert_eq!(validate, r#"ALTER TABLE "Items" VALIDATE CONSTRAINT "qty_positive""#);
     }

@@ -32,6 +32,7 @@ mod malformed;
 mod memory;
 mod metrics;
 mod migrate;
+mod online;
 mod pooler;
 mod real_histories;
 mod refusals;

@@ -99,7 +99,7 @@ async fn apply_into(
                     None => m.clone(),
                 })
                 .collect();
-            plan = plan::plan(&assessment, &rewritten, options)?;
+            plan = plan::over(&plan, &rewritten);
             migrated.segments = plan.segments.iter().map(planned).collect();
             migrated.online = plans.into_iter().filter(OnlinePlan::has_recipe).collect();
         }
