@@ -169,5 +169,38 @@ pub fn rewrite(m: &Migration, plan: &OnlinePlan) -> Migration {
     }
 }
 
+/// Under `--online`, a blocking finding a recipe answers no longer blocks: it is marked, as a
+/// waiver would be, with the recipe that runs instead.
+pub fn answer(plans: &[OnlinePlan], findings: &mut [Finding]) {
+    for plan in plans {
+        if plan.refused().is_some() {
+            // Refused as a whole, before anything runs: no finding of it is answered.
+            continue;
+        }
+        for f in findings.iter_mut().filter(|f| f.migration == plan.migration && f.blocks()) {
+            f.waived = Some("runs online by a lock-safe recipe (--online; see the plan's steps)".into());
+        }
+    }
+}
+
+/// What the refusal adds about `--online`: that it exists when recipes answer every blocking
+/// statement, or which statement has none.
+pub fn hint(plans: &[OnlinePlan], online: bool) -> String {
+    let refused = plans.iter().find_map(|p| p.refused().map(|s| (p, s)));
+    match (refused, online) {
+        (None, _) if plans.iter().any(OnlinePlan::has_recipe) => {
+            " `--online` (ONLINE_MIGRATIONS=true, the Lambda's \"online\": true) has a lock-safe recipe for each blocking statement: `plan --online` prints its steps".into()
+        }
+        (Some((p, s)), true) => match &s.decision {
+            Decision::Refused { rule, reason } => format!(
+                " --online has no recipe for {} statement {} (line {}, {rule}): {reason}",
+                p.migration, s.statement, s.line
+            ),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -178,3 +178,33 @@ fn drizzle_kits_breakpoints_at_the_end_of_a_line_keep_each_finding_on_its_statem
         ["createIndexConcurrently", "addNotValidThenValidate", "setNotNullThroughCheck"]
     );
 }
+
+#[test]
+fn under_online_the_findings_a_recipe_answers_stop_blocking_and_others_do_not() {
+    let m = migration(&[INDEX, FK].join(BREAK));
+    let mut findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(5_000_000)));
+    let plans = [plan(&m, &findings)];
+    assert!(hint(&plans, false).contains("`--online`"), "{}", hint(&plans, false));
+    answer(&plans, &mut findings);
+    assert!(findings.iter().all(|f| !f.blocks()), "{findings:?}");
+
+    let m = migration(&[INDEX, TYPE_CHANGE].join(BREAK));
+    let mut findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(5_000_000)));
+    let plans = [plan(&m, &findings)];
+    answer(&plans, &mut findings);
+    assert_eq!(
+        findings.iter().filter(|f| f.blocks()).count(),
+        2,
+        "nothing of a refused migration is answered"
+    );
+    let said = hint(&plans, true);
+    assert!(
+        said.contains("no recipe for 0001_m statement 2 (line 3, column-type-rewrite)"),
+        "{said}"
+    );
+    assert_eq!(
+        hint(&plans, false),
+        "",
+        "without --online, no recipe for everything: nothing to offer"
+    );
+}

@@ -247,3 +247,25 @@ async fn a_run_killed_between_steps_resumes_after_the_last_committed_step() {
     assert_eq!(catalog(&db).await, catalog(&fresh).await);
     assert_eq!(not_nulls(&db).await, not_nulls(&fresh).await);
 }
+
+#[tokio::test]
+async fn a_blocking_statement_without_a_recipe_refuses_the_run_before_anything_changes() {
+    let dir = folder(
+        "CREATE INDEX \"items_user_idx\" ON \"items\" USING btree (\"user_id\");--> statement-breakpoint\n\
+         ALTER TABLE \"items\" ALTER COLUMN \"qty\" SET DATA TYPE bigint;",
+    );
+    let db = live_tables(dir.path()).await;
+    let before = catalog(&db).await;
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
+        .expect(3)
+        .report();
+    assert_eq!(error_type(&report), "LintFailed", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no recipe for 0001_online statement 2 (line 2, column-type-rewrite)"),
+        "names the statement: {message}"
+    );
+    assert_eq!(catalog(&db).await, before, "not even the index that has a recipe was built");
+    assert!(statements_done(&db).await.is_empty());
+    assert_eq!(ledger(&db).await.len(), 1);
+}

@@ -16,7 +16,7 @@ use crate::engine::session::Session;
 use crate::engine::upgrade;
 use crate::lint::LintError;
 use crate::migrations::source::{Layout, Migration, TransactionMode};
-use crate::online::{self, Decision, OnlinePlan};
+use crate::online::{self, OnlinePlan};
 
 pub async fn migrate<'a>(session: Session<'a>, target: Option<&'a str>, dry_run: bool) -> (Session<'a>, Finished<Migrated>) {
     if dry_run {
@@ -76,10 +76,10 @@ async fn apply_into(
         migrated.findings = lint::findings(session, &pending).await?;
         let plans: Vec<OnlinePlan> = pending.iter().map(|m| online::plan(m, &migrated.findings)).collect();
         if settings.online {
-            online_answers(&plans, &mut migrated.findings);
+            online::answer(&plans, &mut migrated.findings);
         }
         if let Some(refused) = LintError::refuse(&migrated.findings) {
-            let refused = refused.with_online(&online_hint(&plans, settings.online));
+            let refused = refused.with_online(&online::hint(&plans, settings.online));
             if dry_run {
                 warnings.push(format!("migrate would refuse: {refused}"));
             } else if !settings.lint_gate {
@@ -352,38 +352,5 @@ fn planned(segment: &Segment<'_>) -> SegmentOutcome {
         status: SegmentStatus::Planned,
         attempts: 0,
         reason,
-    }
-}
-
-/// Under `--online`, a blocking finding a recipe answers no longer blocks: it is marked, as a
-/// waiver would be, with the recipe that runs instead.
-fn online_answers(plans: &[OnlinePlan], findings: &mut [crate::lint::Finding]) {
-    for plan in plans {
-        if plan.refused().is_some() {
-            // Refused as a whole, before anything runs: no finding of it is answered.
-            continue;
-        }
-        for f in findings.iter_mut().filter(|f| f.migration == plan.migration && f.blocks()) {
-            f.waived = Some("runs online by a lock-safe recipe (--online; see the plan's steps)".into());
-        }
-    }
-}
-
-/// What the refusal adds about `--online`: that it exists when recipes answer every blocking
-/// statement, or which statement has none.
-fn online_hint(plans: &[OnlinePlan], online: bool) -> String {
-    let refused = plans.iter().find_map(|p| p.refused().map(|s| (p, s)));
-    match (refused, online) {
-        (None, _) if plans.iter().any(OnlinePlan::has_recipe) => {
-            " `--online` (ONLINE_MIGRATIONS=true, the Lambda's \"online\": true) has a lock-safe recipe for each blocking statement: `plan --online` prints its steps".into()
-        }
-        (Some((p, s)), true) => match &s.decision {
-            Decision::Refused { rule, reason } => format!(
-                " --online has no recipe for {} statement {} (line {}, {rule}): {reason}",
-                p.migration, s.statement, s.line
-            ),
-            _ => String::new(),
-        },
-        _ => String::new(),
     }
 }
