@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
+use crate::harness::stack::{response, Stack};
 use crate::harness::*;
 
 const CREATE: &str = "CREATE TABLE \"lists\" (\n\t\"id\" serial PRIMARY KEY NOT NULL,\n\t\"owner_id\" integer\n);\n--> statement-breakpoint\n\
@@ -139,6 +142,21 @@ async fn online_recipes_keep_a_writer_moving_and_end_where_the_file_ends() {
         ],
         "{plan}"
     );
+    let human = run(cli().env("DATABASE_URL", &db.url).args([
+        "--migrations",
+        dir.path().to_str().unwrap(),
+        "plan",
+        "--online",
+        LARGE[0],
+        LARGE[1],
+    ]))
+    .expect(0);
+    assert!(
+        human.stdout.contains("statement 4 (line 4) by setNotNullThroughCheck")
+            && human.stdout.contains("1. CREATE UNIQUE INDEX CONCURRENTLY items_user_idx ON items"),
+        "{}",
+        human.stdout
+    );
     assert_eq!(ledger(&db).await.len(), 1, "plan changes nothing");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -268,4 +286,26 @@ async fn a_blocking_statement_without_a_recipe_refuses_the_run_before_anything_c
     assert_eq!(catalog(&db).await, before, "not even the index that has a recipe was built");
     assert!(statements_done(&db).await.is_empty());
     assert_eq!(ledger(&db).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lambda_takes_online_from_the_request() {
+    let stack = Stack::new().await;
+    // Every live table counts as large: WISH-2007's 0001 then has recipes for its index and
+    // check, and none for its type change (issue 22's next recipe).
+    let lambda = stack.start(&[("LINT_LARGE_TABLE_ROWS", "0")]);
+    response(lambda.invoke(json!({"action": "migrate", "to": TAG_0000})), "0000");
+    let plain = response(lambda.invoke(json!({"action": "plan"})), "plan");
+    assert!(!plain["warnings"].to_string().contains("no recipe"), "{plain}");
+    let online = response(lambda.invoke(json!({"action": "plan", "online": true})), "plan online");
+    let warnings = online["warnings"].to_string();
+    assert!(
+        warnings.contains("--online has no recipe for 0001_wish_2007_enums_audit") && warnings.contains("column-type-rewrite"),
+        "{online}"
+    );
+    let (error_type, message) = lambda
+        .invoke(json!({"action": "status", "online": true}))
+        .expect_error("online on status");
+    assert_eq!(error_type, "InvalidRequest", "{message}");
+    stack.assert_no_password(&lambda);
 }
