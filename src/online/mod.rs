@@ -101,6 +101,22 @@ fn check_name(table: &str, column: &str) -> String {
 /// The decision for each statement of `m`, from its blocking findings.
 pub fn plan(m: &Migration, findings: &[Finding]) -> OnlinePlan {
     let blocking: Vec<&Finding> = findings.iter().filter(|f| f.migration == m.tag && f.blocks()).collect();
+    plan_of(m, &blocking)
+}
+
+/// Like [`plan`], with a recipe also for each finding below the error level that one answers:
+/// how an online run that stopped part-way continues when the live sizes changed since (a
+/// statement no longer blocking still runs by the recipe whose steps already committed).
+pub fn plan_continued(m: &Migration, findings: &[Finding]) -> OnlinePlan {
+    let answered = |f: &Finding| f.waived.is_none() && m.statements.get(f.statement).is_some_and(|s| recipe(f.rule, s).is_some());
+    let chosen: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.migration == m.tag && (f.blocks() || answered(f)))
+        .collect();
+    plan_of(m, &chosen)
+}
+
+fn plan_of(m: &Migration, blocking: &[&Finding]) -> OnlinePlan {
     let statements = m
         .statements
         .iter()

@@ -208,3 +208,13 @@ fn under_online_the_findings_a_recipe_answers_stop_blocking_and_others_do_not() 
         "without --online, no recipe for everything: nothing to offer"
     );
 }
+
+#[test]
+fn a_continued_plan_keeps_the_recipes_of_statements_no_longer_blocking() {
+    let sql = [INDEX, TYPE_CHANGE].join(BREAK);
+    let m = migration(&sql);
+    let findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(10)));
+    assert_eq!(decisions(&plan(&m, &findings)), ["asWritten", "asWritten"]);
+    // The type change has no recipe and does not block: it runs as written.
+    assert_eq!(decisions(&plan_continued(&m, &findings)), ["createIndexConcurrently", "asWritten"]);
+}

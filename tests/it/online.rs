@@ -254,9 +254,9 @@ async fn a_run_killed_between_steps_resumes_after_the_last_committed_step() {
     assert_eq!(ledger(&db).await.len(), 1, "no ledger row before the last step");
     assert!(db.table_exists("public.items_user_idx").await);
 
-    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
-        .expect(0)
-        .report();
+    // The tables now count as small (as if their estimate had dropped below the threshold):
+    // the run still goes on by the recipes whose steps committed, not the file as written.
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online"])).expect(0).report();
     assert!(report["warnings"].to_string().contains("resumed at statement 2"), "{report}");
     assert_eq!(statements_done(&db).await, [1, 2, 3, 4, 5], "each step committed exactly once");
     assert_eq!(ledger(&db).await, expected_ledger(dir.path()));

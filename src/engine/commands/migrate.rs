@@ -74,8 +74,9 @@ async fn apply_into(
     if matches!(session.inv.command.action(), Action::Migrate | Action::Plan) {
         let pending: Vec<&Migration> = plan.migrations().collect();
         migrated.findings = lint::findings(session, &pending).await?;
-        let plans: Vec<OnlinePlan> = pending.iter().map(|m| online::plan(m, &migrated.findings)).collect();
+        let mut plans: Vec<OnlinePlan> = pending.iter().map(|m| online::plan(m, &migrated.findings)).collect();
         if settings.online {
+            continue_as_started(session, &pending, &migrated.findings, &mut plans).await;
             online::answer(&plans, &mut migrated.findings);
         }
         if let Some(refused) = LintError::refuse(&migrated.findings) {
@@ -124,6 +125,37 @@ async fn apply_into(
         applier.flush(session.client(), warnings).await;
     }
     applied.map(|_| ())
+}
+
+/// An online run that stopped part-way goes on by the recipes it started with, even when the
+/// live sizes changed since and a statement no longer blocks: its committed steps are in the
+/// history, and running the file as written would trip over them (`already exists`).
+async fn continue_as_started(session: &Session<'_>, pending: &[&Migration], findings: &[crate::lint::Finding], plans: &mut [OnlinePlan]) {
+    for (m, current) in pending.iter().zip(plans.iter_mut()) {
+        let continued = online::plan_continued(m, findings);
+        if continued == *current || !continued.has_recipe() {
+            continue;
+        }
+        // No history table yet: nothing of it ran.
+        let done = session
+            .settings()
+            .ledger
+            .statements_done(session.client(), &m.tag)
+            .await
+            .unwrap_or_default();
+        if done.is_empty() {
+            continue;
+        }
+        let as_planned = match current.has_recipe() {
+            true => online::rewrite(m, current).statements,
+            false => m.statements.clone(),
+        };
+        let fits = |statements: &[crate::migrations::statement::Statement]| resume_point(&m.tag, statements, &done).is_ok();
+        if !fits(&as_planned) && fits(&online::rewrite(m, &continued).statements) {
+            tracing::info!(tag = %m.tag, "continuing the online recipes an earlier run started");
+            *current = continued;
+        }
+    }
 }
 
 /// Whether the segments ended with a deferred commit no synchronous one has followed yet.
