@@ -70,6 +70,9 @@ pub fn recipe(rule: Rule, statement: &Statement) -> Option<(&'static str, Vec<St
         (Rule::ConstraintWithoutNotValid, Shape::AddConstraint { not_valid, validate }) => {
             Some(("addNotValidThenValidate", vec![not_valid, validate]))
         }
+        (Rule::ConstraintBuildsIndex, Shape::AddUnique { concurrently, attach }) => {
+            Some(("buildUniqueIndexThenAttach", vec![concurrently, attach]))
+        }
         (Rule::SetNotNull, Shape::SetNotNull { table, table_name, column }) => {
             let check = quote(&check_name(&table_name, &column));
             let col = quote(&column);

@@ -125,8 +125,17 @@ fn a_blocking_statement_without_a_recipe_is_refused_by_its_rule() {
 }
 
 #[test]
-fn a_constraint_that_builds_an_index_has_no_recipe() {
+fn a_unique_constraint_builds_its_index_concurrently_and_a_primary_key_has_no_recipe() {
     let sql = r#"ALTER TABLE "items" ADD CONSTRAINT "items_sku_unique" UNIQUE("sku");"#;
+    let (m, plan) = planned(sql, 5_000_000);
+    assert_eq!(decisions(&plan), ["buildUniqueIndexThenAttach"]);
+    let online = rewrite(&m, &plan);
+    assert_eq!(online.statements[0].autocommit_reason(), Some("CREATE INDEX CONCURRENTLY"));
+    assert_eq!(
+        online.statements[1].sql,
+        r#"ALTER TABLE "items" ADD CONSTRAINT "items_sku_unique" UNIQUE USING INDEX "items_sku_unique""#
+    );
+    let sql = r#"ALTER TABLE "items" ADD CONSTRAINT "items_pk" PRIMARY KEY("sku");"#;
     let (_, plan) = planned(sql, 5_000_000);
     assert_eq!(decisions(&plan), ["constraint-builds-index"]);
 }

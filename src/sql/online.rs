@@ -14,6 +14,9 @@ pub enum Shape {
     /// `ALTER TABLE t ADD CONSTRAINT name FOREIGN KEY / CHECK ...` that validates the rows:
     /// `not_valid` adds it without the scan, `validate` scans under a lock writers pass.
     AddConstraint { not_valid: String, validate: String },
+    /// `ALTER TABLE t ADD CONSTRAINT name UNIQUE (cols)`: `concurrently` builds its unique index
+    /// under the constraint's name without blocking writes, `attach` makes it the constraint.
+    AddUnique { concurrently: String, attach: String },
     /// `ALTER TABLE t ALTER COLUMN c SET NOT NULL`; `table` quoted (with its schema when given).
     SetNotNull { table: String, table_name: String, column: String },
 }
@@ -47,6 +50,7 @@ pub fn shape(piece: &str) -> Option<Shape> {
                 return None;
             };
             match AlterTableType::try_from(cmd.subtype).ok()? {
+                AlterTableType::AtAddConstraint if unique(cmd, &relation).is_some() => unique(cmd, &relation),
                 AlterTableType::AtAddConstraint => {
                     let (not_valid_cmd, validate) = add_constraint(cmd, &relation)?;
                     **cmd = not_valid_cmd;
@@ -88,6 +92,42 @@ fn add_constraint(cmd: &AlterTableCmd, relation: &RangeVar) -> Option<(AlterTabl
         quote(&constraint.conname)
     );
     Some((cmd, validate))
+}
+
+/// A plain named `UNIQUE` constraint (drizzle-kit's `.unique()`): its index built concurrently
+/// under the constraint's name, then attached. Anything more (`DEFERRABLE`, `INCLUDE`, storage
+/// options, a tablespace, `USING INDEX` already) is left to the gate.
+fn unique(cmd: &AlterTableCmd, relation: &RangeVar) -> Option<Shape> {
+    let Some(NodeEnum::Constraint(c)) = cmd.def.as_ref()?.node.as_ref() else {
+        return None;
+    };
+    let plain = c.contype == ConstrType::ConstrUnique as i32
+        && !c.conname.is_empty()
+        && !c.deferrable
+        && c.including.is_empty()
+        && c.options.is_empty()
+        && c.indexname.is_empty()
+        && c.indexspace.is_empty()
+        && !c.keys.is_empty();
+    if !plain {
+        return None;
+    }
+    let columns = c
+        .keys
+        .iter()
+        .map(|k| match &k.node {
+            Some(NodeEnum::String(s)) => Some(quote(&s.sval)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?
+        .join(", ");
+    let table = table_of(relation);
+    let name = quote(&c.conname);
+    let nulls = if c.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" };
+    Some(Shape::AddUnique {
+        concurrently: format!("CREATE UNIQUE INDEX CONCURRENTLY {name} ON {table} ({columns}){nulls}"),
+        attach: format!("ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}"),
+    })
 }
 
 fn table_of(relation: &RangeVar) -> String {
@@ -151,6 +191,18 @@ mod tests {
     }
 
     #[test]
+    fn a_unique_constraint_is_built_concurrently_then_attached_under_its_name() {
+        assert_eq!(
+            shape(r#"ALTER TABLE "s"."items" ADD CONSTRAINT "items_sku_unique" UNIQUE NULLS NOT DISTINCT("sku","Store");"#),
+            Some(Shape::AddUnique {
+                concurrently: r#"CREATE UNIQUE INDEX CONCURRENTLY "items_sku_unique" ON "s"."items" ("sku", "Store") NULLS NOT DISTINCT"#
+                    .into(),
+                attach: r#"ALTER TABLE "s"."items" ADD CONSTRAINT "items_sku_unique" UNIQUE USING INDEX "items_sku_unique""#.into(),
+            })
+        );
+    }
+
+    #[test]
     fn set_not_null_names_its_table_and_column() {
         assert_eq!(
             shape(r#"ALTER TABLE "s"."items" ALTER COLUMN "Qty" SET NOT NULL;"#),
@@ -169,7 +221,10 @@ mod tests {
             r#"CREATE INDEX ON "t" ("c");"#,
             r#"ALTER TABLE "t" ADD CONSTRAINT "f" FOREIGN KEY ("a") REFERENCES "u"("id") NOT VALID;"#,
             r#"ALTER TABLE "t" ADD FOREIGN KEY ("a") REFERENCES "u"("id");"#,
-            r#"ALTER TABLE "t" ADD CONSTRAINT "u" UNIQUE ("a");"#,
+            r#"ALTER TABLE "t" ADD CONSTRAINT "u" UNIQUE ("a") DEFERRABLE;"#,
+            r#"ALTER TABLE "t" ADD CONSTRAINT "u" UNIQUE ("a") INCLUDE ("b");"#,
+            r#"ALTER TABLE "t" ADD CONSTRAINT "p" PRIMARY KEY ("a");"#,
+            r#"ALTER TABLE "t" ADD UNIQUE ("a");"#,
             r#"ALTER TABLE "t" ALTER COLUMN "a" SET NOT NULL, ALTER COLUMN "b" SET NOT NULL;"#,
             r#"ALTER TABLE "t" ALTER COLUMN "a" SET DATA TYPE integer;"#,
             "CREATE INDEX i ON t (c); CREATE INDEX j ON t (d);",

@@ -21,7 +21,8 @@ CREATE TABLE \"items\" (\n\t\"id\" serial PRIMARY KEY NOT NULL,\n\t\"list_id\" i
 const ONLINE: &str = "CREATE UNIQUE INDEX \"items_user_idx\" ON \"items\" USING btree (\"user_id\");--> statement-breakpoint\n\
 ALTER TABLE \"items\" ADD CONSTRAINT \"items_list_id_lists_id_fk\" FOREIGN KEY (\"list_id\") REFERENCES \"public\".\"lists\"(\"id\") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint\n\
 ALTER TABLE \"items\" ADD CONSTRAINT \"items_qty_check\" CHECK (\"items\".\"qty\" > 0);--> statement-breakpoint\n\
-ALTER TABLE \"items\" ALTER COLUMN \"list_id\" SET NOT NULL;";
+ALTER TABLE \"items\" ALTER COLUMN \"list_id\" SET NOT NULL;--> statement-breakpoint\n\
+ALTER TABLE \"items\" ADD CONSTRAINT \"items_id_qty_unique\" UNIQUE(\"id\",\"qty\");";
 
 const TAG_1: &str = "0001_online";
 const LARGE: [&str; 2] = ["--large-table-rows", "1000"];
@@ -138,7 +139,8 @@ async fn online_recipes_keep_a_writer_moving_and_end_where_the_file_ends() {
             "createIndexConcurrently",
             "addNotValidThenValidate",
             "addNotValidThenValidate",
-            "setNotNullThroughCheck"
+            "setNotNullThroughCheck",
+            "buildUniqueIndexThenAttach"
         ],
         "{plan}"
     );
@@ -178,8 +180,8 @@ async fn online_recipes_keep_a_writer_moving_and_end_where_the_file_ends() {
     assert_eq!(migrated["segments"][0]["mode"], "autocommit", "{migrated}");
     assert_eq!(
         statements_done(&db).await,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9],
-        "each step of the four recipes committed once"
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        "each step of the five recipes committed once"
     );
     assert!(count > 20, "the writer wrote throughout: {count}");
     // Each step waits at most 500 ms for its lock, so a writer queued behind it waits no longer
