@@ -335,3 +335,24 @@ async fn the_lambda_takes_online_from_the_request() {
     assert_eq!(error_type, "InvalidRequest", "{message}");
     stack.assert_no_password(&lambda);
 }
+
+#[tokio::test]
+async fn an_invalid_index_a_failed_build_left_is_dropped_and_built_again_under_its_name() {
+    let dir = folder("CREATE UNIQUE INDEX \"items_user_idx\" ON \"items\" USING btree (\"user_id\");");
+    let db = live_tables(dir.path()).await;
+    let client = db.client().await;
+    // A concurrent build of the same name that failed (a duplicate) and left its index INVALID,
+    // as a run killed mid-build would.
+    client.batch_execute("update items set user_id = 1 where id = 2").await.unwrap();
+    let failed = client
+        .batch_execute("create unique index concurrently items_user_idx on items (user_id)")
+        .await;
+    assert!(failed.is_err());
+    client.batch_execute("update items set user_id = 2 where id = 2").await.unwrap();
+    let valid = "select indisvalid from pg_index where indexrelid = 'items_user_idx'::regclass";
+    assert!(!client.query_one(valid, &[]).await.unwrap().get::<_, bool>(0));
+
+    run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]])).expect(0);
+    assert!(client.query_one(valid, &[]).await.unwrap().get::<_, bool>(0));
+    assert_eq!(ledger(&db).await, expected_ledger(dir.path()));
+}
