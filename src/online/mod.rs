@@ -39,6 +39,11 @@ pub struct StatementPlan {
     pub summary: String,
     #[serde(flatten)]
     pub decision: Decision,
+    /// The lint's estimate of the scan or rewrite the statement makes (from the table's size):
+    /// as written, writers wait that long; by the recipe, the scan still takes about that long
+    /// but under a lock writers pass. `None` without a live size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +136,11 @@ fn plan_of(m: &Migration, blocking: &[&Finding]) -> OnlinePlan {
                 line: statement.line,
                 summary: statement.summary(),
                 decision: decide(statement, &mine, m),
+                estimated_ms: mine
+                    .iter()
+                    .filter_map(|f| f.live.as_ref())
+                    .map(|l| l.blocks_writes_for.as_millis() as u64)
+                    .max(),
             }
         })
         .collect();

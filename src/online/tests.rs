@@ -109,6 +109,11 @@ fn on_a_large_table_each_blocking_statement_gets_its_recipe() {
         ]
     );
     assert_eq!(plan.statements[3].line, 7, "lines are the file's");
+    assert!(
+        plan.statements[1].estimated_ms.is_some_and(|ms| ms > 0),
+        "the table's size gives the scan's time"
+    );
+    assert_eq!(plan.statements[0].estimated_ms, None, "nothing blocks as written");
 }
 
 #[test]

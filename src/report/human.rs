@@ -280,7 +280,15 @@ fn render_online(out: &mut String, plan: &crate::online::OnlinePlan) {
                 let _ = writeln!(out, "    statement {} (line {}) as written: {}", s.statement, s.line, s.summary);
             }
             Decision::Recipe { recipe, steps } => {
-                let _ = writeln!(out, "    statement {} (line {}) by {recipe}: {}", s.statement, s.line, s.summary);
+                let estimate = s
+                    .estimated_ms
+                    .map(|ms| format!(" (scans for about {ms} ms, under a lock writers pass)"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "    statement {} (line {}) by {recipe}{estimate}: {}",
+                    s.statement, s.line, s.summary
+                );
                 for (i, step) in steps.iter().enumerate() {
                     let _ = writeln!(out, "      {}. {step}", i + 1);
                 }
