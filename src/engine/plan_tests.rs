@@ -532,7 +532,11 @@ fn a_plan_over_rewritten_migrations_runs_the_rewritten_one_alone_and_keeps_the_r
     assert_eq!(p.segments.len(), 1);
     // `--online` rewrote 0001 into a step-by-step migration under the same tag.
     let mut rewritten = ms.clone();
-    rewritten[1].mode = autocommit();
+    rewritten[1].needs = Needs {
+        mode: autocommit(),
+        ..Needs::PLAIN
+    }
+    .into();
     rewritten[1].statements = vec![Statement::new("SELECT 1", 1), Statement::new("SELECT 2", 1)];
     let over = over(&p, &rewritten);
     let modes: Vec<SegmentMode> = over.segments.iter().map(|s| s.mode).collect();

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lint::rule::Rule;
 use crate::lint::Finding;
-use crate::migrations::source::{Migration, TransactionMode};
+use crate::migrations::source::{Migration, Needs, TransactionMode};
 use crate::migrations::statement::Statement;
 use crate::sql::online::{quote, shape, Shape};
 
@@ -154,7 +154,7 @@ fn decide(statement: &Statement, findings: &[&&Finding], m: &Migration) -> Decis
     let Some(first) = findings.first() else {
         return Decision::AsWritten;
     };
-    if m.ends_transaction {
+    if m.ends_transaction() {
         return Decision::Refused {
             rule: first.rule.id().into(),
             reason: "the file ends its own transaction (COMMIT), which a recipe cannot run around".into(),
@@ -189,11 +189,15 @@ pub fn rewrite(m: &Migration, plan: &OnlinePlan) -> Migration {
             Decision::AsWritten | Decision::Refused { .. } => statements.push(statement.clone()),
         }
     }
-    Migration {
-        statements,
+    let needs = Needs {
         mode: TransactionMode::Autocommit {
             reason: "--online: its recipes' steps commit one by one".into(),
         },
+        ..m.needs().clone()
+    };
+    Migration {
+        statements,
+        needs: needs.into(),
         ..m.clone()
     }
 }

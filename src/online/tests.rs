@@ -152,7 +152,7 @@ fn the_rewritten_migration_runs_step_by_step_under_the_files_hash() {
     let online = rewrite(&m, &plan);
     assert_eq!(online.hash, m.hash);
     assert_eq!((online.tag.as_str(), online.created_at), (m.tag.as_str(), m.created_at));
-    assert!(matches!(online.mode, TransactionMode::Autocommit { .. }));
+    assert!(matches!(online.mode(), TransactionMode::Autocommit { .. }));
     assert_eq!(online.statements.len(), 1 + 1 + 4);
     assert_eq!(online.statements[0], m.statements[0]);
     assert_eq!(online.statements[1].autocommit_reason(), Some("CREATE INDEX CONCURRENTLY"));
