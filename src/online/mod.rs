@@ -219,19 +219,28 @@ pub fn answer(plans: &[OnlinePlan], findings: &mut [Finding]) {
 /// What the refusal adds about `--online`: that it exists when recipes answer every blocking
 /// statement, or which statement has none.
 pub fn hint(plans: &[OnlinePlan], online: bool) -> String {
-    let refused = plans.iter().find_map(|p| p.refused().map(|s| (p, s)));
-    match (refused, online) {
-        (None, _) if plans.iter().any(OnlinePlan::has_recipe) => {
-            " `--online` (ONLINE_MIGRATIONS=true, the Lambda's \"online\": true) has a lock-safe recipe for each blocking statement: `plan --online` prints its steps".into()
-        }
-        (Some((p, s)), true) => match &s.decision {
-            Decision::Refused { rule, reason } => format!(
-                " --online has no recipe for {} statement {} (line {}, {rule}): {reason}",
-                p.migration, s.statement, s.line
-            ),
-            _ => String::new(),
-        },
-        _ => String::new(),
+    let Some((p, s)) = plans.iter().find_map(|p| p.refused().map(|s| (p, s))) else {
+        return match plans.iter().any(OnlinePlan::has_recipe) {
+            true => " `--online` (ONLINE_MIGRATIONS=true, the Lambda's \"online\": true) has a lock-safe recipe for each blocking statement: `plan --online` prints its steps".into(),
+            false => String::new(),
+        };
+    };
+    let Decision::Refused { rule, reason } = &s.decision else {
+        return String::new();
+    };
+    let none = format!(
+        "no recipe for {} statement {} (line {}, {rule}): {reason}",
+        p.migration, s.statement, s.line
+    );
+    let with_recipe = plans
+        .iter()
+        .flat_map(|p| &p.statements)
+        .filter(|s| matches!(s.decision, Decision::Recipe { .. }))
+        .count();
+    match (online, with_recipe) {
+        (true, _) => format!(" --online has {none}"),
+        (false, 0) => String::new(),
+        (false, n) => format!(" `--online` has lock-safe recipes for {n} of the blocking statements, but {none}"),
     }
 }
 

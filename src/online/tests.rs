@@ -216,11 +216,14 @@ fn under_online_the_findings_a_recipe_answers_stop_blocking_and_others_do_not() 
         said.contains("no recipe for 0001_m statement 2 (line 3, column-type-rewrite)"),
         "{said}"
     );
-    assert_eq!(
-        hint(&plans, false),
-        "",
-        "without --online, no recipe for everything: nothing to offer"
+    let said = hint(&plans, false);
+    assert!(
+        said.contains("`--online` has lock-safe recipes for 1 of the blocking statements, but no recipe for 0001_m statement 2"),
+        "{said}"
     );
+    let m = migration(TYPE_CHANGE);
+    let findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(5_000_000)));
+    assert_eq!(hint(&[plan(&m, &findings)], false), "", "no recipe at all: nothing to offer");
 }
 
 #[test]
