@@ -33,6 +33,7 @@ LAYERS = {
     "db": 3,
     "schema": 4,
     "config": 5,
+    "online": 5,
     "engine": 6,
     "report": 7,
     "aws": 8,

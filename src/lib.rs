@@ -2,7 +2,7 @@
 //! ledger, from a CLI or an AWS Lambda function that share one run loop.
 //!
 //! The folders are layers and imports point down (`scripts/check-layers.py` enforces it):
-//! `sql` < `migrations` < `db` < `schema` < `config` < `engine` < `report` < `aws` < `lambda`;
+//! `sql` < `migrations` < `db` < `lint`, `schema` < `config`, `online` < `engine` < `report` < `aws` < `lambda`;
 //! `error` is a leaf every layer may use. `ARCHITECTURE.md` walks one run through them.
 
 // Errors travel once per run, carrying the migration, statement and SQLSTATE an operator needs;
@@ -17,6 +17,7 @@ pub mod error;
 pub mod lambda;
 pub mod lint;
 pub mod migrations;
+pub mod online;
 pub mod report;
 pub mod schema;
 pub mod sql;

@@ -62,6 +62,10 @@ struct Cli {
     /// [env: LINT_LARGE_TABLE_ROWS] [default: 100000]
     #[arg(long, global = true, value_name = "ROWS")]
     large_table_rows: Option<u64>,
+    /// Run a statement the lint gate finds blocking on a large live table by its lock-safe
+    /// recipe instead of refusing it (`plan --online` prints the steps) [env: ONLINE_MIGRATIONS]
+    #[arg(long, global = true)]
+    online: bool,
     /// No progress lines on stderr (one per migration as it applies; the report is unchanged)
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -395,6 +399,9 @@ fn run_settings(cli: &Cli) -> Result<RunSettings, config::ConfigError> {
     }
     if cli.no_lint_gate {
         settings.lint_gate = false;
+    }
+    if cli.online {
+        settings.online = true;
     }
     if let Some(dir) = &cli.migrations {
         settings.migrations_dir = Some(dir.clone());

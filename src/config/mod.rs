@@ -66,6 +66,11 @@ pub struct RunSettings {
     /// `LINT_GATE` (the CLI's `--no-lint-gate` turns it off): whether `migrate` refuses on a
     /// blocking lint finding. Off, the findings are still reported, as warnings.
     pub lint_gate: bool,
+    /// `ONLINE_MIGRATIONS` (the CLI's `--online`, the Lambda's `"online": true`): a statement the
+    /// gate finds blocking on a large live table runs by its lock-safe recipe (`online/`)
+    /// instead of being refused, and each statement run on its own waits at most 500 ms for a
+    /// lock, tried again with jitter.
+    pub online: bool,
 }
 
 /// One `TAG:RULE` of `LINT_ALLOW`.
@@ -123,6 +128,7 @@ impl Default for RunSettings {
             large_table_rows: crate::lint::live::DEFAULT_LARGE_TABLE_ROWS,
             lint_allow: Vec::new(),
             lint_gate: true,
+            online: false,
         }
     }
 }
@@ -172,6 +178,7 @@ impl RunSettings {
                 None => Vec::new(),
             },
             lint_gate: parse_bool(env, "LINT_GATE")?.unwrap_or(true),
+            online: parse_bool(env, "ONLINE_MIGRATIONS")?.unwrap_or(false),
         })
     }
 

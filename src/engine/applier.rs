@@ -86,7 +86,12 @@ impl<'a> Applier<'a> {
     }
 
     pub(super) fn timeouts(&self, scope: &str) -> Timeouts {
-        let lock_ms = self.settings.pg_lock_timeout.as_millis();
+        // `--online`: every statement gives way to the table's traffic after 500 ms, and its
+        // step (or transaction) is tried again, so no writer queues behind it for longer.
+        let lock_ms = match self.settings.online {
+            true => u128::from(crate::online::STEP_LOCK_TIMEOUT_MS),
+            false => self.settings.pg_lock_timeout.as_millis(),
+        };
         let configured = self.settings.statement_timeout;
         let (statement, deadline_bound) = match (configured, time_left(self.deadline)) {
             (Some(c), Some(left)) if left < c => (Some(left), true),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, GenericClient};
 
+use crate::db::backoff::Backoff;
 use crate::db::connection::PgError;
 use crate::db::ledger::HistoryEntry;
 use crate::db::points::START_MARK_SQL;
@@ -17,7 +18,7 @@ use crate::engine::invocation::time_left;
 use crate::engine::outcome::SegmentStatus;
 use crate::engine::progress::PROGRESS;
 use crate::engine::resume::{statement_hash, waits_for_older_transactions, Step};
-use crate::engine::retry::AttemptFailure;
+use crate::engine::retry::{AttemptFailure, LOCK_NOT_AVAILABLE};
 use crate::migrations::source::Migration;
 use crate::migrations::statement::Statement;
 
@@ -25,6 +26,18 @@ use crate::migrations::statement::Statement;
 /// left. It waits for every transaction holding a lock on the table, which `lock_timeout` would
 /// cut short (leaving the index INVALID), while the deadline may be far away or absent.
 const CLEANUP_BOUND: Duration = Duration::from_secs(30);
+
+/// How often `--online` tries a step again that could not get its lock within 500 ms: with
+/// the pauses, about half a minute of the table's traffic before the run stops (it resumes at
+/// this step next time).
+const ONLINE_STEP_ATTEMPTS: u32 = 30;
+
+/// Short pauses: the lock wait itself is the step's 500 ms; the pause lets queued writers through.
+const ONLINE_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    cap: Duration::from_millis(500),
+    jitter: 0.5,
+};
 
 /// `... cannot run inside a transaction block`.
 const ACTIVE_SQL_TRANSACTION: &str = "25001";
@@ -153,10 +166,23 @@ impl Applier<'_> {
                     return Err(error(pg, false, advice));
                 }
             }
-            let failure = match self.run_statement(client, m, i, statement, &step, timeouts).await {
-                Ok(()) => None,
-                Err(Failure::Record(pg)) => return Err(record_failed(m, i, statement, &step, pg)),
-                Err(Failure::Statement(pg)) => Some(pg),
+            let mut attempt = 0;
+            let failure = loop {
+                match self.run_statement(client, m, i, statement, &step, timeouts).await {
+                    Ok(()) => break None,
+                    Err(Failure::Record(pg)) => return Err(record_failed(m, i, statement, &step, pg)),
+                    Err(Failure::Statement(pg)) => match self.online_retry(&pg, attempt) {
+                        Some(pause) => {
+                            attempt += 1;
+                            tracing::info!(target: PROGRESS, tag = %m.tag, statement = i + 1, attempt, pause_ms = pause.as_millis() as u64, "lock not granted within 500 ms: gave way to the table's traffic, trying this step again");
+                            tokio::time::sleep(pause).await;
+                            if let Err(pg) = self.arm_deadline(client).await {
+                                return Err(error(pg, true, "Stopped at the invocation deadline".into()));
+                            }
+                        }
+                        None => break Some(pg),
+                    },
+                }
             };
             if let (None, Step::BuildsIndex(name)) = (&failure, &step) {
                 // IF NOT EXISTS succeeds over an INVALID index it did not build.
@@ -194,6 +220,21 @@ impl Applier<'_> {
             return Err(error(pg, deadline, advice));
         }
         Ok(())
+    }
+
+    /// Under `--online`, the pause before trying again a step that gave way to a lock held by
+    /// the table's traffic (`lock_timeout`, 55P03), jittered so it does not fall in step with
+    /// the writers; `None` for any other failure, without `--online`, past the last attempt, or
+    /// when the pause would reach the deadline. The step rolled back: trying it again is safe.
+    fn online_retry(&self, pg: &PgError, attempt: u32) -> Option<Duration> {
+        if !self.settings.online || !pg.is(LOCK_NOT_AVAILABLE) || attempt >= ONLINE_STEP_ATTEMPTS {
+            return None;
+        }
+        let pause = ONLINE_BACKOFF.delay(attempt);
+        match time_left(self.deadline) {
+            Some(left) if left <= pause => None,
+            _ => Some(pause),
+        }
     }
 
     /// `statement_timeout` bounds each statement, not the migration: re-armed with what is left

@@ -186,6 +186,8 @@ pub struct Migrated {
     pub findings: Vec<Finding>,
     /// Where the run's committed work began: the recovery target that undoes it.
     pub recovery_point: Option<RecoveryPoint>,
+    /// `--online`: the migrations that run by recipes, each statement's decision and steps.
+    pub online: Vec<crate::online::OnlinePlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -357,6 +357,18 @@ pub fn plan<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], option
     })
 }
 
+/// The same plan over `migrations`, which hold the same tags (`--online`'s rewritten
+/// migrations): each planned migration replaced by its namesake, cut into segments again (a
+/// rewritten one runs statement by statement, alone).
+pub fn over<'n>(plan: &Plan<'_>, migrations: &'n [Migration]) -> Plan<'n> {
+    let namesake = |m: &Migration| migrations.iter().find(|n| n.tag == m.tag).expect("the same tags");
+    let selected: Vec<&Migration> = plan.migrations().map(namesake).collect();
+    Plan {
+        segments: segments(&selected),
+        deferred: plan.deferred.iter().map(|m| namesake(m)).collect(),
+    }
+}
+
 /// The migrations up to and including `version`, in journal order, the database has not applied:
 /// what a deploy that needs `version` waits for.
 pub fn missing_for<'m>(assessment: &Assessment<'m>, migrations: &'m [Migration], version: &str) -> Result<Vec<&'m Migration>, PlanError> {

@@ -523,3 +523,24 @@ fn a_pending_rollback_or_copy_is_refused_naming_file_and_line() {
     let a = assess(&[row(1, &ms[0]), row(2, &ms[1])], &ms);
     assert!(plan(&a, &ms, PlanOptions::default()).is_ok());
 }
+
+#[test]
+fn a_plan_over_rewritten_migrations_runs_the_rewritten_one_alone_and_keeps_the_rest() {
+    let ms = plain(3);
+    let a = assess(&[row(1, &ms[0])], &ms);
+    let p = plan(&a, &ms, PlanOptions::default()).unwrap();
+    assert_eq!(p.segments.len(), 1);
+    // `--online` rewrote 0001 into a step-by-step migration under the same tag.
+    let mut rewritten = ms.clone();
+    rewritten[1].needs = Needs {
+        mode: autocommit(),
+        ..Needs::PLAIN
+    }
+    .into();
+    rewritten[1].statements = vec![Statement::new("SELECT 1", 1), Statement::new("SELECT 2", 1)];
+    let over = over(&p, &rewritten);
+    let modes: Vec<SegmentMode> = over.segments.iter().map(|s| s.mode).collect();
+    assert_eq!(modes, [SegmentMode::Autocommit, SegmentMode::Transaction]);
+    assert_eq!(over.segments[0].migrations[0].statements.len(), 2, "the rewritten one runs");
+    assert_eq!(tags(&over.migrations().collect::<Vec<_>>()), ["0001_m", "0002_m"]);
+}

@@ -133,6 +133,7 @@ impl Function {
             }
             Ok(Request::Direct(command)) => {
                 let action = command.action();
+                let online = request::wants_online(&payload);
                 let deadline = match deadline {
                     Ok(deadline) => deadline,
                     Err(e) => {
@@ -142,7 +143,7 @@ impl Function {
                     }
                 };
                 let this = self.clone();
-                let work = tokio::spawn(async move { this.direct(command, deadline).await });
+                let work = tokio::spawn(async move { this.direct(command, deadline, online).await });
                 // A run emits its own metrics; a panic or an abandoned run leaves no report to emit.
                 match guard(work, deadline).await {
                     Guarded::Done(result) => result.map_err(Diagnostic::from),
@@ -230,10 +231,10 @@ impl Function {
         }
     }
 
-    async fn direct(&self, command: Command, deadline: Instant) -> Result<Value, InvocationError> {
+    async fn direct(&self, command: Command, deadline: Instant, online: bool) -> Result<Value, InvocationError> {
         // Every run that can change the schema publishes the environment's state.
         let records = command.changes_schema();
-        let mut result = self.run(command, deadline).await;
+        let mut result = self.run_with(command, deadline, online).await;
         if records {
             let report = match &mut result {
                 Ok(report) => report,
@@ -251,6 +252,11 @@ impl Function {
     /// One run of the shared loop; a rejected password is retried once with a refetched
     /// secret, since rotation changes it under a warm container.
     async fn run(&self, command: Command, deadline: Instant) -> Result<Report, Box<Failure<InvocationError>>> {
+        self.run_with(command, deadline, false).await
+    }
+
+    /// `online`: the request's `"online": true`, on top of the function's `ONLINE_MIGRATIONS`.
+    async fn run_with(&self, command: Command, deadline: Instant, online: bool) -> Result<Report, Box<Failure<InvocationError>>> {
         let refused = |error: InvocationError| {
             Box::new(Failure {
                 report: Report::refused(command.action(), &self.environment, &error),
@@ -286,9 +292,13 @@ impl Function {
                     .into(),
                 ));
             }
+            let mut settings = std::borrow::Cow::Borrowed(&setup.settings);
+            if online {
+                settings.to_mut().online = true;
+            }
             let invocation = Invocation {
                 command: command.clone(),
-                settings: &setup.settings,
+                settings: &settings,
                 connection: &connection,
                 source: &setup.source,
                 invoker: &self.invoker,

@@ -8,7 +8,7 @@ use crate::engine::rollback_plan::RollbackTarget;
 use crate::error::{Classified, ErrorType};
 
 /// Every field a direct request may carry besides `action`.
-const FIELDS: &str = "action, to, version, limit, dryRun, failOnDrift, strict, analyze, allowDataLoss";
+const FIELDS: &str = "action, to, version, limit, dryRun, failOnDrift, strict, analyze, allowDataLoss, online";
 
 /// `history`'s rows when the request names no `limit`, and the most it may name.
 pub const HISTORY_LIMIT: u32 = 50;
@@ -17,8 +17,8 @@ const HISTORY_LIMIT_MAX: u64 = 10_000;
 /// The fields each action accepts besides `action`.
 fn accepted(action: Action) -> &'static [&'static str] {
     match action {
-        Action::Plan => &["to"],
-        Action::Migrate => &["to", "dryRun"],
+        Action::Plan => &["to", "online"],
+        Action::Migrate => &["to", "dryRun", "online"],
         Action::Drift => &["failOnDrift", "strict"],
         Action::Verify => &["analyze"],
         Action::Rollback => &["to", "dryRun", "allowDataLoss"],
@@ -170,6 +170,12 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
     Ok(Request::Direct(command))
 }
 
+/// The request's `"online": true` (a run setting, not part of the command); [`parse`] has
+/// already refused it anywhere but on `plan` and `migrate`, or as anything but a boolean.
+pub fn wants_online(payload: &Value) -> bool {
+    payload.get("online").and_then(Value::as_bool).unwrap_or(false)
+}
+
 fn wrong_type(field: &str, expected: &str, got: &Value) -> RequestError {
     RequestError::BadField {
         field: field.to_string(),
@@ -295,6 +301,16 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
+        assert!(matches!(
+            direct(json!({"action": "migrate", "online": true})),
+            Command::Migrate { .. }
+        ));
+        assert!(wants_online(&json!({"action": "plan", "online": true})));
+        assert!(!wants_online(&json!({"action": "migrate"})));
+        let err = parse(&json!({"action": "migrate", "online": "yes"})).unwrap_err();
+        assert!(matches!(&err, RequestError::BadField { field, .. } if field == "online"), "{err}");
+        let err = parse(&json!({"action": "status", "online": true})).unwrap_err();
+        assert!(matches!(&err, RequestError::BadField { field, .. } if field == "online"), "{err}");
         let err = parse(&json!({"action": "migrate", "dryRun": "yes"})).unwrap_err();
         assert!(matches!(&err, RequestError::BadField { field, .. } if field == "dryRun"), "{err}");
         let err = parse(&json!({"action": "migrate", "force": true})).unwrap_err();

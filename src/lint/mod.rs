@@ -45,6 +45,10 @@ pub struct Finding {
     /// `migrate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waived: Option<String>,
+    /// The statement (piece) of the migration it is about, counting from 0: what `--online`
+    /// replaces by a recipe (the line alone cannot say, when pieces share a line).
+    #[serde(skip)]
+    pub statement: usize,
 }
 
 fn rule_id<S: serde::Serializer>(rule: &Rule, s: S) -> Result<S::Ok, S::Error> {
@@ -255,6 +259,7 @@ fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, out: 
             table: hit.table,
             live: None,
             waived,
+            statement: index,
         };
         out.push(Found {
             finding,
@@ -397,8 +402,14 @@ fn only_transaction_control(piece: &Piece) -> bool {
 /// What the gate refuses with.
 #[derive(Debug, thiserror::Error)]
 pub enum LintError {
-    #[error("{blocking} finding(s) of the schema-evolution policy block this: the first, {first}. Use the safe alternative, or waive it next to the statement (`-- wishlist-migrator: allow <rule-id> -- <reason>`; see docs/schema-evolution.md); every finding is listed in the report")]
-    Refused { blocking: usize, first: String, migration: String },
+    #[error("{blocking} finding(s) of the schema-evolution policy block this: the first, {first}. Use the safe alternative, or waive it next to the statement (`-- wishlist-migrator: allow <rule-id> -- <reason>`; see docs/schema-evolution.md); every finding is listed in the report.{online}")]
+    Refused {
+        blocking: usize,
+        first: String,
+        migration: String,
+        /// What `--online` could do instead (said by the engine, which plans it); empty when nothing.
+        online: String,
+    },
     #[error("--since {tag}: no migration of the folder has this tag; `status` lists them")]
     UnknownSince { tag: String },
 }
@@ -412,7 +423,16 @@ impl LintError {
             blocking: blocking.len(),
             first: format!("{} in {} line {}: {}", first.rule.id(), first.file, first.line, first.message),
             migration: first.migration.clone(),
+            online: String::new(),
         })
+    }
+
+    /// The refusal with what `--online` could do about it (`hint` begins with a space).
+    pub fn with_online(mut self, hint: &str) -> Self {
+        if let Self::Refused { online, .. } = &mut self {
+            *online = hint.to_string();
+        }
+        self
     }
 }
 

@@ -45,6 +45,7 @@ impl Report {
                     .collect();
                 report.findings = m.findings.iter().map(finding).collect();
                 report.recovery_point = m.recovery_point.clone();
+                report.online = m.online.clone();
                 m.ledger.as_ref()
             }
             Done::Drift(d) => {

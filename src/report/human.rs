@@ -131,6 +131,9 @@ impl Report {
         for f in &self.findings {
             render_finding(&mut out, f);
         }
+        for plan in &self.online {
+            render_online(&mut out, plan);
+        }
         for n in &self.notes {
             let _ = writeln!(out, "  note: {n}");
         }
@@ -268,6 +271,41 @@ fn render_finding(out: &mut String, f: &FindingReport) {
         }
         None => {
             let _ = writeln!(out, "      instead: {}", f.alternative);
+        }
+    }
+}
+
+/// `--online`: each statement of a migration with recipes, and the steps that run instead.
+fn render_online(out: &mut String, plan: &crate::online::OnlinePlan) {
+    use crate::online::Decision;
+    let _ = writeln!(
+        out,
+        "  online: {} runs statement by statement, each step waiting at most {} ms for its lock:",
+        plan.migration,
+        crate::online::STEP_LOCK_TIMEOUT_MS
+    );
+    for s in &plan.statements {
+        match &s.decision {
+            Decision::AsWritten => {
+                let _ = writeln!(out, "    statement {} (line {}) as written: {}", s.statement, s.line, s.summary);
+            }
+            Decision::Recipe { recipe, steps } => {
+                let estimate = s
+                    .estimated_ms
+                    .map(|ms| format!(" (scans for about {ms} ms, under a lock writers pass)"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "    statement {} (line {}) by {recipe}{estimate}: {}",
+                    s.statement, s.line, s.summary
+                );
+                for (i, step) in steps.iter().enumerate() {
+                    let _ = writeln!(out, "      {}. {step}", i + 1);
+                }
+            }
+            Decision::Refused { rule, reason } => {
+                let _ = writeln!(out, "    statement {} (line {}) refused ({rule}): {reason}", s.statement, s.line);
+            }
         }
     }
 }

@@ -229,6 +229,10 @@ pub struct Report {
     /// `lint`, `plan`, `migrate`: the schema-evolution policy's findings (docs/schema-evolution.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<FindingReport>,
+    /// `plan`, `migrate` with `--online`: the migrations that run by lock-safe recipes, each
+    /// statement's decision and the steps that run instead of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub online: Vec<crate::online::OnlinePlan>,
     /// `lint`: the migrations it read, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linted: Option<Vec<String>>,
@@ -302,6 +306,7 @@ impl Report {
             notes: Vec::new(),
             missing: Vec::new(),
             findings: Vec::new(),
+            online: Vec::new(),
             linted: None,
             history: None,
             recovery_point: None,

@@ -32,6 +32,7 @@ mod malformed;
 mod memory;
 mod metrics;
 mod migrate;
+mod online;
 mod pitr;
 mod pooler;
 mod real_histories;

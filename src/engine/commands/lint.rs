@@ -41,18 +41,30 @@ pub async fn live(session: &Session<'_>) -> Finished<Linted> {
     };
     let pending: Vec<&Migration> = assessment.pending.clone();
     match findings(session, &pending).await {
-        Ok(findings) => finish(Linted {
-            findings,
-            linted: pending.iter().map(|m| m.tag.clone()).collect(),
-            live: true,
-            ledger: Some(LedgerView::of(&assessment)),
-        }),
+        Ok(findings) => {
+            let plans: Vec<_> = pending.iter().map(|m| crate::online::plan(m, &findings)).collect();
+            let hint = crate::online::hint(&plans, false);
+            finish_with(
+                Linted {
+                    findings,
+                    linted: pending.iter().map(|m| m.tag.clone()).collect(),
+                    live: true,
+                    ledger: Some(LedgerView::of(&assessment)),
+                },
+                &hint,
+            )
+        }
         Err(e) => Finished::failed(e),
     }
 }
 
 fn finish(linted: Linted) -> Finished<Linted> {
-    let error = LintError::refuse(&linted.findings).map(Error::from);
+    finish_with(linted, "")
+}
+
+/// `online_hint`: what `migrate --online` could do about the refusal (live lint only).
+fn finish_with(linted: Linted, online_hint: &str) -> Finished<Linted> {
+    let error = LintError::refuse(&linted.findings).map(|e| Error::from(e.with_online(online_hint)));
     if let Some(e) = &error {
         tracing::info!(findings = linted.findings.len(), error = %e, "lint found blocking findings");
     }

@@ -17,6 +17,7 @@ use crate::engine::session::Session;
 use crate::engine::upgrade;
 use crate::lint::LintError;
 use crate::migrations::source::{Layout, Migration, TransactionMode};
+use crate::online::{self, OnlinePlan};
 
 pub async fn migrate<'a>(session: Session<'a>, target: Option<&'a str>, dry_run: bool) -> (Session<'a>, Finished<Migrated>) {
     if dry_run {
@@ -56,7 +57,7 @@ async fn apply_into(
         allow_unknown_rows: settings.allow_unknown_rows,
         allow_out_of_order: settings.allow_out_of_order,
     };
-    let plan = plan::plan(&assessment, &session.set.migrations, options)?;
+    let mut plan = plan::plan(&assessment, &session.set.migrations, options)?;
     if assessment.problems.iter().any(|p| matches!(p, Problem::UnknownRow { .. })) {
         warnings.push("ledger rows that match no journal entry were ignored (allow unknown migrations is on)".into());
     }
@@ -67,12 +68,20 @@ async fn apply_into(
         ));
     }
     migrated.segments = plan.segments.iter().map(planned).collect();
+    // What `--online` runs instead of the files with recipes; outlives the plan made of it.
+    let rewritten: Vec<Migration>;
     // The lint gate, before anything changes (check-rollback, on its scratch database, applies
     // through here too and is not gated).
     if matches!(session.inv.command.action(), Action::Migrate | Action::Plan) {
         let pending: Vec<&Migration> = plan.migrations().collect();
         migrated.findings = lint::findings(session, &pending).await?;
+        let mut plans: Vec<OnlinePlan> = pending.iter().map(|m| online::plan(m, &migrated.findings)).collect();
+        if settings.online {
+            continue_as_started(session, &pending, &migrated.findings, &mut plans).await;
+            online::answer(&plans, &mut migrated.findings);
+        }
         if let Some(refused) = LintError::refuse(&migrated.findings) {
+            let refused = refused.with_online(&online::hint(&plans, settings.online));
             if dry_run {
                 warnings.push(format!("migrate would refuse: {refused}"));
             } else if !settings.lint_gate {
@@ -82,6 +91,19 @@ async fn apply_into(
             } else {
                 return Err(refused.into());
             }
+        } else if settings.online && plans.iter().any(OnlinePlan::has_recipe) {
+            rewritten = session
+                .set
+                .migrations
+                .iter()
+                .map(|m| match plans.iter().find(|p| p.migration == m.tag && p.has_recipe()) {
+                    Some(p) => online::rewrite(m, p),
+                    None => m.clone(),
+                })
+                .collect();
+            plan = plan::over(&plan, &rewritten);
+            migrated.segments = plan.segments.iter().map(planned).collect();
+            migrated.online = plans.into_iter().filter(OnlinePlan::has_recipe).collect();
         }
     }
     if !dry_run {
@@ -120,6 +142,37 @@ async fn recovery_point(session: &Session<'_>, warnings: &mut Vec<String>) -> Op
                 "could not read back where this run began ({e}); `history` lists each migration's startedAt and startLsn"
             ));
             None
+        }
+    }
+}
+
+/// An online run that stopped part-way goes on by the recipes it started with, even when the
+/// live sizes changed since and a statement no longer blocks: its committed steps are in the
+/// history, and running the file as written would trip over them (`already exists`).
+async fn continue_as_started(session: &Session<'_>, pending: &[&Migration], findings: &[crate::lint::Finding], plans: &mut [OnlinePlan]) {
+    for (m, current) in pending.iter().zip(plans.iter_mut()) {
+        let continued = online::plan_continued(m, findings);
+        if continued == *current || !continued.has_recipe() {
+            continue;
+        }
+        // No history table yet: nothing of it ran.
+        let done = session
+            .settings()
+            .ledger
+            .statements_done(session.client(), &m.tag)
+            .await
+            .unwrap_or_default();
+        if done.is_empty() {
+            continue;
+        }
+        let as_planned = match current.has_recipe() {
+            true => online::rewrite(m, current).statements,
+            false => m.statements.clone(),
+        };
+        let fits = |statements: &[crate::migrations::statement::Statement]| resume_point(&m.tag, statements, &done).is_ok();
+        if !fits(&as_planned) && fits(&online::rewrite(m, &continued).statements) {
+            tracing::info!(tag = %m.tag, "continuing the online recipes an earlier run started");
+            *current = continued;
         }
     }
 }

@@ -1,0 +1,237 @@
+//! The planner on the lint gate's real findings, graded against a large and a small live table,
+//! over SQL as drizzle-kit writes it.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::db::table_size::TableSize;
+use crate::lint::live::{LiveTables, DEFAULT_LARGE_TABLE_ROWS};
+use crate::migrations::source::Layout;
+
+const BREAK: &str = "\n--> statement-breakpoint\n";
+
+fn migration(sql: &str) -> Migration {
+    Migration::new(1, "0001_m".into(), 1, "h1".into(), sql, None)
+}
+
+fn live(rows: u64) -> LiveTables {
+    LiveTables {
+        sizes: ["items", "lists"]
+            .map(|t| {
+                (
+                    t.to_string(),
+                    TableSize {
+                        estimated_rows: rows,
+                        total_bytes: rows * 100,
+                    },
+                )
+            })
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+        large_table_rows: DEFAULT_LARGE_TABLE_ROWS,
+    }
+}
+
+fn planned(sql: &str, rows: u64) -> (Migration, OnlinePlan) {
+    let m = migration(sql);
+    let findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(rows)));
+    let plan = plan(&m, &findings);
+    (m, plan)
+}
+
+fn decisions(plan: &OnlinePlan) -> Vec<&str> {
+    plan.statements
+        .iter()
+        .map(|s| match &s.decision {
+            Decision::AsWritten => "asWritten",
+            Decision::Recipe { recipe, .. } => recipe.as_str(),
+            Decision::Refused { rule, .. } => rule.as_str(),
+        })
+        .collect()
+}
+
+fn steps(plan: &OnlinePlan, i: usize) -> Vec<String> {
+    match &plan.statements[i].decision {
+        Decision::Recipe { steps, .. } => steps.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+const INDEX: &str = r#"CREATE INDEX "items_user_idx" ON "items" USING btree ("user_id");"#;
+const UNIQUE: &str = r#"CREATE UNIQUE INDEX "items_sku_idx" ON "items" USING btree ("sku");"#;
+const FK: &str = r#"ALTER TABLE "items" ADD CONSTRAINT "items_list_id_lists_id_fk" FOREIGN KEY ("list_id") REFERENCES "public"."lists"("id") ON DELETE cascade ON UPDATE no action;"#;
+const CHECK: &str = r#"ALTER TABLE "items" ADD CONSTRAINT "items_qty_check" CHECK ("items"."qty" > 0);"#;
+const NOT_NULL: &str = r#"ALTER TABLE "items" ALTER COLUMN "list_id" SET NOT NULL;"#;
+const ADD_COLUMN: &str = r#"ALTER TABLE "items" ADD COLUMN "note" text;"#;
+const TYPE_CHANGE: &str = r#"ALTER TABLE "items" ALTER COLUMN "store" SET DATA TYPE "public"."store" USING "store"::"public"."store";"#;
+
+#[test]
+fn on_a_small_table_everything_runs_as_written_and_nothing_is_rewritten() {
+    let sql = [INDEX, FK, CHECK, NOT_NULL, TYPE_CHANGE].join(BREAK);
+    let (_, plan) = planned(&sql, 10);
+    assert_eq!(decisions(&plan), ["asWritten"; 5]);
+    assert!(!plan.has_recipe() && plan.refused().is_none());
+}
+
+#[test]
+fn on_a_large_table_each_blocking_statement_gets_its_recipe() {
+    let sql = [ADD_COLUMN, INDEX, UNIQUE, FK, CHECK, NOT_NULL].join(BREAK);
+    let (_, plan) = planned(&sql, 5_000_000);
+    assert_eq!(
+        decisions(&plan),
+        [
+            "asWritten",
+            "createIndexConcurrently",
+            "createIndexConcurrently",
+            "addNotValidThenValidate",
+            "addNotValidThenValidate",
+            "setNotNullThroughCheck"
+        ]
+    );
+    assert_eq!(
+        steps(&plan, 1),
+        ["CREATE INDEX CONCURRENTLY items_user_idx ON items USING btree (user_id)"]
+    );
+    assert_eq!(
+        steps(&plan, 3),
+        [
+            "ALTER TABLE items ADD CONSTRAINT items_list_id_lists_id_fk FOREIGN KEY (list_id) REFERENCES public.lists (id) ON DELETE CASCADE NOT VALID",
+            r#"ALTER TABLE "items" VALIDATE CONSTRAINT "items_list_id_lists_id_fk""#,
+        ]
+    );
+    assert_eq!(
+        steps(&plan, 5),
+        [
+            r#"ALTER TABLE "items" ADD CONSTRAINT "items_list_id_online_not_null" CHECK ("list_id" IS NOT NULL) NOT VALID"#,
+            r#"ALTER TABLE "items" VALIDATE CONSTRAINT "items_list_id_online_not_null""#,
+            r#"ALTER TABLE "items" ALTER COLUMN "list_id" SET NOT NULL"#,
+            r#"ALTER TABLE "items" DROP CONSTRAINT "items_list_id_online_not_null""#,
+        ]
+    );
+    assert_eq!(plan.statements[3].line, 7, "lines are the file's");
+    assert!(
+        plan.statements[1].estimated_ms.is_some_and(|ms| ms > 0),
+        "the table's size gives the scan's time"
+    );
+    assert_eq!(plan.statements[0].estimated_ms, None, "nothing blocks as written");
+}
+
+#[test]
+fn a_blocking_statement_without_a_recipe_is_refused_by_its_rule() {
+    let sql = [INDEX, TYPE_CHANGE].join(BREAK);
+    let (_, plan) = planned(&sql, 5_000_000);
+    assert_eq!(decisions(&plan), ["createIndexConcurrently", "column-type-rewrite"]);
+    let refused = plan.refused().unwrap();
+    assert_eq!(refused.statement, 2);
+    let Decision::Refused { reason, .. } = &refused.decision else {
+        unreachable!()
+    };
+    assert!(reason.contains("no online recipe"), "{reason}");
+}
+
+#[test]
+fn a_unique_constraint_builds_its_index_concurrently_and_a_primary_key_has_no_recipe() {
+    let sql = r#"ALTER TABLE "items" ADD CONSTRAINT "items_sku_unique" UNIQUE("sku");"#;
+    let (m, plan) = planned(sql, 5_000_000);
+    assert_eq!(decisions(&plan), ["buildUniqueIndexThenAttach"]);
+    let online = rewrite(&m, &plan);
+    assert_eq!(online.statements[0].autocommit_reason(), Some("CREATE INDEX CONCURRENTLY"));
+    assert_eq!(
+        online.statements[1].sql,
+        r#"ALTER TABLE "items" ADD CONSTRAINT "items_sku_unique" UNIQUE USING INDEX "items_sku_unique""#
+    );
+    let sql = r#"ALTER TABLE "items" ADD CONSTRAINT "items_pk" PRIMARY KEY("sku");"#;
+    let (_, plan) = planned(sql, 5_000_000);
+    assert_eq!(decisions(&plan), ["constraint-builds-index"]);
+}
+
+#[test]
+fn the_rewritten_migration_runs_step_by_step_under_the_files_hash() {
+    let sql = [ADD_COLUMN, INDEX, NOT_NULL].join(BREAK);
+    let (m, plan) = planned(&sql, 5_000_000);
+    let online = rewrite(&m, &plan);
+    assert_eq!(online.hash, m.hash);
+    assert_eq!((online.tag.as_str(), online.created_at), (m.tag.as_str(), m.created_at));
+    assert!(matches!(online.mode(), TransactionMode::Autocommit { .. }));
+    assert_eq!(online.statements.len(), 1 + 1 + 4);
+    assert_eq!(online.statements[0], m.statements[0]);
+    assert_eq!(online.statements[1].autocommit_reason(), Some("CREATE INDEX CONCURRENTLY"));
+    assert!(online.statements[2..]
+        .iter()
+        .all(|s| s.autocommit_reason().is_none() && s.line == m.statements[2].line));
+}
+
+#[test]
+fn planning_twice_gives_the_same_steps_so_a_resumed_run_recognises_them() {
+    let sql = [FK, NOT_NULL].join(BREAK);
+    let (m, first) = planned(&sql, 5_000_000);
+    let (_, second) = planned(&sql, 5_000_000);
+    assert_eq!(rewrite(&m, &first).statements, rewrite(&m, &second).statements);
+}
+
+#[test]
+fn a_waived_finding_runs_as_written() {
+    let sql = format!("-- wishlist-migrator: allow index-without-concurrently -- built at night\n{INDEX}");
+    let (_, plan) = planned(&sql, 5_000_000);
+    assert_eq!(decisions(&plan), ["asWritten"]);
+}
+
+#[test]
+fn the_temporary_check_name_fits_postgres() {
+    let long = "x".repeat(60);
+    assert_eq!(check_name(&long, "c").len(), 63);
+    assert_eq!(check_name("items", "qty"), "items_qty_online_not_null");
+}
+
+#[test]
+fn drizzle_kits_breakpoints_at_the_end_of_a_line_keep_each_finding_on_its_statement() {
+    let sql = [INDEX, FK, NOT_NULL].join("--> statement-breakpoint\n");
+    let (_, plan) = planned(&sql, 5_000_000);
+    assert_eq!(
+        decisions(&plan),
+        ["createIndexConcurrently", "addNotValidThenValidate", "setNotNullThroughCheck"]
+    );
+}
+
+#[test]
+fn under_online_the_findings_a_recipe_answers_stop_blocking_and_others_do_not() {
+    let m = migration(&[INDEX, FK].join(BREAK));
+    let mut findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(5_000_000)));
+    let plans = [plan(&m, &findings)];
+    assert!(hint(&plans, false).contains("`--online`"), "{}", hint(&plans, false));
+    answer(&plans, &mut findings);
+    assert!(findings.iter().all(|f| !f.blocks()), "{findings:?}");
+
+    let m = migration(&[INDEX, TYPE_CHANGE].join(BREAK));
+    let mut findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(5_000_000)));
+    let plans = [plan(&m, &findings)];
+    answer(&plans, &mut findings);
+    assert_eq!(
+        findings.iter().filter(|f| f.blocks()).count(),
+        2,
+        "nothing of a refused migration is answered"
+    );
+    let said = hint(&plans, true);
+    assert!(
+        said.contains("no recipe for 0001_m statement 2 (line 3, column-type-rewrite)"),
+        "{said}"
+    );
+    let said = hint(&plans, false);
+    assert!(
+        said.contains("`--online` has lock-safe recipes for 1 of the blocking statements, but no recipe for 0001_m statement 2"),
+        "{said}"
+    );
+    let m = migration(TYPE_CHANGE);
+    let findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(5_000_000)));
+    assert_eq!(hint(&[plan(&m, &findings)], false), "", "no recipe at all: nothing to offer");
+}
+
+#[test]
+fn a_continued_plan_keeps_the_recipes_of_statements_no_longer_blocking() {
+    let sql = [INDEX, TYPE_CHANGE].join(BREAK);
+    let m = migration(&sql);
+    let findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(10)));
+    assert_eq!(decisions(&plan(&m, &findings)), ["asWritten", "asWritten"]);
+    // The type change has no recipe and does not block: it runs as written.
+    assert_eq!(decisions(&plan_continued(&m, &findings)), ["createIndexConcurrently", "asWritten"]);
+}
