@@ -42,7 +42,7 @@ CLI_ONLY: dict[str, str] = {}
 
 def sdk_operations(root: Path) -> dict[str, set[str]]:
     """IAM service prefix -> the snake_case operations its SDK crate has."""
-    # Not --offline: the metadata covers every platform's crates, which a build for this one
+    # Online (not offline-only): the metadata covers every platform's crates, which a build for this one
     # never downloads (bootstrap fetches them all; without it cargo fetches what is missing).
     out = subprocess.run(
         ["cargo", "metadata", "--format-version", "1", "--locked"],

@@ -1,7 +1,7 @@
 //! Faults of the network and of the migration folder: a connection that stops answering
 //! mid-run, journal tags that point outside the folder, sessions that go idle in a transaction.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::proxy::Proxy;
 use crate::harness::*;
@@ -22,20 +22,6 @@ fn via(db: &TestDb, proxy: &Proxy) -> String {
     let direct = format!("127.0.0.1:{}/", pg().port());
     assert!(db.url.contains(&direct), "{}", db.url);
     db.url.replace(&direct, &format!("127.0.0.1:{}/", proxy.port()))
-}
-
-/// Waits for the child to exit, at most `bound` (a liveness bound, not a performance one).
-async fn exit_within(mut child: std::process::Child, bound: Duration) -> Run {
-    let started = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if started.elapsed() > bound {
-            let _ = child.kill();
-            let out = wait(child);
-            panic!("the CLI was still running after {bound:?}: it hangs\nstderr:\n{}", out.stderr);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    wait(child)
 }
 
 async fn migrator_running(db: &TestDb, fragment: &str) -> bool {
@@ -75,7 +61,9 @@ async fn a_connection_that_stops_answering_mid_migration_ends_the_run_at_its_tim
     );
     proxy.stall();
 
-    let out = exit_within(child, Duration::from_secs(timeout + 20)).await.expect(1);
+    let out = exit_within(child, Duration::from_secs(timeout + 20), "the CLI hangs")
+        .await
+        .expect(1);
     let report = out.report();
     assert_eq!(error_type(&report), "DeadlineExceeded", "{report}");
     let message = report["error"]["message"].as_str().unwrap();

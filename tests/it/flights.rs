@@ -11,22 +11,12 @@ use crate::harness::*;
 const FAILING: &str = "tests/fixtures/engine/failing";
 const BROKEN_TAG: &str = "0001_add_audit_log_broken";
 
-/// The test database's URL through a proxy that records the statements sent; without TLS, so
-/// the proxy can read them.
-fn through(db: &TestDb, proxy: &Proxy) -> String {
-    let direct = format!("127.0.0.1:{}/", pg().port());
-    assert!(db.url.contains(&direct), "{}", db.url);
-    let url = db.url.replace(&direct, &format!("127.0.0.1:{}/", proxy.port()));
-    let joiner = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{joiner}sslmode=disable")
-}
-
 #[tokio::test]
 async fn a_no_op_deploy_sends_one_statement_after_connecting_and_the_unlock() {
     let db = pg().fresh_db().await;
     run(&mut wm(&db.url, "migrations", &["migrate"])).expect(0);
     let proxy = Proxy::start(pg().port());
-    let url = through(&db, &proxy);
+    let url = proxy.url_for(&db);
 
     let report = run(&mut wm(&url, "migrations", &["migrate"])).expect(0).report();
     assert_eq!(report["status"], "upToDate", "{report}");
@@ -57,7 +47,7 @@ async fn a_failure_in_a_pipelined_segment_is_blamed_on_its_statement_with_a_dead
     // must still be counted to the statement that failed, not to the requests around it.
     let db = pg().fresh_db().await;
     let proxy = Proxy::start(pg().port());
-    let report = run(&mut wm(&through(&db, &proxy), FAILING, &["migrate", "--timeout", "60"]))
+    let report = run(&mut wm(&proxy.url_for(&db), FAILING, &["migrate", "--timeout", "60"]))
         .expect(1)
         .report();
     assert_eq!(report["error"]["type"], "MigrationFailed", "{report}");
@@ -99,7 +89,7 @@ async fn a_migration_sent_as_one_request_blames_the_statement_that_failed_after_
         "-- the third piece\nINSERT INTO \"t\" VALUES (1 / 0);",
         "INSERT INTO \"t\" VALUES (3);",
     ]);
-    let report = run(&mut wm(&through(&db, &proxy), dir.path(), &["migrate"])).expect(1).report();
+    let report = run(&mut wm(&proxy.url_for(&db), dir.path(), &["migrate"])).expect(1).report();
     assert_eq!(report["error"]["sqlstate"], "22012", "{report}");
     let message = report["error"]["message"].as_str().unwrap();
     assert!(message.contains("statement 3 (line 5)"), "{message}");
@@ -160,7 +150,7 @@ async fn a_successful_run_is_flushed_by_its_baseline_write_after_its_last_commit
     let db = pg().fresh_db().await;
     let proxy = Proxy::start(pg().port());
     let dir = copy_fixture("tests/fixtures/real-world/dittofeed");
-    let mut migrate = wm(&through(&db, &proxy), dir.path(), &["migrate"]);
+    let mut migrate = wm(&proxy.url_for(&db), dir.path(), &["migrate"]);
     let report = run(migrate.env("LINT_GATE", "false")).expect(0).report();
     assert!(report["segments"].as_array().unwrap().len() > 1, "{report}");
     let sent = proxy.statements();
@@ -210,7 +200,7 @@ async fn a_migration_that_commits_itself_runs_alone_with_its_rows_committed_by_i
     assert!(plan["segments"][1]["reason"].as_str().unwrap().contains("own COMMIT"), "{plan}");
 
     let proxy = Proxy::start(pg().port());
-    let mut migrate = wm(&through(&db, &proxy), dir.path(), &["migrate"]);
+    let mut migrate = wm(&proxy.url_for(&db), dir.path(), &["migrate"]);
     let report = run(migrate.env("LINT_GATE", "false")).expect(1).report();
     assert_eq!(report["error"]["migration"], "9999_broken", "{report}");
     // Segments commit without waiting for the WAL flush, and after the failure one synchronous

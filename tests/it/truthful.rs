@@ -21,27 +21,6 @@ fn folder(migrations: &[(&str, &[&str])]) -> tempfile::TempDir {
     dir
 }
 
-fn via(db: &TestDb, proxy: &Proxy) -> String {
-    let direct = format!("127.0.0.1:{}/", pg().port());
-    assert!(db.url.contains(&direct), "{}", db.url);
-    let url = db.url.replace(&direct, &format!("127.0.0.1:{}/", proxy.port()));
-    let joiner = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{joiner}sslmode=disable")
-}
-
-/// Waits for the child to exit, at most `bound` (a liveness bound, not a performance one).
-async fn exit_within(mut child: std::process::Child, bound: Duration, hang: &str) -> Run {
-    let started = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if started.elapsed() > bound {
-            let _ = child.kill();
-            panic!("still running after {bound:?}: {hang}\nstderr:\n{}", wait(child).stderr);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    wait(child)
-}
-
 fn statuses(report: &serde_json::Value) -> Vec<String> {
     report["segments"]
         .as_array()
@@ -192,7 +171,7 @@ async fn a_flight_that_reaches_the_server_after_the_client_gave_up_commits_nothi
     // The segment's BEGIN (the ledger tables' creation before it has a BEGIN of its own).
     proxy.hold_at("BEGIN; SET LOCAL lock_timeout");
     let child = spawn(&mut wm(
-        &via(&db, &proxy),
+        &proxy.url_for(&db),
         dir.path(),
         &["--no-lint-gate", "migrate", "--timeout", "2"],
     ));
@@ -232,7 +211,7 @@ async fn a_connection_lost_after_the_commit_was_sent_is_settled_by_reading_the_l
     ]);
     let proxy = Proxy::start(pg().port());
     proxy.cut_after("COMMIT");
-    let report = run(&mut wm(&via(&db, &proxy), dir.path(), &["--no-lint-gate", "migrate"]))
+    let report = run(&mut wm(&proxy.url_for(&db), dir.path(), &["--no-lint-gate", "migrate"]))
         .expect(1)
         .report();
     assert_eq!(error_type(&report), "ConnectionFailed", "{report}");
@@ -259,7 +238,7 @@ async fn a_lost_commit_that_cannot_be_read_back_is_reported_as_unknown() {
     let proxy = Proxy::start(pg().port());
     proxy.cut_after_for_good("COMMIT");
     let report = run(&mut wm(
-        &via(&db, &proxy),
+        &proxy.url_for(&db),
         dir.path(),
         &["--no-lint-gate", "migrate", "--timeout", "5"],
     ))
@@ -294,7 +273,7 @@ async fn a_connection_lost_during_a_concurrent_build_is_unknown_and_the_next_run
     )]);
     let proxy = Proxy::start(pg().port());
     proxy.cut_after_containing("CREATE INDEX CONCURRENTLY");
-    let report = run(&mut wm(&via(&db, &proxy), dir.path(), &["--no-lint-gate", "migrate"]))
+    let report = run(&mut wm(&proxy.url_for(&db), dir.path(), &["--no-lint-gate", "migrate"]))
         .expect(1)
         .report();
     assert_eq!(statuses(&report), ["unknown"], "{report}");

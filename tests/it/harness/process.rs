@@ -124,6 +124,21 @@ pub fn spawn(cmd: &mut Command) -> std::process::Child {
         .expect("spawn wishlist-migrate")
 }
 
+/// Waits for the child to exit, at most `bound` (a liveness bound, not a performance one): past
+/// it the child is killed and the test fails, saying what hangs.
+pub async fn exit_within(mut child: std::process::Child, bound: std::time::Duration, hang: &str) -> Run {
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            let out = wait(child);
+            panic!("still running after {bound:?}: {hang}\nstderr:\n{}", out.stderr);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    wait(child)
+}
+
 pub fn wait(child: std::process::Child) -> Run {
     Run::from_output(child.wait_with_output().expect("wait for wishlist-migrate"))
 }

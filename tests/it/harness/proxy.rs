@@ -112,6 +112,16 @@ impl Proxy {
         self.port
     }
 
+    /// The test database's URL through this proxy, without TLS, so the proxy can read the
+    /// statements sent.
+    pub fn url_for(&self, db: &super::TestDb) -> String {
+        let direct = format!("127.0.0.1:{}/", super::pg().port());
+        assert!(db.url.contains(&direct), "{}", db.url);
+        let url = db.url.replace(&direct, &format!("127.0.0.1:{}/", self.port));
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{joiner}sslmode=disable")
+    }
+
     /// From now on every byte either side sends is read and dropped; nothing is closed.
     pub fn stall(&self) {
         self.stalled.store(true, Ordering::SeqCst);
