@@ -30,6 +30,8 @@ pub enum ConfigError {
     Unusable { variable: &'static str, reason: String },
 }
 
+pub mod target;
+
 /// Everything about a run except where the database is.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
