@@ -119,6 +119,13 @@ impl Target {
         })
     }
 
+    /// Where the target's own state lives in SSM: under its environment's prefix (the run's
+    /// `SSM_PREFIX` or `/wishlist/<env>/migrations`), `<prefix>/targets/<name>`, so `envs` finds
+    /// a fleet's targets beside the environment they belong to.
+    pub fn state_prefix(&self, environment_prefix: &str) -> String {
+        format!("{}/targets/{}", environment_prefix.trim_end_matches('/'), self.name)
+    }
+
     /// The connection settings of a `databaseUrl` target (`None` for a secret's).
     pub fn connection(&self) -> Option<Result<ConnectionSettings, ConfigError>> {
         match &self.location {
@@ -205,6 +212,7 @@ mod tests {
     fn a_map_item_is_one_target() {
         let t = Target::from_value(serde_json::json!({"name": "t1", "secretArn": "arn:x"})).unwrap();
         assert_eq!(t.name, "t1");
+        assert_eq!(t.state_prefix("/wishlist/prod/migrations/"), "/wishlist/prod/migrations/targets/t1");
         assert!(Target::from_value(serde_json::json!({"name": "t1"})).is_err());
     }
 }
