@@ -38,6 +38,7 @@ LAYERS = {
     "report": 7,
     "aws": 8,
     "lambda": 9,
+    "fleet": 9,
 }
 ROOT = ()  # the crate root's module path
 ROOT_RANK = max(LAYERS.values()) + 1

@@ -2,7 +2,7 @@
 //! ledger, from a CLI or an AWS Lambda function that share one run loop.
 //!
 //! The folders are layers and imports point down (`scripts/check-layers.py` enforces it):
-//! `sql` < `migrations` < `db` < `lint`, `schema` < `config`, `online` < `engine` < `report` < `aws` < `lambda`;
+//! `sql` < `migrations` < `db` < `lint`, `schema` < `config`, `online` < `engine` < `report` < `aws` < `lambda`, `fleet`;
 //! `error` is a leaf every layer may use. `ARCHITECTURE.md` walks one run through them.
 
 // Errors travel once per run, carrying the migration, statement and SQLSTATE an operator needs;
@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod engine;
 pub mod error;
+pub mod fleet;
 pub mod lambda;
 pub mod lint;
 pub mod migrations;

@@ -12,7 +12,7 @@ use wishlist_migrator::config::{self, process_env};
 use wishlist_migrator::engine::progress::PROGRESS;
 use wishlist_migrator::engine::rollback_plan::RollbackTarget;
 use wishlist_migrator::report::progress::ProgressLines;
-use wishlist_migrator::{Action, Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
+use wishlist_migrator::{Action, Classified, Command, ConnectionSettings, Invocation, MigrationSource, Report, RunSettings, TlsMode};
 
 #[derive(Parser)]
 #[command(
@@ -168,11 +168,46 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// One command over many databases (--targets FILE: a JSON array of {"name", "databaseUrl" |
+    /// "secretArn", "env"?, "wave"?}), each run as the single-database command runs it; `migrate`
+    /// runs a canary first. Exit 0 when no target failed, 1 when some failed within
+    /// --max-failures, 3 when the canary failed or the tolerance was exceeded
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCmd,
+    },
     /// The runs recorded in the history table, newest first
     History {
         #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
     },
+}
+
+#[derive(Subcommand)]
+enum FleetCmd {
+    /// Every target's applied and pending migrations
+    Status(FleetArgs),
+    /// What `fleet migrate` would do on every target, changing nothing
+    Plan(FleetArgs),
+    /// Apply the pending migrations to every target: the canary first, then the rest
+    Migrate(FleetArgs),
+}
+
+#[derive(clap::Args)]
+struct FleetArgs {
+    /// The targets manifest (docs/deploy.md, "Fleet from a laptop or CI")
+    #[arg(long, value_name = "FILE")]
+    targets: PathBuf,
+    /// At most this many databases open (and runs under way) at once
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    /// migrate: the first N targets of the first wave run first, one at a time; if one fails,
+    /// nothing else starts [default: 1 when the fleet has more than one target]
+    #[arg(long, value_name = "N")]
+    canary: Option<usize>,
+    /// migrate: how many targets may fail (N, or P% of the fleet) before no new target starts
+    #[arg(long, value_name = "N|P%", default_value = "0")]
+    max_failures: String,
 }
 
 fn main() -> ExitCode {
@@ -188,7 +223,8 @@ fn main() -> ExitCode {
                 .with_ansi(std::io::stderr().is_terminal() && process_env("NO_COLOR").is_none())
                 .with_filter(logs),
         )
-        .with((!cli.quiet).then_some(ProgressLines.with_filter(progress)))
+        // A fleet's runs interleave: it prints a line per target instead (fleet::run's callback).
+        .with((!cli.quiet && !matches!(cli.command, Cmd::Fleet { .. })).then_some(ProgressLines.with_filter(progress)))
         .init();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -196,6 +232,9 @@ fn main() -> ExitCode {
         .expect("tokio runtime");
     if let Cmd::Envs { prefix, html, profile } = &cli.command {
         return runtime.block_on(envs(&cli, prefix, html.as_deref(), profile));
+    }
+    if let Cmd::Fleet { command } = &cli.command {
+        return runtime.block_on(fleet(&cli, command));
     }
     let report = runtime.block_on(async {
         let mut report = execute(&cli).await;
@@ -267,6 +306,7 @@ async fn execute(cli: &Cli) -> Report {
         },
         Cmd::Check { base, .. } => Command::Check { base: base.clone() },
         Cmd::Envs { .. } => unreachable!("main runs envs before the engine"),
+        Cmd::Fleet { .. } => unreachable!("main runs a fleet before the engine"),
     };
     // check never connects, even with a database configured: a pull request's CI has none.
     let configured = if matches!(command, Command::Check { .. }) {
@@ -340,6 +380,59 @@ async fn envs(cli: &Cli, prefix: &str, html: Option<&std::path::Path>, profiles:
         print!("{}", envs::table(&rows, color));
     }
     ExitCode::SUCCESS
+}
+
+/// Each target is one run of the engine; the fleet's own report replaces theirs.
+async fn fleet(cli: &Cli, command: &FleetCmd) -> ExitCode {
+    use wishlist_migrator::fleet::{self, FleetCommand, FleetRun, Policy, Tolerance};
+    let (command, args) = match command {
+        FleetCmd::Status(args) => (FleetCommand::Status, args),
+        FleetCmd::Plan(args) => (FleetCommand::Plan, args),
+        FleetCmd::Migrate(args) => (FleetCommand::Migrate, args),
+    };
+    let refuse = |e: &dyn Classified| fail(&format!("error[{}]: {e}", e.error_type()), e.exit_code() as u8);
+    let settings = match run_settings(cli) {
+        Ok(settings) => settings,
+        Err(e) => return refuse(&e),
+    };
+    let (targets, tolerance) = match (fleet::read_manifest(&args.targets), Tolerance::parse(&args.max_failures)) {
+        (Ok(targets), Ok(tolerance)) => (targets, tolerance),
+        (Err(e), _) | (_, Err(e)) => return refuse(&e),
+    };
+    let source = MigrationSource::from(settings.migrations_dir.as_deref());
+    let invoker = format!("cli:{}", process_env("USER").unwrap_or_else(|| "unknown".into()));
+    let run = FleetRun {
+        command,
+        targets: &targets,
+        policy: Policy {
+            concurrency: usize::from(args.concurrency),
+            canary: args.canary,
+            tolerance: Some(tolerance),
+        },
+        settings: &settings,
+        source: &source,
+        invoker: &invoker,
+        env: &process_env,
+        record: cli.record,
+    };
+    let report = fleet::run(&run, |target| {
+        if !cli.quiet {
+            let error = target.error.as_ref().map(|e| format!(" ({})", e.error_type)).unwrap_or_default();
+            eprintln!(
+                "fleet: {} {}{error} in {} ms",
+                target.name,
+                target.status.as_str(),
+                target.duration_ms
+            );
+        }
+    })
+    .await;
+    if cli.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render_text());
+    }
+    ExitCode::from(report.exit_code())
 }
 
 fn fail(message: &str, code: u8) -> ExitCode {
