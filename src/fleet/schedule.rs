@@ -3,7 +3,7 @@
 //! past the tolerance. Pure: the runner (`run.rs`) asks `start` for work and reports each end to
 //! `finished`; the order, the stops and the exit code are decided here alone.
 
-use crate::fleet::FleetError;
+use crate::fleet::manifest::FleetError;
 
 /// How many failed targets the fleet goes on past (`--max-failures N` or `P%`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
