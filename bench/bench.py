@@ -1167,6 +1167,16 @@ def part9(ctx):
 
 
 # ---------------------------------------------------------------------------------------------
+# Part 10: a fleet of tenant databases (bench/fleet_bench.py)
+
+
+def part10(ctx):
+    import fleet_bench
+
+    return fleet_bench.run(ctx)
+
+
+# ---------------------------------------------------------------------------------------------
 # Part 3: Lambda (needs the lambda binary; see bench/lambda_rt.py)
 
 
@@ -1309,7 +1319,7 @@ def render(ctx, started, finished, info, vers, plot_ok):
         md += ["**Broken in this run:** " + "; ".join(ctx.failures), ""]
     if "reading" in ctx.sections:
         md += [ctx.sections["reading"], ""]
-    for key in ("part1", "part2", "part3", "part4", "part5", "part6", "part7", "part8", "part9"):
+    for key in ("part1", "part2", "part3", "part4", "part5", "part6", "part7", "part8", "part9", "part10"):
         if key in ctx.sections:
             md += [ctx.sections[key], ""]
             if key == "part4" and plot_ok:
@@ -1343,7 +1353,7 @@ def main():
     vers = versions(ctx)
     only = set(args.only.split(",")) if args.only else None
     import link  # part 7; it imports this module, so only once it is complete
-    parts = [("1", "part1", part1), ("2", "part2", part2), ("3", "part3", part3), ("4", "part4", part4), ("5", "part5", part5), ("6", "part6", part6), ("7", "part7", link.part7), ("8", "part8", part8), ("9", "part9", part9)]
+    parts = [("1", "part1", part1), ("2", "part2", part2), ("3", "part3", part3), ("4", "part4", part4), ("5", "part5", part5), ("6", "part6", part6), ("7", "part7", link.part7), ("8", "part8", part8), ("9", "part9", part9), ("10", "part10", part10)]
     for num, key, fn in parts:
         if only and num not in only:
             continue
