@@ -16,6 +16,7 @@ mod drizzle_compat;
 mod envs;
 mod failures;
 mod faults;
+mod fleet;
 mod flights;
 mod fuzz;
 mod gate;
