@@ -159,7 +159,7 @@ async fn fleet_migrate_applies_every_target_canary_first_never_above_the_concurr
     }
     // Never more than 3 databases open; the canary (the first target) had the server to itself.
     let peak = samples.iter().map(BTreeSet::len).max().unwrap_or(0);
-    assert!(peak >= 1 && peak <= 3, "peak {peak} open databases with --concurrency 3");
+    assert!((1..=3).contains(&peak), "peak {peak} open databases with --concurrency 3");
     let canary = &dbs[0].name;
     assert!(samples.iter().any(|open| open.contains(canary)), "the sampler never saw the canary");
     for open in &samples {
@@ -171,7 +171,7 @@ async fn fleet_migrate_applies_every_target_canary_first_never_above_the_concurr
     let mut again = fleet(&[], "migrate", &targets, &["--concurrency", "8"]);
     let report = run(&mut again).expect(0).report();
     assert_eq!(report["summary"]["upToDate"], 14);
-    let text = run(&mut cli()
+    let text = run(cli()
         .args(["--migrations", "migrations", "fleet", "status", "--targets"])
         .arg(targets.path()))
     .expect(0);
