@@ -208,9 +208,12 @@ impl FleetReport {
                 "stopped: the canary {} failed, so no other target started; fix it and run again\n",
                 self.targets.get(target).map_or("?", |t| t.name.as_str())
             )),
-            Some(Stop::ToleranceExceeded { failed, allowed }) => out.push_str(&format!(
-                "stopped: {failed} targets failed, more than --max-failures allows ({allowed}); the targets not run start on the next run\n"
+            Some(Stop::ToleranceExceeded { failed, allowed }) if s.not_run > 0 => out.push_str(&format!(
+                "stopped: {failed} failed, more than --max-failures allows ({allowed}); the targets not run start on the next run\n"
             )),
+            Some(Stop::ToleranceExceeded { failed, allowed }) => {
+                out.push_str(&format!("{failed} failed, more than --max-failures allows ({allowed})\n"))
+            }
             None => {}
         }
         out

@@ -170,4 +170,15 @@ fn the_table_lists_failed_targets_first_and_says_why_it_stopped() {
     assert!(lines[3].starts_with("tenant-a  applied") && lines[3].contains("0001_y"), "{text}");
     assert_eq!(lines[4], "3 targets: 1 applied, 0 up to date, 1 failed, 1 not run");
     assert!(lines[5].starts_with("stopped: the canary tenant-b failed"), "{text}");
+
+    // Past the tolerance with nothing left to start: no "stopped", the exit code says it.
+    let last = TargetResult::from_report(
+        "tenant-a",
+        &Report::refused(Action::Migrate, "dev", &crate::config::ConfigError::NoDatabase),
+        Some(&crate::config::ConfigError::NoDatabase),
+    );
+    let fleet = FleetReport::new(vec![last], Some(Stop::ToleranceExceeded { failed: 1, allowed: 0 }));
+    let text = fleet.render_text();
+    assert!(text.ends_with("1 failed, more than --max-failures allows (0)\n"), "{text}");
+    assert_eq!(fleet.exit_code(), 3);
 }
