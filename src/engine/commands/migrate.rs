@@ -3,7 +3,7 @@
 //! nothing, so it can run beside a real migration).
 
 use crate::db::history::RecoveryPoint;
-use crate::db::ledger::{LedgerRow, LedgerShape};
+use crate::db::ledger::{LedgerRead, LedgerRow, LedgerShape};
 use crate::engine::applier::{Applier, NotCommitted};
 use crate::engine::command::Action;
 use crate::engine::commands::lint;
@@ -190,14 +190,13 @@ async fn upgrade_ledger(session: &Session<'_>, warnings: &mut Vec<String>) -> Re
         return Ok(());
     }
     let ledger = &session.settings().ledger;
-    let shape = match session.assessed_shape() {
-        Some(shape) => shape,
-        None => ledger.shape(session.client()).await?,
-    };
+    if session.assessed_shape().is_some_and(|shape| shape != LedgerShape::Drizzle0) {
+        return Ok(());
+    }
+    let LedgerRead { shape, rows } = ledger.read_with_shape(session.client()).await?;
     if shape != LedgerShape::Drizzle0 {
         return Ok(());
     }
-    let rows = ledger.read(session.client()).await?;
     let names = upgrade::names_for(&rows, &session.set.migrations)?;
     ledger.upgrade(session.client(), &names).await?;
     warnings.push(format!(
