@@ -263,8 +263,9 @@ mod tests {
             s.durations.insert("0001_b".into(), ms);
             Published {
                 environment: environment.into(),
+                // SSM's parameter history holds the current version too.
+                history: vec![s.clone()],
                 current: s,
-                history: vec![],
             }
         };
         let found = Discovered {
