@@ -65,7 +65,13 @@ pub async fn read(client: &Client, prefix: &str, with_history: bool, with_target
         .map_err(|e| ssm_error("DescribeParameters", &begins, e))?;
     let mut environments = Vec::new();
     let mut targets = Vec::new();
-    let mut pages = client.describe_parameters().parameter_filters(filter).into_paginator().send();
+    // 50 names a page, the most SSM gives (10 by default): a fleet of 500 in 10 round trips.
+    let mut pages = client
+        .describe_parameters()
+        .parameter_filters(filter)
+        .max_results(50)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| ssm_error("DescribeParameters", &begins, e))?;
         for name in page.parameters().iter().filter_map(|p| p.name()) {

@@ -93,10 +93,11 @@ fn fleet(body: &mut String, s: &FleetSummary, rows: &[&TargetRow]) {
     let env = escape(&s.environment);
     let _ = write!(
         body,
-        "<section class=\"fleet\" id=\"fleet-{env}\" data-environment=\"{env}\"><h2>{env}: {n} targets</h2><p class=\"counts\">\
+        "<section class=\"fleet\" id=\"fleet-{env}\" data-environment=\"{env}\"><h2>{env}: {n} target{plural}</h2><p class=\"counts\">\
 <span class=\"failed\" data-count=\"{failed}\">{failed} failed</span><span class=\"behind\" data-count=\"{behind}\">{behind} behind</span>\
 <span class=\"upToDate\" data-count=\"{up}\">{up} up to date</span>{ahead}</p>",
         n = s.targets,
+        plural = if s.targets == 1 { "" } else { "s" },
         failed = s.failed,
         behind = s.behind,
         up = s.up_to_date,

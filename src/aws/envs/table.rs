@@ -26,7 +26,14 @@ pub fn table(view: &View, color: bool) -> String {
         if s.ahead > 0 {
             counts.push(format!("{} ahead of this checkout", s.ahead));
         }
-        let _ = writeln!(out, "\nfleet {}: {} targets: {}", s.environment, s.targets, counts.join(", "));
+        let plural = if s.targets == 1 { "" } else { "s" };
+        let _ = writeln!(
+            out,
+            "\nfleet {}: {} target{plural}: {}",
+            s.environment,
+            s.targets,
+            counts.join(", ")
+        );
         let versions: Vec<String> = s
             .versions
             .iter()
