@@ -3,12 +3,13 @@
 
 use serde_json::Value;
 
+use crate::config::target::Target;
 use crate::engine::command::{Action, Command};
 use crate::engine::rollback_plan::RollbackTarget;
 use crate::error::{Classified, ErrorType};
 
 /// Every field a direct request may carry besides `action`.
-const FIELDS: &str = "action, to, version, limit, dryRun, failOnDrift, strict, analyze, allowDataLoss, online";
+const FIELDS: &str = "action, to, version, limit, dryRun, failOnDrift, strict, analyze, allowDataLoss, online, target";
 
 /// `history`'s rows when the request names no `limit`, and the most it may name.
 pub const HISTORY_LIMIT: u32 = 50;
@@ -101,6 +102,11 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
                 reason: format!("unknown field (accepted: {FIELDS})"),
             });
         }
+        // Any action may run against a fleet's target: it names the database, not what to do.
+        if name == "target" {
+            target_of(event)?;
+            continue;
+        }
         if !accepted(action).contains(&name) {
             return Err(RequestError::BadField {
                 field: field.clone(),
@@ -174,6 +180,18 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
 /// already refused it anywhere but on `plan` and `migrate`, or as anything but a boolean.
 pub fn wants_online(payload: &Value) -> bool {
     payload.get("online").and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// The request's `"target"`, a fleet's database (a Distributed Map item): read as a manifest's
+/// items are; [`parse`] has already refused a malformed one.
+pub fn target_of(payload: &Value) -> Result<Option<Target>, RequestError> {
+    match payload.get("target") {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => Target::from_value(value.clone()).map(Some).map_err(|e| RequestError::BadField {
+            field: "target".into(),
+            reason: e.to_string(),
+        }),
+    }
 }
 
 fn wrong_type(field: &str, expected: &str, got: &Value) -> RequestError {
@@ -319,6 +337,39 @@ mod tests {
         assert!(matches!(&err, RequestError::BadField { field, .. } if field == "to"), "{err}");
         let err = parse(&json!({"action": 3})).unwrap_err();
         assert!(matches!(&err, RequestError::BadField { field, .. } if field == "action"), "{err}");
+    }
+
+    #[test]
+    fn a_target_names_the_database_for_any_action() {
+        let event = json!({"action": "migrate", "target": {"name": "tenant-7", "secretArn": "arn:aws:secretsmanager:r:1:secret:t7", "env": "prod", "wave": 2}});
+        assert!(matches!(direct(event.clone()), Command::Migrate { .. }));
+        let target = target_of(&event).unwrap().unwrap();
+        assert_eq!(
+            (target.name.as_str(), target.env.as_deref(), target.wave),
+            ("tenant-7", Some("prod"), 2)
+        );
+        let require = json!({"action": "require", "version": "0001_x", "target": {"name": "t", "databaseUrl": "postgres://u:pw@h/t"}});
+        assert_eq!(direct(require.clone()), Command::Require { version: "0001_x".into() });
+        assert!(target_of(&require).unwrap().unwrap().connection().unwrap().is_ok());
+        assert_eq!(target_of(&json!({"action": "status"})).unwrap(), None);
+        assert_eq!(target_of(&json!({"action": "status", "target": null})).unwrap(), None);
+    }
+
+    #[test]
+    fn a_bad_target_is_refused_before_anything_runs_without_its_password() {
+        for (target, expected) in [
+            (json!("tenant-7"), "not a JSON array of targets"),
+            (json!({"secretArn": "arn"}), "has no name"),
+            (json!({"name": "t"}), "exactly one of"),
+            (json!({"name": "t", "databaseUrl": "postgres://u:hunter2@h:port/t"}), "target \"t\""),
+            (json!({"name": "t", "secretArn": "arn", "region": "eu"}), "unknown field `region`"),
+        ] {
+            let err = parse(&json!({"action": "migrate", "target": target})).unwrap_err();
+            assert!(matches!(&err, RequestError::BadField { field, .. } if field == "target"), "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+            assert_eq!(err.error_type(), ErrorType::InvalidRequest);
+        }
     }
 
     #[test]
