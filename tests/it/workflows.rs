@@ -279,23 +279,35 @@ async fn a_target_whose_lock_is_busy_is_retried_until_it_is_free() {
         .unwrap();
     let manifest = json!([target("canary", &canary), target("busy", &busy)]);
     workflows.put_object("fleet-manifests/busy.json", &manifest.to_string()).await;
-    let release = tokio::spawn(async move {
-        // Long enough for the first migrate (LOCK_WAIT_SECONDS=1) to give up with MigrationLockBusy.
-        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let busy_answers = || {
+        workflows
+            .answered()
+            .into_iter()
+            .filter(|(p, _)| p["target"]["name"] == "busy" && p["action"] == "migrate")
+            .map(|(_, answer)| answer)
+            .collect::<Vec<_>>()
+    };
+    // The lock is let go once the busy target's first migrate has given up on it.
+    let release = async {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while busy_answers().is_empty() && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         holder
             .execute("select pg_advisory_unlock($1)", &[&wishlist_migrator::config::DEFAULT_LOCK_KEY])
             .await
             .unwrap();
-        holder
-    });
-
-    let run = workflows
-        .execute(&fleet_definition("2", "0"), json!({"manifest": "fleet-manifests/busy.json"}))
-        .await;
-    let _holder = release.await.unwrap();
+    };
+    let definition = fleet_definition("2", "0");
+    let (run, ()) = tokio::join!(
+        workflows.execute(&definition, json!({"manifest": "fleet-manifests/busy.json"})),
+        release
+    );
     assert_eq!(run.status(), "SUCCEEDED", "{}", run.0);
-    let migrates = calls(&workflows).iter().filter(|(n, a)| n == "busy" && a == "migrate").count();
-    assert!(migrates >= 2, "the busy target's migrate was retried: {migrates}");
+    let answers = busy_answers();
+    assert!(answers.len() >= 2, "the busy target's migrate was retried: {answers:?}");
+    assert_eq!(answers[0]["errorType"], "MigrationLockBusy", "{answers:?}");
+    assert_eq!(answers.last().unwrap()["response"]["status"], "applied", "{answers:?}");
     assert_eq!(harness::ledger(&busy).await.len(), MIGRATIONS);
 }
 

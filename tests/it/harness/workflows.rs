@@ -25,6 +25,8 @@ struct Pool {
     returned: Condvar,
     /// Every payload the state machines sent, in the order the function received them.
     invoked: Mutex<Vec<Value>>,
+    /// Each payload with the function's answer, in the order they were answered.
+    answered: Mutex<Vec<(Value, Value)>>,
 }
 
 /// A moto of its own executing state machines, and `functions` function processes serving
@@ -47,6 +49,7 @@ impl Workflows {
             free: Mutex::new((0..functions).map(|_| Arc::new(LambdaProcess::start(&pairs))).collect()),
             returned: Condvar::new(),
             invoked: Mutex::new(Vec::new()),
+            answered: Mutex::new(Vec::new()),
         });
         let bridge = pool.clone();
         let invoke_port = serve(
@@ -102,6 +105,11 @@ rm -f "$log"
     /// The payloads the functions received so far, in order.
     pub fn invoked(&self) -> Vec<Value> {
         self.pool.invoked.lock().unwrap().clone()
+    }
+
+    /// Each payload with its answer (`{"response"}` or `{"errorType", "errorMessage"}`).
+    pub fn answered(&self) -> Vec<(Value, Value)> {
+        self.pool.answered.lock().unwrap().clone()
     }
 
     /// A Step Functions API call (JSON protocol).
@@ -214,15 +222,16 @@ impl Pool {
             }
         };
         self.invoked.lock().unwrap().push(payload.clone());
-        let answer = function.invoke(payload);
-        self.free.lock().unwrap().push_back(function);
-        self.returned.notify_one();
-        match answer {
+        let answer = match function.invoke(payload.clone()) {
             Invocation::Response(v) => json!({ "response": v }),
             Invocation::Error { error_type, error_message } => {
                 json!({"errorType": error_type, "errorMessage": error_message})
             }
-        }
+        };
+        self.free.lock().unwrap().push_back(function);
+        self.returned.notify_one();
+        self.answered.lock().unwrap().push((payload, answer.clone()));
+        answer
     }
 }
 
