@@ -197,6 +197,9 @@ pub struct Report {
     pub dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The fleet target (a manifest's `name`) the run was for, when a request named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
     pub segments: Vec<SegmentReport>,
     pub problems: Vec<ProblemReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -295,6 +298,7 @@ impl Report {
             error: None,
             dry_run: false,
             target: None,
+            target_name: None,
             segments: Vec::new(),
             problems: Vec::new(),
             database: None,
