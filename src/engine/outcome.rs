@@ -188,6 +188,8 @@ pub struct Migrated {
     pub recovery_point: Option<RecoveryPoint>,
     /// `--online`: the migrations that run by recipes, each statement's decision and steps.
     pub online: Vec<crate::online::OnlinePlan>,
+    /// `--online`: what each backfill of this run did (rows walked and written, batches, time).
+    pub backfills: Vec<crate::engine::online_change::BackfillProgress>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,6 +33,7 @@ mod memory;
 mod metrics;
 mod migrate;
 mod online;
+mod online_change;
 mod pitr;
 mod pooler;
 mod real_histories;
