@@ -393,8 +393,11 @@ impl Applier<'_> {
         Err(error)
     }
 
+    /// A batch that failed: at the deadline (cancelled, or its lock not granted before the
+    /// time left ran out) the error says so, and either way the backfill resumes next run.
     fn backfill_failed(&self, e: PgError, error: &impl Fn(PgError, bool, String) -> Failed, resumable: &str) -> Failed {
-        let deadline = e.is(crate::engine::applier::QUERY_CANCELED) && self.deadline.is_some();
+        let out_of_time = crate::engine::invocation::time_left(self.deadline).is_some_and(|left| left < Duration::from_secs(1));
+        let deadline = self.deadline.is_some() && (e.is(crate::engine::applier::QUERY_CANCELED) || out_of_time);
         error(e, deadline, resumable.into())
     }
 

@@ -236,3 +236,70 @@ async fn values_the_new_type_refuses_stop_the_run_with_the_column_untouched() {
         "600 + the 2 fixed - the Other among them"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_cut_by_its_deadline_continues_on_the_next_run_converting_each_row_once() {
+    let dir = copy_fixture("migrations");
+    let db = wishlist(dir.path()).await;
+    // From the moment the recipe's trigger exists, a transaction holds one row near the end of
+    // the key order: the backfill converts what comes before it, then waits on it until the
+    // run's deadline.
+    let (watcher, blocker) = (db.client().await, db.client().await);
+    let holding = tokio::spawn(async move {
+        while watcher
+            .query_one("select count(*) from pg_trigger where tgrelid = 'wishlist_items'::regclass", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        blocker
+            .batch_execute(
+                "begin; select 1 from wishlist_items where id = (select id from wishlist_items order by id offset 2900 limit 1) for update",
+            )
+            .await
+            .unwrap();
+        blocker
+    });
+    let (url, path) = (db.url.clone(), dir.path().to_path_buf());
+    let args = ["migrate", "--online", LARGE[0], LARGE[1], "--timeout", "5"];
+    let cut = tokio::task::spawn_blocking(move || run(&mut wm(&url, &path, &args))).await.unwrap();
+    let blocker = holding.await.unwrap();
+    let report = cut.expect(1).report();
+    assert_eq!(report["error"]["type"], "DeadlineExceeded", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("continues the backfill"), "says it resumes: {message}");
+    let converted: i64 = db
+        .client()
+        .await
+        .query_one("select count(*) from wishlist_items where store__wm_new is not null", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        (1000..3000).contains(&converted),
+        "cut mid-backfill: {converted} rows converted: {report}"
+    );
+    blocker.batch_execute("rollback").await.unwrap();
+
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
+        .expect(0)
+        .report();
+    assert_eq!(report["status"], "applied", "{report}");
+    let store = report["backfills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["column"] == "store")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(store["rows"], 3000, "{report}");
+    assert_eq!(
+        store["written"],
+        3000 - converted,
+        "only the rows the first run had not converted: {report}"
+    );
+    assert_eq!(one(&db, "select count(*)::text from wishlist_items where store is null").await, "0");
+    assert_eq!(ledger(&db).await.len(), 2);
+}
