@@ -36,7 +36,7 @@ pub struct Applier<'a> {
     /// The run's deadline on the server's clock, read on the first segment that needs it.
     server_deadline: std::sync::OnceLock<String>,
     /// What each online backfill of this run did, for its report.
-    pub(super) backfills: std::sync::Mutex<Vec<crate::engine::online_change::BackfillProgress>>,
+    pub(super) backfills: std::sync::Mutex<Vec<crate::engine::outcome::BackfillProgress>>,
 }
 
 /// What a committed segment applied, and in how many attempts.

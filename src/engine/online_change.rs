@@ -12,6 +12,7 @@ use tokio_postgres::GenericClient;
 use crate::db::connection::PgError;
 use crate::engine::applier::{Applier, Timeouts};
 use crate::engine::error::MigrationError;
+use crate::engine::outcome::BackfillProgress;
 use crate::engine::progress::PROGRESS;
 use crate::engine::retry::LOCK_NOT_AVAILABLE;
 use crate::migrations::source::Migration;
@@ -36,22 +37,6 @@ fn pg(message: impl Into<String>) -> PgError {
         detail: None,
         hint: None,
     }
-}
-
-/// Backfill progress, for the run's report.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BackfillProgress {
-    pub migration: String,
-    pub table: String,
-    pub column: String,
-    /// Rows walked by this run, and of them written (the others were converted already).
-    pub rows: i64,
-    pub written: i64,
-    /// The planner's estimate of the table's rows when the backfill started.
-    pub estimated_rows: i64,
-    pub batches: u32,
-    pub duration_ms: u64,
 }
 
 /// What the catalog says of `ct`'s column: read at the edge, right before a step needs it.

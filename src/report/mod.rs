@@ -235,7 +235,7 @@ pub struct Report {
     pub online: Vec<crate::online::OnlinePlan>,
     /// `migrate --online`: each backfill's progress (rows done of the table's estimate).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub backfills: Vec<crate::engine::online_change::BackfillProgress>,
+    pub backfills: Vec<crate::engine::outcome::BackfillProgress>,
     /// `lint`: the migrations it read, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linted: Option<Vec<String>>,

@@ -241,28 +241,7 @@ async fn values_the_new_type_refuses_stop_the_run_with_the_column_untouched() {
 async fn a_backfill_cut_by_its_deadline_continues_on_the_next_run_converting_each_row_once() {
     let dir = copy_fixture("migrations");
     let db = wishlist(dir.path()).await;
-    // From the moment the recipe's trigger exists, a transaction holds one row near the end of
-    // the key order: the backfill converts what comes before it, then waits on it until the
-    // run's deadline.
-    let (watcher, blocker) = (db.client().await, db.client().await);
-    let holding = tokio::spawn(async move {
-        while watcher
-            .query_one("select count(*) from pg_trigger where tgrelid = 'wishlist_items'::regclass", &[])
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            == 0
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        blocker
-            .batch_execute(
-                "begin; select 1 from wishlist_items where id = (select id from wishlist_items order by id offset 2900 limit 1) for update",
-            )
-            .await
-            .unwrap();
-        blocker
-    });
+    let holding = hold_a_row_once_the_trigger_exists(&db).await;
     let (url, path) = (db.url.clone(), dir.path().to_path_buf());
     let args = ["migrate", "--online", LARGE[0], LARGE[1], "--timeout", "5"];
     let cut = tokio::task::spawn_blocking(move || run(&mut wm(&url, &path, &args))).await.unwrap();
@@ -299,6 +278,87 @@ async fn a_backfill_cut_by_its_deadline_continues_on_the_next_run_converting_eac
         store["written"],
         3000 - converted,
         "only the rows the first run had not converted: {report}"
+    );
+    assert_eq!(one(&db, "select count(*)::text from wishlist_items where store is null").await, "0");
+    assert_eq!(ledger(&db).await.len(), 2);
+}
+
+/// From the moment the recipe's trigger exists, a transaction holds one row near the end of
+/// the key order: the backfill converts what comes before it, then waits on it. The client
+/// holding it, to release it.
+async fn hold_a_row_once_the_trigger_exists(db: &TestDb) -> tokio::task::JoinHandle<tokio_postgres::Client> {
+    let (watcher, blocker) = (db.client().await, db.client().await);
+    tokio::spawn(async move {
+        while watcher
+            .query_one("select count(*) from pg_trigger where tgrelid = 'wishlist_items'::regclass", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        blocker
+            .batch_execute(
+                "begin; select 1 from wishlist_items where id = (select id from wishlist_items order by id offset 2900 limit 1) for update",
+            )
+            .await
+            .unwrap();
+        blocker
+    })
+}
+
+async fn converted(db: &TestDb) -> i64 {
+    db.client()
+        .await
+        .query_one("select count(*) from wishlist_items where store__wm_new is not null", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_mid_backfill_continues_where_it_stopped_keeping_the_rows_written_since() {
+    let dir = copy_fixture("migrations");
+    let db = wishlist(dir.path()).await;
+    let holding = hold_a_row_once_the_trigger_exists(&db).await;
+    let mut child = spawn(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]));
+    let blocker = holding.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done = converted(&db).await;
+    assert!((1000..3000).contains(&done), "killed mid-backfill: {done} rows converted");
+    blocker.batch_execute("rollback").await.unwrap();
+    // The killed run's backend finishes the batch it was waiting in (the server learns of the
+    // kill only when it answers): that batch commits once, and the next run does not redo it.
+    // Its end frees the migration lock.
+    while one(&db, "select count(*)::text from pg_locks where locktype = 'advisory'").await != "0" {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A writer between the runs: the trigger converts its row, and it is kept.
+    db.client()
+        .await
+        .batch_execute(
+            "insert into wishlist_items (user_id, title, store, currency, sort_order) values ('w', 'between', 'Barweer', 'CAD', 9999)",
+        )
+        .await
+        .unwrap();
+    let before = converted(&db).await;
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
+        .expect(0)
+        .report();
+    let store = report["backfills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["column"] == "store")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(store["rows"], 3001, "{report}");
+    assert_eq!(store["written"], 3001 - before, "each row converted once: {report}");
+    assert_eq!(
+        one(&db, "select store::text from wishlist_items where title = 'between'").await,
+        "Barweer"
     );
     assert_eq!(one(&db, "select count(*)::text from wishlist_items where store is null").await, "0");
     assert_eq!(ledger(&db).await.len(), 2);
