@@ -157,6 +157,11 @@ async fn a_type_change_runs_expand_backfill_swap_under_writers_and_ends_where_th
     assert_eq!(ledger(&db).await, ledger(&twin).await);
     let status = run(&mut wm(&db.url, dir.path(), &["status"])).expect(0).report();
     assert_eq!(status["status"], "upToDate", "{status}");
+    // drizzle-orm's own migrate() finds nothing pending: it applies nothing and fails on nothing.
+    let peer = drizzle_peer(&db.url, dir.path(), &[]);
+    assert_eq!(peer.code, 0, "{}", peer.stderr);
+    assert_eq!(ledger(&db).await, ledger(&twin).await);
+    assert_eq!(schema(&db), schema(&twin));
 
     // The hand-written down file still works.
     run(&mut wm(&db.url, dir.path(), &["rollback", "--to", BEFORE, "--allow-data-loss"])).expect(0);
