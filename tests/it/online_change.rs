@@ -163,6 +163,9 @@ async fn a_type_change_runs_expand_backfill_swap_under_writers_and_ends_where_th
     assert_eq!(ledger(&db).await, ledger(&twin).await);
     assert_eq!(schema(&db), schema(&twin));
 
+    let drift = run(&mut wm(&db.url, dir.path(), &["drift"])).expect(0).report();
+    assert_eq!(drift["status"], "ok", "{drift}");
+
     // The hand-written down file still works.
     run(&mut wm(&db.url, dir.path(), &["rollback", "--to", BEFORE, "--allow-data-loss"])).expect(0);
     assert_eq!(
