@@ -236,6 +236,9 @@ pub struct Report {
     /// statement's decision and the steps that run instead of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub online: Vec<crate::online::OnlinePlan>,
+    /// `migrate --online`: each backfill's progress (rows done of the table's estimate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backfills: Vec<crate::engine::outcome::BackfillProgress>,
     /// `lint`: the migrations it read, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linted: Option<Vec<String>>,
@@ -311,6 +314,7 @@ impl Report {
             missing: Vec::new(),
             findings: Vec::new(),
             online: Vec::new(),
+            backfills: Vec::new(),
             linted: None,
             history: None,
             recovery_point: None,

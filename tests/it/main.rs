@@ -34,6 +34,7 @@ mod memory;
 mod metrics;
 mod migrate;
 mod online;
+mod online_change;
 mod pitr;
 mod pooler;
 mod real_histories;

@@ -78,6 +78,7 @@ async fn apply_into(
         let mut plans: Vec<OnlinePlan> = pending.iter().map(|m| online::plan(m, &migrated.findings)).collect();
         if settings.online {
             continue_as_started(session, &pending, &migrated.findings, &mut plans).await;
+            crate::engine::online_change::refuse_what_cannot_swap(session.client(), &pending, &mut plans).await;
             online::answer(&plans, &mut migrated.findings);
         }
         if let Some(refused) = LintError::refuse(&migrated.findings) {
@@ -116,6 +117,7 @@ async fn apply_into(
     let starts = resume_points(session, &plan.segments, warnings).await?;
     let applier = Applier::new(session.inv, session.run_id, session.progress, session.times_each_statement());
     let applied = apply_segments(session, &applier, &plan.segments, &starts, migrated, warnings).await;
+    migrated.backfills = std::mem::take(&mut *applier.backfills.lock().expect("not poisoned"));
     // The state the run leaves is drift's baseline, unless a migration stopped half-way: its
     // committed statements are in the schema but not in the ledger the baseline is keyed on.
     let committed = migrated.segments.iter().any(|s| s.status == SegmentStatus::Committed);
