@@ -197,6 +197,9 @@ pub struct Report {
     pub dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The fleet target (a manifest's `name`) the run was for, when a request named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
     pub segments: Vec<SegmentReport>,
     pub problems: Vec<ProblemReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -233,6 +236,9 @@ pub struct Report {
     /// statement's decision and the steps that run instead of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub online: Vec<crate::online::OnlinePlan>,
+    /// `migrate --online`: each backfill's progress (rows done of the table's estimate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backfills: Vec<crate::engine::outcome::BackfillProgress>,
     /// `lint`: the migrations it read, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linted: Option<Vec<String>>,
@@ -295,6 +301,7 @@ impl Report {
             error: None,
             dry_run: false,
             target: None,
+            target_name: None,
             segments: Vec::new(),
             problems: Vec::new(),
             database: None,
@@ -307,6 +314,7 @@ impl Report {
             missing: Vec::new(),
             findings: Vec::new(),
             online: Vec::new(),
+            backfills: Vec::new(),
             linted: None,
             history: None,
             recovery_point: None,

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-import bench
+import common
 
 PREFIX = "p10_tenant_"
 
@@ -69,7 +69,7 @@ def measure(ctx, names, go):
 
 def run(ctx):
     names = tenants(ctx)
-    migrations = os.path.join(bench.ROOT, "migrations")
+    migrations = os.path.join(common.ROOT, "migrations")
     manifest = os.path.join(ctx.work, "fleet-targets.json")
     with open(manifest, "w") as f:
         json.dump([{"name": n, "databaseUrl": ctx.url(n)} for n in names], f)
@@ -81,7 +81,7 @@ def run(ctx):
         try:
             report = json.loads(r.stdout)
         except ValueError:
-            raise bench.BenchError(f"fleet {command} exited {r.returncode}: {ctx.redact(r.stderr)[:600]}")
+            raise common.BenchError(f"fleet {command} exited {r.returncode}: {ctx.redact(r.stderr)[:600]}")
         return seconds, report
 
     def ours_fleet():
@@ -94,9 +94,9 @@ def run(ctx):
         ("shell loop of `wishlist-migrate migrate`",
          lambda: shell_loop(ctx, names, f'"{ctx.cli}" --json --quiet --migrations "{migrations}" migrate')),
         ("shell loop of drizzle-orm `migrate()`",
-         lambda: shell_loop(ctx, names, f'MIGRATIONS_DIR="{migrations}" node "{os.path.join(bench.ROOT, "tests", "peer", "drizzle-migrate.mjs")}"')),
+         lambda: shell_loop(ctx, names, f'MIGRATIONS_DIR="{migrations}" node "{os.path.join(common.ROOT, "tests", "peer", "drizzle-migrate.mjs")}"')),
     ]:
-        bench.log(f"part 10: {label}")
+        common.log(f"part 10: {label}")
         seconds, peak, samples, failures = measure(ctx, names, go)
         results.append((label, seconds, peak, samples, failures))
 
@@ -109,7 +109,7 @@ def run(ctx):
     fleet_s, loop_s, drizzle_s = results[0][1], results[1][1], results[2][1]
     failures = sum(r[4] for r in results)
     ok = failures == 0 and status_ok and results[0][2] <= 8 and fleet_s < loop_s
-    verdict = "—" if ctx.quick else bench.verdict(ok)
+    verdict = "—" if ctx.quick else common.verdict(ok)
     ctx.headline.append((f"10. fleet migrate of {len(names)} tenants, --concurrency 8 (vs shell loop)",
                          f"{fleet_s:.1f} s (loop {loop_s:.1f} s)", "faster than the loop, ≤ 8 connections, no failure", verdict))
     rows = [[label, f"{seconds:.1f}", f"{len(names) / seconds:.1f}", str(peak), str(samples), str(fail)]
@@ -122,7 +122,7 @@ def run(ctx):
         "connected to a tenant database at once, sampled from `pg_stat_activity` every 20 ms (samples: how many were "
         "taken). Failures: targets not brought up to date.",
         "",
-        bench.md_table(["how", "wall s", "databases/s", "peak connections", "samples", "failures"], rows),
+        common.md_table(["how", "wall s", "databases/s", "peak connections", "samples", "failures"], rows),
         "",
         f"`fleet migrate` took {fleet_s / loop_s:.2f}× the wall time of the shell loop of the same binary and "
         f"{fleet_s / drizzle_s:.2f}× that of drizzle-orm's loop. `fleet status --concurrency 8` of the {len(names)} up-to-date targets: "
