@@ -25,6 +25,7 @@ mod lambda;
 mod lambda_build;
 mod lambda_emulator;
 mod lambda_faults;
+mod lambda_online;
 mod lambda_runtime;
 mod lint;
 mod lint_fresh_build;
