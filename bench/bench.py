@@ -1343,7 +1343,8 @@ def main():
     vers = versions(ctx)
     only = set(args.only.split(",")) if args.only else None
     import link  # part 7; it imports this module, so only once it is complete
-    parts = [("1", "part1", part1), ("2", "part2", part2), ("3", "part3", part3), ("4", "part4", part4), ("5", "part5", part5), ("6", "part6", part6), ("7", "part7", link.part7), ("8", "part8", part8), ("9", "part9", part9)]
+    import online_bench  # part 5; the same
+    parts = [("1", "part1", part1), ("2", "part2", part2), ("3", "part3", part3), ("4", "part4", part4), ("5", "part5", online_bench.part5), ("6", "part6", part6), ("7", "part7", link.part7), ("8", "part8", part8), ("9", "part9", part9)]
     for num, key, fn in parts:
         if only and num not in only:
             continue
