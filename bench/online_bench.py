@@ -38,10 +38,10 @@ BACKFILL_FLOOR_ROWS_S = 5_000
 
 
 def sizes(ctx):
-    """1M (and 5M) rows in the full run, 50K under QUICK; BENCH_P5_ROWS overrides (a comma list)."""
+    """1M (and 5M) rows in the full run, 30K under QUICK; BENCH_P5_ROWS overrides (a comma list)."""
     if os.environ.get("BENCH_P5_ROWS"):
         return [int(n) for n in os.environ["BENCH_P5_ROWS"].split(",")]
-    return [50_000] if ctx.quick else [1_000_000, 5_000_000]
+    return [30_000] if ctx.quick else [1_000_000, 5_000_000]
 
 
 def proposal_folder(ctx):
