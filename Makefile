@@ -21,6 +21,10 @@ test: bootstrap
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 	@# The self-test first: it proves the check can still fail before its pass is believed.
 	python3 scripts/check-layers.py --self-test && python3 scripts/check-layers.py
+	@# Every relative link in README.md and docs/ resolves, and docs/README.md lists every page.
+	python3 scripts/check-links.py --self-test && python3 scripts/check-links.py
+	@# bench/: no import cycle, no part importing the driver, every listed part has its run(ctx).
+	python3 scripts/check-bench-imports.py --self-test && python3 scripts/check-bench-imports.py
 	@# The function's role grants exactly the AWS calls src/ makes (plus the platform's own).
 	python3 scripts/check-iam.py --self-test && python3 scripts/check-iam.py
 	@# Includes check-rollback on the project's own migrations (tests/it/rollback.rs) and drift on

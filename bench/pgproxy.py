@@ -8,7 +8,7 @@ the bytes rather than from the server log sees what the log cannot: the TLS nego
 (SSLRequest), the SCRAM exchange, and extended-protocol Parse/Describe flights.
 
 `CountingProxy` is only for counting: the relay adds latency, so nothing is timed through it.
-`LinkProxy` adds a chosen latency on purpose, for the link benchmark (bench/link.py). It counts
+`LinkProxy` adds a chosen latency on purpose, for the link benchmark (bench/parts/part7_link.py). It counts
 the same way but is not Python: it drives bench/relay.rs, a std-only Rust delay line compiled
 with `rustc -O` on first use, because a Python relay's threads (the GIL, late wake-ups,
 time.sleep's granularity) added 0.4-0.65 ms to every delayed round trip (500 `select 1` from

@@ -1,4 +1,4 @@
-//! A delay-line TCP relay for the link benchmark (bench/link.py, driven by `LinkProxy` in
+//! A delay-line TCP relay for the link benchmark (bench/parts/part7_link.py, driven by `LinkProxy` in
 //! bench/pgproxy.py): every chunk either side sends is delivered a fixed one-way time after it
 //! arrived, as a network link would deliver it, and round trips are counted as
 //! `CountingProxy` counts them.

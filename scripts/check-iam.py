@@ -37,7 +37,9 @@ PLATFORM = {
 
 # Actions only the CLI calls, with the operator's own credentials, never the function's role
 # (docs/deploy.md lists what an operator needs).
-CLI_ONLY: dict[str, str] = {}
+CLI_ONLY: dict[str, str] = {
+    "ssm:GetParameters": "envs reads a fleet's target states ten to a call; the function reads none",
+}
 
 
 def sdk_operations(root: Path) -> dict[str, set[str]]:

@@ -48,6 +48,9 @@ pub enum ErrorType {
     /// `check`: the migrations folder holds a team-workflow trap (a duplicate prefix, a `when`
     /// going backwards, a released migration changed...) or a new migration breaks the lint.
     CheckFailed,
+    /// `migrate --online`: the new type of a column refuses some of its values; the column is
+    /// untouched and the recipe taken back.
+    ValuesRefused,
 }
 
 impl ErrorType {
@@ -78,6 +81,7 @@ impl ErrorType {
             Self::InvalidSnapshot => "InvalidSnapshot",
             Self::InspectionFailed => "InspectionFailed",
             Self::CheckFailed => "CheckFailed",
+            Self::ValuesRefused => "ValuesRefused",
         }
     }
 
@@ -96,7 +100,8 @@ impl ErrorType {
             | Self::VerificationFailed
             | Self::RollbackRefused
             | Self::InvalidSnapshot
-            | Self::CheckFailed => 3,
+            | Self::CheckFailed
+            | Self::ValuesRefused => 3,
             Self::MigrationLockBusy => 4,
             Self::SecretUnavailable
             | Self::ConnectionFailed
@@ -190,6 +195,7 @@ mod tests {
             ErrorType::RollbackRefused,
             ErrorType::InvalidSnapshot,
             ErrorType::CheckFailed,
+            ErrorType::ValuesRefused,
         ] {
             assert_eq!(finding.exit_code(), 3, "{finding}");
         }

@@ -324,20 +324,20 @@ async fn envs(cli: &Cli, prefix: &str, html: Option<&std::path::Path>, profiles:
         Ok(published) => published,
         Err((profile, e)) => return fail(&format!("error (profile {profile}): {e}"), 1),
     };
-    let rows = envs::rows(&published, &local);
+    let view = envs::view(&published, &local);
     if let Some(path) = html {
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        if let Err(e) = std::fs::write(path, envs::html(&rows, &now)) {
+        if let Err(e) = std::fs::write(path, envs::html(&view, &now)) {
             return fail(&format!("error[ConfigError]: cannot write {}: {e}", path.display()), 2);
         }
     }
     if cli.json {
-        println!("{}", serde_json::json!({ "environments": rows }));
+        println!("{}", serde_json::json!(view));
     } else {
         let color = std::io::stdout().is_terminal() && process_env("NO_COLOR").is_none();
-        print!("{}", envs::table(&rows, color));
+        print!("{}", envs::table(&view, color));
     }
     ExitCode::SUCCESS
 }

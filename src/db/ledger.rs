@@ -150,38 +150,8 @@ impl LedgerTable {
     }
 
     /// The applied rows in insertion order; none when drizzle's table does not exist yet.
-    /// Reads `name` where the table has it (1.0), in the same single query.
     pub async fn read(&self, client: &Client) -> Result<Vec<LedgerRow>, LedgerError> {
-        let sql = format!(
-            "select id, hash, created_at, to_jsonb(t) ->> 'name' from {} t order by id",
-            self.qualified()
-        );
-        // The simple protocol: one round trip on the path every no-op deploy takes.
-        let messages = match client.simple_query(&sql).await {
-            Ok(messages) => messages,
-            // undefined_table / invalid_schema_name: nothing was ever applied here.
-            Err(e) if is_missing_table(&e) => return Ok(Vec::new()),
-            Err(e) => return Err(self.err("read")(e)),
-        };
-        let mut rows = Vec::new();
-        for message in messages {
-            if let SimpleQueryMessage::Row(row) = message {
-                let corrupt = |what: &str| LedgerError::Corrupt {
-                    table: self.qualified(),
-                    reason: format!("{what} in row {:?}", row.get(0)),
-                };
-                rows.push(LedgerRow {
-                    id: row.get(0).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt("no id"))?,
-                    hash: row.get(1).ok_or_else(|| corrupt("no hash"))?.to_string(),
-                    created_at: match row.get(2) {
-                        None => None,
-                        Some(v) => Some(v.parse().map_err(|_| corrupt("created_at is not a bigint"))?),
-                    },
-                    name: row.get(3).map(str::to_string),
-                });
-            }
-        }
-        Ok(rows)
+        Ok(self.read_with_shape(client).await?.rows)
     }
 
     /// The ledger's rows and its shape in one statement (one round trip): what `status`, `plan`
@@ -241,23 +211,6 @@ impl LedgerTable {
             });
         }
         Ok(read)
-    }
-
-    /// Which drizzle-orm's ledger the database has.
-    pub async fn shape(&self, client: &Client) -> Result<LedgerShape, LedgerError> {
-        let row = client
-            .query_one(
-                "select to_regclass($1) is not null,
-                        exists (select 1 from pg_attribute where attrelid = to_regclass($1) and attname = 'name' and attnum > 0 and not attisdropped)",
-                &[&self.qualified()],
-            )
-            .await
-            .map_err(self.err("inspect"))?;
-        Ok(match (row.get(0), row.get(1)) {
-            (false, _) => LedgerShape::Absent,
-            (true, false) => LedgerShape::Drizzle0,
-            (true, true) => LedgerShape::Drizzle1,
-        })
     }
 
     /// Creates drizzle's schema and table exactly as drizzle-orm does for the folder's layout

@@ -35,6 +35,8 @@ pub struct Applier<'a> {
     share_requests: bool,
     /// The run's deadline on the server's clock, read on the first segment that needs it.
     server_deadline: std::sync::OnceLock<String>,
+    /// What each online backfill of this run did, for its report.
+    pub(super) backfills: std::sync::Mutex<Vec<crate::engine::outcome::BackfillProgress>>,
 }
 
 /// What a committed segment applied, and in how many attempts.
@@ -64,6 +66,7 @@ impl<'a> Applier<'a> {
             progress,
             share_requests,
             server_deadline: std::sync::OnceLock::new(),
+            backfills: Default::default(),
         }
     }
 
@@ -317,6 +320,7 @@ impl<'a> Applier<'a> {
                     statement: None,
                     deadline: false,
                     advice: "The transaction was rolled back; nothing of this segment was kept".into(),
+                    refused_values: false,
                     error: pg.clone(),
                 };
                 rolled_back(Error::Migration(error), Some(failed_migration(last, pg, Duration::ZERO)))
@@ -481,6 +485,7 @@ impl<'a> Applier<'a> {
                             error: pg.clone(),
                             deadline,
                             advice: "The rollback transaction was rolled back: the schema and the ledger are as they were".into(),
+                            refused_values: false,
                         };
                         return Err(fail(Error::Migration(error), Some(failed_migration(m, pg, started.elapsed()))));
                     }

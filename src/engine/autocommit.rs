@@ -148,6 +148,10 @@ impl Applier<'_> {
             if let Err(pg) = self.arm_deadline(client).await {
                 return Err(error(pg, true, "Stopped at the invocation deadline".into()));
             }
+            if let Some((phase, ct)) = crate::online::change_type::phase(statement) {
+                self.online_phase(client, m, i, statement, phase, &ct, timeouts).await?;
+                continue;
+            }
             let step = Step::of(statement);
             // Only the first statement this run sends can have committed in an earlier run that
             // stopped before its history row: every statement before it has its row.
@@ -226,7 +230,7 @@ impl Applier<'_> {
     /// the table's traffic (`lock_timeout`, 55P03), jittered so it does not fall in step with
     /// the writers; `None` for any other failure, without `--online`, past the last attempt, or
     /// when the pause would reach the deadline. The step rolled back: trying it again is safe.
-    fn online_retry(&self, pg: &PgError, attempt: u32) -> Option<Duration> {
+    pub(super) fn online_retry(&self, pg: &PgError, attempt: u32) -> Option<Duration> {
         if !self.settings.online || !pg.is(LOCK_NOT_AVAILABLE) || attempt >= ONLINE_STEP_ATTEMPTS {
             return None;
         }
@@ -239,7 +243,7 @@ impl Applier<'_> {
 
     /// `statement_timeout` bounds each statement, not the migration: re-armed with what is left
     /// so the whole run ends by the deadline.
-    async fn arm_deadline(&self, client: &impl GenericClient) -> Result<(), PgError> {
+    pub(super) async fn arm_deadline(&self, client: &impl GenericClient) -> Result<(), PgError> {
         let Some(left) = time_left(self.deadline) else {
             return Ok(());
         };
@@ -307,7 +311,13 @@ impl Applier<'_> {
     }
 
     /// Statement `i` committed on its own: its history row lets an interrupted run resume after it.
-    async fn record_alone(&self, client: &impl GenericClient, m: &Migration, i: usize, statement: &Statement) -> Result<(), PgError> {
+    pub(super) async fn record_alone(
+        &self,
+        client: &impl GenericClient,
+        m: &Migration,
+        i: usize,
+        statement: &Statement,
+    ) -> Result<(), PgError> {
         let hash = statement_hash(statement);
         self.ledger.record(client, &self.statement_entry(m, i, &hash)).await.map_err(|e| {
             e.pg().cloned().unwrap_or(PgError {
@@ -319,7 +329,7 @@ impl Applier<'_> {
         })
     }
 
-    fn statement_entry<'e>(&'e self, m: &'e Migration, i: usize, hash: &'e str) -> HistoryEntry<'e> {
+    pub(super) fn statement_entry<'e>(&'e self, m: &'e Migration, i: usize, hash: &'e str) -> HistoryEntry<'e> {
         HistoryEntry {
             action: "statement",
             hash,
@@ -331,7 +341,7 @@ impl Applier<'_> {
 
     /// Drops the INVALID index `name` if there is one (a failed concurrent build of it), under
     /// its own bound; whether it dropped one.
-    async fn drop_invalid(&self, client: &impl GenericClient, name: &str, timeouts: &Timeouts) -> Result<bool, PgError> {
+    pub(super) async fn drop_invalid(&self, client: &impl GenericClient, name: &str, timeouts: &Timeouts) -> Result<bool, PgError> {
         if index_valid(client, name).await != Some(false) {
             return Ok(false);
         }
@@ -377,7 +387,7 @@ async fn already_done(client: &impl GenericClient, step: &Step) -> bool {
 }
 
 /// Whether the index exists and is valid; `None` when it does not exist (or cannot be read).
-async fn index_valid(client: &impl GenericClient, name: &str) -> Option<bool> {
+pub(super) async fn index_valid(client: &impl GenericClient, name: &str) -> Option<bool> {
     let row = client
         .query_opt("select indisvalid from pg_index where indexrelid = to_regclass($1)", &[&name])
         .await
@@ -406,6 +416,7 @@ fn record_failed(m: &Migration, i: usize, statement: &Statement, step: &Step, pg
         error: pg.clone(),
         deadline: false,
         advice: format!("{what}. Check the history table's permissions"),
+        refused_values: false,
     };
     (error, pg)
 }

@@ -135,6 +135,8 @@ pub struct MigrationError {
     /// The statement was cancelled because the invocation ran out of time.
     pub deadline: bool,
     pub advice: String,
+    /// `--online`: the new type refuses values of the column (`ValuesRefused`).
+    pub refused_values: bool,
 }
 
 impl MigrationError {
@@ -147,6 +149,7 @@ impl MigrationError {
             error,
             deadline,
             advice: advice.into(),
+            refused_values: false,
         }
     }
 
@@ -160,6 +163,8 @@ impl Classified for MigrationError {
     fn error_type(&self) -> ErrorType {
         if self.error.is(INSUFFICIENT_PRIVILEGE) {
             ErrorType::PermissionDenied
+        } else if self.refused_values {
+            ErrorType::ValuesRefused
         } else if self.deadline {
             ErrorType::DeadlineExceeded
         } else {
@@ -231,6 +236,7 @@ mod tests {
             error: pg(sqlstate),
             deadline,
             advice: "a".into(),
+            refused_values: false,
         };
         assert_eq!(Error::from(failed(false, "42P07")).error_type(), ErrorType::MigrationFailed);
         assert_eq!(Error::from(failed(true, "57014")).error_type(), ErrorType::DeadlineExceeded);

@@ -188,6 +188,8 @@ pub struct Migrated {
     pub recovery_point: Option<RecoveryPoint>,
     /// `--online`: the migrations that run by recipes, each statement's decision and steps.
     pub online: Vec<crate::online::OnlinePlan>,
+    /// `--online`: what each backfill of this run did (rows walked and written, batches, time).
+    pub backfills: Vec<BackfillProgress>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,4 +293,20 @@ pub struct RollbackStep {
 pub struct CheckedRollback {
     pub ledger: Option<LedgerView>,
     pub checks: Option<Vec<Check>>,
+}
+
+/// Backfill progress, for the run's report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillProgress {
+    pub migration: String,
+    pub table: String,
+    pub column: String,
+    /// Rows walked by this run, and of them written (the others were converted already).
+    pub rows: i64,
+    pub written: i64,
+    /// The planner's estimate of the table's rows when the backfill started.
+    pub estimated_rows: i64,
+    pub batches: u32,
+    pub duration_ms: u64,
 }

@@ -22,6 +22,10 @@ pub enum InvocationError {
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
     Run(#[from] Error),
+    /// A fleet target's failure: its name leads the message, its cause keeps the errorType
+    /// (so a workflow's Retry on `MigrationLockBusy` still matches).
+    #[error("target {name}: {source}")]
+    Target { name: String, source: Box<InvocationError> },
 }
 
 impl InvocationError {
@@ -32,6 +36,7 @@ impl InvocationError {
             Self::Config(e) => e,
             Self::Credentials(e) => e,
             Self::Run(e) => e,
+            Self::Target { source, .. } => source.inner(),
         }
     }
 }

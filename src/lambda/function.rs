@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::secrets::{CredentialsError, SecretCache};
 use crate::aws::state::{EnvironmentState, StateStore};
+use crate::config::target::Target;
 use crate::config::{ConfigError, RunSettings};
 use crate::db::connection::{ConnectionSettings, TlsMode};
 use crate::engine::command::Command;
@@ -24,6 +25,7 @@ use crate::lambda::error::InvocationError;
 use crate::lambda::guard::{guard, Guarded};
 use crate::lambda::metrics::{self, Invoker};
 use crate::lambda::request::{self, Request, RequestError};
+use crate::lambda::target::{self, TargetSecrets};
 use crate::migrations::source::MigrationSource;
 use crate::report::{Failure, Report, Status};
 
@@ -46,6 +48,8 @@ struct Setup {
     source: MigrationSource,
     credentials: Credentials,
     state: StateStore,
+    /// The secrets of the fleet targets requests name (`"target"`).
+    targets: TargetSecrets,
 }
 
 pub struct Function {
@@ -115,6 +119,7 @@ impl Function {
             state: StateStore::new(aws_sdk_ssm::Client::new(aws), &settings.state_prefix()),
             settings,
             credentials,
+            targets: TargetSecrets::new(aws_sdk_secretsmanager::Client::new(aws)),
         })
     }
 
@@ -134,6 +139,8 @@ impl Function {
             Ok(Request::Direct(command)) => {
                 let action = command.action();
                 let online = request::wants_online(&payload);
+                // `parse` has already refused a malformed target.
+                let fleet_target = request::target_of(&payload).ok().flatten();
                 let deadline = match deadline {
                     Ok(deadline) => deadline,
                     Err(e) => {
@@ -143,7 +150,7 @@ impl Function {
                     }
                 };
                 let this = self.clone();
-                let work = tokio::spawn(async move { this.direct(command, deadline, online).await });
+                let work = tokio::spawn(async move { this.direct(command, deadline, online, fleet_target).await });
                 // A run emits its own metrics; a panic or an abandoned run leaves no report to emit.
                 match guard(work, deadline).await {
                     Guarded::Done(result) => result.map_err(Diagnostic::from),
@@ -231,39 +238,60 @@ impl Function {
         }
     }
 
-    async fn direct(&self, command: Command, deadline: Instant, online: bool) -> Result<Value, InvocationError> {
-        // Every run that can change the schema publishes the environment's state.
+    /// `fleet_target`: the request's `"target"`, the database to run against instead of the
+    /// function's own; its name is in the report and leads the error's message.
+    async fn direct(
+        &self,
+        command: Command,
+        deadline: Instant,
+        online: bool,
+        fleet_target: Option<Target>,
+    ) -> Result<Value, InvocationError> {
+        // Every run that can change the schema publishes the environment's (or the target's) state.
         let records = command.changes_schema();
-        let mut result = match self.run_with(command, deadline, online).await {
+        let mut result = match self.run_with(command, deadline, online, fleet_target.as_ref()).await {
             // Not a failure: the release workflow invokes the function again while it answers so.
             Err(failure) if failure.report.status == Status::InProgress => Ok(in_progress(failure.report)),
             other => other,
         };
+        let report = match &mut result {
+            Ok(report) => report,
+            Err(failure) => &mut failure.report,
+        };
+        report.target_name = fleet_target.as_ref().map(|t| t.name.clone());
         if records {
-            let report = match &mut result {
-                Ok(report) => report,
-                Err(failure) => &mut failure.report,
-            };
-            self.record(report, None).await;
+            self.record(report, None, fleet_target.as_ref()).await;
         }
         metrics::emit(report_of(&result), Invoker::Direct);
-        match result {
-            Ok(report) => Ok(serde_json::to_value(&report).expect("report serializes")),
-            Err(failure) => Err(failure.error),
+        match (result, fleet_target) {
+            (Ok(report), _) => Ok(serde_json::to_value(&report).expect("report serializes")),
+            (Err(failure), None) => Err(failure.error),
+            (Err(failure), Some(t)) => Err(InvocationError::Target {
+                name: t.name,
+                source: Box::new(failure.error),
+            }),
         }
     }
 
     /// One run of the shared loop; a rejected password is retried once with a refetched
     /// secret, since rotation changes it under a warm container.
     async fn run(&self, command: Command, deadline: Instant) -> Result<Report, Box<Failure<InvocationError>>> {
-        self.run_with(command, deadline, false).await
+        self.run_with(command, deadline, false, None).await
     }
 
-    /// `online`: the request's `"online": true`, on top of the function's `ONLINE_MIGRATIONS`.
-    async fn run_with(&self, command: Command, deadline: Instant, online: bool) -> Result<Report, Box<Failure<InvocationError>>> {
+    /// `online`: the request's `"online": true`, on top of the function's `ONLINE_MIGRATIONS`;
+    /// `fleet_target`: the database to run against instead of the function's own.
+    async fn run_with(
+        &self,
+        command: Command,
+        deadline: Instant,
+        online: bool,
+        fleet_target: Option<&Target>,
+    ) -> Result<Report, Box<Failure<InvocationError>>> {
+        let environment = fleet_target.and_then(|t| t.env.clone()).unwrap_or_else(|| self.environment.clone());
         let refused = |error: InvocationError| {
             Box::new(Failure {
-                report: Report::refused(command.action(), &self.environment, &error),
+                report: Report::refused(command.action(), &environment, &error),
                 error,
             })
         };
@@ -274,9 +302,10 @@ impl Function {
         let lookup = |k: &str| self.lookup(k);
         let mut refreshed = false;
         loop {
-            let connection = match &setup.credentials {
-                Credentials::Url(c) => Ok(c.as_ref().clone()),
-                Credentials::Secret(cache) => {
+            let connection = match (fleet_target, &setup.credentials) {
+                (Some(t), _) => setup.targets.connection(t, &lookup, refreshed).await,
+                (None, Credentials::Url(c)) => Ok(c.as_ref().clone()),
+                (None, Credentials::Secret(cache)) => {
                     let secret = if refreshed { cache.refresh().await } else { cache.get().await };
                     secret
                         .map_err(CredentialsError::from)
@@ -297,6 +326,9 @@ impl Function {
                 ));
             }
             let mut settings = std::borrow::Cow::Borrowed(&setup.settings);
+            if let Some(t) = fleet_target {
+                settings = std::borrow::Cow::Owned(target::settings_for(&setup.settings, t));
+            }
             if online {
                 settings.to_mut().online = true;
             }
@@ -309,11 +341,16 @@ impl Function {
                 deadline: Some(deadline),
             };
             let mut result = crate::report::run(&invocation).await;
-            if let (Ok(report), Command::Plan { .. } | Command::Migrate { .. }) = (&mut result, &command) {
+            // The durations compared are the environments' own; a fleet's targets are not among them.
+            if let (Ok(report), Command::Plan { .. } | Command::Migrate { .. }, None) = (&mut result, &command, fleet_target) {
                 crate::aws::envs::warn_about_durations(setup.state.client(), &setup.settings.state_prefix(), report).await;
             }
             let rejected = matches!(&result, Err(f) if f.error.is_authentication_failure());
-            if rejected && !refreshed && matches!(setup.credentials, Credentials::Secret(_)) {
+            let secret = match fleet_target {
+                Some(t) => matches!(t.location, crate::config::target::Location::SecretArn(_)),
+                None => matches!(setup.credentials, Credentials::Secret(_)),
+            };
+            if rejected && !refreshed && secret {
                 tracing::warn!("database rejected the credentials; fetching the secret again (rotation?)");
                 refreshed = true;
                 continue;
@@ -329,11 +366,16 @@ impl Function {
 
     /// Writes the SSM state; a failure is a warning, never the run's failure: the ledger is the
     /// truth and the next run rewrites the state.
-    async fn record(&self, report: &mut Report, cfn_request_id: Option<&str>) {
+    /// A fleet target's state is its own (`target::settings_for`), never the environment's.
+    async fn record(&self, report: &mut Report, cfn_request_id: Option<&str>, fleet_target: Option<&Target>) {
         let Ok(setup) = &self.setup else { return };
         let mut state = EnvironmentState::from_report(report, &self.version, time::OffsetDateTime::now_utc());
         state.cfn_request_id = cfn_request_id.map(str::to_string);
-        if let Err(e) = setup.state.record(state).await {
+        let target_store = fleet_target.map(|t| {
+            let prefix = target::settings_for(&setup.settings, t).state_prefix();
+            StateStore::new(setup.state.client().clone(), &prefix)
+        });
+        if let Err(e) = target_store.as_ref().unwrap_or(&setup.state).record(state).await {
             tracing::warn!(error = %e, "migration state not recorded");
             report.warnings.push(format!(
                 "{e}; the database ledger is unaffected and the next run rewrites the state"
@@ -439,7 +481,7 @@ impl Function {
                 Ok(report) => report,
                 Err(failure) => &mut failure.report,
             };
-            self.record(report, Some(&request.envelope.request_id)).await;
+            self.record(report, Some(&request.envelope.request_id), None).await;
         }
         metrics::emit(report_of(&result), Invoker::CloudFormation);
         match result {

@@ -8,5 +8,6 @@ pub mod function;
 pub mod guard;
 pub mod metrics;
 pub mod request;
+pub mod target;
 
 pub use function::Function;

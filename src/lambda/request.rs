@@ -3,12 +3,13 @@
 
 use serde_json::Value;
 
+use crate::config::target::Target;
 use crate::engine::command::{Action, Command};
 use crate::engine::rollback_plan::RollbackTarget;
 use crate::error::{Classified, ErrorType};
 
 /// Every field a direct request may carry besides `action`.
-const FIELDS: &str = "action, to, version, limit, dryRun, failOnDrift, strict, analyze, allowDataLoss, online";
+const FIELDS: &str = "action, to, version, limit, dryRun, failOnDrift, strict, analyze, allowDataLoss, online, target";
 
 /// `history`'s rows when the request names no `limit`, and the most it may name.
 pub const HISTORY_LIMIT: u32 = 50;
@@ -60,8 +61,11 @@ pub enum RequestError {
 /// Enough of a value to recognise it in an error, never the whole of an oversized one: errors are
 /// logged and returned to whoever invoked.
 fn excerpt(value: &str) -> String {
-    const MAX_CHARS: usize = 64;
-    match value.char_indices().nth(MAX_CHARS) {
+    excerpt_to(value, 64)
+}
+
+fn excerpt_to(value: &str, max_chars: usize) -> String {
+    match value.char_indices().nth(max_chars) {
         None => value.to_string(),
         Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], value.len()),
     }
@@ -100,6 +104,11 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
                 field: field.clone(),
                 reason: format!("unknown field (accepted: {FIELDS})"),
             });
+        }
+        // Any action may run against a fleet's target: it names the database, not what to do.
+        if name == "target" {
+            target_of(event)?;
+            continue;
         }
         if !accepted(action).contains(&name) {
             return Err(RequestError::BadField {
@@ -174,6 +183,48 @@ pub fn parse(event: &Value) -> Result<Request, RequestError> {
 /// already refused it anywhere but on `plan` and `migrate`, or as anything but a boolean.
 pub fn wants_online(payload: &Value) -> bool {
     payload.get("online").and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// The request's `"target"`, a fleet's database (a Distributed Map item): read as a manifest's
+/// items are; [`parse`] has already refused a malformed one.
+pub fn target_of(payload: &Value) -> Result<Option<Target>, RequestError> {
+    let bad = |reason: String| RequestError::BadField {
+        field: "target".into(),
+        reason,
+    };
+    match payload.get("target") {
+        None | Some(Value::Null) => Ok(None),
+        Some(value @ Value::Object(_)) => Target::from_value(value.clone())
+            .map(Some)
+            .map_err(|e| bad(without_values(&e.to_string()))),
+        Some(other) => Err(bad(format!(
+            "must be an object {{\"name\", \"databaseUrl\" | \"secretArn\", \"env\"?}}, got {}",
+            kind(other)
+        ))),
+    }
+}
+
+/// A target's error without the values serde quotes (`invalid type: string "…"`): one may be a
+/// URL with its password, or a megabyte; names of fields and targets stay.
+fn without_values(message: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        let (head, tail) = rest.split_at(start + "string ".len());
+        out.push_str(head);
+        out.push_str("(not shown)");
+        // The value is printed as Rust debug-prints a string: it ends at the first unescaped quote.
+        let mut escaped = false;
+        let end = tail.char_indices().skip(1).find(|&(_, c)| {
+            let closes = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closes
+        });
+        rest = end.map_or("", |(i, _)| &tail[i + 1..]);
+    }
+    out.push_str(rest);
+    excerpt_to(&out, MAX_CHARS)
 }
 
 fn wrong_type(field: &str, expected: &str, got: &Value) -> RequestError {
@@ -319,6 +370,50 @@ mod tests {
         assert!(matches!(&err, RequestError::BadField { field, .. } if field == "to"), "{err}");
         let err = parse(&json!({"action": 3})).unwrap_err();
         assert!(matches!(&err, RequestError::BadField { field, .. } if field == "action"), "{err}");
+    }
+
+    #[test]
+    fn a_target_names_the_database_for_any_action() {
+        let event = json!({"action": "migrate", "target": {"name": "tenant-7", "secretArn": "arn:aws:secretsmanager:r:1:secret:t7", "env": "prod", "wave": 2}});
+        assert!(matches!(direct(event.clone()), Command::Migrate { .. }));
+        let target = target_of(&event).unwrap().unwrap();
+        assert_eq!(
+            (target.name.as_str(), target.env.as_deref(), target.wave),
+            ("tenant-7", Some("prod"), 2)
+        );
+        let require = json!({"action": "require", "version": "0001_x", "target": {"name": "t", "databaseUrl": "postgres://u:pw@h/t"}});
+        assert_eq!(direct(require.clone()), Command::Require { version: "0001_x".into() });
+        assert!(target_of(&require).unwrap().unwrap().connection().unwrap().is_ok());
+        assert_eq!(target_of(&json!({"action": "status"})).unwrap(), None);
+        assert_eq!(target_of(&json!({"action": "status", "target": null})).unwrap(), None);
+    }
+
+    #[test]
+    fn a_bad_target_is_refused_before_anything_runs_without_its_password() {
+        for (target, expected) in [
+            (json!("tenant-7"), "must be an object"),
+            (json!({"secretArn": "arn"}), "has no name"),
+            (json!({"name": "t"}), "exactly one of"),
+            (json!({"name": "t", "databaseUrl": "postgres://u:hunter2@h:port/t"}), "target \"t\""),
+            (json!({"name": "t", "secretArn": "arn", "region": "eu"}), "unknown field `region`"),
+            (
+                json!({"name": "t", "secretArn": "arn", "wave": "postgres://u:hunter2@h/t"}),
+                "invalid type: string (not shown)",
+            ),
+            (
+                json!({"name": "t", "secretArn": "arn", "wave": "a\\\"b hunter2"}),
+                "invalid type: string (not shown), expected",
+            ),
+            (json!("postgres://u:hunter2@h/t"), "must be an object"),
+            (json!("x".repeat(100_000)), "got a string"),
+        ] {
+            let err = parse(&json!({"action": "migrate", "target": target})).unwrap_err();
+            assert!(matches!(&err, RequestError::BadField { field, .. } if field == "target"), "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+            assert!(err.to_string().len() < 1024, "{} bytes", err.to_string().len());
+            assert_eq!(err.error_type(), ErrorType::InvalidRequest);
+        }
     }
 
     #[test]

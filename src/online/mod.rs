@@ -6,6 +6,8 @@
 //! commits on its own, with its history row, so a run killed between steps resumes after the
 //! last one that committed), and keeps the file's hash: its ledger row is drizzle-orm's.
 
+pub mod change_type;
+
 use serde::{Deserialize, Serialize};
 
 use crate::lint::rule::Rule;
@@ -69,6 +71,9 @@ impl OnlinePlan {
 pub fn recipe(rule: Rule, statement: &Statement) -> Option<(&'static str, Vec<String>)> {
     if !statement.is_single() {
         return None;
+    }
+    if rule == Rule::ColumnTypeRewrite {
+        return Some((change_type::RECIPE, change_type::steps(statement)?));
     }
     match (rule, shape(&statement.sql)?) {
         (Rule::IndexWithoutConcurrently, Shape::CreateIndex { concurrently, .. }) => Some(("createIndexConcurrently", vec![concurrently])),

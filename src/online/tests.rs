@@ -64,6 +64,8 @@ const CHECK: &str = r#"ALTER TABLE "items" ADD CONSTRAINT "items_qty_check" CHEC
 const NOT_NULL: &str = r#"ALTER TABLE "items" ALTER COLUMN "list_id" SET NOT NULL;"#;
 const ADD_COLUMN: &str = r#"ALTER TABLE "items" ADD COLUMN "note" text;"#;
 const TYPE_CHANGE: &str = r#"ALTER TABLE "items" ALTER COLUMN "store" SET DATA TYPE "public"."store" USING "store"::"public"."store";"#;
+/// No recipe yet (issue 22's volatile default).
+const NO_RECIPE: &str = r#"ALTER TABLE "items" ADD COLUMN "token" uuid DEFAULT gen_random_uuid();"#;
 
 #[test]
 fn on_a_small_table_everything_runs_as_written_and_nothing_is_rewritten() {
@@ -118,9 +120,9 @@ fn on_a_large_table_each_blocking_statement_gets_its_recipe() {
 
 #[test]
 fn a_blocking_statement_without_a_recipe_is_refused_by_its_rule() {
-    let sql = [INDEX, TYPE_CHANGE].join(BREAK);
+    let sql = [INDEX, NO_RECIPE].join(BREAK);
     let (_, plan) = planned(&sql, 5_000_000);
-    assert_eq!(decisions(&plan), ["createIndexConcurrently", "column-type-rewrite"]);
+    assert_eq!(decisions(&plan), ["createIndexConcurrently", "volatile-default"]);
     let refused = plan.refused().unwrap();
     assert_eq!(refused.statement, 2);
     let Decision::Refused { reason, .. } = &refused.decision else {
@@ -202,7 +204,7 @@ fn under_online_the_findings_a_recipe_answers_stop_blocking_and_others_do_not() 
     answer(&plans, &mut findings);
     assert!(findings.iter().all(|f| !f.blocks()), "{findings:?}");
 
-    let m = migration(&[INDEX, TYPE_CHANGE].join(BREAK));
+    let m = migration(&[INDEX, NO_RECIPE].join(BREAK));
     let mut findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(5_000_000)));
     let plans = [plan(&m, &findings)];
     answer(&plans, &mut findings);
@@ -213,7 +215,7 @@ fn under_online_the_findings_a_recipe_answers_stop_blocking_and_others_do_not() 
     );
     let said = hint(&plans, true);
     assert!(
-        said.contains("no recipe for 0001_m statement 2 (line 3, column-type-rewrite)"),
+        said.contains("no recipe for 0001_m statement 2 (line 3, volatile-default)"),
         "{said}"
     );
     let said = hint(&plans, false);
@@ -221,17 +223,17 @@ fn under_online_the_findings_a_recipe_answers_stop_blocking_and_others_do_not() 
         said.contains("`--online` has lock-safe recipes for 1 of the blocking statements, but no recipe for 0001_m statement 2"),
         "{said}"
     );
-    let m = migration(TYPE_CHANGE);
+    let m = migration(NO_RECIPE);
     let findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(5_000_000)));
     assert_eq!(hint(&[plan(&m, &findings)], false), "", "no recipe at all: nothing to offer");
 }
 
 #[test]
 fn a_continued_plan_keeps_the_recipes_of_statements_no_longer_blocking() {
-    let sql = [INDEX, TYPE_CHANGE].join(BREAK);
+    let sql = [INDEX, NO_RECIPE].join(BREAK);
     let m = migration(&sql);
     let findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(10)));
     assert_eq!(decisions(&plan(&m, &findings)), ["asWritten", "asWritten"]);
-    // The type change has no recipe and does not block: it runs as written.
+    // The volatile default has no recipe and does not block: it runs as written.
     assert_eq!(decisions(&plan_continued(&m, &findings)), ["createIndexConcurrently", "asWritten"]);
 }

@@ -53,6 +53,7 @@ impl Report {
                 report.findings = m.findings.iter().map(finding).collect();
                 report.recovery_point = m.recovery_point.clone();
                 report.online = m.online.clone();
+                report.backfills = m.backfills.clone();
                 m.ledger.as_ref()
             }
             Done::Drift(d) => {

@@ -134,6 +134,13 @@ impl Report {
         for plan in &self.online {
             render_online(&mut out, plan);
         }
+        for b in &self.backfills {
+            let _ = writeln!(
+                out,
+                "  backfilled {}.{} ({}): {} row(s) walked of about {}, {} written (the others were converted already), {} batch(es), {} ms",
+                b.table, b.column, b.migration, b.rows, b.estimated_rows, b.written, b.batches, b.duration_ms
+            );
+        }
         for n in &self.notes {
             let _ = writeln!(out, "  note: {n}");
         }

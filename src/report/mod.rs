@@ -236,6 +236,9 @@ pub struct Report {
     pub dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The fleet target (a manifest's `name`) the run was for, when a request named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
     pub segments: Vec<SegmentReport>,
     pub problems: Vec<ProblemReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -275,6 +278,9 @@ pub struct Report {
     /// `migrate --online` stopped by its deadline part-way (status `inProgress`): what is left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_progress: Option<InProgressReport>,
+    /// `migrate --online`: each backfill's progress (rows done of the table's estimate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backfills: Vec<crate::engine::outcome::BackfillProgress>,
     /// `lint`: the migrations it read, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linted: Option<Vec<String>>,
@@ -337,6 +343,7 @@ impl Report {
             error: None,
             dry_run: false,
             target: None,
+            target_name: None,
             segments: Vec::new(),
             problems: Vec::new(),
             database: None,
@@ -350,6 +357,7 @@ impl Report {
             findings: Vec::new(),
             online: Vec::new(),
             in_progress: None,
+            backfills: Vec::new(),
             linted: None,
             history: None,
             recovery_point: None,

@@ -121,7 +121,7 @@ async fn real_histories_converted_by_drizzle_kit_up_compare_as_their_0_x_snapsho
             assert_eq!(got["differences"], serde_json::json!([]), "{history} at {name}: {got:#}");
             // drizzle-kit 0.x wrote an index column's operator class in place of its order, so
             // the order its snapshot recorded was never built; drizzle-kit up carries it into
-            // format 9, where it means what it says (README: drizzle 1.0). Only those differ.
+            // format 9, where it means what it says (docs/comparison.md: drizzle 1.0). Only those differ.
             let (order_only, rest): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
                 got["modelMismatches"].as_array().unwrap().iter().partition(|m| {
                     let unordered = ["\" DESC", "\" NULLS FIRST", "\" NULLS LAST"]

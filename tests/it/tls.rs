@@ -1,4 +1,4 @@
-//! TLS as the README documents it (`DB_SSLMODE`, `DB_CA_BUNDLE`), against real PostgreSQL
+//! TLS as docs/configuration.md documents it (`DB_SSLMODE`, `DB_CA_BUNDLE`), against real PostgreSQL
 //! servers with `ssl = on` that accept nothing but `hostssl` (see `harness::tls`): a run that
 //! gets past connecting has used TLS, and `plain_text_is_refused_by_the_tls_only_server`
 //! shows that the server really refuses anything else.

@@ -3,7 +3,7 @@
 //! nothing, so it can run beside a real migration).
 
 use crate::db::history::RecoveryPoint;
-use crate::db::ledger::{LedgerRow, LedgerShape};
+use crate::db::ledger::{LedgerRead, LedgerRow, LedgerShape};
 use crate::engine::applier::{Applier, NotCommitted};
 use crate::engine::command::Action;
 use crate::engine::commands::lint;
@@ -78,6 +78,7 @@ async fn apply_into(
         let mut plans: Vec<OnlinePlan> = pending.iter().map(|m| online::plan(m, &migrated.findings)).collect();
         if settings.online {
             continue_as_started(session, &pending, &migrated.findings, &mut plans).await;
+            crate::engine::online_change::refuse_what_cannot_swap(session.client(), &pending, &mut plans).await;
             online::answer(&plans, &mut migrated.findings);
         }
         if let Some(refused) = LintError::refuse(&migrated.findings) {
@@ -116,6 +117,7 @@ async fn apply_into(
     let starts = resume_points(session, &plan.segments, warnings).await?;
     let applier = Applier::new(session.inv, session.run_id, session.progress, session.times_each_statement());
     let applied = apply_segments(session, &applier, &plan.segments, &starts, migrated, warnings).await;
+    migrated.backfills = std::mem::take(&mut *applier.backfills.lock().expect("not poisoned"));
     // The state the run leaves is drift's baseline, unless a migration stopped half-way: its
     // committed statements are in the schema but not in the ledger the baseline is keyed on.
     let committed = migrated.segments.iter().any(|s| s.status == SegmentStatus::Committed);
@@ -190,14 +192,13 @@ async fn upgrade_ledger(session: &Session<'_>, warnings: &mut Vec<String>) -> Re
         return Ok(());
     }
     let ledger = &session.settings().ledger;
-    let shape = match session.assessed_shape() {
-        Some(shape) => shape,
-        None => ledger.shape(session.client()).await?,
-    };
+    if session.assessed_shape().is_some_and(|shape| shape != LedgerShape::Drizzle0) {
+        return Ok(());
+    }
+    let LedgerRead { shape, rows } = ledger.read_with_shape(session.client()).await?;
     if shape != LedgerShape::Drizzle0 {
         return Ok(());
     }
-    let rows = ledger.read(session.client()).await?;
     let names = upgrade::names_for(&rows, &session.set.migrations)?;
     ledger.upgrade(session.client(), &names).await?;
     warnings.push(format!(

@@ -26,6 +26,7 @@ pub mod runtime_api;
 pub mod stack;
 pub mod throttle;
 pub mod tls;
+pub mod workflows;
 
 // The harness's own tests, so a broken environment fails there first and not as confusing
 // failures in the real tests; here because a test module `harness` would clash with this one.

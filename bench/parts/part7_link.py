@@ -15,7 +15,7 @@ import struct
 import time
 
 import history
-from bench import ROOT, BenchError, alternate, fmt_ms, log, md_table, paired_ratio, sqlx_folder_from_journal, verdict
+from common import ROOT, BenchError, alternate, fmt_ms, log, md_table, paired_ratio, sqlx_folder_from_journal, verdict
 from pgproxy import LinkProxy
 
 REAL = "dittofeed"  # tests/fixtures/real-world/: a real drizzle-kit history, no statement outside a transaction
@@ -49,7 +49,7 @@ def real_history(ctx):
     }
 
 
-def part7(ctx):
+def run(ctx):
     delays = [TARGET_DELAY] if ctx.quick else [0.0, TARGET_DELAY, 2.0]
     rounds = 1 if ctx.quick else 3
     count = 30 if ctx.quick else 300

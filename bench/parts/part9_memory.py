@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 
-import bench
+import common
 
 
 def huge_folder(path, inserts):
@@ -39,7 +39,7 @@ def peak_rss_kib(ctx, db, folder):
     seconds = time.perf_counter() - t0
     kib, code, report = r.stdout.split("\n", 2)
     if int(code) != 0:
-        raise bench.BenchError(f"migrate of {folder} exited {code}: {ctx.redact(report)[:400]}")
+        raise common.BenchError(f"migrate of {folder} exited {code}: {ctx.redact(report)[:400]}")
     status = json.loads(report).get("status")
     ctx.drop_db(db)
     return int(kib), seconds, status
@@ -65,7 +65,7 @@ def run(ctx):
     # The budget is about the largest migration, where the constant (the requests in flight) no
     # longer counts: QUICK's small file gives no verdict.
     ok = largest <= 2.5
-    verdict = "—" if ctx.quick else bench.verdict(ok)
+    verdict = "—" if ctx.quick else common.verdict(ok)
     ctx.headline.append((f"9. peak RSS above baseline ÷ size, {sizes[-1][1]} migration", f"{largest:.2f}×", "about 2× (≤ 2.5×)", verdict))
     md = [
         "## 9. Memory of a huge migration",
@@ -73,7 +73,7 @@ def run(ctx):
         "Peak RSS (`ru_maxrss`) of one `wishlist-migrate --json migrate` of a single generated migration of INSERTs into a "
         f"fresh database, against the same run of a one-statement migration (baseline {baseline / 1024:.0f} MiB).",
         "",
-        bench.md_table(["migration", "peak RSS MiB", "above baseline MiB", "÷ file size", "wall s", "status"], rows),
+        common.md_table(["migration", "peak RSS MiB", "above baseline MiB", "÷ file size", "wall s", "status"], rows),
         "",
         f"Budget: about twice the largest migration's size above the baseline (≤ 2.5×): {verdict}. What remains is the statements' text (split from the file, which is freed) and the "
         "requests built from it for the one flight, each about the file's size; a migration's statements share requests "

@@ -23,6 +23,8 @@ import uuid
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import common
+
 PREFIX = "/2018-06-01/runtime"
 
 
@@ -250,14 +252,17 @@ def zip_size(ctx, binary):
 
 
 def run(ctx):
-    import bench
-
+    if ctx.args.lambda_broken:
+        raise common.BenchError(ctx.args.lambda_broken)
+    if not ctx.lambda_bin:
+        return ("## 3. Lambda\n\n_Not measured in this run: the `wishlist-migrator-lambda` binary was not available "
+                "(scripts/bench.sh builds it when `src/bin/wishlist-migrator-lambda.rs` exists)._")
     cold_runs = 3 if ctx.quick else 15
     warm_runs = 3 if ctx.quick else 20
     builds = [("2 migrations (the project's)", ctx.lambda_bin)]
     if ctx.args.lambda300_bin:
         builds.append(("300 migrations (part 2's generated history)", ctx.args.lambda300_bin))
-    moto = Moto(bench.ROOT, ctx.work)
+    moto = Moto(common.ROOT, ctx.work)
     results = []
     try:
         secret_id = "wishlist/bench/db"
@@ -269,7 +274,7 @@ def run(ctx):
         for i, (label, binary) in enumerate(builds):
             db = f"lambda_{i}"
             ctx.create_db(db)
-            bench.log(f"part 3: {label}: {cold_runs} cold starts, {warm_runs} warm invocations of each kind")
+            common.log(f"part 3: {label}: {cold_runs} cold starts, {warm_runs} warm invocations of each kind")
             m = measure(ctx, binary, db, moto, secret_id, cold_runs, warm_runs)
             m["label"] = label
             m["binary_bytes"] = os.path.getsize(binary)
@@ -279,11 +284,11 @@ def run(ctx):
         moto.close()
 
     def ms(xs):
-        return f"{bench.fmt_ms(statistics.median(xs))} ({bench.fmt_ms(min(xs))}–{bench.fmt_ms(max(xs))})"
+        return f"{common.fmt_ms(statistics.median(xs))} ({common.fmt_ms(min(xs))}–{common.fmt_ms(max(xs))})"
 
     rows = []
     for m in results:
-        rows.append([m["label"], ms(m["cold_ms"]), bench.fmt_ms(m["first_migrate_ms"]) + f" ({m['first_applied']} applied)",
+        rows.append([m["label"], ms(m["cold_ms"]), common.fmt_ms(m["first_migrate_ms"]) + f" ({m['first_applied']} applied)",
                      ms(m["status_ms"]), ms(m["noop_ms"]), f"{m['rss_kib'] / 1024:.1f}",
                      f"{m['binary_bytes'] / 2**20:.1f}", f"{m['zip_bytes'] / 2**20:.1f}"])
     init = statistics.median(results[0]["cold_ms"])
@@ -298,22 +303,22 @@ def run(ctx):
                      "", "", "", "", "", f"{a_bin / 2**20:.1f}", f"{a_zip / 2**20:.1f}"])
         zip_mb = a_zip / 2**20
         zip_what = "arm64 deployment artifact"
-    ctx.headline.append(("3. Lambda init (process start → first `next`)", f"{init:.1f} ms", "≤ 30 ms", bench.verdict(init <= 30)))
-    ctx.headline.append((f"3. Lambda peak RSS, {rss_label}", f"{rss:.1f} MiB", "≤ 32 MB", bench.verdict(rss <= 32)))
-    ctx.headline.append((f"3. Lambda deployment zip ({zip_what})", f"{zip_mb:.1f} MiB", "≤ 10 MB", bench.verdict(zip_mb <= 10)))
+    ctx.headline.append(("3. Lambda init (process start → first `next`)", f"{init:.1f} ms", "≤ 30 ms", common.verdict(init <= 30)))
+    ctx.headline.append((f"3. Lambda peak RSS, {rss_label}", f"{rss:.1f} MiB", "≤ 32 MB", common.verdict(rss <= 32)))
+    ctx.headline.append((f"3. Lambda deployment zip ({zip_what})", f"{zip_mb:.1f} MiB", "≤ 10 MB", common.verdict(zip_mb <= 10)))
     ctx.part3 = {"results": results}
     arch = os.uname().machine
     md = [
         "## 3. Lambda",
         "",
         "The release `wishlist-migrator-lambda` binary run as Lambda runs a custom runtime's `bootstrap`: "
-        "`bench/lambda_bench.py` emulates the Runtime API (`GET …/invocation/next`, `POST …/response`), Secrets Manager "
+        "`bench/parts/part3_lambda.py` emulates the Runtime API (`GET …/invocation/next`, `POST …/response`), Secrets Manager "
         "and SSM are moto (the credentials come from a secret in the RDS format; every `migrate` writes the SSM state). "
         f"Init = process start to the first `next` request (Lambda's Init Duration), {cold_runs} cold starts; warm = event "
         f"handed out to response received (the billed Duration), {warm_runs} invocations each after a first `migrate`; "
         "peak RSS = the process's VmHWM after all invocations (Lambda's Max Memory Used). Medians with (min–max).",
         "",
-        bench.md_table(["build", "init ms", "first migrate ms (cold, fetches the secret)", "warm status ms", "warm no-op migrate ms",
+        common.md_table(["build", "init ms", "first migrate ms (cold, fetches the secret)", "warm status ms", "warm no-op migrate ms",
                         "peak RSS MiB", "binary MiB", "zip MiB"], rows),
         "",
         f"Binary and zip of this machine's build ({arch}, release profile: LTO, `opt-level = \"s\"`, stripped); "

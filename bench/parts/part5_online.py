@@ -20,11 +20,8 @@ import subprocess
 import threading
 import time
 
-import bench
-
-ROOT = bench.ROOT
-BenchError = bench.BenchError
-fmt_ms, fmt_rows, md_table, log, pct = bench.fmt_ms, bench.fmt_rows, bench.md_table, bench.log, bench.pct
+import common
+from common import ROOT, BenchError, Shape, fmt_ms, fmt_rows, load_rows, log, md_table, pct
 
 TEMPLATE = "p5_loaded"
 # Writer connections: this many INSERT loops and as many UPDATE loops, each pausing 5 ms.
@@ -207,7 +204,7 @@ def apply(ctx, db, args, folder=None):
 
 def variants(ctx, rows):
     online_args = ["--online"]
-    if rows < bench_default_large_rows():
+    if rows < default_large_rows():
         # Under QUICK the table is below the gate's default "large": say it is, so --online takes
         # the same path it takes on the full run's table.
         online_args += ["--large-table-rows", str(rows // 2)]
@@ -218,7 +215,7 @@ def variants(ctx, rows):
     ]
 
 
-def bench_default_large_rows():
+def default_large_rows():
     with open(os.path.join(ROOT, "src", "lint", "live.rs")) as f:
         m = re.search(r"DEFAULT_LARGE_TABLE_ROWS: u64 = ([0-9_]+);", f.read())
     return int(m.group(1).replace("_", "")) if m else 100_000
@@ -229,7 +226,7 @@ def run_size(ctx, rows):
     ctx.create_db(TEMPLATE)
     ctx.run(*ctx.ours(TEMPLATE, "migrate", "--to", "0000_create_wishlist_items"), what="wishlist-migrate --to 0000")
     log(f"part 5: loading {fmt_rows(rows)} rows in the 0000 (text) schema")
-    bench.load_rows(ctx, TEMPLATE, bench.Shape(ctx.quick), 0, rows, enum_casts=False, seed=0.5)
+    load_rows(ctx, TEMPLATE, Shape(ctx.quick), 0, rows, enum_casts=False, seed=0.5)
     results = {}
     for key, label, args, folder in variants(ctx, rows):
         db = "p5_" + re.sub(r"[^a-z]", "", key)
@@ -274,7 +271,7 @@ def diff(a, b):
     return "\n".join(list(difflib.unified_diff(a, b, "as written", "online", lineterm="", n=1))[:40])
 
 
-def part5(ctx):
+def run(ctx):
     md = [
         "## 5. WISH-2007's 0001 on a populated table under a writer load: as written, `--online`, the hand-written proposal",
         "",
@@ -301,7 +298,7 @@ def part5(ctx):
             f"5. … `--online`: writes blocked",
             "refused" if "refused" in o else f"{fmt_ms(o['w']['max'])} ms (migration {o['dt']:.1f} s)",
             f"≤ {WRITER_MAX_MS} ms",
-            bench.verdict("refused" not in o and o["w"]["max"] <= WRITER_MAX_MS),
+            common.verdict("refused" not in o and o["w"]["max"] <= WRITER_MAX_MS),
         ))
         ctx.headline.append((f"5. … hand-written proposal: writes blocked", f"{fmt_ms(p['w']['max'])} ms (migration {p['dt']:.1f} s)", "—", "see part 5"))
     return "\n".join(md)

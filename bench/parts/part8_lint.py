@@ -7,7 +7,7 @@ import os
 import shutil
 import statistics
 
-import bench
+import common
 import history
 
 
@@ -17,13 +17,13 @@ def lint_times(ctx, folder, rounds):
         dt, r = ctx.run([ctx.cli, "--json", "--migrations", folder, "lint", "--offline"], check=False, what="lint")
         times.append(dt)
         if r.returncode not in (0, 3):
-            raise bench.BenchError(f"lint on {folder} exited {r.returncode}: {r.stderr[:400]}")
+            raise common.BenchError(f"lint on {folder} exited {r.returncode}: {r.stderr[:400]}")
         report = json.loads(r.stdout)
     return times, report
 
 
 def squawk_times(ctx, folder, rounds):
-    squawk = shutil.which("squawk") or os.path.join(bench.ROOT, ".venv", "bin", "squawk")
+    squawk = shutil.which("squawk") or os.path.join(common.ROOT, ".venv", "bin", "squawk")
     files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".sql"))
     times = []
     for _ in range(rounds):
@@ -40,7 +40,7 @@ def calibration(ctx):
     db = "p7_calibrate"
     ctx.create_db(db)
     ctx.run(*ctx.ours(db, "migrate", "--to", "0000_create_wishlist_items"), what="wishlist-migrate --to 0000")
-    bench.load_rows(ctx, db, bench.Shape(ctx.quick), 0, rows, enum_casts=False, seed=0.7)
+    common.load_rows(ctx, db, common.Shape(ctx.quick), 0, rows, enum_casts=False, seed=0.7)
     ctx.psql("ANALYZE wishlist_items;", db)
     cmd, env = ctx.ours(db, "lint", json_out=True)
     _, r = ctx.run(cmd, env, check=False, what="lint --database-url")
@@ -79,7 +79,7 @@ def check_times(ctx, folder, new, rounds):
         dt, r = ctx.run([ctx.cli, "--migrations", folder, "check", "--base", base, "--format", "json"], check=False, what="check")
         times.append(dt)
         if r.returncode not in (0, 3):
-            raise bench.BenchError(f"check on {folder} exited {r.returncode}: {r.stderr[:400]}")
+            raise common.BenchError(f"check on {folder} exited {r.returncode}: {r.stderr[:400]}")
         report = json.loads(r.stdout)
     return times, report
 
@@ -100,9 +100,9 @@ def run(ctx):
             ok = med <= budget_ms
         rows.append([
             f"{count} migrations ({hist['statements']} statements)",
-            bench.fmt_ms(med),
-            bench.fmt_ms(min(ours) * 1000),
-            bench.fmt_ms(statistics.median(theirs) * 1000),
+            common.fmt_ms(med),
+            common.fmt_ms(min(ours) * 1000),
+            common.fmt_ms(statistics.median(theirs) * 1000),
             f"{statistics.median(ours) / statistics.median(theirs):.2f}×",
             str(len(report.get("findings", []))),
         ])
@@ -113,9 +113,9 @@ def run(ctx):
     check_ok = check_med <= check_budget_ms
     cal = calibration(ctx)
     ratio = cal["estimated_ms"] / cal["measured_ms"] if cal["measured_ms"] else 0
-    ctx.headline.append(("8. lint 200 migrations", f"{rows[0][1]} ms", f"≤ {budget_ms} ms", bench.verdict(ok)))
-    ctx.headline.append((f"8. check {sizes[-1]} migrations ({check_new} new)", f"{bench.fmt_ms(check_med)} ms", f"≤ {check_budget_ms} ms", bench.verdict(check_ok)))
-    ctx.headline.append((f"8. blocked-writes estimate on {bench.fmt_rows(cal['rows'])} rows", f"{ratio:.2f}× measured", "order of magnitude", "—"))
+    ctx.headline.append(("8. lint 200 migrations", f"{rows[0][1]} ms", f"≤ {budget_ms} ms", common.verdict(ok)))
+    ctx.headline.append((f"8. check {sizes[-1]} migrations ({check_new} new)", f"{common.fmt_ms(check_med)} ms", f"≤ {check_budget_ms} ms", common.verdict(check_ok)))
+    ctx.headline.append((f"8. blocked-writes estimate on {common.fmt_rows(cal['rows'])} rows", f"{ratio:.2f}× measured", "order of magnitude", "—"))
     findings = "; ".join(f"`{rule}` {level}" + (f" ~{ms} ms" if ms is not None else "") for rule, level, ms in cal["findings"])
     md = [
         "## 8. lint",
@@ -123,17 +123,17 @@ def run(ctx):
         f"Wall time of `wishlist-migrate --json lint --offline` (process start to exit, {rounds} runs each) on the generated "
         "histories of part 2, and of squawk (`squawk --reporter json`, every file in one process) on the same files.",
         "",
-        bench.md_table(["history", "lint median ms", "lint min ms", "squawk median ms", "lint ÷ squawk", "findings"], rows),
+        common.md_table(["history", "lint median ms", "lint min ms", "squawk median ms", "lint ÷ squawk", "findings"], rows),
         "",
-        f"Budget: {budget_ms} ms for 200 migrations: {bench.verdict(ok)}.",
+        f"Budget: {budget_ms} ms for 200 migrations: {common.verdict(ok)}.",
         "",
         f"**check.** `wishlist-migrate check --base <folder> --format json` on the {sizes[-1]}-migration history, the base "
         f"being the same history without its last {check_new} migrations (a pull request adding {check_new}): median "
-        f"{bench.fmt_ms(check_med)} ms, min {bench.fmt_ms(min(check_ms) * 1000)} ms ({rounds} runs; the traps of every file "
+        f"{common.fmt_ms(check_med)} ms, min {common.fmt_ms(min(check_ms) * 1000)} ms ({rounds} runs; the traps of every file "
         f"and journal entry, and the lint of the {check_new} new ones, which reads the whole history for what it built), "
-        f"status `{check_report.get('status')}`. Budget: {check_budget_ms} ms: {bench.verdict(check_ok)}.",
+        f"status `{check_report.get('status')}`. Budget: {check_budget_ms} ms: {common.verdict(check_ok)}.",
         "",
-        f"**Estimate against measurement.** `wishlist_items` at 0000 with {bench.fmt_rows(cal['rows'])} rows "
+        f"**Estimate against measurement.** `wishlist_items` at 0000 with {common.fmt_rows(cal['rows'])} rows "
         f"({cal['bytes'] / 1048576:.0f} MiB with indexes), analyzed; `lint` with the database and 0001 (WISH-2007 as written) "
         f"pending: status `{cal['status']}`, findings {findings}. Their estimates add up to {cal['estimated_ms']:,.0f} ms of "
         f"blocked writes; applying 0001 (`migrate --no-lint-gate`, every statement under ACCESS EXCLUSIVE in one "

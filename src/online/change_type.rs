@@ -1,0 +1,359 @@
+//! The expand / backfill / swap recipe for `ALTER COLUMN c SET DATA TYPE T USING e` (the way
+//! pgroll changes a type): a new column `c__wm_new` of type `T` kept in step by a trigger, a
+//! batched backfill, the column's NOT NULL, indexes and constraints rebuilt on it without
+//! blocking writers, then a swap in one short transaction. Pure: the catalog's facts about
+//! the column come in as [`Facts`], read by the engine right before the step that needs them.
+//!
+//! The steps' texts depend on the statement alone, so a resumed run finds the same hashes.
+//! The three steps that read the catalog (backfill, rebuild, swap) are the file's own
+//! statement under a directive line saying which phase runs it.
+
+use serde::Serialize;
+
+use crate::migrations::statement::Statement;
+use crate::sql::change_type::{change_type, constraint_on, index_on, ChangeType};
+use crate::sql::online::quote;
+
+pub const RECIPE: &str = "expandBackfillSwap";
+
+/// The session setting the backfill sets: the trigger then leaves the new column to it.
+pub const BACKFILL_SETTING: &str = "wishlist_migrator.backfill";
+
+/// The steps that read the catalog when they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    Backfill,
+    Rebuild,
+    Swap,
+}
+
+impl Phase {
+    fn directive(self) -> &'static str {
+        match self {
+            Phase::Backfill => "-- wishlist-migrator: online backfill",
+            Phase::Rebuild => "-- wishlist-migrator: online rebuild",
+            Phase::Swap => "-- wishlist-migrator: online swap",
+        }
+    }
+}
+
+/// How many steps come before the backfill (expand): the undo of refused values forgets them.
+pub const EXPAND_STEPS: usize = 4;
+
+/// A name cut to Postgres's 63 bytes (on a character boundary) with `suffix` kept whole.
+pub fn name(base: &str, suffix: &str) -> String {
+    let mut base = base.to_string();
+    while base.len() + suffix.len() > 63 {
+        base.pop();
+    }
+    base + suffix
+}
+
+/// The recipe's own objects, named from the statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// Unquoted.
+    pub new_column: String,
+    /// Quoted, in the table's schema when the statement names one.
+    pub sync_function: String,
+    pub ok_function: String,
+    /// Quoted, unqualified (a trigger lives on its table).
+    pub trigger: String,
+    /// Unquoted.
+    pub not_null_check: String,
+}
+
+pub fn names(ct: &ChangeType) -> Names {
+    let base = format!("{}_{}", ct.table_name, ct.column);
+    let in_schema = |n: String| match &ct.schema {
+        Some(s) => format!("{}.{}", quote(s), quote(&n)),
+        None => quote(&n),
+    };
+    Names {
+        new_column: name(&ct.column, "__wm_new"),
+        sync_function: in_schema(name(&base, "__wm_sync")),
+        ok_function: in_schema(name(&base, "__wm_ok")),
+        trigger: quote(&name(&base, "__wm_sync")),
+        not_null_check: name(&base, "__wm_not_null"),
+    }
+}
+
+/// A temporary name for an index or constraint rebuilt on the new column.
+pub fn temporary(original: &str) -> String {
+    name(original, "__wm")
+}
+
+/// The steps of the recipe for `statement` (which [`change_type`] reads).
+pub fn steps(statement: &Statement) -> Option<Vec<String>> {
+    let ct = change_type(&statement.sql)?;
+    let n = names(&ct);
+    let (t, new) = (&ct.table, quote(&n.new_column));
+    // The row as the statement's USING sees it: `(SELECT e FROM (SELECT row.*) AS t)` needs no
+    // rewriting of `e`, whether it names the column alone or as `t.c`.
+    let convert = |row: &str| format!("(SELECT {} FROM (SELECT {row}.*) AS {})", ct.using, quote(&ct.table_name));
+    let body = |s: String| format!("$wm$ {s} $wm$");
+    let phase = |p: Phase| format!("{}\n{}", p.directive(), statement.sql.trim());
+    Some(vec![
+        format!("ALTER TABLE {t} ADD COLUMN {new} {}", ct.new_type),
+        // Never raises: a value the new type refuses leaves the new column NULL, and the
+        // backfill's check finds it. A writer gets no error the file as written would not give.
+        format!(
+            "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}",
+            n.sync_function,
+            body(format!(
+                "BEGIN IF current_setting('{BACKFILL_SETTING}', true) = 'on' THEN RETURN NEW; END IF; \
+                 BEGIN NEW.{new} := {}; EXCEPTION WHEN OTHERS THEN NEW.{new} := NULL; END; RETURN NEW; END",
+                convert("NEW")
+            ))
+        ),
+        format!(
+            "CREATE OR REPLACE FUNCTION {}(wm_row {t}) RETURNS boolean LANGUAGE plpgsql AS {}",
+            n.ok_function,
+            body(format!(
+                "BEGIN PERFORM {}; RETURN true; EXCEPTION WHEN OTHERS THEN RETURN false; END",
+                convert("wm_row")
+            ))
+        ),
+        format!(
+            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {}()",
+            n.trigger, n.sync_function
+        ),
+        phase(Phase::Backfill),
+        phase(Phase::Rebuild),
+        phase(Phase::Swap),
+    ])
+}
+
+/// The phase a step runs in and the statement it comes from, when it is one of the three that
+/// read the catalog.
+pub fn phase(statement: &Statement) -> Option<(Phase, ChangeType)> {
+    let (first, _) = statement.sql.split_once('\n')?;
+    let phase = [Phase::Backfill, Phase::Rebuild, Phase::Swap]
+        .into_iter()
+        .find(|p| p.directive() == first)?;
+    Some((phase, change_type(&statement.sql)?))
+}
+
+/// A primary key column: its name and type as `format_type` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyColumn {
+    pub name: String,
+    pub type_sql: String,
+}
+
+/// An index that uses the column, as `pg_get_indexdef` prints it; `constraint` is the `UNIQUE`
+/// constraint it carries, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexFact {
+    pub name: String,
+    pub def: String,
+    pub constraint: Option<String>,
+}
+
+/// A `CHECK` or `FOREIGN KEY` on the column, as `pg_get_constraintdef` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintFact {
+    pub name: String,
+    pub def: String,
+}
+
+/// What the catalog says of the column and its table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Facts {
+    pub key: Vec<KeyColumn>,
+    pub not_null: bool,
+    /// The column's default converted to the new type as Postgres converts it.
+    pub default: Option<String>,
+    pub indexes: Vec<IndexFact>,
+    pub constraints: Vec<ConstraintFact>,
+    /// What the recipe cannot rebuild: a view or rule reading the column, the column in the
+    /// primary key, a foreign key of another table referencing it, an identity or generated
+    /// column, another constraint kind (each named).
+    pub blockers: Vec<String>,
+}
+
+/// Why the recipe cannot run on this table, naming what stands in the way.
+pub fn refusal(ct: &ChangeType, facts: &Facts) -> Option<String> {
+    let column = format!("{}.{}", ct.table_name, ct.column);
+    if facts.key.is_empty() {
+        return Some(format!(
+            "{} has no primary key, which the backfill walks in order (add one, or run the change in a maintenance window)",
+            ct.table_name
+        ));
+    }
+    if !facts.blockers.is_empty() {
+        return Some(format!(
+            "the new column cannot replace {column} while {} depends on it (drop and re-create it around the change, or run it in a maintenance window)",
+            facts.blockers.join(", ")
+        ));
+    }
+    None
+}
+
+/// One statement of the rebuild, and how the catalog tells it already ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebuild {
+    /// `CREATE INDEX CONCURRENTLY` of this (unquoted) index.
+    Index { name: String, sql: String },
+    /// `ADD CONSTRAINT … NOT VALID` of this constraint.
+    Constraint { name: String, sql: String },
+    /// `VALIDATE CONSTRAINT` of this constraint.
+    Validate { name: String, sql: String },
+}
+
+/// The NOT NULL, indexes and constraints of the column built on the new column, under
+/// temporary names, without blocking writers; `None` when one cannot be rebuilt.
+pub fn rebuild(ct: &ChangeType, facts: &Facts) -> Option<Vec<Rebuild>> {
+    let n = names(ct);
+    let t = &ct.table;
+    let mut out = Vec::new();
+    let mut constraint = |name: String, sql: String| {
+        let validate = format!("ALTER TABLE {t} VALIDATE CONSTRAINT {}", quote(&name));
+        out.push(Rebuild::Constraint { name: name.clone(), sql });
+        out.push(Rebuild::Validate { name, sql: validate });
+    };
+    if facts.not_null {
+        let nn = &n.not_null_check;
+        let sql = format!(
+            "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID",
+            quote(nn),
+            quote(&n.new_column)
+        );
+        constraint(nn.clone(), sql);
+    }
+    for c in &facts.constraints {
+        let tmp = temporary(&c.name);
+        let sql = constraint_on(t, &tmp, &c.def, &ct.column, &n.new_column)?;
+        constraint(tmp, sql);
+    }
+    for i in &facts.indexes {
+        let tmp = temporary(&i.name);
+        let sql = index_on(&i.def, &ct.column, &n.new_column, &tmp)?;
+        out.push(Rebuild::Index { name: tmp, sql });
+    }
+    Some(out)
+}
+
+/// The swap, one transaction: the trigger and functions dropped, the old column dropped (its
+/// indexes and constraints with it), the new one renamed, the rebuilt indexes and constraints
+/// renamed to the original names, the default set, NOT NULL set (the validated check spares
+/// the scan) and the check dropped.
+pub fn swap(ct: &ChangeType, facts: &Facts) -> Vec<String> {
+    let n = names(ct);
+    let t = &ct.table;
+    let c = quote(&ct.column);
+    let in_schema = |name: &str| match &ct.schema {
+        Some(s) => format!("{}.{}", quote(s), quote(name)),
+        None => quote(name),
+    };
+    let mut out = vec![
+        format!("DROP TRIGGER {} ON {t}", n.trigger),
+        format!("DROP FUNCTION {}()", n.sync_function),
+        format!("DROP FUNCTION {}({t})", n.ok_function),
+        format!("ALTER TABLE {t} DROP COLUMN {c}"),
+        format!("ALTER TABLE {t} RENAME COLUMN {} TO {c}", quote(&n.new_column)),
+    ];
+    for i in &facts.indexes {
+        let tmp = temporary(&i.name);
+        out.push(match &i.constraint {
+            Some(con) => format!("ALTER TABLE {t} ADD CONSTRAINT {} UNIQUE USING INDEX {}", quote(con), quote(&tmp)),
+            None => format!("ALTER INDEX {} RENAME TO {}", in_schema(&tmp), quote(&i.name)),
+        });
+    }
+    for k in &facts.constraints {
+        out.push(format!(
+            "ALTER TABLE {t} RENAME CONSTRAINT {} TO {}",
+            quote(&temporary(&k.name)),
+            quote(&k.name)
+        ));
+    }
+    if let Some(default) = &facts.default {
+        out.push(format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {default}"));
+    }
+    if facts.not_null {
+        out.push(format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"));
+        out.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote(&n.not_null_check)));
+    }
+    out
+}
+
+/// The expand taken back (values the new type refuses): nothing of the recipe stays, the
+/// original column untouched.
+pub fn undo(ct: &ChangeType) -> Vec<String> {
+    let n = names(ct);
+    let t = &ct.table;
+    vec![
+        format!("DROP TRIGGER IF EXISTS {} ON {t}", n.trigger),
+        format!("DROP FUNCTION IF EXISTS {}()", n.sync_function),
+        format!("DROP FUNCTION IF EXISTS {}({t})", n.ok_function),
+        format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {}", quote(&n.new_column)),
+    ]
+}
+
+/// The backfill's statements over the primary key `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backfill {
+    /// The first batch: `$1` is the batch size. Answers (rows walked, rows written, last key
+    /// as text[]).
+    pub first: String,
+    /// A later batch: `$1` the batch size, `$2` the last key of the batch before (text[]).
+    pub next: String,
+    /// The same batch, each row converted by the trigger (which never raises): for a batch
+    /// in which the new type refused a value. `$1`, `$2` as in `next`; `$2` may be null.
+    pub fallback: String,
+    /// The rows whose value the new type refuses: (count, the first keys as text[] each).
+    pub refused: String,
+}
+
+pub fn backfill(ct: &ChangeType, key: &[KeyColumn], shown: usize) -> Backfill {
+    let n = names(ct);
+    let t = &ct.table;
+    let new = quote(&n.new_column);
+    let cols: Vec<String> = key.iter().map(|k| quote(&k.name)).collect();
+    let list = cols.join(", ");
+    let tuple = format!("({list})");
+    let after = format!(
+        "({}) > ({})",
+        list,
+        key.iter()
+            .enumerate()
+            .map(|(i, k)| format!("($2::text[])[{}]::{}", i + 1, k.type_sql))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let as_text = format!(
+        "ARRAY[{}]",
+        cols.iter().map(|c| format!("{c}::text")).collect::<Vec<_>>().join(", ")
+    );
+    let desc = cols.iter().map(|c| format!("{c} DESC")).collect::<Vec<_>>().join(", ");
+    let batch = |filter: &str, set: &str, changed: &str| {
+        format!(
+            "WITH b AS (SELECT {list} FROM {t} {filter} ORDER BY {list} LIMIT $1::int), \
+             u AS (UPDATE {t} SET {new} = {set} WHERE {tuple} IN (SELECT {list} FROM b){changed} RETURNING 1) \
+             SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM u), (SELECT {as_text} FROM b ORDER BY {desc} LIMIT 1)"
+        )
+    };
+    let set = format!("({})", ct.using);
+    let changed = format!(" AND {new} IS DISTINCT FROM {set}");
+    Backfill {
+        first: batch("", &set, &changed),
+        next: batch(&format!("WHERE {after}"), &set, &changed),
+        fallback: batch(&format!("WHERE $2::text[] IS NULL OR {after}"), "NULL", ""),
+        refused: format!(
+            "WITH r AS (SELECT {list} FROM {t} AS wm_t WHERE {new} IS NULL AND NOT {}(wm_t)) \
+             SELECT (SELECT count(*) FROM r), ARRAY(SELECT array_to_string({as_text}, ', ') FROM r ORDER BY {list} LIMIT {shown})",
+            n.ok_function
+        ),
+    }
+}
+
+/// The next batch's size: the last one scaled toward `target_ms`, at most doubling or halving,
+/// between 100 and 50,000 rows.
+pub fn next_batch(size: i64, took_ms: u64, target_ms: u64) -> i64 {
+    let scaled = (size as f64 * target_ms as f64 / took_ms.max(1) as f64) as i64;
+    scaled.clamp(size / 2, size * 2).clamp(100, 50_000)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,340 @@
+//! Both workflows of template.yaml executed: moto's States Language interpreter runs the
+//! definitions CloudFormation would deploy (rendered by scripts/check-asl.py, which validates
+//! them), and every Lambda task is served by the real function binary through the Runtime API
+//! (harness/workflows.rs, harness/sfn_moto.py), against real databases on the harness's
+//! PostgreSQL. Only the retry waits are shortened (`quick_retries`).
+
+use serde_json::{json, Value};
+
+use crate::harness::workflows::{definition, quick_retries, Workflows, BUCKET};
+use crate::harness::{self, pg, TestDb};
+
+/// The newest built-in migration: what `require` asks for.
+const LAST: &str = "0001_wish_2007_enums_audit";
+const MIGRATIONS: usize = 2;
+
+/// `functions` function processes (the reserved concurrency), their own state under `prefix`.
+fn start(functions: usize, prefix: &str, own_db: Option<&TestDb>) -> Workflows {
+    let prefix = prefix.to_string();
+    // A fleet's function never connects to its own database; the variable must still be valid.
+    let own = own_db.map_or_else(|| pg().admin_url("wm_fleet_function_own"), |db| db.url.clone());
+    Workflows::start(functions, move |endpoint| {
+        [
+            ("DATABASE_URL", own.as_str()),
+            ("DB_SSLMODE", "disable"),
+            ("DB_ALLOW_PLAINTEXT", "true"),
+            ("APP_ENV", "test"),
+            ("SSM_PREFIX", prefix.as_str()),
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "7"),
+            ("LOCK_WAIT_SECONDS", "1"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .to_vec()
+    })
+}
+
+fn fleet_definition(max_concurrency: &str, tolerated: &str) -> Value {
+    let mut def = definition(
+        "FleetStateMachine",
+        &[
+            ("FleetBucket", BUCKET),
+            ("FleetMaxConcurrency", max_concurrency),
+            ("FleetToleratedFailurePercentage", tolerated),
+        ],
+    );
+    quick_retries(&mut def);
+    def
+}
+
+fn target(name: &str, db: &TestDb) -> Value {
+    json!({"name": name, "databaseUrl": db.url})
+}
+
+/// (target name, action) of each invocation, in order.
+fn calls(workflows: &Workflows) -> Vec<(String, String)> {
+    workflows
+        .invoked()
+        .iter()
+        .map(|p| {
+            (
+                p["target"]["name"].as_str().unwrap_or("").to_string(),
+                p["action"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn unique_prefix() -> String {
+    format!("/wishlist/wf{}/migrations", uuid::Uuid::now_v7().simple())
+}
+
+async fn state(workflows: &Workflows, name: &str) -> Option<Value> {
+    use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(workflows.endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("t", "t", None, None, "tests"))
+        .load()
+        .await;
+    let out = aws_sdk_ssm::Client::new(&config).get_parameter().name(name).send().await.ok()?;
+    Some(serde_json::from_str(out.parameter()?.value()?).expect("state is JSON"))
+}
+
+/// A target whose database does not exist (yet): it fails with the function's own error.
+fn missing_db_target(name: &str) -> (Value, String) {
+    let db_name = format!("wm_missing_{}", uuid::Uuid::now_v7().simple());
+    (json!({"name": name, "databaseUrl": pg().admin_url(&db_name)}), db_name)
+}
+
+async fn create_database(name: &str) -> TestDb {
+    let admin = pg().db("postgres").client().await;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {}", harness::ident(name)))
+        .await
+        .unwrap();
+    pg().db(name)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_of_twenty_databases_migrates_canary_first_and_requires_the_version() {
+    let prefix = unique_prefix();
+    let workflows = start(4, &prefix, None);
+    let mut dbs = Vec::new();
+    for _ in 0..20 {
+        dbs.push(pg().fresh_db().await);
+    }
+    let manifest: Vec<Value> = dbs
+        .iter()
+        .enumerate()
+        .map(|(i, db)| target(&format!("tenant-{i:02}"), db))
+        .collect();
+    workflows
+        .put_object("fleet-manifests/twenty.json", &Value::Array(manifest).to_string())
+        .await;
+
+    let run = workflows
+        .execute(
+            &fleet_definition("4", "0"),
+            json!({"manifest": "fleet-manifests/twenty.json", "requireVersion": LAST}),
+        )
+        .await;
+    assert_eq!(run.status(), "SUCCEEDED", "{}", run.0);
+
+    for db in &dbs {
+        assert_eq!(harness::ledger(db).await.len(), MIGRATIONS, "{} migrated", db.name);
+    }
+    // The canary ran alone and whole before any other target started.
+    let calls = calls(&workflows);
+    let canary: Vec<(String, String)> = ["plan", "migrate", "require"]
+        .map(|a| ("tenant-00".to_string(), a.to_string()))
+        .to_vec();
+    assert_eq!(calls[..3], canary[..], "{calls:?}");
+    assert_eq!(calls.len(), 3 * 20, "plan, migrate and require once per target: {calls:?}");
+    assert!(
+        calls[3..].iter().all(|(name, _)| name != "tenant-00"),
+        "the canary is not run twice"
+    );
+    // Each target's state is its own, under the environment's prefix.
+    for name in ["tenant-00", "tenant-13"] {
+        let state = state(&workflows, &format!("{prefix}/targets/{name}/state")).await.expect(name);
+        assert_eq!(
+            (state["status"].as_str(), state["current"].as_str()),
+            (Some("applied"), Some(LAST)),
+            "{state}"
+        );
+    }
+    assert!(
+        state(&workflows, &format!("{prefix}/state")).await.is_none(),
+        "the function's own state is not a target's"
+    );
+    // The ResultWriter's files: every target succeeded, by name.
+    let out = run.output();
+    let succeeded = workflows.results(&out["fleet"]["ResultWriterDetails"], "SUCCEEDED").await;
+    assert_eq!(succeeded.len(), 20, "{succeeded:?}");
+    assert!(workflows.results(&out["fleet"]["ResultWriterDetails"], "FAILED").await.is_empty());
+    let canary = workflows.results(&out["canary"]["ResultWriterDetails"], "SUCCEEDED").await;
+    let result: Value = serde_json::from_str(canary[0]["Output"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (result["name"].as_str(), result["current"].as_str()),
+        (Some("tenant-00"), Some(LAST))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_canary_stops_the_fleet() {
+    let workflows = start(2, &unique_prefix(), None);
+    let (canary, _) = missing_db_target("canary");
+    let others = [pg().fresh_db().await, pg().fresh_db().await];
+    let manifest = json!([canary, target("other-1", &others[0]), target("other-2", &others[1])]);
+    workflows
+        .put_object("fleet-manifests/canary-fails.json", &manifest.to_string())
+        .await;
+
+    let run = workflows
+        .execute(
+            &fleet_definition("2", "50"),
+            json!({"manifest": "fleet-manifests/canary-fails.json"}),
+        )
+        .await;
+    assert_eq!(
+        (run.status(), run.0["error"].as_str()),
+        ("FAILED", Some("CanaryFailed")),
+        "{}",
+        run.0
+    );
+    let calls = calls(&workflows);
+    assert!(
+        calls.iter().all(|(name, _)| name == "canary"),
+        "nothing after the canary started: {calls:?}"
+    );
+    for db in &others {
+        assert!(harness::ledger(db).await.is_empty(), "{} untouched", db.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_within_the_tolerance_pass_beyond_it_fail_and_a_redrive_runs_only_the_failed() {
+    let workflows = start(3, &unique_prefix(), None);
+    let mut good = Vec::new();
+    for _ in 0..4 {
+        good.push(pg().fresh_db().await);
+    }
+    let (late_1, late_1_db) = missing_db_target("late-1");
+    let (late_2, _) = missing_db_target("late-2");
+    let mut manifest: Vec<Value> = good.iter().enumerate().map(|(i, db)| target(&format!("good-{i}"), db)).collect();
+    manifest.push(late_1);
+    workflows
+        .put_object("fleet-manifests/one-late.json", &Value::Array(manifest.clone()).to_string())
+        .await;
+    manifest.push(late_2);
+    workflows
+        .put_object("fleet-manifests/two-late.json", &Value::Array(manifest).to_string())
+        .await;
+
+    // 1 of 5 failed: within 25%. The results name it, with the function's errorType.
+    let within = workflows
+        .execute(&fleet_definition("3", "25"), json!({"manifest": "fleet-manifests/one-late.json"}))
+        .await;
+    assert_eq!(within.status(), "SUCCEEDED", "{}", within.0);
+    let failed = workflows.results(&within.output()["fleet"]["ResultWriterDetails"], "FAILED").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0]["Input"].as_str().unwrap().contains("\"late-1\""), "{failed:?}");
+    assert!(
+        !failed[0]["Error"].as_str().unwrap_or("States.").starts_with("States."),
+        "{failed:?}"
+    );
+    for db in &good {
+        assert_eq!(harness::ledger(db).await.len(), MIGRATIONS);
+    }
+
+    // 2 of 6 failed: beyond 25%, the execution fails.
+    let beyond = workflows
+        .execute(&fleet_definition("3", "25"), json!({"manifest": "fleet-manifests/two-late.json"}))
+        .await;
+    assert_eq!(
+        (beyond.status(), beyond.0["error"].as_str()),
+        ("FAILED", Some("FleetFailed")),
+        "{}",
+        beyond.0
+    );
+    assert!(
+        beyond.0["cause"].as_str().unwrap_or("").contains("2 of 6 items failed"),
+        "{}",
+        beyond.0
+    );
+
+    // The redrive (docs/deploy.md): a second execution over the failed items of the results, once
+    // late-1's database exists. Nothing that succeeded runs again.
+    let late_db = create_database(&late_1_db).await;
+    let items: Vec<Value> = failed
+        .iter()
+        .map(|f| serde_json::from_str(f["Input"].as_str().unwrap()).unwrap())
+        .collect();
+    workflows
+        .put_object("fleet-manifests/redrive.json", &Value::Array(items).to_string())
+        .await;
+    let before = workflows.invoked().len();
+    let redrive = workflows
+        .execute(&fleet_definition("3", "0"), json!({"manifest": "fleet-manifests/redrive.json"}))
+        .await;
+    assert_eq!(redrive.status(), "SUCCEEDED", "{}", redrive.0);
+    let redriven: Vec<String> = calls(&workflows)[before..].iter().map(|(n, _)| n.clone()).collect();
+    assert!(
+        !redriven.is_empty() && redriven.iter().all(|n| n == "late-1"),
+        "only the failed target ran again: {redriven:?}"
+    );
+    assert_eq!(harness::ledger(&late_db).await.len(), MIGRATIONS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_whose_lock_is_busy_is_retried_until_it_is_free() {
+    let workflows = start(2, &unique_prefix(), None);
+    let canary = pg().fresh_db().await;
+    let busy = pg().fresh_db().await;
+    let holder = busy.client().await;
+    holder
+        .execute("select pg_advisory_lock($1)", &[&wishlist_migrator::config::DEFAULT_LOCK_KEY])
+        .await
+        .unwrap();
+    let manifest = json!([target("canary", &canary), target("busy", &busy)]);
+    workflows.put_object("fleet-manifests/busy.json", &manifest.to_string()).await;
+    let busy_answers = || {
+        workflows
+            .answered()
+            .into_iter()
+            .filter(|(p, _)| p["target"]["name"] == "busy" && p["action"] == "migrate")
+            .map(|(_, answer)| answer)
+            .collect::<Vec<_>>()
+    };
+    // The lock is let go once the busy target's first migrate has given up on it.
+    let release = async {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while busy_answers().is_empty() && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        holder
+            .execute("select pg_advisory_unlock($1)", &[&wishlist_migrator::config::DEFAULT_LOCK_KEY])
+            .await
+            .unwrap();
+    };
+    let definition = fleet_definition("2", "0");
+    let (run, ()) = tokio::join!(
+        workflows.execute(&definition, json!({"manifest": "fleet-manifests/busy.json"})),
+        release
+    );
+    assert_eq!(run.status(), "SUCCEEDED", "{}", run.0);
+    let answers = busy_answers();
+    assert!(answers.len() >= 2, "the busy target's migrate was retried: {answers:?}");
+    assert_eq!(answers[0]["errorType"], "MigrationLockBusy", "{answers:?}");
+    assert_eq!(answers.last().unwrap()["response"]["status"], "applied", "{answers:?}");
+    assert_eq!(harness::ledger(&busy).await.len(), MIGRATIONS);
+}
+
+/// The release workflow, end to end (the snapshot off, as in dev): plan, migrate, status and
+/// require on the function's own database. Only the execution's end and the database are
+/// asserted, not the states' names, which change as the workflow grows.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_release_workflow_migrates_and_requires_end_to_end() {
+    let db = pg().fresh_db().await;
+    let workflows = start(1, &unique_prefix(), Some(&db));
+    let mut def = definition("ReleaseStateMachine", &[]);
+    quick_retries(&mut def);
+
+    let run = workflows.execute(&def, json!({"requireVersion": LAST})).await;
+    assert_eq!(run.status(), "SUCCEEDED", "{}", run.0);
+    assert_eq!(harness::ledger(&db).await.len(), MIGRATIONS);
+    let actions: Vec<String> = calls(&workflows).into_iter().map(|(_, a)| a).collect();
+    for action in ["plan", "migrate", "require"] {
+        assert!(actions.iter().any(|a| a == action), "{action} ran: {actions:?}");
+    }
+
+    // A version the build does not have: require fails the execution with the function's errorType.
+    let behind = workflows.execute(&def, json!({"requireVersion": "9999_not_built"})).await;
+    assert_eq!(behind.status(), "FAILED", "{}", behind.0);
+    assert!(
+        behind.0["error"].as_str().is_some_and(|e| !e.starts_with("States.")),
+        "{}",
+        behind.0
+    );
+}
