@@ -10,10 +10,12 @@
 //       {name: [[ms, paramIndex], ...]}.
 //
 //   node bench/pgclient.mjs writer <spec.json> <out.json>
-//       spec: {url, rows, pauseMs}
-//       Paced application writes (one INSERT loop, one UPDATE loop, each on its own
-//       connection) until SIGTERM; then writes {ops: [[startMs, latencyMs, kind, sqlstate|null]]}.
-//       Prints "ready" once both loops have completed an operation.
+//       spec: {url, rows, pauseMs, pairs?}
+//       Paced application writes (`pairs` INSERT loops and as many UPDATE loops, default 1,
+//       each on its own connection) until SIGTERM; then writes
+//       {ops: [[startMs, latencyMs, kind, sqlstate|null]], epochStartMs} (startMs counts from
+//       epochStartMs, a wall-clock time).
+//       Prints "ready" once every loop has completed an operation.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import process from 'node:process';
@@ -76,7 +78,10 @@ function itemId(n) {
 
 async function writer() {
   const stores = ['LEGO', 'BrickLink', 'Barweer', 'Cata', 'Other'];
+  const pairs = spec.pairs || 1;
   const started = nowMs();
+  // The caller's window is on the wall clock: where startMs 0 is on it.
+  const epochStartMs = Date.now();
   const ops = [];
   let stop = false;
   let ready = 0;
@@ -99,28 +104,33 @@ async function writer() {
       }
       ops.push([Number((t0 - started).toFixed(3)), Number((nowMs() - t0).toFixed(3)), kind, code]);
       n += 1;
-      if (n === 1 && (ready += 1) === 2) process.stdout.write('ready\n');
+      if (n === 1 && (ready += 1) === 2 * pairs) process.stdout.write('ready\n');
       await sleep(spec.pauseMs);
     }
     await client.end();
   }
 
   const user = (n) => crypto.createHash('md5').update(`writer${n % 50}`).digest('hex');
-  await Promise.all([
-    loop('insert', (c, n) =>
-      c.query(
-        'INSERT INTO wishlist_items (user_id, title, store, currency, priority, sort_order) VALUES ($1, $2, $3, $4, $5, $6)',
-        [user(n), `Writer set ${n}`, stores[n % stores.length], 'USD', n % 6, 10_000_000 + n],
+  // Each pair writes its own stretch of sort orders and rows, as separate users would.
+  const loops = [];
+  for (let p = 0; p < pairs; p += 1) {
+    loops.push(
+      loop('insert', (c, n) =>
+        c.query(
+          'INSERT INTO wishlist_items (user_id, title, store, currency, priority, sort_order) VALUES ($1, $2, $3, $4, $5, $6)',
+          [user(n + p), `Writer set ${n}`, stores[n % stores.length], 'USD', n % 6, 10_000_000 + p * 1_000_000 + n],
+        ),
       ),
-    ),
-    loop('update', (c, n) =>
-      c.query('UPDATE wishlist_items SET priority = $1, updated_at = now() WHERE id = $2', [
-        n % 6,
-        itemId(1 + ((n * 7919) % spec.rows)),
-      ]),
-    ),
-  ]);
-  fs.writeFileSync(outPath, JSON.stringify({ ops }));
+      loop('update', (c, n) =>
+        c.query('UPDATE wishlist_items SET priority = $1, updated_at = now() WHERE id = $2', [
+          n % 6,
+          itemId(1 + ((n * 7919 + p * 104729) % spec.rows)),
+        ]),
+      ),
+    );
+  }
+  await Promise.all(loops);
+  fs.writeFileSync(outPath, JSON.stringify({ ops, epochStartMs }));
 }
 
 try {

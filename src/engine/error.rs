@@ -152,6 +152,11 @@ impl MigrationError {
             refused_values: false,
         }
     }
+
+    /// The 1-based statement [`Self::at_statement`] named, or `None` for the COMMIT.
+    pub fn statement_number(&self) -> Option<usize> {
+        self.location.strip_prefix("statement ")?.split(' ').next()?.parse().ok()
+    }
 }
 
 impl Classified for MigrationError {

@@ -249,7 +249,11 @@ impl Function {
     ) -> Result<Value, InvocationError> {
         // Every run that can change the schema publishes the environment's (or the target's) state.
         let records = command.changes_schema();
-        let mut result = self.run_with(command, deadline, online, fleet_target.as_ref()).await;
+        let mut result = match self.run_with(command, deadline, online, fleet_target.as_ref()).await {
+            // Not a failure: the release workflow invokes the function again while it answers so.
+            Err(failure) if failure.report.status == Status::InProgress => Ok(in_progress(failure.report)),
+            other => other,
+        };
         let report = match &mut result {
             Ok(report) => report,
             Err(failure) => &mut failure.report,
@@ -487,7 +491,10 @@ impl Function {
                 data: data(&report),
             },
             Err(failure) => {
-                let mut answer = Answer::failed(reason_of(&failure.error));
+                let mut answer = Answer::failed(match &failure.report.in_progress {
+                    Some(left) => in_progress_reason(&failure.error, left),
+                    None => reason_of(&failure.error),
+                });
                 answer.data = data(&failure.report);
                 answer
             }
@@ -587,6 +594,28 @@ impl Function {
 /// "errorType: message" for CloudFormation, without Postgres's detail (`public_message`).
 fn reason_of(error: &InvocationError) -> String {
     format!("{}: {}", error.error_type(), public_message(error))
+}
+
+/// An online run its deadline stopped part-way, as the answer to a direct invocation: status
+/// `inProgress` with what is left, and no error (why it stopped is `inProgress.reason`).
+fn in_progress(mut report: Report) -> Report {
+    if let Some(left) = &report.in_progress {
+        tracing::info!(left = %left.summary(), "online run stopped at the deadline part-way; invoke again to continue");
+    }
+    report.error = None;
+    report
+}
+
+/// A custom resource cannot be answered "call me again", so an online run still in progress
+/// fails it, saying how to finish: the committed steps stay, and the next run resumes after them.
+fn in_progress_reason(error: &InvocationError, left: &crate::report::InProgressReport) -> String {
+    format!(
+        "{}: the online migration reached the function's deadline part-way and is resumable, which a custom resource cannot wait for: {}. \
+         What committed stays. Finish it with the release workflow (it invokes the function again while it answers inProgress) \
+         or invoke the function with {{\"action\": \"migrate\", \"online\": true}} until it answers applied, then update the stack again",
+        error.error_type(),
+        left.summary()
+    )
 }
 
 /// The report of a run, finished or failed.

@@ -28,7 +28,14 @@ impl Report {
             source: m.source.clone(),
             count: m.count,
         });
-        report.status = status(&outcome.command, &outcome.done, outcome.error.as_ref());
+        report.in_progress = match (&outcome.done, &outcome.error) {
+            (Done::Migrate(m), Some(error)) if !outcome.command.dry_run() => super::in_progress::of(m, error),
+            _ => None,
+        };
+        report.status = match report.in_progress {
+            Some(_) => Status::InProgress,
+            None => status(&outcome.command, &outcome.done, outcome.error.as_ref()),
+        };
         let ledger = match &outcome.done {
             Done::Nothing => None,
             Done::Status(view) => Some(view),

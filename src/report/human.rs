@@ -172,6 +172,11 @@ impl Report {
             ),
             Status::Invalid => format!("{} problem(s) found; migrate would refuse; current: {current}", self.problems.len()),
             Status::Failed => format!("failed after {} ms; current: {current}", self.duration_ms),
+            Status::InProgress => format!(
+                "in progress after {} ms: {}; what committed stays: run it again to continue; current: {current}",
+                self.duration_ms,
+                self.in_progress.as_ref().map_or_else(String::new, |p| p.summary())
+            ),
             Status::NoDrift => format!("no drift: nobody changed the schema, and it matches the snapshot of {current}"),
             Status::DriftDetected => format!(
                 "drift: the database was changed outside its migrations in {} place(s) (compared with the {} baseline); current: {current}",

@@ -4,6 +4,7 @@
 mod build;
 mod github;
 mod human;
+mod in_progress;
 pub mod progress;
 
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,9 @@ pub enum Status {
     /// `check`: a trap or a blocking lint finding in the migrations folder (in `traps`,
     /// `findings`).
     CheckFailed,
+    /// `migrate --online` reached its deadline part-way through a recipe: the steps that
+    /// committed stay and the next run resumes after them (what is left in `inProgress`).
+    InProgress,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +173,41 @@ pub struct ErrorReport {
     pub holder_pid: Option<i32>,
 }
 
+/// What an online run stopped by its deadline leaves for the next run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InProgressReport {
+    /// The migrations still to apply, in order; the first may be part-way.
+    pub remaining: Vec<String>,
+    /// The migration the run stopped in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<String>,
+    /// The step (1-based, of `steps`: the migration's statements with each recipe's steps in
+    /// place of its statement) the next run starts at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    /// That step's first line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+    /// Why the run stopped where it did.
+    pub reason: String,
+}
+
+impl InProgressReport {
+    /// One line for a log or a CloudFormation reason: where the run stopped and what is left.
+    pub fn summary(&self) -> String {
+        let at = match (&self.migration, self.step, self.steps) {
+            (Some(m), Some(step), Some(steps)) => format!("{m} is part-way (next: step {step} of {steps})"),
+            (Some(m), Some(step), None) => format!("{m} is part-way (next: step {step})"),
+            (Some(m), _, _) => format!("{m} is part-way"),
+            (None, _, _) => "the run stopped between migrations".into(),
+        };
+        format!("{at}; {} migration(s) left: {}", self.remaining.len(), self.remaining.join(", "))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationsInfo {
@@ -236,6 +275,9 @@ pub struct Report {
     /// statement's decision and the steps that run instead of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub online: Vec<crate::online::OnlinePlan>,
+    /// `migrate --online` stopped by its deadline part-way (status `inProgress`): what is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<InProgressReport>,
     /// `migrate --online`: each backfill's progress (rows done of the table's estimate).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backfills: Vec<crate::engine::outcome::BackfillProgress>,
@@ -314,6 +356,7 @@ impl Report {
             missing: Vec::new(),
             findings: Vec::new(),
             online: Vec::new(),
+            in_progress: None,
             backfills: Vec::new(),
             linted: None,
             history: None,

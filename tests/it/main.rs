@@ -26,6 +26,7 @@ mod lambda;
 mod lambda_build;
 mod lambda_emulator;
 mod lambda_faults;
+mod lambda_online;
 mod lambda_runtime;
 mod lambda_target;
 mod lint;
