@@ -2,5 +2,7 @@
 //! `error`, pure, so that every layer above asks one reader what a statement is.
 
 pub mod classify;
+pub mod destroys;
 pub mod index;
 pub mod online;
+pub mod parse;
