@@ -11,8 +11,8 @@
 
 use crate::db::catalog::{self, Catalog};
 use crate::engine::error::Error;
-use crate::engine::outcome::BaselineSource;
 use crate::engine::model;
+use crate::engine::outcome::BaselineSource;
 use crate::engine::plan::Assessment;
 use crate::engine::replay::replay;
 use crate::engine::session::Session;

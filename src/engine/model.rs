@@ -23,10 +23,7 @@ pub async fn build(client: &Client, snapshot: &Snapshot, against: &Catalog) -> R
     };
     let ddl = model_ddl::render(snapshot);
     // A migration holding a table must not make drift wait long.
-    client
-        .batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'")
-        .await
-        .map_err(failed)?;
+    client.batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'").await.map_err(failed)?;
     let built = async {
         // The model's schemas go first on the session's own path, so Postgres prints the model's
         // objects as it prints the application's (unqualified where those are).

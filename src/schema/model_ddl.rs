@@ -56,7 +56,11 @@ pub fn render(s: &Snapshot) -> ModelDdl {
     let mut out: Vec<String> = schemas.iter().map(|n| format!("CREATE SCHEMA {}", mapped(n))).collect();
     for e in s.enums.values() {
         let values: Vec<String> = e.values.iter().map(|v| literal(v)).collect();
-        out.push(format!("CREATE TYPE {} AS ENUM({})", relation(&e.schema, &e.name), values.join(", ")));
+        out.push(format!(
+            "CREATE TYPE {} AS ENUM({})",
+            relation(&e.schema, &e.name),
+            values.join(", ")
+        ));
     }
     for q in s.sequences.values() {
         let options = sequence_options(&q.increment, &q.min_value, &q.max_value, &q.start_with, &q.cache, q.cycle);
@@ -160,9 +164,32 @@ fn sequence_options(
 /// its schema, with the array dimensions after the quotes.
 fn column_type(c: &Column) -> String {
     const NATIVE: [&str; 26] = [
-        "uuid", "smallint", "integer", "bigint", "boolean", "text", "varchar", "serial", "bigserial", "smallserial", "decimal",
-        "numeric", "real", "json", "jsonb", "time", "timestamp", "date", "interval", "double precision", "char", "vector",
-        "geometry", "halfvec", "sparsevec", "bit",
+        "uuid",
+        "smallint",
+        "integer",
+        "bigint",
+        "boolean",
+        "text",
+        "varchar",
+        "serial",
+        "bigserial",
+        "smallserial",
+        "decimal",
+        "numeric",
+        "real",
+        "json",
+        "jsonb",
+        "time",
+        "timestamp",
+        "date",
+        "interval",
+        "double precision",
+        "char",
+        "vector",
+        "geometry",
+        "halfvec",
+        "sparsevec",
+        "bit",
     ];
     let ty = c.sql_type.as_str();
     match &c.type_schema {
@@ -200,7 +227,11 @@ fn create_table(t: &Table) -> String {
         }
         if c.is_unique() {
             let name = c.unique_name.clone().unwrap_or_else(|| format!("{}_{}_unique", t.name, c.name));
-            let nulls = if c.nulls_not_distinct == Some(true) { " NULLS NOT DISTINCT" } else { "" };
+            let nulls = if c.nulls_not_distinct == Some(true) {
+                " NULLS NOT DISTINCT"
+            } else {
+                ""
+            };
             line.push_str(&format!(" CONSTRAINT {} UNIQUE{nulls}", quoted(&name)));
         }
         if let Some(i) = &c.identity {
@@ -215,11 +246,19 @@ fn create_table(t: &Table) -> String {
         lines.push(line);
     }
     if let Some(pk) = t.composite_primary_keys.values().next() {
-        lines.push(format!("\tCONSTRAINT {} PRIMARY KEY({})", quoted(&pk.name), column_list(&pk.columns)));
+        lines.push(format!(
+            "\tCONSTRAINT {} PRIMARY KEY({})",
+            quoted(&pk.name),
+            column_list(&pk.columns)
+        ));
     }
     for u in t.unique_constraints.values() {
         let nulls = if u.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" };
-        lines.push(format!("\tCONSTRAINT {} UNIQUE{nulls}({})", quoted(&u.name), column_list(&u.columns)));
+        lines.push(format!(
+            "\tCONSTRAINT {} UNIQUE{nulls}({})",
+            quoted(&u.name),
+            column_list(&u.columns)
+        ));
     }
     for ck in t.check_constraints.values() {
         lines.push(format!("\tCONSTRAINT {} CHECK ({})", quoted(&ck.name), ck.value));
@@ -286,16 +325,15 @@ fn create_index(t: &Table, i: &Index) -> String {
 }
 
 fn create_policy(target: &str, p: &Policy) -> String {
-    let roles: Vec<String> = p
-        .to
-        .clone()
-        .unwrap_or_else(|| vec!["public".into()])
-        .iter()
-        .map(|r| match r.as_str() {
-            "current_user" | "current_role" | "session_user" | "public" => r.clone(),
-            _ => quoted(r),
-        })
-        .collect();
+    let roles: Vec<String> =
+        p.to.clone()
+            .unwrap_or_else(|| vec!["public".into()])
+            .iter()
+            .map(|r| match r.as_str() {
+                "current_user" | "current_role" | "session_user" | "public" => r.clone(),
+                _ => quoted(r),
+            })
+            .collect();
     let mut s = format!(
         "CREATE POLICY {} ON {target} AS {} FOR {} TO {}",
         quoted(&p.name),

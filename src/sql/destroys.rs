@@ -45,6 +45,10 @@ const DROPS_WITHOUT_ROWS: &[ObjectType] = &[
 /// `DROP SCHEMA s`. Statements that change no rows (creating, altering, commenting, granting,
 /// settings, drops of objects without rows) give nothing; any other is [`Destroys::Unclassified`].
 pub fn destroys(sql: &str) -> Vec<Destroys> {
+    // libpg_query takes a C string; a NUL byte cannot be SQL anyway.
+    if sql.contains('\0') {
+        return vec![Destroys::Unclassified];
+    }
     let Ok(parsed) = pg_query::parse(sql) else {
         return vec![Destroys::Unclassified];
     };

@@ -5,7 +5,6 @@
 
 use pg_query::NodeEnum;
 
-
 /// A statement of a piece (a piece written by hand can hold several).
 pub struct Parsed {
     pub node: NodeEnum,

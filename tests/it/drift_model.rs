@@ -68,7 +68,10 @@ async fn a_null_default_and_an_expression_index_ordered_inside_its_sql_are_no_mi
         kinds_of(&report, "modelMismatches"),
         [
             ("columnDefault".to_string(), "public.wishlist_items.notes".to_string()),
-            ("indexDefinition".to_string(), "public.wishlist_items.idx_wishlist_newest".to_string()),
+            (
+                "indexDefinition".to_string(),
+                "public.wishlist_items.idx_wishlist_newest".to_string()
+            ),
         ]
     );
 }

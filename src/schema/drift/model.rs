@@ -119,7 +119,10 @@ mod tests {
         assert_eq!(model.schemas, ["audit", "public"]);
         assert_eq!(model.tables[0].schema, "public");
         assert_eq!(model.tables[0].columns[0].type_display, "audit.level");
-        assert_eq!(model.tables[0].columns[0].default.as_deref(), Some("nextval('public.items_id_seq'::regclass)"));
+        assert_eq!(
+            model.tables[0].columns[0].default.as_deref(),
+            Some("nextval('public.items_id_seq'::regclass)")
+        );
         assert_eq!(model.views[0].name, "open_items");
     }
 
