@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 
 use crate::schema::snapshot::{schema_or_public, Column, Index, IndexColumn, Policy, Snapshot, Table};
+use crate::sql::rename::rename_schemas;
 
 /// Where the model is built: `<MODEL_PREFIX><schema>` for each schema of the snapshot. Long and
 /// odd enough that no application names a schema so, and removed again from every name and
@@ -54,6 +55,10 @@ pub fn render(s: &Snapshot) -> ModelDdl {
     schemas.extend(s.enums.values().map(|e| schema_or_public(&e.schema).to_string()));
     schemas.extend(s.sequences.values().map(|q| schema_or_public(&q.schema).to_string()));
     let mut out: Vec<String> = schemas.iter().map(|n| format!("CREATE SCHEMA {}", mapped(n))).collect();
+    // The snapshot's expressions name its schemas; in the model they are the prefixed ones.
+    let rename = |schema: &str| schemas.contains(schema).then(|| format!("{MODEL_PREFIX}{schema}"));
+    let x = |e: &str| rename_schemas(e, &rename).unwrap_or_else(|| e.to_string());
+    let x: Sql<'_> = &x;
     for e in s.enums.values() {
         let values: Vec<String> = e.values.iter().map(|v| literal(v)).collect();
         out.push(format!(
@@ -67,7 +72,7 @@ pub fn render(s: &Snapshot) -> ModelDdl {
         out.push(format!("CREATE SEQUENCE {}{options}", relation(&q.schema, &q.name)));
     }
     for t in s.tables.values() {
-        out.push(create_table(t));
+        out.push(create_table(t, x));
         if t.is_rls_enabled || !t.policies.is_empty() {
             out.push(format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", relation(&t.schema, &t.name)));
         }
@@ -93,10 +98,10 @@ pub fn render(s: &Snapshot) -> ModelDdl {
             ));
         }
         for i in t.indexes.values() {
-            out.push(create_index(t, i));
+            out.push(create_index(t, i, x));
         }
         for p in t.policies.values() {
-            out.push(create_policy(&relation(&t.schema, &t.name), p));
+            out.push(create_policy(&relation(&t.schema, &t.name), p, x));
         }
     }
     // Policies linked to a table of the snapshot from outside it (`pgPolicy(..).link(table)`).
@@ -111,7 +116,7 @@ pub fn render(s: &Snapshot) -> ModelDdl {
         if tables.contains(&(schema.as_str(), table.as_str())) {
             let target = relation(&schema, &table);
             out.push(format!("ALTER TABLE {target} ENABLE ROW LEVEL SECURITY"));
-            out.push(create_policy(&target, p));
+            out.push(create_policy(&target, p, x));
         }
     }
     ModelDdl { schemas, statements: out }
@@ -209,7 +214,10 @@ fn default_sql(v: &serde_json::Value) -> String {
     }
 }
 
-fn create_table(t: &Table) -> String {
+/// An expression of the snapshot as the model must read it.
+type Sql<'a> = &'a dyn Fn(&str) -> String;
+
+fn create_table(t: &Table, x: Sql<'_>) -> String {
     let mut lines: Vec<String> = Vec::new();
     for c in t.columns.values() {
         let mut line = format!("\t{} {}", quoted(&c.name), column_type(c));
@@ -217,10 +225,10 @@ fn create_table(t: &Table) -> String {
             line.push_str(" PRIMARY KEY");
         }
         if let Some(d) = &c.default {
-            line.push_str(&format!(" DEFAULT {}", default_sql(d)));
+            line.push_str(&format!(" DEFAULT {}", x(&default_sql(d))));
         }
         if let Some(g) = &c.generated {
-            line.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", g.expression));
+            line.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", x(&g.expression)));
         }
         if c.not_null && c.identity.is_none() {
             line.push_str(" NOT NULL");
@@ -261,7 +269,7 @@ fn create_table(t: &Table) -> String {
         ));
     }
     for ck in t.check_constraints.values() {
-        lines.push(format!("\tCONSTRAINT {} CHECK ({})", quoted(&ck.name), ck.value));
+        lines.push(format!("\tCONSTRAINT {} CHECK ({})", quoted(&ck.name), x(&ck.value)));
     }
     format!("CREATE TABLE {} (\n{}\n)", relation(&t.schema, &t.name), lines.join(",\n"))
 }
@@ -304,7 +312,7 @@ fn index_column(c: &IndexColumn) -> String {
     s
 }
 
-fn create_index(t: &Table, i: &Index) -> String {
+fn create_index(t: &Table, i: &Index, x: Sql<'_>) -> String {
     let columns: Vec<String> = i.columns.iter().map(index_column).collect();
     let mut s = format!(
         "CREATE {}INDEX {} ON {} USING {} ({})",
@@ -319,12 +327,12 @@ fn create_index(t: &Table, i: &Index) -> String {
         s.push_str(&format!(" WITH ({})", options.join(",")));
     }
     if let Some(p) = &i.predicate {
-        s.push_str(&format!(" WHERE {p}"));
+        s.push_str(&format!(" WHERE {}", x(p)));
     }
     s
 }
 
-fn create_policy(target: &str, p: &Policy) -> String {
+fn create_policy(target: &str, p: &Policy, x: Sql<'_>) -> String {
     let roles: Vec<String> =
         p.to.clone()
             .unwrap_or_else(|| vec!["public".into()])
@@ -342,10 +350,10 @@ fn create_policy(target: &str, p: &Policy) -> String {
         roles.join(", ")
     );
     if let Some(u) = &p.using {
-        s.push_str(&format!(" USING ({u})"));
+        s.push_str(&format!(" USING ({})", x(u)));
     }
     if let Some(w) = &p.with_check {
-        s.push_str(&format!(" WITH CHECK ({w})"));
+        s.push_str(&format!(" WITH CHECK ({})", x(w)));
     }
     s
 }

@@ -6,3 +6,4 @@ pub mod destroys;
 pub mod index;
 pub mod online;
 pub mod parse;
+pub mod rename;
