@@ -194,6 +194,7 @@ const USER_SCHEMAS: &str = "select n.oid, n.nspname::text from pg_namespace n
     where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
       and n.nspname not like 'pg\\_temp\\_%' and n.nspname not like 'pg\\_toast\\_temp\\_%'
       and not exists (select 1 from pg_depend d where d.classid = 'pg_namespace'::regclass and d.objid = n.oid and d.deptype = 'e')
+      and ($1::text is null or left(n.nspname, length($1)) = $1)
     order by 2";
 
 const RELATIONS: &str = "select c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relrowsecurity,
@@ -318,9 +319,20 @@ async fn rows(
 /// query that only needs what the flight before it answered (the schemas, then the tables' oids),
 /// and tokio-postgres pipelines queries issued together.
 pub async fn read(client: &impl GenericClient) -> Result<Catalog, CatalogError> {
+    read_schemas(client, None).await
+}
+
+/// Reads only the schemas whose names start with `prefix`: a model built beside the live schema
+/// (`engine::model`).
+pub async fn read_prefixed(client: &impl GenericClient, prefix: &str) -> Result<Catalog, CatalogError> {
+    read_schemas(client, Some(prefix)).await
+}
+
+async fn read_schemas(client: &impl GenericClient, prefix: Option<&str>) -> Result<Catalog, CatalogError> {
+    let by_prefix = [(&prefix as &(dyn ToSql + Sync), Type::TEXT)];
     let (version_rows, schema_rows) = tokio::try_join!(
         rows(client, "server version", "select current_setting('server_version_num')::int", &[]),
-        rows(client, "schemas", USER_SCHEMAS, &[]),
+        rows(client, "schemas", USER_SCHEMAS, &by_prefix),
     )?;
     // `current_setting` answers one row, always.
     let server_version: i32 = version_rows.first().map_or(0, |r| r.get(0));

@@ -7,7 +7,6 @@ pub mod backoff;
 pub mod baseline;
 pub mod catalog;
 pub mod connection;
-pub mod deparse;
 pub mod history;
 pub mod ledger;
 pub mod lock;

@@ -10,14 +10,14 @@
 //! with the snapshot, as the only answer left, and a warning says so.
 
 use crate::db::catalog::{self, Catalog};
-use crate::db::deparse::{printed_alike, Pairs};
 use crate::engine::error::Error;
+use crate::engine::model;
 use crate::engine::outcome::BaselineSource;
 use crate::engine::plan::Assessment;
 use crate::engine::replay::replay;
 use crate::engine::session::Session;
 use crate::migrations::source::Migration;
-use crate::schema::drift::{self, classify, compare_catalogs, Difference, DifferenceKind, ModelMismatch, Question};
+use crate::schema::drift::{classify, compare_catalogs, Difference, DifferenceKind, ModelMismatch};
 use crate::schema::snapshot::Snapshot;
 
 pub struct Examination {
@@ -50,7 +50,7 @@ pub async fn examine(
     let snapshot = Snapshot::at(&session.set.source, version);
     let (manual_changes, model, notes, expected) = match (built, snapshot) {
         (Some(built), Ok(expected)) => {
-            let differences = settled(session, drift::compare_with_questions(&expected, &built, &options), warnings).await;
+            let differences = model_question(session, &expected, &built, warnings).await;
             let (model, notes) = classify(differences);
             (compare_catalogs(&built, &actual, &options), model, notes, Some(expected))
         }
@@ -62,7 +62,7 @@ pub async fn examine(
         }
         (None, Ok(expected)) => {
             // Enum order is never a change here either: Postgres appends added values.
-            let differences = settled(session, drift::compare_with_questions(&expected, &actual, &options), warnings).await;
+            let differences = model_question(session, &expected, &actual, warnings).await;
             let (differences, notes) = split_enum_order(differences);
             (differences, Vec::new(), notes, Some(expected))
         }
@@ -111,32 +111,16 @@ async fn baseline(
     }
 }
 
-/// The differences left once Postgres has printed the expressions the canonical forms disagree
-/// on: those it prints alike were spelling, not schema.
-async fn settled(
-    session: &Session<'_>,
-    (differences, questions): (Vec<Difference>, Vec<Question>),
-    warnings: &mut Vec<String>,
-) -> Vec<Difference> {
-    if questions.is_empty() {
-        return differences;
-    }
-    let asks: Vec<Pairs<'_>> = questions
-        .iter()
-        .map(|q| Pairs {
-            schema: &q.schema,
-            table: &q.table,
-            pairs: &q.pairs,
-        })
-        .collect();
-    match printed_alike(session.client(), &asks).await {
-        Ok(same) => drift::settle(differences, &questions, &same),
+/// The snapshot, built by Postgres, against `against`. A database where nothing may be built
+/// (a standby, a role without CREATE) leaves the question unanswered, with a warning.
+async fn model_question(session: &Session<'_>, expected: &Snapshot, against: &Catalog, warnings: &mut Vec<String>) -> Vec<Difference> {
+    match model::build(session.client(), expected, against).await {
+        Ok(model) => compare_catalogs(&model, against, &session.drift_options()),
         Err(e) => {
             warnings.push(format!(
-                "PostgreSQL could not compare {} expression(s) the snapshot spells differently ({e}); they are reported as they are",
-                questions.len()
+                "the snapshot was not compared: PostgreSQL could not build it in a rolled-back transaction ({e}); grant the role CREATE on the database, or run drift on the primary"
             ));
-            differences
+            Vec::new()
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod error;
 pub mod examine;
 pub mod invocation;
+pub mod model;
 pub mod online_change;
 pub mod outcome;
 pub mod pipeline;

@@ -18,6 +18,7 @@ use crate::db::opening::{self, OpeningError};
 use crate::db::pooler;
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
+use crate::engine::model;
 use crate::engine::outcome::Finished;
 use crate::engine::plan::{self, Assessment};
 use crate::engine::progress::Progress;
@@ -134,7 +135,8 @@ impl<'a> Session<'a> {
     pub async fn compare(&self, version: Option<&Migration>) -> Result<Comparison, Error> {
         let expected = Snapshot::at(&self.set.source, version)?;
         let actual = catalog::read(self.client()).await?;
-        let differences = drift::compare(&expected, &actual, &self.drift_options());
+        let model = model::build(self.client(), &expected, &actual).await?;
+        let differences = drift::compare_catalogs(&model, &actual, &self.drift_options());
         Ok(Comparison {
             expected,
             actual,

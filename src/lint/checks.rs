@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use pg_query::protobuf::{AlterTableCmd, AlterTableType, ColumnDef, ConstrType, Constraint, ObjectType};
 use pg_query::{NodeEnum, NodeRef};
 
-use crate::lint::parse;
 use crate::lint::rule::Rule;
 use crate::lint::schema_state::{self as state, change_keeps_rows, column_type, dotted, string_value, SchemaState};
+use crate::sql::parse;
 
 /// A rule broken at a byte of the statement piece.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,6 @@
 
 pub mod checks;
 pub mod live;
-pub mod parse;
 pub mod rule;
 pub mod schema_state;
 
@@ -22,6 +21,7 @@ use crate::lint::schema_state::SchemaState;
 use crate::migrations::folders::MIGRATION_FILE;
 use crate::migrations::source::{Layout, Migration, TransactionMode};
 use crate::migrations::statement::Statement;
+use crate::sql::parse;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -240,7 +240,7 @@ fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, out: 
         let table_created_by_linted = hit.table.as_ref().is_some_and(|t| schema.created_by_linted(t));
         let enum_created_by_linted = hit.enum_type.as_ref().is_some_and(|e| schema.created_by_linted(e));
         let (start, end) = statement_range(piece, hit.offset);
-        let (line, column) = parse::position(piece.statement, hit.offset);
+        let (line, column) = parse::position(&piece.statement.sql, piece.statement.line, hit.offset);
         let waived = if hit.rule.waivable() {
             waiver_for(piece, hit.rule, hit.offset)
         } else {

@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 
 use crate::sql::classify::{classify, Classified, Kind};
+use crate::sql::parse::shorten;
 
 /// drizzle-kit's separator between statements of one migration file.
 pub const BREAKPOINT: &str = "--> statement-breakpoint";
@@ -265,15 +266,6 @@ pub fn has_commit_after_marker(sql: &str) -> bool {
         let normalized: String = line.split_whitespace().collect::<Vec<_>>().join(" ");
         normalized.eq_ignore_ascii_case(COMMIT_AFTER_MARKER)
     })
-}
-
-pub fn shorten(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        text.to_string()
-    } else {
-        let cut: String = text.chars().take(max_chars).collect();
-        format!("{cut}…")
-    }
 }
 
 #[cfg(test)]

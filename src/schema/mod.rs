@@ -2,7 +2,7 @@
 //! catalog (drift), and the verification checks built on it.
 
 pub mod drift;
-pub mod expression;
+pub mod model_ddl;
 pub mod snapshot;
 pub mod snapshot_v1;
 pub mod verify;

@@ -3,5 +3,8 @@
 
 pub mod change_type;
 pub mod classify;
+pub mod destroys;
 pub mod index;
 pub mod online;
+pub mod parse;
+pub mod rename;

@@ -51,7 +51,7 @@ fn expected_model_mismatches(history: &str, idx: usize) -> Vec<(String, String)>
         // mismatches: the EXISTS-subquery policies of 0006/0007, which the migration SQL spells
         // as the snapshot does and Postgres prints back differently (`(EXISTS (SELECT 1 FROM
         // chats WHERE chats.id::text = messages.chat_id::text ...))`, INNER JOIN as JOIN,
-        // 'public'::text). Postgres judges them alike (src/db/deparse.rs).
+        // 'public'::text). Postgres builds the snapshot too (src/engine/model.rs), so it prints both alike.
         "morphic" if idx >= 16 => {
             // REAL: 0016_wrap_rls_current_setting.sql is hand-written ALTER POLICY wrapping
             // current_setting(...) in (select ...); 0016_snapshot.json keeps the unwrapped

@@ -10,6 +10,7 @@ mod concurrency;
 mod configuration;
 mod drift;
 mod drift_baseline;
+mod drift_model;
 mod drizzle1;
 mod drizzle1_snapshots;
 mod drizzle_compat;

@@ -3,7 +3,7 @@
 
 use crate::db::ledger::{LedgerTable, HISTORY_TABLE};
 
-use super::ident::unquote;
+use crate::schema::model_ddl::unquote;
 
 /// A `DRIFT_IGNORE` entry: `table` (in `public`), `schema.table`, or `schema.*`.
 #[derive(Debug, Clone, PartialEq, Eq)]

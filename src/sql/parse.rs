@@ -1,10 +1,9 @@
 //! One statement piece of a migration through Postgres's own grammar (libpg_query, by the
 //! `pg_query` crate): the statements it holds with their byte ranges, the comments that carry
-//! waivers, and byte offsets turned into the file's line and column.
+//! waivers, and byte offsets turned into the file's line and column. The lint reads statements
+//! through it; `shorten` is how every layer cuts SQL for a message.
 
 use pg_query::NodeEnum;
-
-use crate::migrations::statement::{shorten, Statement};
 
 /// A statement of a piece (a piece written by hand can hold several).
 pub struct Parsed {
@@ -80,12 +79,11 @@ pub fn strip_prefix_ignore_case<'t>(text: &'t str, prefix: &str) -> Option<&'t s
 }
 
 /// Where a byte of a statement piece is in its file: 1-based line and column (in characters).
-pub fn position(statement: &Statement, offset: usize) -> (usize, usize) {
-    let sql = &statement.sql;
+/// `line` is the line of the piece's first non-blank line (as `Statement::line` counts it).
+pub fn position(sql: &str, line: usize, offset: usize) -> (usize, usize) {
     let offset = offset.min(sql.len());
-    // `Statement::line` is the line of the piece's first non-blank line.
     let leading_blank = sql.lines().take_while(|l| l.trim().is_empty()).count();
-    let first_line = statement.line - leading_blank;
+    let first_line = line - leading_blank;
     let before = sql.get(..offset).unwrap_or(sql);
     let line = first_line + before.matches('\n').count();
     let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
@@ -101,6 +99,16 @@ pub fn excerpt(piece: &str, start: usize, end: usize) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with("--"))
         .collect();
     shorten(&code.join(" "), 100)
+}
+
+/// `text` cut to `max_chars` characters, with an ellipsis when it was cut.
+pub fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max_chars).collect();
+        format!("{cut}…")
+    }
 }
 
 #[cfg(test)]
@@ -131,10 +139,10 @@ mod tests {
 
     #[test]
     fn positions_count_lines_of_the_file() {
-        let statement = Statement::new("\n\nALTER TABLE t\n  DROP COLUMN x;", 12);
-        let offset = statement.sql.find("DROP").unwrap();
-        assert_eq!(position(&statement, offset), (13, 3));
-        assert_eq!(position(&statement, 2), (12, 1));
+        let sql = "\n\nALTER TABLE t\n  DROP COLUMN x;";
+        let offset = sql.find("DROP").unwrap();
+        assert_eq!(position(sql, 12, offset), (13, 3));
+        assert_eq!(position(sql, 12, 2), (12, 1));
     }
 
     #[test]
