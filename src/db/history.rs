@@ -9,10 +9,18 @@
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::Type;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{Client, GenericClient};
 
 use crate::db::ledger::{is_missing_table, LedgerError, LedgerTable};
 use crate::db::points::rfc3339;
+
+/// A statement of a non-transactional migration that committed in an earlier, unfinished run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementDone {
+    pub index: i32,
+    pub hash: String,
+    pub run_id: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -69,6 +77,31 @@ pub struct RecoveryPoint {
 }
 
 impl LedgerTable {
+    /// The statements of `tag` that committed since its last completed apply or rollback: where
+    /// an interrupted non-transactional migration resumes. None when the history is missing.
+    pub async fn statements_done(&self, client: &Client, tag: &str) -> Result<Vec<StatementDone>, LedgerError> {
+        let sql = format!(
+            "select statement_index, hash, run_id from {h}
+             where tag = $1 and action = 'statement' and succeeded and statement_index is not null
+               and id > coalesce((select max(id) from {h} where tag = $1 and action in ('apply', 'rollback') and succeeded), 0)
+             order by statement_index, id",
+            h = self.history()
+        );
+        let rows = match client.query(&sql, &[&tag]).await {
+            Ok(rows) => rows,
+            Err(e) if is_missing_table(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err("read")(e)),
+        };
+        Ok(rows
+            .iter()
+            .map(|r| StatementDone {
+                index: r.get(0),
+                hash: r.get(1),
+                run_id: r.get(2),
+            })
+            .collect())
+    }
+
     /// Where `run_id`'s earliest recorded work began; none when the run recorded no start (it
     /// committed nothing, or the history is from an earlier version).
     pub async fn recovery_point(&self, client: &impl GenericClient, run_id: &str) -> Result<Option<RecoveryPoint>, LedgerError> {

@@ -114,14 +114,6 @@ pub fn rows_of(messages: &[SimpleQueryMessage]) -> impl Iterator<Item = &SimpleQ
     })
 }
 
-/// A statement of a non-transactional migration that committed in an earlier, unfinished run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatementDone {
-    pub index: i32,
-    pub hash: String,
-    pub run_id: String,
-}
-
 /// undefined_table / invalid_schema_name: the table was never created here, which for this tool's
 /// tables means "nothing recorded yet", not a failure.
 pub fn is_missing_table(e: &tokio_postgres::Error) -> bool {
@@ -141,7 +133,7 @@ impl LedgerTable {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(HISTORY_TABLE))
     }
 
-    fn err(&self, operation: &'static str) -> impl Fn(tokio_postgres::Error) -> LedgerError + '_ {
+    pub(super) fn err(&self, operation: &'static str) -> impl Fn(tokio_postgres::Error) -> LedgerError + '_ {
         move |e| LedgerError::Database {
             operation,
             table: self.qualified(),
@@ -402,31 +394,6 @@ impl LedgerTable {
             }
         };
         deleted.map_err(self.err("delete from"))
-    }
-
-    /// The statements of `tag` that committed since its last completed apply or rollback: where
-    /// an interrupted non-transactional migration resumes. None when the history is missing.
-    pub async fn statements_done(&self, client: &Client, tag: &str) -> Result<Vec<StatementDone>, LedgerError> {
-        let sql = format!(
-            "select statement_index, hash, run_id from {h}
-             where tag = $1 and action = 'statement' and succeeded and statement_index is not null
-               and id > coalesce((select max(id) from {h} where tag = $1 and action in ('apply', 'rollback') and succeeded), 0)
-             order by statement_index, id",
-            h = self.history()
-        );
-        let rows = match client.query(&sql, &[&tag]).await {
-            Ok(rows) => rows,
-            Err(e) if is_missing_table(&e) => return Ok(Vec::new()),
-            Err(e) => return Err(self.err("read")(e)),
-        };
-        Ok(rows
-            .iter()
-            .map(|r| StatementDone {
-                index: r.get(0),
-                hash: r.get(1),
-                run_id: r.get(2),
-            })
-            .collect())
     }
 
     pub async fn record(&self, client: &impl GenericClient, entry: &HistoryEntry<'_>) -> Result<(), LedgerError> {

@@ -14,3 +14,4 @@ pub mod opening;
 pub mod points;
 pub mod pooler;
 pub mod table_size;
+pub mod tls;

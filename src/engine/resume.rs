@@ -5,7 +5,8 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::db::ledger::{quote_ident, StatementDone};
+use crate::db::history::StatementDone;
+use crate::db::ledger::quote_ident;
 use crate::error::{Classified, ErrorType};
 use crate::migrations::statement::Statement;
 use crate::sql::index::{self, IndexName};

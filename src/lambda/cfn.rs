@@ -1,8 +1,8 @@
-//! The CloudFormation custom resource protocol: reading the request, the response document
-//! (≤ 4096 bytes) and delivering it to the pre-signed ResponseURL.
+//! The CloudFormation custom resource protocol: reading the request, what a run's answer says
+//! (its reason and data), and the response document (≤ 4096 bytes) that `delivery` PUTs to the
+//! pre-signed ResponseURL.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use aws_lambda_events::cloudformation::{
     CloudFormationCustomResourceResponse, CloudFormationCustomResourceResponseStatus as ResponseStatus,
@@ -10,7 +10,10 @@ use aws_lambda_events::cloudformation::{
 use serde_json::{Map, Value};
 
 use crate::aws::state::cut;
+use crate::error::{public_message, Classified};
+use crate::lambda::error::InvocationError;
 use crate::lambda::request::RequestError;
+use crate::report::{Report, Status};
 
 /// CloudFormation rejects larger response bodies.
 pub const MAX_BODY_BYTES: usize = 4096;
@@ -347,75 +350,46 @@ pub fn response_body(envelope: &Envelope, physical_resource_id: &str, answer: &A
     encode(&response)
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    #[error("ResponseURL answered HTTP {status}: {body}")]
-    Rejected { status: u16, body: String },
-    #[error("ResponseURL answered a redirect (HTTP {status}); redirects are never followed, so the answer was not delivered")]
-    Redirected { status: u16 },
-    #[error("could not deliver the response after {attempts} attempt(s): {last}")]
-    GaveUp { attempts: u32, last: String },
+/// "errorType: message" for CloudFormation, without Postgres's detail (`public_message`).
+pub(super) fn reason_of(error: &InvocationError) -> String {
+    format!("{}: {}", error.error_type(), public_message(error))
 }
 
-/// PUTs the response with an empty Content-Type (the pre-signed URL's signature covers it),
-/// retrying network errors and 5xx with backoff until `deadline`; no attempt outlives it.
-/// `http` must not follow redirects (see `response_client`).
-pub async fn deliver(http: &reqwest::Client, url: &str, body: String, deadline: Instant) -> Result<u32, DeliveryError> {
-    const MAX_ATTEMPTS: u32 = 6;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let sent = http
-            .put(url)
-            .header(reqwest::header::CONTENT_TYPE, "")
-            .body(body.clone())
-            .timeout(put_timeout(deadline))
-            .send()
-            .await;
-        let last = match sent {
-            Ok(response) if response.status().is_success() => {
-                tracing::info!(attempt, "CloudFormation response delivered");
-                return Ok(attempt);
-            }
-            Ok(response) if response.status().is_server_error() => format!("HTTP {}", response.status().as_u16()),
-            Ok(response) if response.status().is_redirection() => {
-                return Err(DeliveryError::Redirected {
-                    status: response.status().as_u16(),
-                })
-            }
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let body = response.text().await.unwrap_or_default();
-                return Err(DeliveryError::Rejected {
-                    status,
-                    body: body.chars().take(300).collect(),
-                });
-            }
-            // The URL's query string is a pre-signed credential: keep it out of errors and logs.
-            Err(e) => e.without_url().to_string(),
-        };
-        let delay = Duration::from_millis(250 * (1 << (attempt - 1).min(5)));
-        if attempt >= MAX_ATTEMPTS || Instant::now() + delay >= deadline {
-            return Err(DeliveryError::GaveUp { attempts: attempt, last });
-        }
-        tracing::warn!(attempt, error = %last, "CloudFormation response not delivered; retrying");
-        tokio::time::sleep(delay).await;
+/// A custom resource cannot be answered "call me again", so an online run still in progress
+/// fails it, saying how to finish: the committed steps stay, and the next run resumes after them.
+pub(super) fn in_progress_reason(error: &InvocationError, left: &crate::report::InProgressReport) -> String {
+    format!(
+        "{}: the online migration reached the function's deadline part-way and is resumable, which a custom resource cannot wait for: {}. \
+         What committed stays. Finish it with the release workflow (it invokes the function again while it answers inProgress) \
+         or invoke the function with {{\"action\": \"migrate\", \"online\": true}} until it answers applied, then update the stack again",
+        error.error_type(),
+        left.summary()
+    )
+}
+
+pub(super) fn success_reason(report: &Report) -> String {
+    let current = report.current.as_deref().unwrap_or("none");
+    let mut reason = match report.status {
+        Status::Applied => format!("applied {} migration(s); current: {current}", report.applied.len()),
+        Status::Planned => format!(
+            "dry run: {} migration(s) would be applied; current: {current}",
+            report.pending.len()
+        ),
+        _ => format!("up to date; current: {current}"),
+    };
+    for w in &report.warnings {
+        reason.push_str("; warning: ");
+        reason.push_str(w);
     }
+    reason
 }
 
-/// Ten seconds, or the time left before `deadline` if that is less.
-fn put_timeout(deadline: Instant) -> Duration {
-    Duration::from_secs(10)
-        .min(deadline.saturating_duration_since(Instant::now()))
-        .max(Duration::from_millis(1))
-}
-
-/// The client for ResponseURL PUTs: a redirect is an answer (refused), never followed.
-pub fn response_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("the HTTP client builds")
+pub(super) fn data(report: &Report) -> HashMap<String, String> {
+    HashMap::from([
+        ("Current".to_string(), report.current.clone().unwrap_or_default()),
+        ("AppliedCount".to_string(), report.applied.len().to_string()),
+        ("RunId".to_string(), report.run_id.clone()),
+    ])
 }
 
 #[cfg(test)]

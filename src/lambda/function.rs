@@ -18,8 +18,13 @@ use crate::db::connection::{ConnectionSettings, TlsMode};
 use crate::engine::command::Command;
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
-use crate::error::{public_message, Classified, ErrorType};
-use crate::lambda::cfn::{self, Answer, CfnRequest, Envelope, Malformed, RequestType, ResponseUrlPolicy};
+use crate::error::{Classified, ErrorType};
+use crate::lambda::cfn::{
+    self, data, in_progress_reason, reason_of, success_reason, Answer, CfnRequest, Envelope, Malformed, RequestType, ResponseUrlPolicy,
+};
+use crate::lambda::delivery;
+
+mod custom_resource;
 use crate::lambda::deadline::{self, Deadline, DeadlineError};
 use crate::lambda::error::InvocationError;
 use crate::lambda::guard::{guard, Guarded};
@@ -96,7 +101,7 @@ impl Function {
             response_urls: ResponseUrlPolicy::from_allow_list(lookup("CFN_RESPONSE_URL_ALLOW").as_deref()),
             allow_plaintext: lookup("DB_ALLOW_PLAINTEXT").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             env,
-            http: cfn::response_client(),
+            http: delivery::response_client(),
             answered: Mutex::new(HashMap::new()),
         }
     }
@@ -382,218 +387,6 @@ impl Function {
             ));
         }
     }
-
-    async fn cloudformation(self: Arc<Self>, request: CfnRequest, deadline: Instant) -> Result<Value, Diagnostic> {
-        let physical_id = self.physical_resource_id();
-        let work_deadline = deadline.checked_sub(CFN_RESPONSE_RESERVE).unwrap_or(deadline).max(Instant::now());
-        let answer = match request.request_type {
-            // Never drop data: removing the resource (or the stack) leaves the database as it is.
-            RequestType::Delete => Answer {
-                success: true,
-                reason: "Delete leaves the database and its data as they are".into(),
-                data: HashMap::new(),
-            },
-            RequestType::Update if request.is_rollback_of(&self.version) => self.cfn_rollback_update(&request, work_deadline).await,
-            RequestType::Create | RequestType::Update => match self.answered_here(&request) {
-                Some(answer) => answer,
-                None => {
-                    let this = self.clone();
-                    let cfn = request.clone();
-                    // The redelivery check reads SSM: under the guard with the run, so a slow read
-                    // cannot eat the time kept back for the answer.
-                    let work = tokio::spawn(async move {
-                        match this.answered_before(&cfn).await {
-                            Some(answer) => answer,
-                            None => this.cfn_migrate(&cfn, work_deadline).await,
-                        }
-                    });
-                    match guard(work, work_deadline).await {
-                        Guarded::Done(answer) => answer,
-                        Guarded::Panicked(message) => {
-                            metrics::emit_failure(&self.environment, Some(crate::engine::Action::Migrate), PANICKED);
-                            Answer::failed(format!("{PANICKED}: the handler panicked: {message}"))
-                        }
-                        Guarded::Abandoned => {
-                            let error = Error::Deadline { during: "migrating" };
-                            metrics::emit_failure(&self.environment, Some(crate::engine::Action::Migrate), error.error_type().as_str());
-                            Answer::failed(format!("{}: {error}", error.error_type()))
-                        }
-                    }
-                }
-            },
-        };
-        self.answered
-            .lock()
-            .expect("not poisoned")
-            .insert(request.envelope.request_id.clone(), answer.clone());
-        let physical_id = match (request.request_type, &request.envelope.physical_resource_id) {
-            (RequestType::Delete, Some(id)) => id.clone(),
-            _ => physical_id,
-        };
-        self.respond(&request.envelope, physical_id, &answer, deadline).await
-    }
-
-    /// PUTs the answer to the ResponseURL and returns its summary to Lambda.
-    async fn respond(&self, envelope: &Envelope, physical_id: String, answer: &Answer, deadline: Instant) -> Result<Value, Diagnostic> {
-        let body = cfn::response_body(envelope, &physical_id, answer);
-        let summary = json!({
-            "Status": if answer.success { "SUCCESS" } else { "FAILED" },
-            "PhysicalResourceId": physical_id,
-            "Reason": answer.reason,
-            "Data": answer.data,
-        });
-        // Half the margin stays back so the function still returns its result to Lambda in time.
-        match cfn::deliver(&self.http, &envelope.response_url, body, deadline + self.margin / 2).await {
-            Ok(_) => Ok(summary),
-            // Returning an error makes Lambda invoke again, which is the only way left to answer;
-            // the RequestId check keeps the retry from migrating twice.
-            Err(e) => Err(Diagnostic {
-                error_type: "ResponseNotDelivered".into(),
-                error_message: e.to_string(),
-            }),
-        }
-    }
-
-    async fn cfn_migrate(&self, request: &CfnRequest, deadline: Instant) -> Answer {
-        let command = Command::Migrate {
-            target: None,
-            dry_run: request.dry_run,
-        };
-        let mut result = self.run(command, deadline).await;
-        if request.request_type == RequestType::Update {
-            if let Err(failure) = &result {
-                if failure.error.error_type() == ErrorType::UnknownMigrations {
-                    // A stack rollback redeploys the previous function with fewer migrations while the
-                    // database keeps the newer ones: report, never roll the schema back from here.
-                    if let Ok(mut status) = self.run(Command::Status, deadline).await {
-                        if status.pending.is_empty() {
-                            status
-                                .warnings
-                                .push("the database is ahead of this build (a stack rollback?); schema left as it is".into());
-                            result = Ok(status);
-                        }
-                    }
-                }
-            }
-        }
-        if !request.dry_run {
-            let report = match &mut result {
-                Ok(report) => report,
-                Err(failure) => &mut failure.report,
-            };
-            self.record(report, Some(&request.envelope.request_id), None).await;
-        }
-        metrics::emit(report_of(&result), Invoker::CloudFormation);
-        match result {
-            Ok(report) => Answer {
-                success: true,
-                reason: success_reason(&report),
-                data: data(&report),
-            },
-            Err(failure) => {
-                let mut answer = Answer::failed(match &failure.report.in_progress {
-                    Some(left) => in_progress_reason(&failure.error, left),
-                    None => reason_of(&failure.error),
-                });
-                answer.data = data(&failure.report);
-                answer
-            }
-        }
-    }
-
-    /// A stack rollback's Update: the schema is never rolled back (or re-migrated) from here, so
-    /// the answer is the database's current state.
-    async fn cfn_rollback_update(&self, request: &CfnRequest, deadline: Instant) -> Answer {
-        let requested = request.function_version.as_deref().unwrap_or("?");
-        let result = self.run(Command::Status, deadline).await;
-        metrics::emit(report_of(&result), Invoker::CloudFormation);
-        match result {
-            Ok(report) => Answer {
-                success: true,
-                reason: format!(
-                    "stack rollback (requested function version {requested}, running {}): schema left as it is; current: {}",
-                    self.version,
-                    report.current.as_deref().unwrap_or("none")
-                ),
-                data: data(&report),
-            },
-            // Failing here would leave the stack in UPDATE_ROLLBACK_FAILED for a read we could not
-            // make; the rollback itself changes nothing in the database.
-            Err(failure) => Answer {
-                success: true,
-                reason: format!(
-                    "stack rollback: schema left as it is; its state could not be read ({})",
-                    reason_of(&failure.error)
-                ),
-                data: data(&failure.report),
-            },
-        }
-    }
-
-    /// The answer already given to this RequestId by this container, or (`answered_before`,
-    /// through the SSM state) by another one: a redelivered request is answered the same, not
-    /// migrated twice.
-    fn answered_here(&self, request: &CfnRequest) -> Option<Answer> {
-        self.answered
-            .lock()
-            .expect("not poisoned")
-            .get(&request.envelope.request_id)
-            .cloned()
-    }
-
-    async fn answered_before(&self, request: &CfnRequest) -> Option<Answer> {
-        let setup = self.setup.as_ref().ok()?;
-        let state = setup.state.read().await.ok()??;
-        if state.cfn_request_id.as_deref() != Some(request.envelope.request_id.as_str()) {
-            return None;
-        }
-        let mut data = HashMap::new();
-        data.insert("Current".into(), state.current.clone().unwrap_or_default());
-        data.insert("AppliedCount".into(), state.applied_count.to_string());
-        data.insert("RunId".into(), state.run_id.clone());
-        let failed = state.status == Status::Failed || state.error.is_some();
-        Some(if failed {
-            Answer {
-                success: false,
-                reason: state
-                    .error
-                    .as_ref()
-                    .map_or_else(|| "failed".to_string(), |e| format!("{}: {}", e.error_type, e.message)),
-                data,
-            }
-        } else {
-            Answer {
-                success: true,
-                reason: format!(
-                    "already answered this request (run {}); current: {}",
-                    state.run_id,
-                    state.current.as_deref().unwrap_or("none")
-                ),
-                data,
-            }
-        })
-    }
-
-    /// Stable for one environment and database, and free of secrets: changing it would make
-    /// CloudFormation delete the old resource.
-    fn physical_resource_id(&self) -> String {
-        let identity: Vec<String> = ["DB_SECRET_ID", "DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME"]
-            .iter()
-            .map(|k| match (*k, self.lookup(k)) {
-                ("DATABASE_URL", Some(url)) => ConnectionSettings::from_url("DATABASE_URL", &url)
-                    .map(|c| c.info().to_string())
-                    .unwrap_or_default(),
-                (_, v) => v.unwrap_or_default(),
-            })
-            .collect();
-        let digest = hex::encode(Sha256::digest(identity.join("\n").as_bytes()));
-        format!("wishlist-migrator-{}-{}", self.environment, &digest[..12])
-    }
-}
-
-/// "errorType: message" for CloudFormation, without Postgres's detail (`public_message`).
-fn reason_of(error: &InvocationError) -> String {
-    format!("{}: {}", error.error_type(), public_message(error))
 }
 
 /// An online run its deadline stopped part-way, as the answer to a direct invocation: status
@@ -606,47 +399,10 @@ fn in_progress(mut report: Report) -> Report {
     report
 }
 
-/// A custom resource cannot be answered "call me again", so an online run still in progress
-/// fails it, saying how to finish: the committed steps stay, and the next run resumes after them.
-fn in_progress_reason(error: &InvocationError, left: &crate::report::InProgressReport) -> String {
-    format!(
-        "{}: the online migration reached the function's deadline part-way and is resumable, which a custom resource cannot wait for: {}. \
-         What committed stays. Finish it with the release workflow (it invokes the function again while it answers inProgress) \
-         or invoke the function with {{\"action\": \"migrate\", \"online\": true}} until it answers applied, then update the stack again",
-        error.error_type(),
-        left.summary()
-    )
-}
-
 /// The report of a run, finished or failed.
 fn report_of<E>(result: &Result<Report, Box<Failure<E>>>) -> &Report {
     match result {
         Ok(report) => report,
         Err(failure) => &failure.report,
     }
-}
-
-fn success_reason(report: &Report) -> String {
-    let current = report.current.as_deref().unwrap_or("none");
-    let mut reason = match report.status {
-        Status::Applied => format!("applied {} migration(s); current: {current}", report.applied.len()),
-        Status::Planned => format!(
-            "dry run: {} migration(s) would be applied; current: {current}",
-            report.pending.len()
-        ),
-        _ => format!("up to date; current: {current}"),
-    };
-    for w in &report.warnings {
-        reason.push_str("; warning: ");
-        reason.push_str(w);
-    }
-    reason
-}
-
-fn data(report: &Report) -> HashMap<String, String> {
-    HashMap::from([
-        ("Current".to_string(), report.current.clone().unwrap_or_default()),
-        ("AppliedCount".to_string(), report.applied.len().to_string()),
-        ("RunId".to_string(), report.run_id.clone()),
-    ])
 }

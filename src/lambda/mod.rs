@@ -3,6 +3,7 @@
 
 pub mod cfn;
 pub mod deadline;
+pub mod delivery;
 pub mod error;
 pub mod function;
 pub mod guard;
