@@ -103,8 +103,10 @@ pub async fn read_facts(client: &impl GenericClient, ct: &ChangeType, default: b
     for r in client
         .query(
             "select conname::text, contype::text, pg_get_constraintdef(oid) from pg_constraint
-              where conrelid = $1 and $2::int2 = any(conkey) and contype not in ('p', 'u', 'x', 'n') order by 1",
-            &[&table, &(attnum as i16)],
+              where conrelid = $1 and $2::int2 = any(conkey) and contype not in ('p', 'u', 'x', 'n')
+                and conname <> $3 order by 1",
+            // The recipe's own check that every value converted is not the column's to rebuild.
+            &[&table, &(attnum as i16), &crate::online::change_type::names(ct).converted_check],
         )
         .await?
     {

@@ -62,6 +62,10 @@ pub struct Names {
     pub trigger: String,
     /// Unquoted.
     pub not_null_check: String,
+    /// Unquoted: a nullable column's check that every value converted (old and new NULL
+    /// together), so a refused value written after the backfill fails its writer, as the
+    /// statement as written would, instead of becoming NULL at the swap.
+    pub converted_check: String,
 }
 
 pub fn names(ct: &ChangeType) -> Names {
@@ -76,6 +80,7 @@ pub fn names(ct: &ChangeType) -> Names {
         ok_function: in_schema(name(&base, "__wm_ok")),
         trigger: quote(&name(&base, "__wm_sync")),
         not_null_check: name(&base, "__wm_not_null"),
+        converted_check: name(&base, "__wm_converted"),
     }
 }
 
@@ -221,6 +226,15 @@ pub fn rebuild(ct: &ChangeType, facts: &Facts) -> Option<Vec<Rebuild>> {
             quote(&n.new_column)
         );
         constraint(nn.clone(), sql);
+    } else {
+        let cc = &n.converted_check;
+        let sql = format!(
+            "ALTER TABLE {t} ADD CONSTRAINT {} CHECK (({} IS NULL) = ({} IS NULL)) NOT VALID",
+            quote(cc),
+            quote(&ct.column),
+            quote(&n.new_column)
+        );
+        constraint(cc.clone(), sql);
     }
     for c in &facts.constraints {
         let tmp = temporary(&c.name);
@@ -251,9 +265,14 @@ pub fn swap(ct: &ChangeType, facts: &Facts) -> Vec<String> {
         format!("DROP TRIGGER {} ON {t}", n.trigger),
         format!("DROP FUNCTION {}()", n.sync_function),
         format!("DROP FUNCTION {}({t})", n.ok_function),
+    ];
+    if !facts.not_null {
+        out.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote(&n.converted_check)));
+    }
+    out.extend([
         format!("ALTER TABLE {t} DROP COLUMN {c}"),
         format!("ALTER TABLE {t} RENAME COLUMN {} TO {c}", quote(&n.new_column)),
-    ];
+    ]);
     for i in &facts.indexes {
         let tmp = temporary(&i.name);
         out.push(match &i.constraint {

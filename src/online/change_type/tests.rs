@@ -103,6 +103,31 @@ fn rebuilds_not_null_constraints_and_indexes_on_the_new_column_then_swaps_their_
 }
 
 #[test]
+fn a_nullable_column_keeps_a_refused_value_from_becoming_null_at_the_swap() {
+    let nullable = Facts {
+        not_null: false,
+        ..facts()
+    };
+    let r = rebuild(&ct(), &nullable).unwrap();
+    let Rebuild::Constraint { name, sql } = &r[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(name, "wishlist_items_store__wm_converted");
+    assert_eq!(
+        sql,
+        r#"ALTER TABLE "wishlist_items" ADD CONSTRAINT "wishlist_items_store__wm_converted" CHECK (("store" IS NULL) = ("store__wm_new" IS NULL)) NOT VALID"#
+    );
+    assert!(matches!(&r[1], Rebuild::Validate { name, .. } if name == "wishlist_items_store__wm_converted"));
+    let swap = swap(&ct(), &nullable);
+    let drop_check = swap
+        .iter()
+        .position(|s| s.contains(r#"DROP CONSTRAINT "wishlist_items_store__wm_converted""#));
+    let drop_column = swap.iter().position(|s| s.ends_with(r#"DROP COLUMN "store""#));
+    assert!(drop_check.unwrap() < drop_column.unwrap(), "{swap:?}");
+    assert!(!swap.iter().any(|s| s.contains("SET NOT NULL")), "{swap:?}");
+}
+
+#[test]
 fn the_backfill_walks_the_key_in_order_and_skips_converted_rows() {
     let b = backfill(&ct(), &facts().key, 20);
     assert!(
