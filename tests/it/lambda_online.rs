@@ -31,21 +31,6 @@ fn folder() -> tempfile::TempDir {
     dir
 }
 
-/// The steps of 0001 recorded as committed, in order.
-async fn steps_done(db: &TestDb) -> Vec<i32> {
-    db.client()
-        .await
-        .query(
-            "select statement_index from drizzle.wishlist_migrator_history where tag = $1 and action = 'statement' order by id",
-            &[&TAG_1],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_online_run_past_its_deadline_answers_in_progress_and_the_next_invocation_finishes_it() {
     let stack = Stack::new().await;
@@ -96,7 +81,7 @@ async fn an_online_run_past_its_deadline_answers_in_progress_and_the_next_invoca
     assert!(left["statement"].as_str().unwrap().contains("items_user_idx"), "{first}");
     assert!(left["reason"].as_str().unwrap().contains("deadline"), "{first}");
     assert_eq!(
-        steps_done(&stack.db).await,
+        stack.db.statements_done(TAG_1).await,
         [1, 2, 3, 4],
         "the SET NOT NULL recipe committed and stays"
     );
@@ -115,7 +100,7 @@ async fn an_online_run_past_its_deadline_answers_in_progress_and_the_next_invoca
         reason.contains("0001_online is part-way (next: step 5 of 5)") && reason.contains("release workflow"),
         "{reason}"
     );
-    assert_eq!(steps_done(&stack.db).await, [1, 2, 3, 4], "nothing ran twice");
+    assert_eq!(stack.db.statements_done(TAG_1).await, [1, 2, 3, 4], "nothing ran twice");
 
     // The report ends: the next round resumes at the index and finishes, each step once.
     report.rollback().await.unwrap();
@@ -123,7 +108,7 @@ async fn an_online_run_past_its_deadline_answers_in_progress_and_the_next_invoca
     assert_eq!(last["status"], "applied", "{last}");
     assert_eq!(tags(&last["applied"]), [TAG_1]);
     assert!(last.get("inProgress").is_none(), "{last}");
-    assert_eq!(steps_done(&stack.db).await, [1, 2, 3, 4, 5]);
+    assert_eq!(stack.db.statements_done(TAG_1).await, [1, 2, 3, 4, 5]);
     assert_eq!(ledger(&stack.db).await, expected_ledger(dir.path()));
     let valid = admin
         .query_one("select indisvalid from pg_index where indexrelid = 'items_user_idx'::regclass", &[])

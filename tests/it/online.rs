@@ -97,21 +97,6 @@ async fn under_load(db: &TestDb, dir: &std::path::Path, args: &[&str]) -> (serde
     (report, worst, count)
 }
 
-/// The steps recorded as committed for 0001, in order.
-async fn statements_done(db: &TestDb) -> Vec<i32> {
-    db.client()
-        .await
-        .query(
-            "select statement_index from drizzle.wishlist_migrator_history where tag = $1 and action = 'statement' order by id",
-            &[&TAG_1],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 /// Inserts and updates `items` until stopped; the longest any one of them took.
 fn writer(db: &TestDb, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(Duration, u64)> {
     let url = db.url.clone();
@@ -194,7 +179,7 @@ async fn online_recipes_keep_a_writer_moving_and_end_where_the_file_ends() {
     assert_eq!(migrated["status"], "applied", "{migrated}");
     assert_eq!(migrated["segments"][0]["mode"], "autocommit", "{migrated}");
     assert_eq!(
-        statements_done(&db).await,
+        db.statements_done(TAG_1).await,
         [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         "each step of the five recipes committed once"
     );
@@ -284,7 +269,7 @@ async fn a_run_killed_between_steps_resumes_after_the_last_committed_step() {
     // the run still goes on by the recipes whose steps committed, not the file as written.
     let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online"])).expect(0).report();
     assert!(report["warnings"].to_string().contains("resumed at statement 2"), "{report}");
-    assert_eq!(statements_done(&db).await, [1, 2, 3, 4, 5], "each step committed exactly once");
+    assert_eq!(db.statements_done(TAG_1).await, [1, 2, 3, 4, 5], "each step committed exactly once");
     assert_eq!(ledger(&db).await, expected_ledger(dir.path()));
     let fresh = pg().fresh_db().await;
     run(&mut wm(&fresh.url, dir.path(), &["migrate"])).expect(0);
@@ -317,7 +302,7 @@ async fn a_blocking_statement_without_a_recipe_refuses_the_run_before_anything_c
         "names the statement and what stands in the way: {message}"
     );
     assert_eq!(catalog(&db).await, before, "not even the index that has a recipe was built");
-    assert!(statements_done(&db).await.is_empty());
+    assert!(db.statements_done(TAG_1).await.is_empty());
     assert_eq!(ledger(&db).await.len(), 1);
 }
 

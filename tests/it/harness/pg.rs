@@ -176,6 +176,22 @@ impl TestDb {
             .expect("to_regclass")
             .get(0)
     }
+
+    /// The statements of `tag` recorded as committed in the history (an online recipe's steps,
+    /// a no-transaction migration's statements), in the order they committed.
+    pub async fn statements_done(&self, tag: &str) -> Vec<i32> {
+        self.client()
+            .await
+            .query(
+                "select statement_index from drizzle.wishlist_migrator_history where tag = $1 and action = 'statement' order by id",
+                &[&tag],
+            )
+            .await
+            .expect("read the history")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
 }
 
 /// TLS when the server offers it (the URL's default `sslmode=prefer`), certificates unchecked:
