@@ -311,6 +311,167 @@ async fn a_target_whose_lock_is_busy_is_retried_until_it_is_free() {
     assert_eq!(harness::ledger(&busy).await.len(), MIGRATIONS);
 }
 
+fn in_wave(name: &str, db: &TestDb, wave: u32) -> Value {
+    json!({"name": name, "databaseUrl": db.url, "wave": wave})
+}
+
+/// Where `name`'s invocations are in `calls`: (first, last).
+fn span(calls: &[(String, String)], name: &str) -> (usize, usize) {
+    let at: Vec<usize> = (0..calls.len()).filter(|&i| calls[i].0 == name).collect();
+    (*at.first().unwrap_or_else(|| panic!("{name} ran: {calls:?}")), *at.last().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_waves_run_in_ascending_order_each_after_the_one_before() {
+    let workflows = start(3, &unique_prefix(), None);
+    let mut dbs = Vec::new();
+    for _ in 0..5 {
+        dbs.push(pg().fresh_db().await);
+    }
+    // Wave 2's targets come before wave 1's in the manifest, and no target is in wave 0.
+    let manifest = json!([
+        in_wave("canary", &dbs[0], 1),
+        in_wave("late-a", &dbs[1], 2),
+        in_wave("early-a", &dbs[2], 1),
+        in_wave("late-b", &dbs[3], 2),
+        in_wave("early-b", &dbs[4], 1),
+    ]);
+    workflows.put_object("fleet-manifests/waves.json", &manifest.to_string()).await;
+
+    let run = workflows
+        .execute(
+            &fleet_definition("3", "0"),
+            json!({"manifest": "fleet-manifests/waves.json", "requireVersion": LAST}),
+        )
+        .await;
+    assert_eq!(run.status(), "SUCCEEDED", "{}", run.0);
+    for db in &dbs {
+        assert_eq!(harness::ledger(db).await.len(), MIGRATIONS, "{} migrated", db.name);
+    }
+    let calls = calls(&workflows);
+    assert_eq!(calls.len(), 3 * 5, "plan, migrate and require once per target: {calls:?}");
+    // The canary alone first, then all of wave 1 before any of wave 2.
+    assert_eq!(span(&calls, "canary"), (0, 2), "{calls:?}");
+    let wave_1_ends = span(&calls, "early-a").1.max(span(&calls, "early-b").1);
+    let wave_2_starts = span(&calls, "late-a").0.min(span(&calls, "late-b").0);
+    assert!(wave_1_ends < wave_2_starts, "wave 2 started after wave 1 ended: {calls:?}");
+
+    let out = run.output();
+    let mut waves: Vec<u64> = out["waves"].as_array().unwrap().iter().filter_map(Value::as_u64).collect();
+    waves.sort_unstable();
+    assert_eq!(waves, [1, 2], "{out}");
+    // The last wave's results: its own targets applied, the others passed through untouched.
+    let last: Vec<Value> = workflows
+        .results(&out["fleet"]["ResultWriterDetails"], "SUCCEEDED")
+        .await
+        .iter()
+        .map(|r| serde_json::from_str(r["Output"].as_str().unwrap()).unwrap())
+        .collect();
+    let applied: Vec<&str> = last
+        .iter()
+        .filter(|r| r["status"] == "applied")
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(applied, ["late-a", "late-b"], "{last:?}");
+    assert!(
+        last.iter().all(|r| r["status"] == "applied" || r["status"] == "notThisPhase"),
+        "{last:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wave_past_the_tolerance_stops_the_fleet_and_the_next_wave_stays_at_its_old_version() {
+    let workflows = start(3, &unique_prefix(), None);
+    let canary = pg().fresh_db().await;
+    let good = pg().fresh_db().await;
+    let (broken_1, _) = missing_db_target("broken-1");
+    let (broken_2, _) = missing_db_target("broken-2");
+    let [broken_1, broken_2] = [broken_1, broken_2].map(|mut t| {
+        t["wave"] = json!(1);
+        t
+    });
+    // Wave 2 is a fleet a release behind: at 0000, waiting for 0001.
+    let mut later = Vec::new();
+    for _ in 0..2 {
+        let db = pg().fresh_db().await;
+        harness::run(&mut harness::wm(&db.url, "migrations", &["migrate", "--to", harness::TAG_0000])).expect(0);
+        later.push(db);
+    }
+    let manifest = json!([
+        in_wave("canary", &canary, 1),
+        broken_1,
+        in_wave("good", &good, 1),
+        broken_2,
+        in_wave("later-1", &later[0], 2),
+        in_wave("later-2", &later[1], 2),
+    ]);
+    workflows.put_object("fleet-manifests/wave-fails.json", &manifest.to_string()).await;
+
+    // 2 of the fleet's 6 failed in wave 1: past 20%.
+    let run = workflows
+        .execute(&fleet_definition("3", "20"), json!({"manifest": "fleet-manifests/wave-fails.json"}))
+        .await;
+    assert_eq!(
+        (run.status(), run.0["error"].as_str()),
+        ("FAILED", Some("FleetFailed")),
+        "{}",
+        run.0
+    );
+    assert!(run.0["cause"].as_str().unwrap_or("").contains("2 of 6 items failed"), "{}", run.0);
+    let calls = calls(&workflows);
+    assert!(
+        calls.iter().all(|(name, _)| !name.starts_with("later-")),
+        "no target of wave 2 was invoked: {calls:?}"
+    );
+    for db in [&canary, &good] {
+        assert_eq!(harness::ledger(db).await.len(), MIGRATIONS, "{} migrated", db.name);
+    }
+    for db in &later {
+        assert_eq!(harness::ledger(db).await.len(), 1, "{} still at 0000", db.name);
+        let client = db.client().await;
+        let audit = client.query_one("select to_regtype('wishlist_store') is null", &[]).await.unwrap();
+        assert!(audit.get::<_, bool>(0), "{}: nothing of 0001 ran", db.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_outside_the_lowest_wave_and_a_wave_past_1000_are_refused_before_anything_runs() {
+    let workflows = start(1, &unique_prefix(), None);
+    let dbs = [pg().fresh_db().await, pg().fresh_db().await];
+    let manifest = json!([in_wave("canary", &dbs[0], 2), in_wave("first", &dbs[1], 1)]);
+    workflows
+        .put_object("fleet-manifests/canary-late.json", &manifest.to_string())
+        .await;
+    let run = workflows
+        .execute(
+            &fleet_definition("2", "50"),
+            json!({"manifest": "fleet-manifests/canary-late.json"}),
+        )
+        .await;
+    assert_eq!(
+        (run.status(), run.0["error"].as_str()),
+        ("FAILED", Some("CanaryFailed")),
+        "{}",
+        run.0
+    );
+
+    let manifest = json!([in_wave("canary", &dbs[0], 0), in_wave("far", &dbs[1], 1001)]);
+    workflows.put_object("fleet-manifests/far.json", &manifest.to_string()).await;
+    let run = workflows
+        .execute(&fleet_definition("2", "50"), json!({"manifest": "fleet-manifests/far.json"}))
+        .await;
+    assert_eq!(
+        (run.status(), run.0["error"].as_str()),
+        ("FAILED", Some("ManifestRefused")),
+        "{}",
+        run.0
+    );
+    assert!(workflows.invoked().is_empty(), "{:?}", calls(&workflows));
+    for db in &dbs {
+        assert!(harness::ledger(db).await.is_empty(), "{} untouched", db.name);
+    }
+}
+
 /// The release workflow, end to end (the snapshot off, as in dev): plan, migrate, status and
 /// require on the function's own database. Only the execution's end and the database are
 /// asserted, not the states' names, which change as the workflow grows.
