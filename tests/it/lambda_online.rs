@@ -20,9 +20,9 @@ CREATE TABLE \"items\" (\n\t\"id\" serial PRIMARY KEY NOT NULL,\n\t\"list_id\" i
 const ONLINE: &str = "ALTER TABLE \"lists\" ALTER COLUMN \"owner_id\" SET NOT NULL;--> statement-breakpoint\n\
 CREATE INDEX \"items_user_idx\" ON \"items\" USING btree (\"user_id\");";
 
-const TAG_1: &str = "0001_online";
+pub(crate) const TAG_1: &str = "0001_online";
 
-fn folder() -> tempfile::TempDir {
+pub(crate) fn folder() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("meta")).unwrap();
     std::fs::write(dir.path().join("0000_tables.sql"), CREATE).unwrap();

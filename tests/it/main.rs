@@ -48,3 +48,4 @@ mod tls;
 mod truthful;
 mod verify;
 mod workflows;
+mod workflows_online;

@@ -15,11 +15,17 @@ const MIGRATIONS: usize = 2;
 
 /// `functions` function processes (the reserved concurrency), their own state under `prefix`.
 fn start(functions: usize, prefix: &str, own_db: Option<&TestDb>) -> Workflows {
+    start_with(functions, prefix, own_db, &[])
+}
+
+/// `start`, the functions' environment extended by `extra`.
+pub(crate) fn start_with(functions: usize, prefix: &str, own_db: Option<&TestDb>, extra: &[(&str, &str)]) -> Workflows {
     let prefix = prefix.to_string();
     // A fleet's function never connects to its own database; the variable must still be valid.
     let own = own_db.map_or_else(|| pg().admin_url("wm_fleet_function_own"), |db| db.url.clone());
+    let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     Workflows::start(functions, move |endpoint| {
-        [
+        let mut env: Vec<(String, String)> = [
             ("DATABASE_URL", own.as_str()),
             ("DB_SSLMODE", "disable"),
             ("DB_ALLOW_PLAINTEXT", "true"),
@@ -30,11 +36,13 @@ fn start(functions: usize, prefix: &str, own_db: Option<&TestDb>) -> Workflows {
             ("LOCK_WAIT_SECONDS", "1"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .to_vec()
+        .to_vec();
+        env.extend(extra.iter().cloned());
+        env
     })
 }
 
-fn fleet_definition(max_concurrency: &str, tolerated: &str) -> Value {
+pub(crate) fn fleet_definition(max_concurrency: &str, tolerated: &str) -> Value {
     let mut def = definition(
         "FleetStateMachine",
         &[
@@ -65,7 +73,7 @@ fn calls(workflows: &Workflows) -> Vec<(String, String)> {
         .collect()
 }
 
-fn unique_prefix() -> String {
+pub(crate) fn unique_prefix() -> String {
     format!("/wishlist/wf{}/migrations", uuid::Uuid::now_v7().simple())
 }
 

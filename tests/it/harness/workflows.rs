@@ -27,6 +27,8 @@ struct Pool {
     invoked: Mutex<Vec<Value>>,
     /// Each payload with the function's answer, in the order they were answered.
     answered: Mutex<Vec<(Value, Value)>>,
+    /// How long each invocation has before its deadline.
+    deadline: Mutex<Duration>,
 }
 
 /// A moto of its own executing state machines, and `functions` function processes serving
@@ -50,6 +52,7 @@ impl Workflows {
             returned: Condvar::new(),
             invoked: Mutex::new(Vec::new()),
             answered: Mutex::new(Vec::new()),
+            deadline: Mutex::new(Duration::from_secs(60)),
         });
         let bridge = pool.clone();
         let invoke_port = serve(
@@ -100,6 +103,12 @@ rm -f "$log"
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Each invocation from now on reaches its deadline `deadline` after it starts (60 s unless
+    /// set), as a shorter Lambda timeout would.
+    pub fn set_deadline(&self, deadline: Duration) {
+        *self.pool.deadline.lock().unwrap() = deadline;
     }
 
     /// The payloads the functions received so far, in order.
@@ -222,7 +231,8 @@ impl Pool {
             }
         };
         self.invoked.lock().unwrap().push(payload.clone());
-        let answer = match function.invoke(payload.clone()) {
+        let deadline = *self.deadline.lock().unwrap();
+        let answer = match function.invoke_with_deadline(payload.clone(), deadline) {
             Invocation::Response(v) => json!({ "response": v }),
             Invocation::Error { error_type, error_message } => {
                 json!({"errorType": error_type, "errorMessage": error_message})
@@ -254,6 +264,20 @@ pub fn definition(resource: &str, substitutions: &[(&str, &str)]) -> Value {
     let out = command.output().expect("run scripts/check-asl.py");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("a definition")
+}
+
+/// Every Wait state of `definition` cut to a second (the inProgress rounds' 10 s).
+pub fn quick_waits(definition: &mut Value) {
+    match definition {
+        Value::Object(map) => {
+            if map.get("Type").and_then(Value::as_str) == Some("Wait") && map.contains_key("Seconds") {
+                map.insert("Seconds".to_string(), json!(1));
+            }
+            map.values_mut().for_each(quick_waits);
+        }
+        Value::Array(items) => items.iter_mut().for_each(quick_waits),
+        _ => {}
+    }
 }
 
 /// The template's retry policies with their waits cut to at most a second, so a test waits out a
