@@ -12,6 +12,9 @@ use crate::harness::{self, pg, TestDb};
 /// The newest built-in migration: what `require` asks for.
 const LAST: &str = "0001_wish_2007_enums_audit";
 const MIGRATIONS: usize = 2;
+/// A phase past its tolerance fails the execution with the Map Run's own error (uncaught, so that
+/// a redrive redrives its Map Run).
+const THRESHOLD: &str = "States.ExceedToleratedFailureThreshold";
 
 /// `functions` function processes (the reserved concurrency), their own state under `prefix`.
 fn start(functions: usize, prefix: &str, own_db: Option<&TestDb>) -> Workflows {
@@ -185,12 +188,9 @@ async fn a_failing_canary_stops_the_fleet() {
             json!({"manifest": "fleet-manifests/canary-fails.json"}),
         )
         .await;
-    assert_eq!(
-        (run.status(), run.0["error"].as_str()),
-        ("FAILED", Some("CanaryFailed")),
-        "{}",
-        run.0
-    );
+    assert_eq!((run.status(), run.0["error"].as_str()), ("FAILED", Some(THRESHOLD)), "{}", run.0);
+    let phase = workflows.entered(&run, "Phase").await["phase"].clone();
+    assert_eq!(phase["canary"], true, "the canary's phase failed: {phase}");
     let calls = calls(&workflows);
     assert!(
         calls.iter().all(|(name, _)| name == "canary"),
@@ -242,10 +242,12 @@ async fn failures_within_the_tolerance_pass_beyond_it_fail_and_a_redrive_runs_on
         .await;
     assert_eq!(
         (beyond.status(), beyond.0["error"].as_str()),
-        ("FAILED", Some("FleetFailed")),
+        ("FAILED", Some(THRESHOLD)),
         "{}",
         beyond.0
     );
+    let phase = workflows.entered(&beyond, "Phase").await["phase"].clone();
+    assert_eq!(phase["canary"], false, "the wave after the canary failed: {phase}");
     assert!(
         beyond.0["cause"].as_str().unwrap_or("").contains("2 of 6 items failed"),
         "{}",
@@ -419,13 +421,14 @@ async fn a_wave_past_the_tolerance_stops_the_fleet_and_the_next_wave_stays_at_it
     let run = workflows
         .execute(&fleet_definition("3", "20"), json!({"manifest": "fleet-manifests/wave-fails.json"}))
         .await;
-    assert_eq!(
-        (run.status(), run.0["error"].as_str()),
-        ("FAILED", Some("FleetFailed")),
-        "{}",
-        run.0
-    );
+    assert_eq!((run.status(), run.0["error"].as_str()), ("FAILED", Some(THRESHOLD)), "{}", run.0);
     assert!(run.0["cause"].as_str().unwrap_or("").contains("2 of 6 items failed"), "{}", run.0);
+    let phase = workflows.entered(&run, "Phase").await["phase"].clone();
+    assert_eq!(
+        (phase["canary"].as_bool(), phase["wave"].as_u64()),
+        (Some(false), Some(1)),
+        "{phase}"
+    );
     let calls = calls(&workflows);
     assert!(
         calls.iter().all(|(name, _)| !name.starts_with("later-")),
@@ -456,11 +459,13 @@ async fn a_canary_outside_the_lowest_wave_and_a_wave_past_1000_are_refused_befor
             json!({"manifest": "fleet-manifests/canary-late.json"}),
         )
         .await;
+    assert_eq!((run.status(), run.0["error"].as_str()), ("FAILED", Some(THRESHOLD)), "{}", run.0);
+    // The canary's phase is the lowest wave's (1), and the canary is in wave 2.
+    let phase = workflows.entered(&run, "Phase").await["phase"].clone();
     assert_eq!(
-        (run.status(), run.0["error"].as_str()),
-        ("FAILED", Some("CanaryFailed")),
-        "{}",
-        run.0
+        (phase["canary"].as_bool(), phase["wave"].as_u64()),
+        (Some(true), Some(1)),
+        "{phase}"
     );
 
     let manifest = json!([in_wave("canary", &dbs[0], 0), in_wave("far", &dbs[1], 1001)]);

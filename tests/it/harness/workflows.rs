@@ -192,6 +192,22 @@ rm -f "$log"
         }
     }
 
+    /// The input of the last state named `state` that `execution` entered (which phase failed).
+    pub async fn entered(&self, execution: &Execution, state: &str) -> Value {
+        let arn = execution.0["executionArn"].as_str().expect("an execution ARN");
+        let history = self
+            .sfn("GetExecutionHistory", json!({"executionArn": arn, "maxResults": 1000}))
+            .await;
+        let event = history["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["stateEnteredEventDetails"]["name"] == state)
+            .last()
+            .unwrap_or_else(|| panic!("{state} was not entered: {history}"));
+        serde_json::from_str(event["stateEnteredEventDetails"]["input"].as_str().unwrap()).unwrap()
+    }
+
     /// A Map Run's per-item results, as its ResultWriter wrote them (`FAILED` or `SUCCEEDED`).
     pub async fn results(&self, writer_details: &Value, status: &str) -> Vec<Value> {
         let manifest = self.get_object(writer_details["Key"].as_str().expect("a manifest key")).await;
