@@ -446,7 +446,7 @@ async fn a_wave_past_the_tolerance_stops_the_fleet_and_the_next_wave_stays_at_it
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_canary_outside_the_lowest_wave_and_a_wave_past_1000_are_refused_before_anything_runs() {
+async fn a_canary_outside_the_lowest_wave_and_a_wave_not_from_0_to_999_are_refused_before_anything_runs() {
     let workflows = start(1, &unique_prefix(), None);
     let dbs = [pg().fresh_db().await, pg().fresh_db().await];
     let manifest = json!([in_wave("canary", &dbs[0], 2), in_wave("first", &dbs[1], 1)]);
@@ -468,17 +468,19 @@ async fn a_canary_outside_the_lowest_wave_and_a_wave_past_1000_are_refused_befor
         "{phase}"
     );
 
-    let manifest = json!([in_wave("canary", &dbs[0], 0), in_wave("far", &dbs[1], 1001)]);
-    workflows.put_object("fleet-manifests/far.json", &manifest.to_string()).await;
-    let run = workflows
-        .execute(&fleet_definition("2", "50"), json!({"manifest": "fleet-manifests/far.json"}))
-        .await;
-    assert_eq!(
-        (run.status(), run.0["error"].as_str()),
-        ("FAILED", Some("ManifestRefused")),
-        "{}",
-        run.0
-    );
+    for (key, wave) in [("far", json!(1000)), ("half", json!(1.5))] {
+        let mut manifest = json!([in_wave("canary", &dbs[0], 0), in_wave(key, &dbs[1], 0)]);
+        manifest[1]["wave"] = wave;
+        let object = format!("fleet-manifests/{key}.json");
+        workflows.put_object(&object, &manifest.to_string()).await;
+        let run = workflows.execute(&fleet_definition("2", "50"), json!({ "manifest": object })).await;
+        assert_eq!(
+            (run.status(), run.0["error"].as_str()),
+            ("FAILED", Some("ManifestRefused")),
+            "{key}: {}",
+            run.0
+        );
+    }
     assert!(workflows.invoked().is_empty(), "{:?}", calls(&workflows));
     for db in &dbs {
         assert!(harness::ledger(db).await.is_empty(), "{} untouched", db.name);
