@@ -202,8 +202,8 @@ rm -f "$log"
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|e| e["stateEnteredEventDetails"]["name"] == state)
-            .last()
+            .rev()
+            .find(|e| e["stateEnteredEventDetails"]["name"] == state)
             .unwrap_or_else(|| panic!("{state} was not entered: {history}"));
         serde_json::from_str(event["stateEnteredEventDetails"]["input"].as_str().unwrap()).unwrap()
     }
