@@ -489,6 +489,17 @@ async fn a_canary_outside_the_lowest_wave_and_a_wave_not_from_0_to_999_are_refus
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_manifest_succeeds_and_runs_nothing() {
+    let workflows = start(1, &unique_prefix(), None);
+    workflows.put_object("fleet-manifests/empty.json", "[]").await;
+    let run = workflows
+        .execute(&fleet_definition("2", "0"), json!({"manifest": "fleet-manifests/empty.json"}))
+        .await;
+    assert_eq!(run.status(), "SUCCEEDED", "{}", run.0);
+    assert!(workflows.invoked().is_empty(), "{:?}", calls(&workflows));
+}
+
 /// The release workflow, end to end (the snapshot off, as in dev): plan, migrate, status and
 /// require on the function's own database. Only the execution's end and the database are
 /// asserted, not the states' names, which change as the workflow grows.
