@@ -17,6 +17,9 @@ Step Functions does: a Map Run whose failed children exceed the tolerance fails 
 States.ExceedToleratedFailureThreshold (checked when every child has ended; AWS stops starting
 children as soon as it is exceeded), and SUCCEEDED_0.json / FAILED_0.json beside the manifest,
 in AWS's format, for redriving the failed targets.
+
+moto 5.2.5 has no RedriveExecution at all; it is not faked here. The tests redrive the way an
+operator can without it: a new execution over the failed items (docs/deploy.md, "Redrive").
 """
 
 from __future__ import annotations
