@@ -62,7 +62,7 @@ impl<'a> Applier<'a> {
             ledger: &inv.settings.ledger,
             run_id,
             invoker: inv.invoker,
-            deadline: inv.deadline,
+            deadline: inv.budget.deadline(),
             progress,
             share_requests,
             server_deadline: std::sync::OnceLock::new(),
