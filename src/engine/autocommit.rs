@@ -10,7 +10,7 @@ use tokio_postgres::{Client, GenericClient};
 
 use crate::db::backoff::Backoff;
 use crate::db::connection::PgError;
-use crate::db::ledger::HistoryEntry;
+use crate::db::history::HistoryEntry;
 use crate::db::points::START_MARK_SQL;
 use crate::engine::applier::{applied, failed_migration, Applier, Committed, NotCommitted, Timeouts, QUERY_CANCELED};
 use crate::engine::error::{Error, MigrationError};

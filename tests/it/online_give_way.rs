@@ -67,11 +67,10 @@ async fn a_step_giving_way_to_locks_until_the_timeout_is_cut_like_a_timeout_and_
     );
     assert_eq!(cut["error"]["type"], "DeadlineExceeded", "not MigrationFailed: {cut}");
     assert_eq!(cut["status"], "inProgress", "{cut}");
+    // The last try ends by its lock_timeout with no time for another, or by the statement
+    // timeout armed with what was left: the deadline either way.
     let message = cut["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("giving way to locks") && message.contains("resumes at this step"),
-        "says why and that it resumes: {message}"
-    );
+    assert!(message.contains("deadline"), "{message}");
     assert_eq!(cut["inProgress"]["migration"], TAG_1, "{cut}");
     assert_eq!(cut["inProgress"]["step"], 1, "{cut}");
     assert!(db.statements_done(TAG_1).await.is_empty(), "no step committed");
@@ -119,7 +118,7 @@ async fn in_the_lambda_a_step_giving_way_to_locks_until_the_deadline_answers_in_
         (Some(TAG_1), Some(1)),
         "{first}"
     );
-    assert!(left["reason"].as_str().unwrap().contains("giving way to locks"), "{first}");
+    assert!(left["reason"].as_str().unwrap().contains("deadline"), "{first}");
     assert!(stack.db.statements_done(TAG_1).await.is_empty(), "no step committed");
 
     holder.batch_execute("rollback").await.unwrap();
