@@ -4,11 +4,11 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use wishlist_migrator::aws::state::{EnvironmentState, StateStore};
 use wishlist_migrator::config::{self, process_env};
+use wishlist_migrator::engine::budget::Budget;
 use wishlist_migrator::engine::progress::PROGRESS;
 use wishlist_migrator::engine::rollback_plan::RollbackTarget;
 use wishlist_migrator::report::progress::ProgressLines;
@@ -337,14 +337,13 @@ async fn execute(cli: &Cli) -> Report {
     };
     let source = MigrationSource::from(settings.migrations_dir.as_deref());
     let invoker = format!("cli:{}", process_env("USER").unwrap_or_else(|| "unknown".into()));
-    let deadline = settings.run_timeout.map(|timeout| Instant::now() + timeout);
     let invocation = Invocation {
         command,
         settings: &settings,
         connection: &connection,
         source: &source,
         invoker: &invoker,
-        deadline,
+        budget: Budget::of_timeout(settings.run_timeout),
     };
     match wishlist_migrator::run(&invocation).await {
         Ok(report) => report,

@@ -11,7 +11,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient, SimpleQueryMessage, SimpleQueryRow};
 
 use crate::db::connection::PgError;
-use crate::db::points::{point_columns, point_values, HISTORY_COLUMNS_ADDED};
+use crate::db::points::HISTORY_COLUMNS_ADDED;
 use crate::error::{Classified, Details, ErrorType, INSUFFICIENT_PRIVILEGE};
 use crate::migrations::source::{Layout, Migration};
 
@@ -75,28 +75,6 @@ impl LedgerError {
             Self::Corrupt { .. } => None,
         }
     }
-}
-
-/// One line of the history table.
-#[derive(Debug, Clone)]
-pub struct HistoryEntry<'a> {
-    pub run_id: &'a str,
-    pub action: &'a str,
-    pub tag: &'a str,
-    pub hash: &'a str,
-    pub created_at: i64,
-    pub succeeded: bool,
-    pub duration_ms: i64,
-    pub invoker: &'a str,
-    pub environment: &'a str,
-    pub error: Option<&'a PgError>,
-    /// For a `statement` row: which statement of a non-transactional migration committed
-    /// (1-based); `hash` is then that statement's hash.
-    pub statement_index: Option<i32>,
-    /// The work this row records began after the start marks in this session, so the row
-    /// carries that start; otherwise its start columns stay null rather than guess.
-    /// ([`START_MARK_SQL`](crate::db::points::START_MARK_SQL))
-    pub start_marked: bool,
 }
 
 /// The ledger and its shape, read in one statement.
@@ -336,21 +314,10 @@ impl LedgerTable {
             .map_err(self.err("insert into"))
     }
 
-    /// The ledger row and the history row of an applied migration, in one round trip.
-    pub async fn insert_and_record(
-        &self,
-        client: &impl GenericClient,
-        migration: &Migration,
-        entry: &HistoryEntry<'_>,
-    ) -> Result<(), LedgerError> {
-        let sql = format!("{}; {}", self.insert_sql(migration), self.record_sql(entry));
-        client.batch_execute(&sql).await.map_err(self.err("insert into"))
-    }
-
     // Literals instead of parameters: the simple protocol takes one round trip where a
     // parameterised statement takes two (prepare, execute), and this runs once per migration.
     // A 1.0 folder's row carries its name, as drizzle-orm 1.0 inserts it.
-    fn insert_sql(&self, migration: &Migration) -> String {
+    pub fn insert_sql(&self, migration: &Migration) -> String {
         format!(
             "insert into {} {} values {}",
             self.qualified(),
@@ -396,90 +363,27 @@ impl LedgerTable {
         deleted.map_err(self.err("delete from"))
     }
 
-    pub async fn record(&self, client: &impl GenericClient, entry: &HistoryEntry<'_>) -> Result<(), LedgerError> {
-        client.batch_execute(&self.record_sql(entry)).await.map_err(self.err("insert into"))
-    }
-
     /// What a failed write of an applied migration's rows says, for a caller that sent the SQL
     /// itself (a pipelined segment, `engine/pipeline.rs`).
     pub fn write_error(&self, e: tokio_postgres::Error) -> LedgerError {
         self.err("insert into")(e)
     }
 
-    /// The ledger rows and the history rows of migrations applied in a pipelined segment, as one
-    /// request of two multi-row inserts: `applied` holds each migration with its history entry and
-    /// its place in the segment. A history row's `duration_ms` is the one its migration's
-    /// [`DURATION_MARK_SQL`] measured on the server's clock and kept in a session setting: the
-    /// client cannot know it when it sends the rows.
-    pub fn applied_rows_sql(&self, applied: &[(&Migration, HistoryEntry<'_>, usize)]) -> String {
-        let mut sql = String::new();
+    /// The ledger rows of `migrations`, in order, as multi-row inserts: what a pipelined segment
+    /// writes with their history rows (`db::history`'s `applied_rows_sql`).
+    pub fn inserts_sql(&self, migrations: &[&Migration]) -> String {
+        let mut sql = Vec::new();
         // A 1.0 folder's row has a name, a 0.x entry's has not: one insert per run of either.
-        for run in applied.chunk_by(|a, b| a.0.name.is_some() == b.0.name.is_some()) {
-            let values: Vec<String> = run.iter().map(|(m, _, _)| Self::ledger_values(m)).collect();
-            sql.push_str(&format!(
-                "insert into {} {} values {}; ",
+        for run in migrations.chunk_by(|a, b| a.name.is_some() == b.name.is_some()) {
+            let values: Vec<String> = run.iter().map(|m| Self::ledger_values(m)).collect();
+            sql.push(format!(
+                "insert into {} {} values {}",
                 self.qualified(),
-                Self::ledger_columns(run[0].0),
+                Self::ledger_columns(run[0]),
                 values.join(", ")
             ));
         }
-        let rows: Vec<String> = applied
-            .iter()
-            .map(|(_, entry, place)| {
-                let duration = format!(
-                    "coalesce(nullif(split_part(current_setting('{DURATIONS_SETTING}', true), ',', {}), '')::bigint, 0)",
-                    place + 1
-                );
-                Self::record_values(entry, &duration)
-            })
-            .collect();
-        sql.push_str(&format!(
-            "insert into {} {} values {}",
-            self.history(),
-            Self::record_columns(false),
-            rows.join(", ")
-        ));
-        sql
-    }
-
-    /// One history row as SQL text, for a caller that sends it in the same flight as the work it records.
-    pub fn record_sql(&self, entry: &HistoryEntry<'_>) -> String {
-        format!(
-            "insert into {} {} values {}",
-            self.history(),
-            Self::record_columns(entry.statement_index.is_some()),
-            Self::record_values(entry, &entry.duration_ms.to_string())
-        )
-    }
-
-    fn record_columns(with_statement_index: bool) -> String {
-        format!(
-            "(run_id, action, tag, hash, created_at, succeeded, duration_ms, invoker, environment, tool_version, error_sqlstate, error_message, {}{})",
-            point_columns(),
-            if with_statement_index { ", statement_index" } else { "" }
-        )
-    }
-
-    fn record_values(entry: &HistoryEntry<'_>, duration_ms: &str) -> String {
-        let text = |v: Option<&str>| v.map_or_else(|| "NULL".to_string(), quote_literal);
-        let message = entry.error.map(|e| e.to_string());
-        format!(
-            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}{})",
-            quote_literal(entry.run_id),
-            quote_literal(entry.action),
-            quote_literal(entry.tag),
-            quote_literal(entry.hash),
-            entry.created_at,
-            entry.succeeded,
-            duration_ms,
-            quote_literal(entry.invoker),
-            quote_literal(entry.environment),
-            quote_literal(env!("CARGO_PKG_VERSION")),
-            text(entry.error.and_then(|e| e.sqlstate.as_deref())),
-            text(message.as_deref()),
-            point_values(entry.start_marked),
-            entry.statement_index.map_or_else(String::new, |i| format!(", {i}")),
-        )
+        sql.join("; ")
     }
 }
 
@@ -503,8 +407,6 @@ pub const DURATION_MARK_SQL: &str = "select d, set_config('wishlist_migrator.dur
      coalesce(current_setting('wishlist_migrator.durations', true), '') || d || ',', false), \
      set_config('wishlist_migrator.mark', clock_timestamp()::text, false) \
      from (select coalesce((extract(epoch from clock_timestamp() - nullif(current_setting('wishlist_migrator.mark', true), '')::timestamptz) * 1000)::bigint, 0) as d) s";
-
-const DURATIONS_SETTING: &str = "wishlist_migrator.durations";
 
 /// A SQL string literal, as Postgres's `quote_literal` writes it: safe whatever
 /// `standard_conforming_strings` says, because backslashes get the `E''` form.

@@ -10,7 +10,8 @@ use tokio_postgres::Client;
 
 use crate::config::RunSettings;
 use crate::db::connection::PgError;
-use crate::db::ledger::{HistoryEntry, LedgerTable, DURATION_MARK_SQL, MARK_SQL};
+use crate::db::history::HistoryEntry;
+use crate::db::ledger::{LedgerTable, DURATION_MARK_SQL, MARK_SQL};
 use crate::db::points::START_MARK_SQL;
 use crate::engine::error::{Error, MigrationError};
 use crate::engine::invocation::{expired, time_left, Invocation};
@@ -62,7 +63,7 @@ impl<'a> Applier<'a> {
             ledger: &inv.settings.ledger,
             run_id,
             invoker: inv.invoker,
-            deadline: inv.deadline,
+            deadline: inv.budget.deadline(),
             progress,
             share_requests,
             server_deadline: std::sync::OnceLock::new(),

@@ -10,7 +10,7 @@ use tokio_postgres::{Client, GenericClient};
 
 use crate::db::backoff::Backoff;
 use crate::db::connection::PgError;
-use crate::db::ledger::HistoryEntry;
+use crate::db::history::HistoryEntry;
 use crate::db::points::START_MARK_SQL;
 use crate::engine::applier::{applied, failed_migration, Applier, Committed, NotCommitted, Timeouts, QUERY_CANCELED};
 use crate::engine::error::{Error, MigrationError};
@@ -76,6 +76,15 @@ impl Applier<'_> {
         let result = self.autocommit_statements(&*client, m, &timeouts, start).await;
         let _ = client.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
         if let Err((mut error, pg)) = result {
+            if !error.deadline && gave_way_until_deadline(self.settings.online, &pg, time_left(self.deadline)) {
+                // Not a failure of the step: the run is out of time, as if cut at its deadline,
+                // and the next run resumes at this step (the Lambda answers `inProgress`).
+                error.deadline = true;
+                error.advice = format!(
+                    "Stopped at the invocation deadline while {} kept giving way to locks other sessions hold on its table (not granted within 500 ms, tried again until the deadline); nothing of this step was kept. Run again (--online): it resumes at this step",
+                    error.location
+                );
+            }
             let status = if client.is_closed() && pg.sqlstate.is_none() && !error.deadline {
                 // The connection ended, not the server's refusal: the statement may have
                 // committed. The next run's resume finds out (its history row, or the catalog).
@@ -373,6 +382,15 @@ impl Applier<'_> {
     }
 }
 
+/// Whether a step that failed with `pg` stopped because the deadline left no time for another
+/// try after giving way to a lock ([`Applier::online_retry`] declines a pause that would reach
+/// it): under `--online`, `lock_timeout` with less than the longest pause left. Such a run is
+/// cut by its deadline, not failed.
+fn gave_way_until_deadline(online: bool, pg: &PgError, left: Option<Duration>) -> bool {
+    let longest_pause = ONLINE_BACKOFF.cap.mul_f64(1.0 + ONLINE_BACKOFF.jitter);
+    online && pg.is(LOCK_NOT_AVAILABLE) && left.is_some_and(|left| left <= longest_pause)
+}
+
 /// Whether the catalog shows that `step` has already done what it does: a statement that can
 /// be told so.
 async fn already_done(client: &impl GenericClient, step: &Step) -> bool {
@@ -419,4 +437,41 @@ fn record_failed(m: &Migration, i: usize, statement: &Statement, step: &Step, pg
         refused_values: false,
     };
     (error, pg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(sqlstate: &str) -> PgError {
+        PgError {
+            sqlstate: Some(sqlstate.into()),
+            message: "m".into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    #[test]
+    fn a_step_giving_way_to_locks_with_no_time_for_another_try_is_cut_by_the_deadline() {
+        let lock = failed(LOCK_NOT_AVAILABLE);
+        let near = Some(Duration::from_millis(300));
+        assert!(gave_way_until_deadline(true, &lock, near));
+        assert!(gave_way_until_deadline(true, &lock, Some(Duration::ZERO)));
+        assert!(
+            gave_way_until_deadline(true, &lock, Some(Duration::from_millis(750))),
+            "the longest jittered pause"
+        );
+        // Time for another try: the attempts ran out, a failure of the step.
+        assert!(!gave_way_until_deadline(true, &lock, Some(Duration::from_millis(751))));
+        assert!(!gave_way_until_deadline(true, &lock, None), "no deadline: only the attempts end it");
+        assert!(
+            !gave_way_until_deadline(false, &lock, near),
+            "without --online a lock wait is not retried"
+        );
+        assert!(
+            !gave_way_until_deadline(true, &failed("23505"), near),
+            "another failure stays a failure"
+        );
+    }
 }

@@ -99,7 +99,7 @@ async fn baseline(
     } else {
         Some((session.client(), session.server_major()))
     };
-    match replay(server, admin, ledger, &applied, session.run_id, session.inv.deadline).await {
+    match replay(server, admin, ledger, &applied, session.run_id, session.inv.budget.deadline()).await {
         Ok(built) => Ok(Some((BaselineSource::Replayed, built))),
         Err(e) => {
             tracing::warn!(error = %e, "no baseline: comparing the live schema with the snapshot");

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::RunSettings;
 use crate::db::connection::ConnectionSettings;
+use crate::engine::budget::Budget;
 use crate::engine::command::Command;
 use crate::migrations::source::MigrationSource;
 
@@ -16,22 +17,23 @@ pub struct Invocation<'a> {
     pub source: &'a MigrationSource,
     /// Who runs it, recorded in the history table (e.g. `cli:alice`, `lambda:fn:7`).
     pub invoker: &'a str,
-    /// Work stops before this instant (the Lambda's deadline minus a margin).
-    pub deadline: Option<Instant>,
+    /// Until when it may work: made once at the edge (`engine/budget.rs`).
+    pub budget: Budget,
 }
 
 impl Invocation<'_> {
     /// The time left before the deadline, if there is one.
     pub fn time_left(&self) -> Option<Duration> {
-        time_left(self.deadline)
+        self.budget.left()
     }
 }
 
+/// [`Budget::left`] of a budget's deadline, for the applier, which keeps the instant.
 pub fn time_left(deadline: Option<Instant>) -> Option<Duration> {
-    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    Budget::from(deadline).left()
 }
 
 /// Whether a deadline was set and has passed.
 pub fn expired(deadline: Option<Instant>) -> bool {
-    time_left(deadline).is_some_and(|left| left.is_zero())
+    Budget::from(deadline).expired()
 }

@@ -3,6 +3,7 @@
 
 pub mod applier;
 pub mod autocommit;
+pub mod budget;
 pub mod check;
 pub mod command;
 pub mod commands;

@@ -1,7 +1,9 @@
 //! The one run loop behind every command, for the CLI and the Lambda alike: load the
 //! migrations, open the session, hand it to the command, close it, and say what happened.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use crate::engine::budget::ABANDON_AFTER;
 
 use crate::engine::command::Command;
 use crate::engine::commands::{check, check_rollback, drift, history, lint, migrate, require, rollback, status, verify};
@@ -11,9 +13,6 @@ use crate::engine::outcome::{Done, Finished, MigrationsLoaded, RunOutcome};
 use crate::engine::progress::Progress;
 use crate::engine::session::Session;
 use crate::error::{public_message, Classified};
-
-/// How long past its deadline a run gets to roll back and unlock before it is abandoned.
-const ABANDON_AFTER: Duration = Duration::from_secs(10);
 
 pub async fn run(inv: &Invocation<'_>) -> RunOutcome {
     let started = Instant::now();
@@ -33,11 +32,8 @@ pub async fn run(inv: &Invocation<'_>) -> RunOutcome {
         error: None,
     };
     let progress = Progress::default();
-    let executed = match inv.deadline {
-        // Statements are cancelled at the deadline by the server; a connection that stopped
-        // answering never delivers that, so the run is abandoned a little later. Dropping it
-        // drops the connection, and the server rolls back and frees the lock when it notices.
-        Some(deadline) => tokio::time::timeout_at((deadline + ABANDON_AFTER).into(), execute(inv, &run_id, &progress, &mut outcome))
+    let executed = match inv.budget.abandon_at(ABANDON_AFTER) {
+        Some(abandon_at) => tokio::time::timeout_at(abandon_at.into(), execute(inv, &run_id, &progress, &mut outcome))
             .await
             .unwrap_or_else(|_| {
                 Err(Error::Abandoned {

@@ -16,6 +16,7 @@ use crate::db::ledger::{LedgerRead, LedgerRow, LedgerShape};
 use crate::db::lock::{self, LockError};
 use crate::db::opening::{self, OpeningError};
 use crate::db::pooler;
+use crate::engine::budget::{CONNECT_FLOOR, READ_BACK_GRACE};
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
 use crate::engine::model;
@@ -27,10 +28,9 @@ use crate::migrations::source::{Layout, Migration, MigrationSet};
 use crate::schema::drift::{self, Difference, DriftOptions};
 use crate::schema::snapshot::Snapshot;
 
-/// How long [`Session::read_back`] waits for the run's own backend to end, at most, and how far
-/// past the deadline (the run is abandoned a little after it).
+/// How long [`Session::read_back`] waits for the run's own backend to end, at most (and
+/// [`READ_BACK_GRACE`] past the deadline).
 const READ_BACK_WAIT: Duration = Duration::from_secs(10);
-const READ_BACK_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Session<'a> {
     db: Database,
@@ -55,9 +55,7 @@ pub struct Comparison {
 impl<'a> Session<'a> {
     pub async fn open(inv: &'a Invocation<'a>, set: &'a MigrationSet, run_id: &'a str, progress: &'a Progress) -> Result<Self, Error> {
         let mut connection = inv.connection.clone();
-        if let Some(left) = inv.time_left() {
-            connection.connect_timeout = connection.connect_timeout.min(left.max(Duration::from_millis(100)));
-        }
+        connection.connect_timeout = inv.budget.bound_connect(connection.connect_timeout);
         let db = Database::connect(&connection).await?;
         Ok(Self {
             db,
@@ -290,9 +288,7 @@ impl<'a> Session<'a> {
             ours
         };
         let mut connection = self.inv.connection.clone();
-        if let Some(left) = self.inv.time_left() {
-            connection.connect_timeout = connection.connect_timeout.min(left.max(Duration::from_millis(100)));
-        }
+        connection.connect_timeout = self.inv.budget.bound_connect(connection.connect_timeout);
         let second = Database::connect(&connection).await?;
         let second_pid = tokio::time::timeout(pooler::SECOND_CLIENT_WAIT, pooler::backend_pid(second.client())).await;
         match second_pid {
@@ -333,7 +329,7 @@ impl<'a> Session<'a> {
             .time_left()
             .map_or(READ_BACK_WAIT, |left| (left + READ_BACK_GRACE).min(READ_BACK_WAIT));
         let mut connection = self.inv.connection.clone();
-        connection.connect_timeout = connection.connect_timeout.min(wait.max(Duration::from_millis(100)));
+        connection.connect_timeout = connection.connect_timeout.min(wait.max(CONNECT_FLOOR));
         let db = Database::connect(&connection).await?;
         let read = async {
             let held = lock::acquire(db.client(), settings.lock_key, wait).await?;

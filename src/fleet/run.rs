@@ -2,8 +2,6 @@
 //! connection settings, environment, advisory lock and report; the schedule says which starts
 //! when, and a semaphore holds the number of open databases to `--concurrency` whatever happens.
 
-use std::time::Instant;
-
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -12,6 +10,7 @@ use crate::aws::state::{EnvironmentState, StateStore};
 use crate::config::target::{Location, Target};
 use crate::config::{Lookup, RunSettings};
 use crate::db::connection::{ConnectionSettings, TlsMode};
+use crate::engine::budget::Budget;
 use crate::engine::command::Command;
 use crate::engine::invocation::Invocation;
 use crate::error::Classified;
@@ -123,7 +122,7 @@ async fn run_target(fleet: &FleetRun<'_>, target: &Target, aws: &OnceCell<aws_co
             connection: &connection,
             source: fleet.source,
             invoker: fleet.invoker,
-            deadline: settings.run_timeout.map(|timeout| Instant::now() + timeout),
+            budget: Budget::of_timeout(settings.run_timeout),
         };
         match crate::report::run(&invocation).await {
             Ok(report) => break (report, None),

@@ -15,6 +15,7 @@ use crate::aws::state::{EnvironmentState, StateStore};
 use crate::config::target::Target;
 use crate::config::{ConfigError, RunSettings};
 use crate::db::connection::{ConnectionSettings, TlsMode};
+use crate::engine::budget::{answer_grace, Budget, CFN_RESPONSE, LAMBDA_MARGIN};
 use crate::engine::command::Command;
 use crate::engine::error::Error;
 use crate::engine::invocation::Invocation;
@@ -34,10 +35,6 @@ use crate::lambda::target::{self, TargetSecrets};
 use crate::migrations::source::MigrationSource;
 use crate::report::{Failure, Report, Status};
 
-/// Work stops this long before the invocation deadline unless `DEADLINE_MARGIN_MS` says otherwise.
-const DEFAULT_MARGIN: Duration = Duration::from_secs(5);
-/// Kept back from a custom resource's work so the response can still be delivered.
-const CFN_RESPONSE_RESERVE: Duration = Duration::from_secs(3);
 /// The errorType of an invocation whose handler panicked.
 const PANICKED: &str = "InternalError";
 
@@ -86,7 +83,7 @@ impl Function {
         };
         let margin = lookup("DEADLINE_MARGIN_MS")
             .and_then(|v| v.parse().ok())
-            .map_or(DEFAULT_MARGIN, Duration::from_millis);
+            .map_or(LAMBDA_MARGIN, Duration::from_millis);
         let version = lookup("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_else(|| "$LATEST".into());
         let invoker = format!("lambda:{}:{version}", lookup("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default());
         if let Err(e) = &setup {
@@ -134,7 +131,7 @@ impl Function {
 
     pub async fn handle(self: Arc<Self>, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         let (payload, context) = event.into_parts();
-        let deadline = self.deadline(context.deadline);
+        let budget = self.budget(context.deadline);
         match request::parse(&payload) {
             Err(e) => {
                 let error = InvocationError::from(e);
@@ -146,8 +143,8 @@ impl Function {
                 let online = request::wants_online(&payload);
                 // `parse` has already refused a malformed target.
                 let fleet_target = request::target_of(&payload).ok().flatten();
-                let deadline = match deadline {
-                    Ok(deadline) => deadline,
+                let budget = match budget {
+                    Ok(budget) => budget,
                     Err(e) => {
                         let error = InvocationError::from(e);
                         metrics::emit_failure(&self.environment, Some(action), error.error_type().as_str());
@@ -155,9 +152,9 @@ impl Function {
                     }
                 };
                 let this = self.clone();
-                let work = tokio::spawn(async move { this.direct(command, deadline, online, fleet_target).await });
+                let work = tokio::spawn(async move { this.direct(command, budget, online, fleet_target).await });
                 // A run emits its own metrics; a panic or an abandoned run leaves no report to emit.
-                match guard(work, deadline).await {
+                match guard(work, budget).await {
                     Guarded::Done(result) => result.map_err(Diagnostic::from),
                     Guarded::Panicked(message) => {
                         metrics::emit_failure(&self.environment, Some(action), PANICKED);
@@ -176,10 +173,10 @@ impl Function {
             Ok(Request::CloudFormation(event)) => match CfnRequest::from_value(&event) {
                 Ok(cfn) => {
                     self.check_response_url(&cfn.envelope)?;
-                    let deadline = match (deadline, cfn.request_type) {
-                        (Ok(deadline), _) => deadline,
+                    let budget = match (budget, cfn.request_type) {
+                        (Ok(budget), _) => budget,
                         // A Delete runs nothing: answered as always, in the time kept for an answer.
-                        (Err(_), RequestType::Delete) => Instant::now() + CFN_RESPONSE_RESERVE,
+                        (Err(_), RequestType::Delete) => Budget::lasting(CFN_RESPONSE),
                         // Nothing can run, but CloudFormation is still told why instead of waiting an hour.
                         (Err(e), _) => {
                             let error = InvocationError::from(e);
@@ -191,29 +188,30 @@ impl Function {
                                 .unwrap_or_else(|| self.physical_resource_id());
                             let answer = Answer::failed(reason_of(&error));
                             return self
-                                .respond(&cfn.envelope, physical_id, &answer, Instant::now() + CFN_RESPONSE_RESERVE)
+                                .respond(&cfn.envelope, physical_id, &answer, Budget::lasting(CFN_RESPONSE))
                                 .await;
                         }
                     };
                     // Boxed: the custom resource path nests deep enough to strain rustc's layout queries.
-                    Box::pin(self.cloudformation(cfn, deadline)).await
+                    Box::pin(self.cloudformation(cfn, budget)).await
                 }
                 // Nothing runs: CloudFormation is told what is wrong instead of waiting an hour.
                 Err(Malformed::Answerable { envelope, reason }) => {
                     self.check_response_url(&envelope)?;
                     tracing::warn!(%reason, "malformed CloudFormation request; answering FAILED");
                     let physical_id = envelope.physical_resource_id.clone().unwrap_or_else(|| self.physical_resource_id());
-                    let deadline = deadline.unwrap_or_else(|_| Instant::now() + CFN_RESPONSE_RESERVE);
-                    self.respond(&envelope, physical_id, &Answer::failed(reason), deadline).await
+                    let budget = budget.unwrap_or_else(|_| Budget::lasting(CFN_RESPONSE));
+                    self.respond(&envelope, physical_id, &Answer::failed(reason), budget).await
                 }
                 Err(Malformed::Unanswerable(e)) => Err(InvocationError::from(e).into()),
             },
         }
     }
 
-    /// The instant work must stop: the invocation deadline less the margin. cargo-lambda's
-    /// emulator sends a duration where AWS sends epoch milliseconds (`deadline::read`).
-    fn deadline(&self, header_ms: u64) -> Result<Instant, DeadlineError> {
+    /// The invocation's budget, made once here and handed down: the invocation deadline less the
+    /// margin. cargo-lambda's emulator sends a duration where AWS sends epoch milliseconds
+    /// (`deadline::read`).
+    fn budget(&self, header_ms: u64) -> Result<Budget, DeadlineError> {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let read = deadline::read(header_ms, now_ms);
         if let Ok(Deadline::Emulated(left)) = read {
@@ -224,7 +222,7 @@ impl Function {
                 left.as_secs()
             );
         }
-        Ok(Instant::now() + read?.left().saturating_sub(self.margin))
+        Ok(Budget::lasting(read?.left()).reserve(self.margin))
     }
 
     /// Refuses, before anything runs, a ResponseURL the policy does not allow; the log names
@@ -245,16 +243,10 @@ impl Function {
 
     /// `fleet_target`: the request's `"target"`, the database to run against instead of the
     /// function's own; its name is in the report and leads the error's message.
-    async fn direct(
-        &self,
-        command: Command,
-        deadline: Instant,
-        online: bool,
-        fleet_target: Option<Target>,
-    ) -> Result<Value, InvocationError> {
+    async fn direct(&self, command: Command, budget: Budget, online: bool, fleet_target: Option<Target>) -> Result<Value, InvocationError> {
         // Every run that can change the schema publishes the environment's (or the target's) state.
         let records = command.changes_schema();
-        let mut result = match self.run_with(command, deadline, online, fleet_target.as_ref()).await {
+        let mut result = match self.run_with(command, budget, online, fleet_target.as_ref()).await {
             // Not a failure: the release workflow invokes the function again while it answers so.
             Err(failure) if failure.report.status == Status::InProgress => Ok(in_progress(failure.report)),
             other => other,
@@ -280,8 +272,8 @@ impl Function {
 
     /// One run of the shared loop; a rejected password is retried once with a refetched
     /// secret, since rotation changes it under a warm container.
-    async fn run(&self, command: Command, deadline: Instant) -> Result<Report, Box<Failure<InvocationError>>> {
-        self.run_with(command, deadline, false, None).await
+    async fn run(&self, command: Command, budget: Budget) -> Result<Report, Box<Failure<InvocationError>>> {
+        self.run_with(command, budget, false, None).await
     }
 
     /// `online`: the request's `"online": true`, on top of the function's `ONLINE_MIGRATIONS`;
@@ -289,7 +281,7 @@ impl Function {
     async fn run_with(
         &self,
         command: Command,
-        deadline: Instant,
+        budget: Budget,
         online: bool,
         fleet_target: Option<&Target>,
     ) -> Result<Report, Box<Failure<InvocationError>>> {
@@ -343,7 +335,7 @@ impl Function {
                 connection: &connection,
                 source: &setup.source,
                 invoker: &self.invoker,
-                deadline: Some(deadline),
+                budget,
             };
             let mut result = crate::report::run(&invocation).await;
             // The durations compared are the environments' own; a fleet's targets are not among them.

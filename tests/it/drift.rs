@@ -214,7 +214,7 @@ async fn without_fail_on_drift_the_library_reports_drift_as_a_result() {
         connection: &connection,
         source: &source,
         invoker: "test",
-        deadline: None,
+        budget: Default::default(),
     };
     // The Lambda's default: the report, not an error.
     let report = wishlist_migrator::run(&invocation(false)).await.expect("drift is a result");

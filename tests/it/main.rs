@@ -38,6 +38,7 @@ mod metrics;
 mod migrate;
 mod online;
 mod online_change;
+mod online_give_way;
 mod pitr;
 mod pooler;
 mod real_histories;

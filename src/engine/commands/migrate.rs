@@ -8,7 +8,6 @@ use crate::engine::applier::{Applier, NotCommitted};
 use crate::engine::command::Action;
 use crate::engine::commands::lint;
 use crate::engine::error::Error;
-use crate::engine::invocation::expired;
 use crate::engine::outcome::{AppliedMigration, Finished, LedgerView, Migrated, SegmentOutcome, SegmentStatus};
 use crate::engine::plan::{self, PlanOptions, Problem, Segment, SegmentMode};
 use crate::engine::resume::resume_point;
@@ -219,7 +218,7 @@ async fn apply_segments(
     // Deferred commits not yet followed by a synchronous one.
     let mut unflushed = false;
     for (i, segment) in segments.iter().enumerate() {
-        let outcome = if expired(session.inv.deadline) {
+        let outcome = if session.inv.budget.expired() {
             Err(NotCommitted {
                 failure: AttemptFailure {
                     error: Error::Deadline {

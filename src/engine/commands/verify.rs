@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::engine::error::Error;
 use crate::engine::examine::examine;
-use crate::engine::invocation::time_left;
 use crate::engine::outcome::{Finished, LedgerView, Verified};
 use crate::engine::session::{version_label, Session};
 use crate::schema::verify::{self, Check, CheckKind, CheckStatus, VerifyError};
@@ -85,7 +84,7 @@ async fn check(session: &mut Session<'_>, analyze: bool, verified: &mut Verified
                 continue;
             }
         }
-        let timeout = time_left(session.inv.deadline).map_or(timeout, |left| timeout.min(left));
+        let timeout = session.inv.time_left().map_or(timeout, |left| timeout.min(left));
         checks.push(verify::plan_check(session.client_mut(), &query, &examination.actual, analyze, timeout).await);
     }
     Ok(checks)

@@ -5,9 +5,9 @@
 use super::*;
 
 impl Function {
-    pub(super) async fn cloudformation(self: Arc<Self>, request: CfnRequest, deadline: Instant) -> Result<Value, Diagnostic> {
+    pub(super) async fn cloudformation(self: Arc<Self>, request: CfnRequest, budget: Budget) -> Result<Value, Diagnostic> {
         let physical_id = self.physical_resource_id();
-        let work_deadline = deadline.checked_sub(CFN_RESPONSE_RESERVE).unwrap_or(deadline).max(Instant::now());
+        let work = budget.reserve(CFN_RESPONSE);
         let answer = match request.request_type {
             // Never drop data: removing the resource (or the stack) leaves the database as it is.
             RequestType::Delete => Answer {
@@ -15,7 +15,7 @@ impl Function {
                 reason: "Delete leaves the database and its data as they are".into(),
                 data: HashMap::new(),
             },
-            RequestType::Update if request.is_rollback_of(&self.version) => self.cfn_rollback_update(&request, work_deadline).await,
+            RequestType::Update if request.is_rollback_of(&self.version) => self.cfn_rollback_update(&request, work).await,
             RequestType::Create | RequestType::Update => match self.answered_here(&request) {
                 Some(answer) => answer,
                 None => {
@@ -23,13 +23,13 @@ impl Function {
                     let cfn = request.clone();
                     // The redelivery check reads SSM: under the guard with the run, so a slow read
                     // cannot eat the time kept back for the answer.
-                    let work = tokio::spawn(async move {
+                    let running = tokio::spawn(async move {
                         match this.answered_before(&cfn).await {
                             Some(answer) => answer,
-                            None => this.cfn_migrate(&cfn, work_deadline).await,
+                            None => this.cfn_migrate(&cfn, work).await,
                         }
                     });
-                    match guard(work, work_deadline).await {
+                    match guard(running, work).await {
                         Guarded::Done(answer) => answer,
                         Guarded::Panicked(message) => {
                             metrics::emit_failure(&self.environment, Some(crate::engine::Action::Migrate), PANICKED);
@@ -52,7 +52,7 @@ impl Function {
             (RequestType::Delete, Some(id)) => id.clone(),
             _ => physical_id,
         };
-        self.respond(&request.envelope, physical_id, &answer, deadline).await
+        self.respond(&request.envelope, physical_id, &answer, budget).await
     }
 
     /// PUTs the answer to the ResponseURL and returns its summary to Lambda.
@@ -61,7 +61,7 @@ impl Function {
         envelope: &Envelope,
         physical_id: String,
         answer: &Answer,
-        deadline: Instant,
+        budget: Budget,
     ) -> Result<Value, Diagnostic> {
         let body = cfn::response_body(envelope, &physical_id, answer);
         let summary = json!({
@@ -70,8 +70,11 @@ impl Function {
             "Reason": answer.reason,
             "Data": answer.data,
         });
-        // Half the margin stays back so the function still returns its result to Lambda in time.
-        match delivery::deliver(&self.http, &envelope.response_url, body, deadline + self.margin / 2).await {
+        // A Lambda budget always has a deadline; the fallback only keeps the type honest.
+        let until = budget
+            .abandon_at(answer_grace(self.margin))
+            .unwrap_or_else(|| Instant::now() + CFN_RESPONSE);
+        match delivery::deliver(&self.http, &envelope.response_url, body, until).await {
             Ok(_) => Ok(summary),
             // Returning an error makes Lambda invoke again, which is the only way left to answer;
             // the RequestId check keeps the retry from migrating twice.
@@ -82,18 +85,18 @@ impl Function {
         }
     }
 
-    async fn cfn_migrate(&self, request: &CfnRequest, deadline: Instant) -> Answer {
+    async fn cfn_migrate(&self, request: &CfnRequest, budget: Budget) -> Answer {
         let command = Command::Migrate {
             target: None,
             dry_run: request.dry_run,
         };
-        let mut result = self.run(command, deadline).await;
+        let mut result = self.run(command, budget).await;
         if request.request_type == RequestType::Update {
             if let Err(failure) = &result {
                 if failure.error.error_type() == ErrorType::UnknownMigrations {
                     // A stack rollback redeploys the previous function with fewer migrations while the
                     // database keeps the newer ones: report, never roll the schema back from here.
-                    if let Ok(mut status) = self.run(Command::Status, deadline).await {
+                    if let Ok(mut status) = self.run(Command::Status, budget).await {
                         if status.pending.is_empty() {
                             status
                                 .warnings
@@ -131,9 +134,9 @@ impl Function {
 
     /// A stack rollback's Update: the schema is never rolled back (or re-migrated) from here, so
     /// the answer is the database's current state.
-    async fn cfn_rollback_update(&self, request: &CfnRequest, deadline: Instant) -> Answer {
+    async fn cfn_rollback_update(&self, request: &CfnRequest, budget: Budget) -> Answer {
         let requested = request.function_version.as_deref().unwrap_or("?");
-        let result = self.run(Command::Status, deadline).await;
+        let result = self.run(Command::Status, budget).await;
         metrics::emit(report_of(&result), Invoker::CloudFormation);
         match result {
             Ok(report) => Answer {
