@@ -211,15 +211,11 @@ async fn a_deadline_too_short_stops_cleanly_with_deadline_exceeded() {
     let history = slow_history();
     let dir = history.path().to_str().unwrap();
     let lambda = stack.start(&[("MIGRATIONS_DIR", dir), ("DEADLINE_MARGIN_MS", "1000")]);
-    let started = Instant::now();
     let (error_type, message) = lambda
         .invoke_with_deadline(json!({"action": "migrate"}), Duration::from_secs(5))
         .expect_error("migrate against the deadline");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "answered before the deadline: {:?}",
-        started.elapsed()
-    );
+    // Answered before the deadline: the Runtime API emulator, like the service, turns a late
+    // answer into Sandbox.Timedout.
     assert_eq!(error_type, "DeadlineExceeded", "{message}");
     assert!(message.contains("0002_slow"), "names the migration: {message}");
     assert_nothing_kept(&stack.db).await;
@@ -236,16 +232,12 @@ async fn cloudformation_is_answered_failed_before_the_deadline() {
     let server = ResponseServer::start();
     let dir = history.path().to_str().unwrap();
     let lambda = stack.start(&[("MIGRATIONS_DIR", dir), ("DEADLINE_MARGIN_MS", "1000")]);
-    let started = Instant::now();
     let create = cfn_event("Create", "req-deadline", &server.url("/deadline"), json!({}));
     let returned = lambda
         .invoke_with_deadline(create, Duration::from_secs(8))
         .expect_response("Create against the deadline");
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "answered before the deadline: {:?}",
-        started.elapsed()
-    );
+    // Answered before the deadline: the Runtime API emulator, like the service, turns a late
+    // answer into Sandbox.Timedout.
     assert_eq!(returned["Status"], "FAILED");
     let answer = cfn_answer(&server, "/deadline");
     assert_eq!(answer["Status"], "FAILED");

@@ -79,14 +79,10 @@ async fn a_response_url_that_never_answers_ends_before_the_deadline() {
     let server = ResponseServer::start();
     server.answer_puts(PutAnswer::Never);
     let lambda = stack.start(&[("DEADLINE_MARGIN_MS", "3000")]);
-    let started = Instant::now();
     let deadline = Duration::from_secs(12);
+    // Answered before the deadline: the Runtime API emulator, like the service, turns a late
+    // answer into Sandbox.Timedout.
     let invocation = lambda.invoke_with_deadline(cfn_event("Create", "req-hang", &presigned(&server, "/hang"), json!({})), deadline);
-    assert!(
-        started.elapsed() < deadline,
-        "answered Lambda before its deadline: {:?}",
-        started.elapsed()
-    );
     assert_migrated_but_not_delivered(&stack, &lambda, invocation, "attempt").await;
 }
 
@@ -275,14 +271,10 @@ async fn a_silent_ssm_still_leaves_cloudformation_answered_before_the_deadline()
     let lambda = stack.start(&[("AWS_ENDPOINT_URL_SSM", endpoint.as_str())]);
     let server = ResponseServer::start();
     let create = cfn_event("Create", "req-silent-ssm", &server.url("/silent"), json!({}));
-    let started = Instant::now();
     // 9 s: less the 5 s margin and the 3 s kept for the answer, 1 s of work, then the guard.
     let returned = response(lambda.invoke_with_deadline(create, Duration::from_secs(9)), "Create");
-    assert!(
-        started.elapsed() < Duration::from_secs(9),
-        "answered after the deadline: {:?}",
-        started.elapsed()
-    );
+    // Answered before the deadline: the Runtime API emulator, like the service, turns a late
+    // answer into Sandbox.Timedout.
     assert_eq!(returned["Status"], "FAILED", "{returned}");
     let answer = server.wait_for_requests(1, Duration::from_secs(5))[0].body_json();
     assert!(answer["Reason"].as_str().unwrap().starts_with("DeadlineExceeded"), "{answer}");

@@ -3,7 +3,7 @@
 //! error; a custom resource, which cannot be invoked again, fails saying how to finish; and the
 //! next invocation resumes after the last committed step and finishes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -62,16 +62,12 @@ async fn an_online_run_past_its_deadline_answers_in_progress_and_the_next_invoca
         .unwrap();
     report.query("select 1", &[]).await.unwrap();
 
-    let started = Instant::now();
     let first = response(
         lambda.invoke_with_deadline(json!({"action": "migrate"}), Duration::from_secs(8)),
         "migrate against the deadline",
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "answered in time: {:?}",
-        started.elapsed()
-    );
+    // Answered before the deadline: the Runtime API emulator, like the service, turns a late
+    // answer into Sandbox.Timedout.
     assert_eq!(first["status"], "inProgress", "{first}");
     assert!(first.get("error").is_none(), "not an error: {first}");
     let left = &first["inProgress"];

@@ -99,16 +99,12 @@ async fn in_the_lambda_a_step_giving_way_to_locks_until_the_deadline_answers_in_
     stack.db.client().await.batch_execute(ROWS).await.unwrap();
     let holder = hold_lists(&stack.db).await;
 
-    let started = Instant::now();
     let first = response(
         lambda.invoke_with_deadline(json!({"action": "migrate"}), Duration::from_secs(5)),
         "migrate against the deadline",
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "answered in time: {:?}",
-        started.elapsed()
-    );
+    // Answered before the deadline: the Runtime API emulator, like the service, turns a late
+    // answer into Sandbox.Timedout.
     assert_eq!(first["status"], "inProgress", "not MigrationFailed: {first}");
     assert!(first.get("error").is_none(), "not an error: {first}");
     let left = &first["inProgress"];

@@ -1,7 +1,7 @@
 //! An emulator of the Lambda Runtime API, the service side of what `wishlist-migrator-lambda`
 //! polls for events and posts its answers to.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::TcpStream;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -53,8 +53,9 @@ struct Queued {
 #[derive(Default)]
 struct RuntimeState {
     queue: VecDeque<Queued>,
-    /// Ids handed out by `next` and not yet answered.
-    in_flight: HashSet<String>,
+    /// Ids handed out by `next` and not yet answered, with the deadline each was sent (none
+    /// when a test sent a header of its own, which may not be a moment at all).
+    in_flight: HashMap<String, Option<SystemTime>>,
     results: HashMap<String, Invocation>,
     init_error: Option<Value>,
     /// Anything the function did that the real service would reject.
@@ -193,10 +194,12 @@ fn handle_runtime(shared: &Shared<RuntimeState>, request: HttpRequest, stream: &
                 }
                 state = shared.changed.wait(state).unwrap_or_else(|e| e.into_inner());
             };
-            state.in_flight.insert(next.id.clone());
-            drop(state);
             // Like the service, the clock starts when the function receives the event.
             let deadline = SystemTime::now() + next.deadline_in;
+            state
+                .in_flight
+                .insert(next.id.clone(), next.deadline_header.is_none().then_some(deadline));
+            drop(state);
             let deadline_ms = next
                 .deadline_header
                 .clone()
@@ -240,7 +243,7 @@ fn handle_runtime(shared: &Shared<RuntimeState>, request: HttpRequest, stream: &
                 parse_error(&request).map(|(error_type, error_message)| Invocation::Error { error_type, error_message })
             };
             let mut state = shared.lock();
-            if !state.in_flight.remove(*id) {
+            let Some(deadline) = state.in_flight.remove(*id) else {
                 state
                     .protocol_errors
                     .push(format!("{kind} for unknown or already answered request id {id}"));
@@ -252,7 +255,17 @@ fn handle_runtime(shared: &Shared<RuntimeState>, request: HttpRequest, stream: &
                     br#"{"errorType":"InvalidRequestID","errorMessage":"unknown request id"}"#,
                 )?;
                 return Ok(true);
-            }
+            };
+            // The service stops a function at its deadline and reports the invocation timed out,
+            // whatever the function posts afterwards: a late answer is no answer.
+            let late = deadline.and_then(|d| SystemTime::now().duration_since(d).ok());
+            let result = match late {
+                Some(late) => Ok(Invocation::Error {
+                    error_type: "Sandbox.Timedout".into(),
+                    error_message: format!("Task timed out: the function answered {} ms after its deadline", late.as_millis()),
+                }),
+                None => result,
+            };
             let invocation = result.unwrap_or_else(|msg| {
                 state.protocol_errors.push(msg.clone());
                 Invocation::Error {
