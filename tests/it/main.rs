@@ -37,6 +37,7 @@ mod memory;
 mod metrics;
 mod migrate;
 mod online;
+mod online_add;
 mod online_change;
 mod pitr;
 mod pooler;
