@@ -323,3 +323,62 @@ async fn a_table_without_a_primary_key_is_refused_before_anything_runs() {
     assert!(!column_exists(&db, "items", "token").await, "nothing ran");
     assert_eq!(ledger(&db).await.len(), 1);
 }
+
+/// The EMF documents of `lambda`'s backfills once `n` are there (or 10 s have passed): the
+/// harness reads the function's output on a thread of its own, which may lag the response.
+fn backfill_documents(lambda: &crate::harness::lambda_process::LambdaProcess, n: usize) -> Vec<serde_json::Value> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let docs: Vec<serde_json::Value> = lambda
+            .logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("_aws").is_some() && v.get("BackfillRowsDone").is_some())
+            .collect();
+        if docs.len() >= n || Instant::now() > until {
+            return docs;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lambdas_metrics_carry_each_backfills_rows_done_of_the_estimate_and_its_speed() {
+    use crate::harness::stack::{response, Stack};
+    let stack = Stack::new().await;
+    let dir = folder();
+    let lambda = stack.start(&[
+        ("MIGRATIONS_DIR", dir.path().to_str().unwrap()),
+        ("ONLINE_MIGRATIONS", "true"),
+        ("LINT_LARGE_TABLE_ROWS", "1000"),
+    ]);
+    response(lambda.invoke(serde_json::json!({"action": "migrate", "to": TAG_0})), "0000");
+    stack
+        .db
+        .client()
+        .await
+        .batch_execute("insert into items (qty) select g % 7 from generate_series(1, 3000) g; analyze items;")
+        .await
+        .unwrap();
+    let done = response(lambda.invoke(serde_json::json!({"action": "migrate"})), "migrate --online");
+    assert_eq!(done["status"], "applied", "{done}");
+    let docs = backfill_documents(&lambda, 3);
+    let columns: Vec<&str> = docs.iter().map(|d| d["Column"].as_str().unwrap()).collect();
+    assert_eq!(columns, ["token", "score", "seen_at"], "one per backfill: {docs:?}");
+    for d in &docs {
+        assert_eq!(
+            (&d["Table"], &d["Migration"]),
+            (&serde_json::json!("items"), &serde_json::json!(TAG_1)),
+            "{d}"
+        );
+        assert_eq!(d["_aws"]["CloudWatchMetrics"][0]["Namespace"], "WishlistMigrator", "{d}");
+        assert_eq!(
+            (d["BackfillRowsDone"].as_i64(), d["BackfillRowsWritten"].as_i64()),
+            (Some(3000), Some(3000)),
+            "{d}"
+        );
+        assert_eq!(d["BackfillRowsEstimated"], 3000, "the planner's estimate: {d}");
+        assert!(d["BackfillRowsPerSecond"].as_u64().is_some_and(|r| r > 0), "{d}");
+        assert!(d["RunId"].is_string() && d["RunId"] == done["runId"], "{d}");
+    }
+}
