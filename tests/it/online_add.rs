@@ -382,3 +382,107 @@ async fn the_lambdas_metrics_carry_each_backfills_rows_done_of_the_estimate_and_
         assert!(d["RunId"].is_string() && d["RunId"] == done["runId"], "{d}");
     }
 }
+
+/// WISH-2007's `0001` (`currency`, nullable, text → enum) with 3000 valid rows, analyzed.
+async fn wishlist(dir: &std::path::Path) -> TestDb {
+    let db = pg().fresh_db().await;
+    run(&mut wm(&db.url, dir, &["migrate", "--to", "0000_create_wishlist_items"])).expect(0);
+    db.client()
+        .await
+        .batch_execute(
+            "insert into wishlist_items (user_id, title, store, currency, sort_order)
+             select 'u' || g % 50, 'set ' || g, (array['LEGO','Barweer','Cata','BrickLink','Other'])[1 + g % 5],
+                    (array['USD','EUR','GBP','CAD','AUD'])[1 + g % 5], g
+               from generate_series(1, 3000) g;
+             analyze wishlist_items;",
+        )
+        .await
+        .unwrap();
+    db
+}
+
+/// The seam: from the moment the currency's recipe trigger exists, the test holds the table in
+/// ROW EXCLUSIVE (as any writer's open transaction does). The backfill's batches pass it; the
+/// steps after the backfill, which need the table to themselves, wait. Once one waits (the
+/// backfill is over), the test writes a value the enum refuses into the nullable column and
+/// commits: a write after the backfill and before the swap. The client that wrote.
+async fn write_a_refused_value_after_the_backfill(db: &TestDb) -> tokio::task::JoinHandle<tokio_postgres::Client> {
+    let (watcher, writer) = (db.client().await, db.client().await);
+    tokio::spawn(async move {
+        let count = |sql: &'static str| {
+            let watcher = &watcher;
+            async move { watcher.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+        };
+        while count("select count(*) from pg_trigger where tgname = 'wishlist_items_currency__wm_sync'").await == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        writer
+            .batch_execute("begin; lock table wishlist_items in row exclusive mode")
+            .await
+            .unwrap();
+        while count("select count(*) from pg_locks where relation = 'wishlist_items'::regclass and not granted").await == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        writer
+            .batch_execute("update wishlist_items set currency = 'XYZ' where sort_order = 17; commit")
+            .await
+            .unwrap();
+        writer
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_value_written_after_the_backfill_into_a_nullable_column_stops_the_run_before_the_swap() {
+    let dir = copy_fixture("migrations");
+    let db = wishlist(dir.path()).await;
+    let writing = write_a_refused_value_after_the_backfill(&db).await;
+    let (url, path) = (db.url.clone(), dir.path().to_path_buf());
+    let migrated = tokio::task::spawn_blocking(move || run(&mut wm(&url, &path, &["migrate", "--online", LARGE[0], LARGE[1]])))
+        .await
+        .unwrap();
+    writing.await.expect("the refused value was written in the window");
+    let report = migrated.report();
+    assert_ne!(migrated.code, 0, "{report}");
+    assert_ne!(report["status"], "applied", "{report}");
+    // Known gap (for engine/online_change.rs, owned by the "merge" work): the run stops at the
+    // VALIDATE of the recipe's `__wm_converted` check as a MigrationFailed (23514) whose advice
+    // says the next run continues the rebuild, not as ValuesRefused naming the row's key. Not
+    // asserted here, so the fix need not change this test.
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("XYZ") && !migrated.stderr.contains("XYZ"),
+        "no row value shown: {message}"
+    );
+
+    // Nothing was lost and no NULL was written: the column is still text, with the value.
+    assert_eq!(
+        one(&db, "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'currency'").await,
+        "text"
+    );
+    assert_eq!(one(&db, "select currency from wishlist_items where sort_order = 17").await, "XYZ");
+    assert_eq!(
+        one(&db, "select count(*)::text from wishlist_items where currency is null").await,
+        "0"
+    );
+    assert_eq!(ledger(&db).await.len(), 1, "no ledger row");
+
+    // The value fixed (the recipe's trigger converts it), the next run finishes.
+    db.client()
+        .await
+        .batch_execute("update wishlist_items set currency = 'EUR' where sort_order = 17")
+        .await
+        .unwrap();
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
+        .expect(0)
+        .report();
+    assert_eq!(report["status"], "applied", "{report}");
+    assert_eq!(
+        one(&db, "select currency::text from wishlist_items where sort_order = 17").await,
+        "EUR"
+    );
+    assert_eq!(
+        one(&db, "select count(*)::text from wishlist_items where currency is null").await,
+        "0"
+    );
+    assert_eq!(ledger(&db).await.len(), 2);
+}
