@@ -307,6 +307,35 @@ async fn a_run_killed_mid_backfill_continues_writing_each_row_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_cut_by_its_deadline_says_so_and_the_next_run_finishes_it() {
+    let dir = folder();
+    let db = live_items(dir.path()).await;
+    let holding = hold_a_row_once_the_default_is_set(&db).await;
+    let (url, path) = (db.url.clone(), dir.path().to_path_buf());
+    let args = ["migrate", "--online", LARGE[0], LARGE[1], "--timeout", "4"];
+    let cut = tokio::task::spawn_blocking(move || run(&mut wm(&url, &path, &args))).await.unwrap();
+    let blocker = holding.await.unwrap();
+    let report = cut.expect(1).report();
+    assert_eq!(report["error"]["type"], "DeadlineExceeded", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("continues the backfill"), "says it resumes: {message}");
+    let token = backfill(&report, "token");
+    let done = filled(&db).await.len() as i64;
+    assert!((1000..3000).contains(&done), "cut mid-backfill: {done} rows filled: {report}");
+    assert_eq!(token["written"], done, "the report says how far it got: {report}");
+    assert_eq!(ledger(&db).await.len(), 1);
+    blocker.batch_execute("rollback").await.unwrap();
+
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
+        .expect(0)
+        .report();
+    assert_eq!(report["status"], "applied", "{report}");
+    assert_eq!(backfill(&report, "token")["written"], 3000 - done, "{report}");
+    assert_eq!(one(&db, "select count(distinct token)::text from items").await, "3000");
+    assert_eq!(ledger(&db).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_table_without_a_primary_key_is_refused_before_anything_runs() {
     let dir = folder();
     let db = live_items(dir.path()).await;
