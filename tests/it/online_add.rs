@@ -336,6 +336,37 @@ async fn a_backfill_cut_by_its_deadline_says_so_and_the_next_run_finishes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_teams_own_volatile_function_is_found_volatile_by_postgres_and_runs_online() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("meta")).unwrap();
+    std::fs::write(dir.path().join(format!("{TAG_0}.sql")), CREATE).unwrap();
+    std::fs::write(
+        dir.path().join(format!("{TAG_1}.sql")),
+        "ALTER TABLE \"items\" ADD COLUMN \"code\" text DEFAULT app_code() NOT NULL;",
+    )
+    .unwrap();
+    rewrite_journal(dir.path(), &[(TAG_0, 1_764_547_200_000), (TAG_1, 1_764_547_260_000)]);
+    let db = live_items(dir.path()).await;
+    // Declared volatile, as Postgres's own gen_random_uuid() is: known to no list of names.
+    db.client()
+        .await
+        .batch_execute("create function app_code() returns text language sql volatile as $$ select md5(random()::text) $$")
+        .await
+        .unwrap();
+
+    let refused = run(&mut wm(&db.url, dir.path(), &["migrate", LARGE[0], LARGE[1]]))
+        .expect(3)
+        .report();
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("volatile default app_code()"), "{message}");
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
+        .expect(0)
+        .report();
+    assert_eq!(report["online"][0]["statements"][0]["recipe"], "addThenBackfillDefault", "{report}");
+    assert_eq!(one(&db, "select count(distinct code)::text from items").await, "3000");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_table_without_a_primary_key_is_refused_before_anything_runs() {
     let dir = folder();
     let db = live_items(dir.path()).await;
