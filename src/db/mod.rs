@@ -15,3 +15,4 @@ pub mod points;
 pub mod pooler;
 pub mod table_size;
 pub mod tls;
+pub mod volatility;

@@ -157,6 +157,10 @@ impl Applier<'_> {
             if let Err(pg) = self.arm_deadline(client).await {
                 return Err(error(pg, true, "Stopped at the invocation deadline".into()));
             }
+            if let Some(added) = crate::online::add_column::backfill_step(statement) {
+                self.online_add_backfill(client, m, i, statement, &added).await?;
+                continue;
+            }
             if let Some((phase, ct)) = crate::online::change_type::phase(statement) {
                 self.online_phase(client, m, i, statement, phase, &ct, timeouts).await?;
                 continue;

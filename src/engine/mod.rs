@@ -11,6 +11,7 @@ pub mod error;
 pub mod examine;
 pub mod invocation;
 pub mod model;
+pub mod online_add;
 pub mod online_change;
 pub mod outcome;
 pub mod pipeline;

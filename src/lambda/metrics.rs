@@ -10,6 +10,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
+use crate::engine::outcome::BackfillProgress;
 use crate::engine::Action;
 use crate::error::ErrorType;
 use crate::report::Report;
@@ -99,7 +100,43 @@ pub fn documents(report: &Report, invoker: Invoker, timestamp_ms: u64) -> Vec<Va
             "RunId": report.run_id,
         })
     }));
+    out.extend(report.backfills.iter().map(|b| backfill_document(report, b, timestamp_ms)));
     out
+}
+
+/// An online backfill's progress: the rows it walked of the table's estimate (a run cut by its
+/// deadline part-way shows how far it got; the next one how far it went on), those it wrote,
+/// and its speed.
+fn backfill_document(report: &Report, b: &BackfillProgress, timestamp_ms: u64) -> Value {
+    // Whole rows per second; a backfill too short to time counts as its rows in a millisecond.
+    let per_second = b.rows.max(0) as u64 * 1000 / b.duration_ms.max(1);
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Environment"], ["Environment", "Table"]],
+                "Metrics": [
+                    {"Name": "BackfillRowsDone", "Unit": "Count"},
+                    {"Name": "BackfillRowsEstimated", "Unit": "Count"},
+                    {"Name": "BackfillRowsWritten", "Unit": "Count"},
+                    {"Name": "BackfillRowsPerSecond", "Unit": "Count/Second"},
+                    {"Name": "BackfillDurationMs", "Unit": "Milliseconds"},
+                ],
+            }],
+        },
+        "Environment": report.environment,
+        "Table": b.table,
+        "Column": b.column,
+        "Migration": b.migration,
+        "RunId": report.run_id,
+        "BackfillRowsDone": b.rows,
+        // The planner's estimate lags the writers: never fewer than the rows walked.
+        "BackfillRowsEstimated": b.estimated_rows.max(b.rows),
+        "BackfillRowsWritten": b.written,
+        "BackfillRowsPerSecond": per_second,
+        "BackfillDurationMs": b.duration_ms,
+    })
 }
 
 /// The document of an invocation that ended without a report (a panic, an abandoned run, a
@@ -210,6 +247,53 @@ mod tests {
         }
         assert_eq!(docs[2]["Migration"], "0001_b");
         assert_eq!(docs[2]["MigrationDurationMs"], 70);
+    }
+
+    #[test]
+    fn an_online_backfill_has_its_rows_done_of_the_estimate_and_its_speed() {
+        let mut r = report(Action::Migrate);
+        r.backfills = vec![BackfillProgress {
+            migration: "0001_b".into(),
+            table: "items".into(),
+            column: "token".into(),
+            rows: 4_000,
+            written: 3_900,
+            estimated_rows: 10_000,
+            batches: 4,
+            duration_ms: 2_000,
+        }];
+        let docs = documents(&r, Invoker::Direct, 9);
+        assert_eq!(docs.len(), 2, "the run's and the backfill's");
+        let b = &docs[1];
+        assert_eq!(b["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+        assert_eq!(
+            (&b["Environment"], &b["Table"], &b["Column"], &b["Migration"]),
+            (&json!("prod"), &json!("items"), &json!("token"), &json!("0001_b"))
+        );
+        assert_eq!(
+            (&b["BackfillRowsDone"], &b["BackfillRowsEstimated"]),
+            (&json!(4_000), &json!(10_000))
+        );
+        assert_eq!(b["BackfillRowsWritten"], 3_900);
+        assert_eq!(b["BackfillRowsPerSecond"], 2_000);
+        assert_eq!(b["BackfillDurationMs"], 2_000);
+        for metric in b["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
+            assert!(b[metric["Name"].as_str().unwrap()].is_number(), "{b}");
+        }
+        for dimension in b["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d.as_array().unwrap())
+        {
+            assert!(b[dimension.as_str().unwrap()].is_string(), "{b}");
+        }
+
+        // An estimate behind the writers never reads as more than done; a run without a
+        // backfill has no such document.
+        r.backfills[0].estimated_rows = 100;
+        assert_eq!(documents(&r, Invoker::Direct, 9)[1]["BackfillRowsEstimated"], 4_000);
+        assert_eq!(documents(&report(Action::Migrate), Invoker::Direct, 9).len(), 1);
     }
 
     #[test]

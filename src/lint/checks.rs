@@ -1,7 +1,7 @@
 //! The rules applied to one parsed statement, in the order the migrations run, against what the
 //! earlier statements built ([`SchemaState`]). Pure: the parse tree in, findings out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use pg_query::protobuf::{AlterTableCmd, AlterTableType, ColumnDef, ConstrType, Constraint, ObjectType};
 use pg_query::{NodeEnum, NodeRef};
@@ -49,6 +49,7 @@ impl Sink<'_> {
 
 /// Functions whose value differs per row: as a column default they make Postgres write every
 /// existing row (a constant default is stored once in the catalog instead, since Postgres 11).
+/// Only for a lint without a database: with one, Postgres's own `provolatile` decides.
 const VOLATILE: [&str; 9] = [
     "random",
     "gen_random_uuid",
@@ -71,9 +72,11 @@ struct DroppedEnum {
 
 /// The rules' memory within one migration.
 #[derive(Default)]
-pub struct MigrationChecks {
+pub struct MigrationChecks<'v> {
     /// The statement piece being checked, set by the caller.
     pub piece: usize,
+    /// The names of the functions the database marks volatile, when there is a database.
+    pub volatile: Option<&'v BTreeSet<String>>,
     added_values: BTreeMap<String, String>,
     dropped_enums: BTreeMap<String, DroppedEnum>,
     /// While a `DO` block's statement is checked: where that statement starts in the piece (its
@@ -81,7 +84,7 @@ pub struct MigrationChecks {
     body_at: Option<usize>,
 }
 
-impl MigrationChecks {
+impl MigrationChecks<'_> {
     /// Enums dropped and not created again: dropping one in use (or unknown) is an error.
     pub fn finish(self, hits: &mut Vec<(usize, Hit)>) {
         for (name, dropped) in self.dropped_enums {
@@ -272,7 +275,7 @@ impl MigrationChecks {
                 schema.set_column(table, &col.colname, column_type(ty));
             }
             if existing {
-                add_column(col, table, hit);
+                add_column(col, table, self.volatile, hit);
             }
         } else if subtype == AlterTableType::AtDropColumn as i32 {
             schema.drop_column(table, &cmd.name);
@@ -448,7 +451,7 @@ pub fn embedded_sql(do_statement: &str) -> Vec<String> {
     out
 }
 
-fn add_column(col: &ColumnDef, table: &str, hit: &mut Sink) {
+fn add_column(col: &ColumnDef, table: &str, volatile: Option<&BTreeSet<String>>, hit: &mut Sink) {
     let at = if col.location >= 0 { col.location as usize } else { 0 };
     let constraints: Vec<&Constraint> = col
         .constraints
@@ -479,7 +482,7 @@ fn add_column(col: &ColumnDef, table: &str, hit: &mut Sink) {
     let volatile = default
         .and_then(|d| d.raw_expr.as_ref())
         .and_then(|e| e.node.as_ref())
-        .and_then(volatile_call);
+        .and_then(|e| volatile_call(e, volatile));
     if let Some(function) = volatile {
         hit.table(
             Rule::VolatileDefault,
@@ -558,12 +561,18 @@ fn not_null_check_column(c: &Constraint) -> Option<String> {
     }
 }
 
-/// The first volatile function an expression calls, if any.
-fn volatile_call(expr: &NodeEnum) -> Option<String> {
+/// The first volatile function an expression calls, if any: a function the database marks
+/// volatile (by name: an overload or a namespace that is, counts), or without a database one
+/// of the usual ones.
+fn volatile_call(expr: &NodeEnum, volatile: Option<&BTreeSet<String>>) -> Option<String> {
     expr.nodes().into_iter().find_map(|(n, _, _, _)| match n {
         NodeRef::FuncCall(f) => {
             let name = f.funcname.iter().filter_map(state::string_value).next_back()?;
-            VOLATILE.contains(&name).then(|| name.to_string())
+            let is_volatile = match volatile {
+                Some(known) => known.contains(name),
+                None => VOLATILE.contains(&name),
+            };
+            is_volatile.then(|| name.to_string())
         }
         _ => None,
     })

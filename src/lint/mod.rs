@@ -10,6 +10,8 @@ pub mod live;
 pub mod rule;
 pub mod schema_state;
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use crate::error::{Classified, ErrorType};
@@ -84,15 +86,26 @@ pub fn lint_selected(
 /// Reads and checks the `selected` migrations, once: whether the live sizes matter is known
 /// from the analysis, and grading it with them does not parse anything again.
 pub fn analyse(layout: Layout, migrations: &[&Migration], selected: impl Fn(&Migration) -> bool) -> Analysis {
+    analyse_with(layout, migrations, selected, None)
+}
+
+/// [`analyse`] with the names of the functions the database marks volatile (`provolatile`):
+/// Postgres, not a list of names, decides which column default writes every row.
+pub fn analyse_with(
+    layout: Layout,
+    migrations: &[&Migration],
+    selected: impl Fn(&Migration) -> bool,
+    volatile: Option<&BTreeSet<String>>,
+) -> Analysis {
     let mut schema = SchemaState::default();
     let mut found = Vec::new();
     for m in migrations {
         let linted = selected(m);
         schema.next_migration(linted);
         if linted {
-            lint_migration(layout, m, &mut schema, &mut found);
+            lint_migration(layout, m, &mut schema, volatile, &mut found);
         } else {
-            lint_migration(layout, m, &mut schema, &mut Vec::new());
+            lint_migration(layout, m, &mut schema, volatile, &mut Vec::new());
         }
     }
     Analysis { found }
@@ -174,12 +187,13 @@ struct Waiver {
     offset: usize,
 }
 
-fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, out: &mut Vec<Found>) {
+fn lint_migration(layout: Layout, m: &Migration, schema: &mut SchemaState, volatile: Option<&BTreeSet<String>>, out: &mut Vec<Found>) {
     let file = match layout {
         Layout::Journal => format!("{}.sql", m.tag),
         Layout::Folders => format!("{}/{MIGRATION_FILE}", m.tag),
     };
     let mut checks = MigrationChecks::default();
+    checks.volatile = volatile;
     let mut pieces = Vec::with_capacity(m.statements.len());
     // (piece, hit): hits of every piece, placed once all are read (a dropped enum is judged at
     // the end of the migration).

@@ -396,3 +396,30 @@ fn names_resolve_as_postgres_resolves_them() {
     let set = "SET search_path TO app, public;--> statement-breakpoint\nCREATE TABLE \"t\" (\"id\" integer, \"x\" text);--> statement-breakpoint\nALTER TABLE \"app\".\"t\" DROP COLUMN \"x\";";
     assert_eq!(rules_of_last(&[set]), Vec::<&str>::new());
 }
+
+#[test]
+fn with_a_database_postgres_says_which_default_is_volatile() {
+    let ms = migrations(&[
+        CREATE_ITEMS,
+        "ALTER TABLE \"wishlist_items\" ADD COLUMN \"code\" text DEFAULT app.new_code('x');--> statement-breakpoint\n\
+         ALTER TABLE \"wishlist_items\" ADD COLUMN \"token\" uuid DEFAULT gen_random_uuid();--> statement-breakpoint\n\
+         ALTER TABLE \"wishlist_items\" ADD COLUMN \"added_at\" timestamp DEFAULT now();",
+    ]);
+    let refs: Vec<&Migration> = ms.iter().collect();
+    let volatile_of = |volatile: Option<&BTreeSet<String>>| -> Vec<String> {
+        analyse_with(Layout::Journal, &refs, |m| m.idx == 1, volatile)
+            .grade(None)
+            .iter()
+            .filter(|f| f.rule == Rule::VolatileDefault)
+            .map(|f| f.message.split('"').nth(1).unwrap().to_string())
+            .collect()
+    };
+    // The catalog as a database would have it: the team's own function declared volatile.
+    let catalog: BTreeSet<String> = ["new_code", "gen_random_uuid", "random"].map(String::from).into();
+    assert_eq!(volatile_of(Some(&catalog)), ["code", "token"]);
+    // Postgres decides, not a list: a function it does not mark volatile is not one.
+    let stable: BTreeSet<String> = ["random"].map(String::from).into();
+    assert!(volatile_of(Some(&stable)).is_empty());
+    // Without a database, the usual functions are known by name; the team's own is not.
+    assert_eq!(volatile_of(None), ["token"]);
+}

@@ -6,7 +6,9 @@
 //! commits on its own, with its history row, so a run killed between steps resumes after the
 //! last one that committed), and keeps the file's hash: its ledger row is drizzle-orm's.
 
+pub mod add_column;
 pub mod change_type;
+pub mod not_null;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +16,7 @@ use crate::lint::rule::Rule;
 use crate::lint::Finding;
 use crate::migrations::source::{Migration, Needs, TransactionMode};
 use crate::migrations::statement::Statement;
-use crate::sql::online::{quote, shape, Shape};
+use crate::sql::online::{shape, Shape};
 
 /// How long each step waits for its lock before it gives way to the table's traffic and is
 /// tried again (pgroll's figure): a writer queued behind the step waits no longer than this.
@@ -75,6 +77,9 @@ pub fn recipe(rule: Rule, statement: &Statement) -> Option<(&'static str, Vec<St
     if rule == Rule::ColumnTypeRewrite {
         return Some((change_type::RECIPE, change_type::steps(statement)?));
     }
+    if rule == Rule::VolatileDefault {
+        return Some((add_column::RECIPE, add_column::steps(statement)?));
+    }
     match (rule, shape(&statement.sql)?) {
         (Rule::IndexWithoutConcurrently, Shape::CreateIndex { concurrently, .. }) => Some(("createIndexConcurrently", vec![concurrently])),
         (Rule::ConstraintWithoutNotValid, Shape::AddConstraint { not_valid, validate }) => {
@@ -84,31 +89,10 @@ pub fn recipe(rule: Rule, statement: &Statement) -> Option<(&'static str, Vec<St
             Some(("buildUniqueIndexThenAttach", vec![concurrently, attach]))
         }
         (Rule::SetNotNull, Shape::SetNotNull { table, table_name, column }) => {
-            let check = quote(&check_name(&table_name, &column));
-            let col = quote(&column);
-            Some((
-                "setNotNullThroughCheck",
-                vec![
-                    format!("ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID"),
-                    format!("ALTER TABLE {table} VALIDATE CONSTRAINT {check}"),
-                    // Postgres 12+ finds the validated check and skips the scan.
-                    format!("ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL"),
-                    format!("ALTER TABLE {table} DROP CONSTRAINT {check}"),
-                ],
-            ))
+            Some(("setNotNullThroughCheck", not_null::steps(&table, &table_name, &column)))
         }
         _ => None,
     }
-}
-
-/// The temporary check's name: one no drizzle-kit file writes (Postgres 18 names the NOT NULL
-/// constraint itself `<table>_<column>_not_null`), cut to Postgres's 63 bytes.
-fn check_name(table: &str, column: &str) -> String {
-    let mut name = format!("{table}_{column}_online_not_null");
-    while name.len() > 63 {
-        name.pop();
-    }
-    name
 }
 
 /// The decision for each statement of `m`, from its blocking findings.

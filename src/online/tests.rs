@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::not_null::check_name;
 use super::*;
 use crate::db::table_size::TableSize;
 use crate::lint::live::{LiveTables, DEFAULT_LARGE_TABLE_ROWS};
@@ -64,8 +65,8 @@ const CHECK: &str = r#"ALTER TABLE "items" ADD CONSTRAINT "items_qty_check" CHEC
 const NOT_NULL: &str = r#"ALTER TABLE "items" ALTER COLUMN "list_id" SET NOT NULL;"#;
 const ADD_COLUMN: &str = r#"ALTER TABLE "items" ADD COLUMN "note" text;"#;
 const TYPE_CHANGE: &str = r#"ALTER TABLE "items" ALTER COLUMN "store" SET DATA TYPE "public"."store" USING "store"::"public"."store";"#;
-/// No recipe yet (issue 22's volatile default).
-const NO_RECIPE: &str = r#"ALTER TABLE "items" ADD COLUMN "token" uuid DEFAULT gen_random_uuid();"#;
+/// No recipe: an identity column fills every row as it is added.
+const NO_RECIPE: &str = r#"ALTER TABLE "items" ADD COLUMN "seq" integer GENERATED ALWAYS AS IDENTITY;"#;
 
 #[test]
 fn on_a_small_table_everything_runs_as_written_and_nothing_is_rewritten() {
@@ -234,6 +235,20 @@ fn a_continued_plan_keeps_the_recipes_of_statements_no_longer_blocking() {
     let m = migration(&sql);
     let findings = crate::lint::lint(Layout::Journal, &[&m], Some(&live(10)));
     assert_eq!(decisions(&plan(&m, &findings)), ["asWritten", "asWritten"]);
-    // The volatile default has no recipe and does not block: it runs as written.
+    // The identity column has no recipe and does not block: it runs as written.
     assert_eq!(decisions(&plan_continued(&m, &findings)), ["createIndexConcurrently", "asWritten"]);
+}
+
+#[test]
+fn drizzles_default_random_on_a_large_table_is_added_then_backfilled() {
+    let sql = [
+        INDEX,
+        r#"ALTER TABLE "items" ADD COLUMN "token" uuid DEFAULT gen_random_uuid() NOT NULL;"#,
+    ]
+    .join(BREAK);
+    let (_, plan) = planned(&sql, 5_000_000);
+    assert_eq!(decisions(&plan), ["createIndexConcurrently", "addThenBackfillDefault"]);
+    assert_eq!(steps(&plan, 1).len(), 7, "add, default, backfill and the four NOT NULL steps");
+    let (_, plan) = planned(&sql, 10);
+    assert_eq!(decisions(&plan), ["asWritten", "asWritten"], "a small table is written at once");
 }

@@ -37,6 +37,7 @@ mod memory;
 mod metrics;
 mod migrate;
 mod online;
+mod online_add;
 mod online_change;
 mod online_give_way;
 mod pitr;

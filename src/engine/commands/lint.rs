@@ -81,7 +81,8 @@ pub async fn findings(session: &Session<'_>, pending: &[&Migration]) -> Result<V
     let all: Vec<&Migration> = set.migrations.iter().collect();
     let is_pending = |m: &Migration| pending.iter().any(|p| p.idx == m.idx);
     let settings = session.settings();
-    let analysis = lint::analyse(set.layout, &all, is_pending);
+    let volatile = crate::db::volatility::volatile_functions(session.client()).await?;
+    let analysis = lint::analyse_with(set.layout, &all, is_pending, Some(&volatile));
     // Graded against the database even when no size is worth reading: what an earlier pending
     // migration creates is new and empty there, whichever rule a finding about it broke.
     let sizes = if analysis.wants_live_sizes() {

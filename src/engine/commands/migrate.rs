@@ -78,6 +78,7 @@ async fn apply_into(
         if settings.online {
             continue_as_started(session, &pending, &migrated.findings, &mut plans).await;
             crate::engine::online_change::refuse_what_cannot_swap(session.client(), &pending, &mut plans).await;
+            crate::engine::online_add::refuse_without_key(session.client(), &pending, &mut plans).await;
             online::answer(&plans, &mut migrated.findings);
         }
         if let Some(refused) = LintError::refuse(&migrated.findings) {
