@@ -161,8 +161,8 @@ impl Applier<'_> {
                 self.online_add_backfill(client, m, i, statement, &added).await?;
                 continue;
             }
-            if let Some((phase, ct)) = crate::online::change_type::phase(statement) {
-                self.online_phase(client, m, i, statement, phase, &ct, timeouts).await?;
+            if let Some((phase, cts)) = crate::online::change_type::phase(statement) {
+                self.online_phase(client, m, i, statement, phase, &cts, timeouts).await?;
                 continue;
             }
             let step = Step::of(statement);

@@ -18,7 +18,7 @@ use crate::engine::retry::LOCK_NOT_AVAILABLE;
 use crate::migrations::source::Migration;
 use crate::migrations::statement::Statement;
 use crate::online::change_type::{
-    self as recipe, next_batch, refusal, ConstraintFact, Facts, IndexFact, KeyColumn, Phase, Rebuild, BACKFILL_SETTING, EXPAND_STEPS,
+    self as recipe, next_batch, refusal, Column, ConstraintFact, Facts, IndexFact, KeyColumn, Phase, Rebuild, BACKFILL_SETTING,
 };
 use crate::sql::change_type::ChangeType;
 
@@ -175,31 +175,37 @@ impl Applier<'_> {
         i: usize,
         statement: &Statement,
         phase: Phase,
-        ct: &ChangeType,
+        cts: &[ChangeType],
         timeouts: &Timeouts,
     ) -> Result<(), Failed> {
         let error = |pg: PgError, deadline: bool, advice: &str| {
             (MigrationError::at_statement(&m.tag, i, statement, pg.clone(), deadline, advice), pg)
         };
-        let facts = match read_facts(client, ct, true).await {
-            Ok(Some(facts)) => facts,
-            Ok(None) => {
-                return Err(error(
-                    pg(format!("column {}.{} not found", ct.table, ct.column)),
-                    false,
-                    "Something changed the table while the recipe ran; check it and run again",
-                ))
+        let mut cols: Vec<Column> = Vec::with_capacity(cts.len());
+        for ct in cts {
+            let facts = match read_facts(client, ct, true).await {
+                Ok(Some(facts)) => facts,
+                Ok(None) => {
+                    return Err(error(
+                        pg(format!("column {}.{} not found", ct.table, ct.column)),
+                        false,
+                        "Something changed the table while the recipe ran; check it and run again",
+                    ))
+                }
+                Err(e) => return Err(error(e, false, "Reading the column's catalog failed; run again")),
+            };
+            if let Some(reason) = refusal(ct, &facts) {
+                return Err(error(pg(reason), false, "Nothing of the swap ran"));
             }
-            Err(e) => return Err(error(e, false, "Reading the column's catalog failed; run again")),
-        };
-        if let Some(reason) = refusal(ct, &facts) {
-            return Err(error(pg(reason), false, "Nothing of the swap ran"));
+            cols.push((ct.clone(), facts));
         }
+        let columns = cts.iter().map(|c| c.column.as_str()).collect::<Vec<_>>().join(", ");
+        let table = &cts[0].table_name;
         match phase {
-            Phase::Backfill => self.backfill(client, m, i, statement, ct, &facts, timeouts).await?,
-            Phase::Rebuild => self.rebuild(client, m, i, statement, ct, &facts, timeouts).await?,
+            Phase::Backfill => self.backfill(client, m, i, statement, &cols, timeouts).await?,
+            Phase::Rebuild => self.rebuild(client, m, i, statement, &cols, timeouts).await?,
             Phase::Swap => {
-                let mut sql = recipe::swap(ct, &facts);
+                let mut sql = recipe::swap(&cols);
                 sql.push(
                     self.ledger
                         .record_sql(&self.statement_entry(m, i, &crate::engine::resume::statement_hash(statement))),
@@ -209,7 +215,7 @@ impl Applier<'_> {
                     let deadline = e.is(crate::engine::applier::QUERY_CANCELED);
                     error(e, deadline, "The swap rolled back as a whole: the original column is untouched and the new one stays in step. Run again: the next run resumes at the swap")
                 })?;
-                tracing::info!(target: PROGRESS, tag = %m.tag, table = %ct.table_name, column = %ct.column, "swapped the converted column in");
+                tracing::info!(target: PROGRESS, tag = %m.tag, %table, %columns, "swapped the converted column(s) in");
                 return Ok(());
             }
         }
@@ -247,15 +253,17 @@ impl Applier<'_> {
         m: &Migration,
         i: usize,
         statement: &Statement,
-        ct: &ChangeType,
-        facts: &Facts,
+        cols: &[Column],
         timeouts: &Timeouts,
     ) -> Result<(), Failed> {
+        let cts: Vec<ChangeType> = cols.iter().map(|(ct, _)| ct.clone()).collect();
+        let (ct, facts) = &cols[0];
+        let columns = cts.iter().map(|c| c.column.as_str()).collect::<Vec<_>>().join(", ");
         let error = |pg: PgError, deadline: bool, advice: String| {
             (MigrationError::at_statement(&m.tag, i, statement, pg.clone(), deadline, advice), pg)
         };
         let resumable = "The backfill stopped between batches: what it converted is committed and the trigger keeps it in step. Run again (--online): it continues the backfill, skipping the rows already converted";
-        let sql = recipe::backfill(ct, &facts.key, SHOWN_KEYS);
+        let sql = recipe::backfill(&cts, &facts.key, SHOWN_KEYS);
         let estimated: i64 = client
             .query_one(
                 "select greatest(reltuples, 0)::int8 from pg_class where oid = to_regclass($1)",
@@ -268,7 +276,7 @@ impl Applier<'_> {
         let mut progress = BackfillProgress {
             migration: m.tag.clone(),
             table: ct.table_name.clone(),
-            column: ct.column.clone(),
+            column: columns.clone(),
             rows: 0,
             written: 0,
             estimated_rows: estimated,
@@ -330,7 +338,7 @@ impl Applier<'_> {
             last = key;
             if told.elapsed() >= Duration::from_secs(1) || walked < i64::from(size) {
                 told = Instant::now();
-                tracing::info!(target: PROGRESS, tag = %m.tag, table = %ct.table_name, column = %ct.column, rows = progress.rows, estimated = estimated.max(progress.rows), batch = size, "backfilling");
+                tracing::info!(target: PROGRESS, tag = %m.tag, table = %ct.table_name, %columns, rows = progress.rows, estimated = estimated.max(progress.rows), batch = size, "backfilling");
             }
             size = next_batch(i64::from(size), took.as_millis() as u64, BATCH_TARGET_MS) as i32;
             // Throttled: a quarter of the batch's time left to the table's traffic.
@@ -338,42 +346,74 @@ impl Applier<'_> {
         }
         let _ = client.batch_execute(&format!("RESET {BACKFILL_SETTING}")).await;
         progress.duration_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(target: PROGRESS, tag = %m.tag, table = %ct.table_name, column = %ct.column, rows = progress.rows, written = progress.written, duration_ms = progress.duration_ms, "backfilled");
+        tracing::info!(target: PROGRESS, tag = %m.tag, table = %ct.table_name, %columns, rows = progress.rows, written = progress.written, duration_ms = progress.duration_ms, "backfilled");
         self.backfills.lock().expect("not poisoned").push(progress);
-        let refused = client
-            .query_one(&sql.refused, &[])
-            .await
-            .map_err(|e| error(e.into(), false, resumable.into()))?;
-        let (count, keys): (i64, Vec<String>) = (refused.get(0), refused.get(1));
-        if count == 0 {
+        // Each column's refused values: the error names every column that has some.
+        let mut refused = Vec::new();
+        for ((ct, _), query) in cols.iter().zip(&sql.refused) {
+            let row = client
+                .query_one(query, &[])
+                .await
+                .map_err(|e| error(e.into(), false, resumable.into()))?;
+            let (count, keys): (i64, Vec<String>) = (row.get(0), row.get(1));
+            if count > 0 {
+                refused.push((ct, count, keys));
+            }
+        }
+        if refused.is_empty() {
             return Ok(());
         }
-        self.undo(client, m, i, ct, timeouts).await.map_err(|e| {
+        let total: i64 = refused.iter().map(|r| r.1).sum();
+        self.undo(client, m, i, &cts, timeouts).await.map_err(|e| {
             error(
                 e,
                 false,
-                format!("The new type refuses {count} value(s), and taking the recipe's trigger, functions and new column back failed: run again to retry, or drop them by hand"),
+                format!("The new type refuses {total} value(s), and taking the recipe's trigger, functions and new column(s) back failed: run again to retry, or drop them by hand"),
             )
         })?;
         let key = facts.key.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ");
+        let as_text = facts
+            .key
+            .iter()
+            .map(|k| format!("{}::text", crate::sql::online::quote(&k.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let said = refused
+            .iter()
+            .map(|(ct, count, keys)| {
+                format!(
+                    "the new type {} refuses the value of {}.{} in {count} row(s); their primary key ({key}): {}{}",
+                    ct.new_type,
+                    ct.table_name,
+                    ct.column,
+                    keys.iter().map(|k| format!("({k})")).collect::<Vec<_>>().join(", "),
+                    if *count as usize > keys.len() { ", …" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let queries = refused
+            .iter()
+            .map(|(ct, _, keys)| {
+                format!(
+                    "SELECT {key}, {col} FROM {t} WHERE array_to_string(ARRAY[{as_text}], ', ') IN ({listed})",
+                    col = crate::sql::online::quote(&ct.column),
+                    t = ct.table,
+                    listed = keys
+                        .iter()
+                        .map(|k| crate::db::ledger::quote_literal(k))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
         let mut error = error(
-            pg(format!(
-                "the new type {} refuses the value of {}.{} in {count} row(s); their primary key ({key}): {}{}",
-                ct.new_type,
-                ct.table_name,
-                ct.column,
-                keys.iter().map(|k| format!("({k})")).collect::<Vec<_>>().join(", "),
-                if count as usize > keys.len() { ", …" } else { "" }
-            )),
+            pg(said),
             false,
             format!(
-                "Nothing was lost: the column {} is untouched, and the recipe's trigger, functions and new column were dropped. \
-                 See the values with: SELECT {key}, {col} FROM {t} WHERE array_to_string(ARRAY[{as_text}], ', ') IN ({listed}); fix them (or add them to the type), then run again",
-                ct.column,
-                col = crate::sql::online::quote(&ct.column),
-                t = ct.table,
-                as_text = facts.key.iter().map(|k| format!("{}::text", crate::sql::online::quote(&k.name))).collect::<Vec<_>>().join(", "),
-                listed = keys.iter().map(|k| crate::db::ledger::quote_literal(k)).collect::<Vec<_>>().join(", "),
+                "Nothing was lost: the column(s) {columns} are untouched, and the recipe's trigger, functions and new column(s) were dropped. \
+                 See the values with: {queries}; fix them (or add them to the type), then run again"
             ),
         );
         error.0.refused_values = true;
@@ -395,19 +435,20 @@ impl Applier<'_> {
         client: &impl GenericClient,
         m: &Migration,
         i: usize,
-        ct: &ChangeType,
+        cts: &[ChangeType],
         _timeouts: &Timeouts,
     ) -> Result<(), PgError> {
-        let first = (i + 1 - EXPAND_STEPS) as i32;
+        let first = (i + 1 - recipe::expand_steps(cts.len())) as i32;
         let forget = format!(
             "DELETE FROM {h} WHERE tag = {tag} AND action = 'statement' AND statement_index >= {first}
                AND id > coalesce((SELECT max(id) FROM {h} WHERE tag = {tag} AND action IN ('apply', 'rollback') AND succeeded), 0)",
             h = self.ledger.history(),
             tag = crate::db::ledger::quote_literal(&m.tag),
         );
-        let batch = format!("BEGIN; {}; {forget}; COMMIT", recipe::undo(ct).join("; "));
+        let batch = format!("BEGIN; {}; {forget}; COMMIT", recipe::undo(cts).join("; "));
         self.with_lock_retries(client, m, i, &batch).await?;
-        tracing::warn!(target: PROGRESS, tag = %m.tag, table = %ct.table_name, column = %ct.column, "values the new type refuses: the expand was taken back, the column is untouched");
+        let columns = cts.iter().map(|c| c.column.as_str()).collect::<Vec<_>>().join(", ");
+        tracing::warn!(target: PROGRESS, tag = %m.tag, table = %cts[0].table_name, %columns, "values a new type refuses: the expand was taken back, the column(s) untouched");
         Ok(())
     }
 
@@ -418,19 +459,20 @@ impl Applier<'_> {
         m: &Migration,
         i: usize,
         statement: &Statement,
-        ct: &ChangeType,
-        facts: &Facts,
+        cols: &[Column],
         timeouts: &Timeouts,
     ) -> Result<(), Failed> {
+        let ct = &cols[0].0;
         let error = |pg: PgError, advice: &str| {
             let deadline = pg.is(crate::engine::applier::QUERY_CANCELED) && self.deadline.is_some();
             (MigrationError::at_statement(&m.tag, i, statement, pg.clone(), deadline, advice), pg)
         };
-        let Some(steps) = recipe::rebuild(ct, facts) else {
+        let Some(steps) = recipe::rebuild(cols) else {
+            let columns = cols.iter().map(|(c, _)| c.column.as_str()).collect::<Vec<_>>().join(", ");
             return Err(error(
                 pg(format!(
-                    "an index or constraint on {}.{} cannot be rebuilt on the new column",
-                    ct.table_name, ct.column
+                    "an index or constraint on {}.{columns} cannot be rebuilt on the new column",
+                    ct.table_name
                 )),
                 "Nothing of the swap ran; drop and re-create that index or constraint around the change",
             ));
@@ -502,7 +544,8 @@ pub async fn refuse_what_cannot_swap(client: &impl GenericClient, pending: &[&Mi
     use crate::online::Decision;
     for (m, plan) in pending.iter().zip(plans.iter_mut()) {
         for s in plan.statements.iter_mut() {
-            if !matches!(&s.decision, Decision::Recipe { recipe: r, .. } if r == recipe::RECIPE) {
+            let merged = matches!(s.decision, Decision::Merged { .. });
+            if !merged && !matches!(&s.decision, Decision::Recipe { recipe: r, .. } if r == recipe::RECIPE) {
                 continue;
             }
             let Some(ct) = m

@@ -4,14 +4,19 @@
 //! blocking writers, then a swap in one short transaction. Pure: the catalog's facts about
 //! the column come in as [`Facts`], read by the engine right before the step that needs them.
 //!
-//! The steps' texts depend on the statement alone, so a resumed run finds the same hashes.
+//! Consecutive type changes of one table (`online::merge` decides which) run as ONE recipe:
+//! all the new columns added at once, one trigger computing them all, one backfill pass
+//! writing them all, each index or constraint rebuilt once (with every changed column moved
+//! in it), one swap. A single change is the same recipe with one column.
+//!
+//! The steps' texts depend on the statements alone, so a resumed run finds the same hashes.
 //! The three steps that read the catalog (backfill, rebuild, swap) are the file's own
-//! statement under a directive line saying which phase runs it.
+//! statements under a directive line saying which phase runs them.
 
 use serde::Serialize;
 
 use crate::migrations::statement::Statement;
-use crate::sql::change_type::{change_type, constraint_on, index_on, ChangeType};
+use crate::sql::change_type::{change_types, constraint_on, index_on, ChangeType};
 use crate::sql::online::quote;
 
 pub const RECIPE: &str = "expandBackfillSwap";
@@ -38,8 +43,12 @@ impl Phase {
     }
 }
 
-/// How many steps come before the backfill (expand): the undo of refused values forgets them.
-pub const EXPAND_STEPS: usize = 4;
+/// How many steps come before the backfill (expand) of a recipe changing `columns` columns:
+/// the new columns, the trigger's function, each column's check function, the trigger. The
+/// undo of refused values forgets them.
+pub fn expand_steps(columns: usize) -> usize {
+    3 + columns
+}
 
 /// A name cut to Postgres's 63 bytes (on a character boundary) with `suffix` kept whole.
 pub fn name(base: &str, suffix: &str) -> String {
@@ -89,55 +98,93 @@ pub fn temporary(original: &str) -> String {
     name(original, "__wm")
 }
 
-/// The steps of the recipe for `statement` (which [`change_type`] reads).
+/// The steps of the recipe for `statement` (a type change).
 pub fn steps(statement: &Statement) -> Option<Vec<String>> {
-    let ct = change_type(&statement.sql)?;
-    let n = names(&ct);
-    let (t, new) = (&ct.table, quote(&n.new_column));
+    steps_merged(&[statement])
+}
+
+/// The steps of one recipe for the type changes `statements` (of one table, no column twice).
+pub fn steps_merged(statements: &[&Statement]) -> Option<Vec<String>> {
+    let text = statements_text(statements);
+    let cts = change_types(&text)?;
+    let first = names(&cts[0]);
+    let t = &cts[0].table;
     // The row as the statement's USING sees it: `(SELECT e FROM (SELECT row.*) AS t)` needs no
     // rewriting of `e`, whether it names the column alone or as `t.c`.
-    let convert = |row: &str| format!("(SELECT {} FROM (SELECT {row}.*) AS {})", ct.using, quote(&ct.table_name));
+    let convert = |ct: &ChangeType, row: &str| format!("(SELECT {} FROM (SELECT {row}.*) AS {})", ct.using, quote(&ct.table_name));
     let body = |s: String| format!("$wm$ {s} $wm$");
-    let phase = |p: Phase| format!("{}\n{}", p.directive(), statement.sql.trim());
-    Some(vec![
-        format!("ALTER TABLE {t} ADD COLUMN {new} {}", ct.new_type),
-        // Never raises: a value the new type refuses leaves the new column NULL, and the
-        // backfill's check finds it. A writer gets no error the file as written would not give.
+    let phase = |p: Phase| format!("{}\n{text}", p.directive());
+    let add = cts
+        .iter()
+        .map(|ct| format!("ADD COLUMN {} {}", quote(&names(ct).new_column), ct.new_type))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Never raises: a value the new type refuses leaves its new column NULL, and the
+    // backfill's check finds it. A writer gets no error the file as written would not give.
+    let sync = cts
+        .iter()
+        .map(|ct| {
+            let new = quote(&names(ct).new_column);
+            format!(
+                "BEGIN NEW.{new} := {}; EXCEPTION WHEN OTHERS THEN NEW.{new} := NULL; END;",
+                convert(ct, "NEW")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut out = vec![
+        format!("ALTER TABLE {t} {add}"),
         format!(
             "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}",
-            n.sync_function,
+            first.sync_function,
             body(format!(
-                "BEGIN IF current_setting('{BACKFILL_SETTING}', true) = 'on' THEN RETURN NEW; END IF; \
-                 BEGIN NEW.{new} := {}; EXCEPTION WHEN OTHERS THEN NEW.{new} := NULL; END; RETURN NEW; END",
-                convert("NEW")
+                "BEGIN IF current_setting('{BACKFILL_SETTING}', true) = 'on' THEN RETURN NEW; END IF; {sync} RETURN NEW; END"
             ))
         ),
+    ];
+    out.extend(cts.iter().map(|ct| {
         format!(
             "CREATE OR REPLACE FUNCTION {}(wm_row {t}) RETURNS boolean LANGUAGE plpgsql AS {}",
-            n.ok_function,
+            names(ct).ok_function,
             body(format!(
                 "BEGIN PERFORM {}; RETURN true; EXCEPTION WHEN OTHERS THEN RETURN false; END",
-                convert("wm_row")
+                convert(ct, "wm_row")
             ))
-        ),
+        )
+    }));
+    out.extend([
         format!(
             "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {}()",
-            n.trigger, n.sync_function
+            first.trigger, first.sync_function
         ),
         phase(Phase::Backfill),
         phase(Phase::Rebuild),
         phase(Phase::Swap),
-    ])
+    ]);
+    Some(out)
 }
 
-/// The phase a step runs in and the statement it comes from, when it is one of the three that
-/// read the catalog.
-pub fn phase(statement: &Statement) -> Option<(Phase, ChangeType)> {
-    let (first, _) = statement.sql.split_once('\n')?;
+/// The statements as a phase step carries them: one alone exactly as written (trimmed), several
+/// one per line, each ending its statement.
+fn statements_text(statements: &[&Statement]) -> String {
+    match statements {
+        [one] => one.sql.trim().to_string(),
+        many => many
+            .iter()
+            .map(|s| format!("{};", s.sql.trim().trim_end_matches(';').trim_end()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// The phase a step runs in and the type changes it comes from, when it is one of the three
+/// that read the catalog.
+pub fn phase(statement: &Statement) -> Option<(Phase, Vec<ChangeType>)> {
+    let (first, rest) = statement.sql.split_once('\n')?;
     let phase = [Phase::Backfill, Phase::Rebuild, Phase::Swap]
         .into_iter()
         .find(|p| p.directive() == first)?;
-    Some((phase, change_type(&statement.sql)?))
+    Some((phase, change_types(rest)?))
 }
 
 /// A primary key column: its name and type as `format_type` prints it.
@@ -207,110 +254,149 @@ pub enum Rebuild {
     Validate { name: String, sql: String },
 }
 
-/// The NOT NULL, indexes and constraints of the column built on the new column, under
-/// temporary names, without blocking writers; `None` when one cannot be rebuilt.
-pub fn rebuild(ct: &ChangeType, facts: &Facts) -> Option<Vec<Rebuild>> {
-    let n = names(ct);
-    let t = &ct.table;
+/// Each changed column with what the catalog says of it.
+pub type Column = (ChangeType, Facts);
+
+/// Every `(column, new column)` of the change: what an index or constraint on them moves.
+fn moves(cols: &[Column]) -> Vec<(String, String)> {
+    cols.iter().map(|(ct, _)| (ct.column.clone(), names(ct).new_column)).collect()
+}
+
+/// Each index (or constraint) of the changed columns once, by name, in the order first met.
+fn once<'a, T>(all: impl Iterator<Item = &'a T>, name: impl Fn(&T) -> &str) -> Vec<&'a T> {
+    let mut out: Vec<&T> = Vec::new();
+    for x in all {
+        if !out.iter().any(|y| name(y) == name(x)) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// The NOT NULL, indexes and constraints of the columns built on the new columns, under
+/// temporary names, without blocking writers; each index or constraint once, with every
+/// changed column it uses moved; `None` when one cannot be rebuilt.
+pub fn rebuild(cols: &[Column]) -> Option<Vec<Rebuild>> {
+    let t = &cols.first()?.0.table;
+    let moves = moves(cols);
+    let moves: Vec<(&str, &str)> = moves.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let mut out = Vec::new();
     let mut constraint = |name: String, sql: String| {
         let validate = format!("ALTER TABLE {t} VALIDATE CONSTRAINT {}", quote(&name));
         out.push(Rebuild::Constraint { name: name.clone(), sql });
         out.push(Rebuild::Validate { name, sql: validate });
     };
-    if facts.not_null {
-        let nn = &n.not_null_check;
-        let sql = format!(
-            "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID",
-            quote(nn),
-            quote(&n.new_column)
-        );
-        constraint(nn.clone(), sql);
-    } else {
-        let cc = &n.converted_check;
-        let sql = format!(
-            "ALTER TABLE {t} ADD CONSTRAINT {} CHECK (({} IS NULL) = ({} IS NULL)) NOT VALID",
-            quote(cc),
-            quote(&ct.column),
-            quote(&n.new_column)
-        );
-        constraint(cc.clone(), sql);
+    for (ct, facts) in cols {
+        let n = names(ct);
+        if facts.not_null {
+            let nn = &n.not_null_check;
+            let sql = format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID",
+                quote(nn),
+                quote(&n.new_column)
+            );
+            constraint(nn.clone(), sql);
+        } else {
+            let cc = &n.converted_check;
+            let sql = format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {} CHECK (({} IS NULL) = ({} IS NULL)) NOT VALID",
+                quote(cc),
+                quote(&ct.column),
+                quote(&n.new_column)
+            );
+            constraint(cc.clone(), sql);
+        }
     }
-    for c in &facts.constraints {
+    for c in once(cols.iter().flat_map(|(_, f)| &f.constraints), |c| &c.name) {
         let tmp = temporary(&c.name);
-        let sql = constraint_on(t, &tmp, &c.def, &ct.column, &n.new_column)?;
+        let sql = constraint_on(t, &tmp, &c.def, &moves)?;
         constraint(tmp, sql);
     }
-    for i in &facts.indexes {
+    for i in once(cols.iter().flat_map(|(_, f)| &f.indexes), |i| &i.name) {
         let tmp = temporary(&i.name);
-        let sql = index_on(&i.def, &ct.column, &n.new_column, &tmp)?;
+        let sql = index_on(&i.def, &moves, &tmp)?;
         out.push(Rebuild::Index { name: tmp, sql });
     }
     Some(out)
 }
 
-/// The swap, one transaction: the trigger and functions dropped, the old column dropped (its
-/// indexes and constraints with it), the new one renamed, the rebuilt indexes and constraints
-/// renamed to the original names, the default set, NOT NULL set (the validated check spares
-/// the scan) and the check dropped.
-pub fn swap(ct: &ChangeType, facts: &Facts) -> Vec<String> {
-    let n = names(ct);
-    let t = &ct.table;
-    let c = quote(&ct.column);
-    let in_schema = |name: &str| match &ct.schema {
+/// The swap, one transaction: the trigger and functions dropped, the old columns dropped (their
+/// indexes and constraints with them), the new ones renamed, the rebuilt indexes and
+/// constraints renamed to the original names, the defaults set, NOT NULL set (the validated
+/// check spares the scan) and the check dropped.
+pub fn swap(cols: &[Column]) -> Vec<String> {
+    let Some((first, _)) = cols.first() else { return vec![] };
+    let t = &first.table;
+    let in_schema = |name: &str| match &first.schema {
         Some(s) => format!("{}.{}", quote(s), quote(name)),
         None => quote(name),
     };
+    let n = names(first);
     let mut out = vec![
         format!("DROP TRIGGER {} ON {t}", n.trigger),
         format!("DROP FUNCTION {}()", n.sync_function),
-        format!("DROP FUNCTION {}({t})", n.ok_function),
     ];
-    if !facts.not_null {
-        out.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote(&n.converted_check)));
+    out.extend(cols.iter().map(|(ct, _)| format!("DROP FUNCTION {}({t})", names(ct).ok_function)));
+    for (ct, facts) in cols {
+        let n = names(ct);
+        let c = quote(&ct.column);
+        if !facts.not_null {
+            out.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote(&n.converted_check)));
+        }
+        out.extend([
+            format!("ALTER TABLE {t} DROP COLUMN {c}"),
+            format!("ALTER TABLE {t} RENAME COLUMN {} TO {c}", quote(&n.new_column)),
+        ]);
     }
-    out.extend([
-        format!("ALTER TABLE {t} DROP COLUMN {c}"),
-        format!("ALTER TABLE {t} RENAME COLUMN {} TO {c}", quote(&n.new_column)),
-    ]);
-    for i in &facts.indexes {
+    for i in once(cols.iter().flat_map(|(_, f)| &f.indexes), |i| &i.name) {
         let tmp = temporary(&i.name);
         out.push(match &i.constraint {
             Some(con) => format!("ALTER TABLE {t} ADD CONSTRAINT {} UNIQUE USING INDEX {}", quote(con), quote(&tmp)),
             None => format!("ALTER INDEX {} RENAME TO {}", in_schema(&tmp), quote(&i.name)),
         });
     }
-    for k in &facts.constraints {
+    for k in once(cols.iter().flat_map(|(_, f)| &f.constraints), |c| &c.name) {
         out.push(format!(
             "ALTER TABLE {t} RENAME CONSTRAINT {} TO {}",
             quote(&temporary(&k.name)),
             quote(&k.name)
         ));
     }
-    if let Some(default) = &facts.default {
-        out.push(format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {default}"));
-    }
-    if facts.not_null {
-        out.push(format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"));
-        out.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote(&n.not_null_check)));
+    for (ct, facts) in cols {
+        let c = quote(&ct.column);
+        if let Some(default) = &facts.default {
+            out.push(format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {default}"));
+        }
+        if facts.not_null {
+            out.push(format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"));
+            out.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote(&names(ct).not_null_check)));
+        }
     }
     out
 }
 
 /// The expand taken back (values the new type refuses): nothing of the recipe stays, the
-/// original column untouched.
-pub fn undo(ct: &ChangeType) -> Vec<String> {
-    let n = names(ct);
-    let t = &ct.table;
-    vec![
+/// original columns untouched.
+pub fn undo(cts: &[ChangeType]) -> Vec<String> {
+    let Some(first) = cts.first() else { return vec![] };
+    let n = names(first);
+    let t = &first.table;
+    let mut out = vec![
         format!("DROP TRIGGER IF EXISTS {} ON {t}", n.trigger),
         format!("DROP FUNCTION IF EXISTS {}()", n.sync_function),
-        format!("DROP FUNCTION IF EXISTS {}({t})", n.ok_function),
-        format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {}", quote(&n.new_column)),
-    ]
+    ];
+    out.extend(
+        cts.iter()
+            .map(|ct| format!("DROP FUNCTION IF EXISTS {}({t})", names(ct).ok_function)),
+    );
+    out.extend(
+        cts.iter()
+            .map(|ct| format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {}", quote(&names(ct).new_column))),
+    );
+    out
 }
 
-/// The backfill's statements over the primary key `key`.
+/// The backfill's statements over the primary key `key`: one pass writes every new column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backfill {
     /// The first batch: `$1` is the batch size. Answers (rows walked, rows written, last key
@@ -319,16 +405,15 @@ pub struct Backfill {
     /// A later batch: `$1` the batch size, `$2` the last key of the batch before (text[]).
     pub next: String,
     /// The same batch, each row converted by the trigger (which never raises): for a batch
-    /// in which the new type refused a value. `$1`, `$2` as in `next`; `$2` may be null.
+    /// in which a new type refused a value. `$1`, `$2` as in `next`; `$2` may be null.
     pub fallback: String,
-    /// The rows whose value the new type refuses: (count, the first keys as text[] each).
-    pub refused: String,
+    /// For each column, in order, the rows whose value its new type refuses: (count, the
+    /// first keys as text[] each).
+    pub refused: Vec<String>,
 }
 
-pub fn backfill(ct: &ChangeType, key: &[KeyColumn], shown: usize) -> Backfill {
-    let n = names(ct);
-    let t = &ct.table;
-    let new = quote(&n.new_column);
+pub fn backfill(cts: &[ChangeType], key: &[KeyColumn], shown: usize) -> Backfill {
+    let t = &cts[0].table;
     let cols: Vec<String> = key.iter().map(|k| quote(&k.name)).collect();
     let list = cols.join(", ");
     let tuple = format!("({list})");
@@ -349,21 +434,41 @@ pub fn backfill(ct: &ChangeType, key: &[KeyColumn], shown: usize) -> Backfill {
     let batch = |filter: &str, set: &str, changed: &str| {
         format!(
             "WITH b AS (SELECT {list} FROM {t} {filter} ORDER BY {list} LIMIT $1::int), \
-             u AS (UPDATE {t} SET {new} = {set} WHERE {tuple} IN (SELECT {list} FROM b){changed} RETURNING 1) \
+             u AS (UPDATE {t} SET {set} WHERE {tuple} IN (SELECT {list} FROM b){changed} RETURNING 1) \
              SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM u), (SELECT {as_text} FROM b ORDER BY {desc} LIMIT 1)"
         )
     };
-    let set = format!("({})", ct.using);
-    let changed = format!(" AND {new} IS DISTINCT FROM {set}");
+    let new = |ct: &ChangeType| quote(&names(ct).new_column);
+    let set = cts
+        .iter()
+        .map(|ct| format!("{} = ({})", new(ct), ct.using))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let nulls = cts.iter().map(|ct| format!("{} = NULL", new(ct))).collect::<Vec<_>>().join(", ");
+    // A row is written only when one of its new columns is not yet its converted value: a
+    // resumed backfill writes no row twice.
+    let changed = format!(
+        " AND ({})",
+        cts.iter()
+            .map(|ct| format!("{} IS DISTINCT FROM ({})", new(ct), ct.using))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    );
     Backfill {
         first: batch("", &set, &changed),
         next: batch(&format!("WHERE {after}"), &set, &changed),
-        fallback: batch(&format!("WHERE $2::text[] IS NULL OR {after}"), "NULL", ""),
-        refused: format!(
-            "WITH r AS (SELECT {list} FROM {t} AS wm_t WHERE {new} IS NULL AND NOT {}(wm_t)) \
-             SELECT (SELECT count(*) FROM r), ARRAY(SELECT array_to_string({as_text}, ', ') FROM r ORDER BY {list} LIMIT {shown})",
-            n.ok_function
-        ),
+        fallback: batch(&format!("WHERE $2::text[] IS NULL OR {after}"), &nulls, ""),
+        refused: cts
+            .iter()
+            .map(|ct| {
+                format!(
+                    "WITH r AS (SELECT {list} FROM {t} AS wm_t WHERE {} IS NULL AND NOT {}(wm_t)) \
+                     SELECT (SELECT count(*) FROM r), ARRAY(SELECT array_to_string({as_text}, ', ') FROM r ORDER BY {list} LIMIT {shown})",
+                    new(ct),
+                    names(ct).ok_function
+                )
+            })
+            .collect(),
     }
 }
 

@@ -32,6 +32,9 @@ pub enum Decision {
     Recipe { recipe: String, steps: Vec<String> },
     /// A blocking finding no recipe answers: the run is refused before anything changes.
     Refused { rule: String, reason: String },
+    /// A type change that runs in the recipe of a later statement of the same table
+    /// (`into`, 1-based): one expand, one backfill pass, one swap for both.
+    Merged { into: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,9 +136,69 @@ fn plan_of(m: &Migration, blocking: &[&Finding]) -> OnlinePlan {
             }
         })
         .collect();
-    OnlinePlan {
+    let mut plan = OnlinePlan {
         migration: m.tag.clone(),
         statements,
+    };
+    merge(m, &mut plan);
+    plan
+}
+
+/// Consecutive type changes of one table, each with its own expand/backfill/swap, become one
+/// recipe carried by the last of them: each backfill is a full pass over the table and each
+/// swap rebuilds the table's indexes on the columns, so one of each instead of one per column.
+///
+/// Between them only a statement that sets or drops the default of a column of that table not
+/// changed before it in the run may stand: it runs as written before the merged recipe, where
+/// it ran before the type change of its column (or touches a column the recipe leaves alone),
+/// and the swap converts the default as the type change would. Anything else, another table,
+/// or a column changed twice ends the run.
+fn merge(m: &Migration, plan: &mut OnlinePlan) {
+    use crate::sql::change_type::{change_type, column_default};
+    let is_recipe = |d: &Decision| matches!(d, Decision::Recipe { recipe, .. } if recipe == change_type::RECIPE);
+    let n = plan.statements.len().min(m.statements.len());
+    let mut i = 0;
+    while i < n {
+        let Some(first) = is_recipe(&plan.statements[i].decision)
+            .then(|| change_type(&m.statements[i].sql))
+            .flatten()
+        else {
+            i += 1;
+            continue;
+        };
+        let mut run = vec![i];
+        let mut columns = vec![first.column.clone()];
+        for j in i + 1..n {
+            let decision = &plan.statements[j].decision;
+            let sql = &m.statements[j].sql;
+            if let Some(ct) = is_recipe(decision).then(|| change_type(sql)).flatten() {
+                if ct.table != first.table || columns.contains(&ct.column) {
+                    break;
+                }
+                columns.push(ct.column);
+                run.push(j);
+                continue;
+            }
+            let foldable = *decision == Decision::AsWritten
+                && column_default(sql).is_some_and(|(table, column)| table == first.table && !columns.contains(&column));
+            if !foldable {
+                break;
+            }
+        }
+        let last = *run.last().expect("one at least");
+        if run.len() > 1 {
+            let statements: Vec<&Statement> = run.iter().map(|&k| &m.statements[k]).collect();
+            if let Some(steps) = change_type::steps_merged(&statements) {
+                for &k in &run[..run.len() - 1] {
+                    plan.statements[k].decision = Decision::Merged { into: last + 1 };
+                }
+                plan.statements[last].decision = Decision::Recipe {
+                    recipe: change_type::RECIPE.into(),
+                    steps,
+                };
+            }
+        }
+        i = last + 1;
     }
 }
 
@@ -176,6 +239,7 @@ pub fn rewrite(m: &Migration, plan: &OnlinePlan) -> Migration {
         match &decided.decision {
             Decision::Recipe { steps, .. } => statements.extend(steps.iter().map(|s| Statement::new(s.clone(), statement.line))),
             Decision::AsWritten | Decision::Refused { .. } => statements.push(statement.clone()),
+            Decision::Merged { .. } => {}
         }
     }
     let needs = Needs {

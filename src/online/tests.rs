@@ -47,6 +47,7 @@ fn decisions(plan: &OnlinePlan) -> Vec<&str> {
             Decision::AsWritten => "asWritten",
             Decision::Recipe { recipe, .. } => recipe.as_str(),
             Decision::Refused { rule, .. } => rule.as_str(),
+            Decision::Merged { .. } => "merged",
         })
         .collect()
 }
@@ -251,4 +252,74 @@ fn drizzles_default_random_on_a_large_table_is_added_then_backfilled() {
     assert_eq!(steps(&plan, 1).len(), 7, "add, default, backfill and the four NOT NULL steps");
     let (_, plan) = planned(&sql, 10);
     assert_eq!(decisions(&plan), ["asWritten", "asWritten"], "a small table is written at once");
+}
+
+const CURRENCY_DEFAULT: &str = r#"ALTER TABLE "items" ALTER COLUMN "currency" SET DEFAULT 'USD'::"public"."currency";"#;
+const CURRENCY: &str =
+    r#"ALTER TABLE "items" ALTER COLUMN "currency" SET DATA TYPE "public"."currency" USING "currency"::"public"."currency";"#;
+
+#[test]
+fn consecutive_type_changes_of_one_table_run_as_one_recipe_with_a_default_between_them_folded_in() {
+    // WISH-2007's 0001: store's type, currency's default, currency's type.
+    let sql = [TYPE_CHANGE, CURRENCY_DEFAULT, CURRENCY, ADD_COLUMN].join(BREAK);
+    let (m, plan) = planned(&sql, 5_000_000);
+    assert_eq!(decisions(&plan), ["merged", "asWritten", "expandBackfillSwap", "asWritten"]);
+    assert_eq!(plan.statements[0].decision, Decision::Merged { into: 3 });
+    let steps = steps(&plan, 2);
+    assert_eq!(
+        steps[0], r#"ALTER TABLE "items" ADD COLUMN "store__wm_new" public.store, ADD COLUMN "currency__wm_new" public.currency"#,
+        "one expand adds both columns"
+    );
+    assert_eq!(
+        steps.iter().filter(|s| s.starts_with("CREATE TRIGGER")).count(),
+        1,
+        "one trigger: {steps:?}"
+    );
+    let backfills: Vec<_> = steps
+        .iter()
+        .filter(|s| s.starts_with("-- wishlist-migrator: online backfill"))
+        .collect();
+    assert_eq!(backfills.len(), 1, "one backfill pass");
+    let (_, cts) = change_type::phase(&Statement::new(backfills[0].clone(), 1)).unwrap();
+    assert_eq!(cts.iter().map(|c| c.column.as_str()).collect::<Vec<_>>(), ["store", "currency"]);
+    // The default runs as written before the merged recipe (where it ran before currency's
+    // change), and the plan prints, rewrites and resumes the same every time.
+    let online = rewrite(&m, &plan);
+    assert_eq!(online.statements[0], m.statements[1]);
+    assert_eq!(online.statements.len(), 1 + steps.len() + 1);
+    let (_, again) = planned(&sql, 5_000_000);
+    assert_eq!(rewrite(&m, &again).statements, online.statements);
+    let json = serde_json::to_value(&plan.statements[0]).unwrap();
+    assert_eq!((json["decision"].as_str(), json["into"].as_u64()), (Some("merged"), Some(3)));
+}
+
+#[test]
+fn a_run_of_type_changes_ends_at_another_table_an_unfoldable_statement_or_a_column_changed_twice() {
+    let lists = r#"ALTER TABLE "lists" ALTER COLUMN "store" SET DATA TYPE "public"."store" USING "store"::"public"."store";"#;
+    let (_, plan) = planned(&[TYPE_CHANGE, lists].join(BREAK), 5_000_000);
+    assert_eq!(decisions(&plan), ["expandBackfillSwap", "expandBackfillSwap"], "another table");
+
+    let (_, plan) = planned(&[TYPE_CHANGE, ADD_COLUMN, CURRENCY].join(BREAK), 5_000_000);
+    assert_eq!(
+        decisions(&plan),
+        ["expandBackfillSwap", "asWritten", "expandBackfillSwap"],
+        "a statement the recipe cannot fold in"
+    );
+
+    let twice = r#"ALTER TABLE "items" ALTER COLUMN "store" SET DATA TYPE text;"#;
+    let (_, plan) = planned(&[TYPE_CHANGE, CURRENCY, twice].join(BREAK), 5_000_000);
+    assert_eq!(
+        decisions(&plan),
+        ["merged", "expandBackfillSwap", "expandBackfillSwap"],
+        "a column changed twice starts a run of its own"
+    );
+
+    // The default of a column already changed in the run must follow its swap: it ends the run.
+    let store_default = r#"ALTER TABLE "items" ALTER COLUMN "store" SET DEFAULT 'LEGO';"#;
+    let (_, plan) = planned(&[TYPE_CHANGE, store_default, CURRENCY].join(BREAK), 5_000_000);
+    assert_eq!(decisions(&plan), ["expandBackfillSwap", "asWritten", "expandBackfillSwap"]);
+
+    // On a small table nothing has a recipe, so nothing merges.
+    let (_, plan) = planned(&[TYPE_CHANGE, CURRENCY].join(BREAK), 10);
+    assert_eq!(decisions(&plan), ["asWritten", "asWritten"]);
 }

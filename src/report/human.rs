@@ -318,6 +318,13 @@ fn render_online(out: &mut String, plan: &crate::online::OnlinePlan) {
             Decision::Refused { rule, reason } => {
                 let _ = writeln!(out, "    statement {} (line {}) refused ({rule}): {reason}", s.statement, s.line);
             }
+            Decision::Merged { into } => {
+                let _ = writeln!(
+                    out,
+                    "    statement {} (line {}) in statement {into}'s recipe (one backfill pass, one swap): {}",
+                    s.statement, s.line, s.summary
+                );
+            }
         }
     }
 }

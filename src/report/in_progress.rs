@@ -45,6 +45,7 @@ fn steps_of(plan: &OnlinePlan) -> usize {
         .map(|s| match &s.decision {
             Decision::Recipe { steps, .. } => steps.len(),
             Decision::AsWritten | Decision::Refused { .. } => 1,
+            Decision::Merged { .. } => 0,
         })
         .sum()
 }

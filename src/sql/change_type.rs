@@ -76,6 +76,53 @@ pub fn change_type(piece: &str) -> Option<ChangeType> {
     })
 }
 
+/// The type changes `sql` makes, one statement each (as [`change_type`] reads them): what a
+/// merged recipe's phase step carries. `None` unless every statement is one, all of one table
+/// (as written), no column twice.
+pub fn change_types(sql: &str) -> Option<Vec<ChangeType>> {
+    let mut out: Vec<ChangeType> = Vec::new();
+    for piece in pg_query::split_with_parser(sql).ok()? {
+        let ct = change_type(piece)?;
+        if out
+            .first()
+            .is_some_and(|first| first.table != ct.table || out.iter().any(|c| c.column == ct.column))
+        {
+            return None;
+        }
+        out.push(ct);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The table (quoted as written, with its schema when given) and the column of a statement
+/// that only sets or drops one column's default: `ALTER TABLE t ALTER COLUMN c SET DEFAULT e`
+/// or `DROP DEFAULT`, one subcommand.
+pub fn column_default(piece: &str) -> Option<(String, String)> {
+    if piece.contains('\0') {
+        return None;
+    }
+    let mut stmts = pg_query::parse(piece).ok()?.protobuf.stmts;
+    if stmts.len() != 1 {
+        return None;
+    }
+    let NodeEnum::AlterTableStmt(alter) = stmts.pop()?.stmt?.node? else {
+        return None;
+    };
+    let relation = alter.relation?;
+    let [node] = alter.cmds.as_slice() else { return None };
+    let Some(NodeEnum::AlterTableCmd(cmd)) = node.node.as_ref() else {
+        return None;
+    };
+    if cmd.subtype != AlterTableType::AtColumnDefault as i32 || cmd.name.is_empty() {
+        return None;
+    }
+    let table = match relation.schemaname.as_str() {
+        "" => quote(&relation.relname),
+        s => format!("{}.{}", quote(s), quote(&relation.relname)),
+    };
+    Some((table, cmd.name.clone()))
+}
+
 fn null() -> Node {
     Node {
         node: Some(NodeEnum::AConst(pg_query::protobuf::AConst {
@@ -110,17 +157,20 @@ fn expression(e: &Node) -> Option<String> {
     Some(parsed.deparse().ok()?.strip_prefix("SELECT ")?.to_string())
 }
 
-/// Every column reference to `column` (its last field) and index element on it made `to`,
-/// through the expression nodes an index or a check can hold; `None` when one is left that
-/// this walk does not reach (counted over the whole tree), so nothing is half moved.
-fn move_references(parsed: &mut pg_query::protobuf::ParseResult, column: &str, to: &str) -> Option<()> {
-    for stmt in &mut parsed.stmts {
-        if let Some(node) = stmt.stmt.as_mut() {
-            walk(node, column, to);
+/// Each column's references (last field) and index elements made its new name, for each
+/// `(column, to)` of `moves`, through the expression nodes an index or a check can hold; `None`
+/// when one is left that this walk does not reach (counted over the whole tree), so nothing is
+/// half moved.
+fn move_references(parsed: &mut pg_query::protobuf::ParseResult, moves: &[(&str, &str)]) -> Option<()> {
+    for (column, to) in moves {
+        for stmt in &mut parsed.stmts {
+            if let Some(node) = stmt.stmt.as_mut() {
+                walk(node, column, to);
+            }
         }
     }
     let tree = serde_json::to_value(&*parsed).ok()?;
-    (references(&tree, column) == 0).then_some(())
+    moves.iter().all(|(column, _)| references(&tree, column) == 0).then_some(())
 }
 
 fn walk(node: &mut Node, column: &str, to: &str) {
@@ -235,10 +285,10 @@ fn references(tree: &serde_json::Value, column: &str) -> usize {
 }
 
 /// `CREATE INDEX CONCURRENTLY name …` of the index `def` (as `pg_get_indexdef` prints it) with
-/// `column` replaced by `to` in its columns, expressions and predicate.
-pub fn index_on(def: &str, column: &str, to: &str, name: &str) -> Option<String> {
+/// each `(column, to)` of `moves` replaced in its columns, expressions and predicate.
+pub fn index_on(def: &str, moves: &[(&str, &str)], name: &str) -> Option<String> {
     let mut parsed = pg_query::parse(def).ok()?.protobuf;
-    move_references(&mut parsed, column, to)?;
+    move_references(&mut parsed, moves)?;
     let Some(NodeEnum::IndexStmt(index)) = parsed.stmts.first_mut()?.stmt.as_mut()?.node.as_mut() else {
         return None;
     };
@@ -249,11 +299,11 @@ pub fn index_on(def: &str, column: &str, to: &str, name: &str) -> Option<String>
 }
 
 /// `ALTER TABLE table ADD CONSTRAINT name <def> NOT VALID` for a `CHECK` or `FOREIGN KEY`
-/// (`def` as `pg_get_constraintdef` prints it) with `column` replaced by `to`.
-pub fn constraint_on(table: &str, name: &str, def: &str, column: &str, to: &str) -> Option<String> {
+/// (`def` as `pg_get_constraintdef` prints it) with each `(column, to)` of `moves` replaced.
+pub fn constraint_on(table: &str, name: &str, def: &str, moves: &[(&str, &str)]) -> Option<String> {
     let sql = format!("ALTER TABLE {table} ADD CONSTRAINT {} {def}", quote(name));
     let mut parsed = pg_query::parse(&sql).ok()?.protobuf;
-    move_references(&mut parsed, column, to)?;
+    move_references(&mut parsed, moves)?;
     let Some(NodeEnum::AlterTableStmt(alter)) = parsed.stmts.first_mut()?.stmt.as_mut()?.node.as_mut() else {
         return None;
     };
@@ -268,7 +318,7 @@ pub fn constraint_on(table: &str, name: &str, def: &str, column: &str, to: &str)
         ConstrType::ConstrForeign => {
             for key in &mut c.fk_attrs {
                 if let Some(NodeEnum::String(s)) = key.node.as_mut() {
-                    if s.sval == column {
+                    if let Some((_, to)) = moves.iter().find(|(column, _)| s.sval == *column) {
                         s.sval = to.to_string();
                     }
                 }
@@ -314,16 +364,22 @@ mod tests {
     fn an_index_is_rebuilt_on_the_new_column_concurrently() {
         let def = "CREATE UNIQUE INDEX idx_store ON public.items USING btree (user_id, store) WHERE (store <> 'x'::text)";
         assert_eq!(
-            index_on(def, "store", "store__wm_new", "idx_store__wm").unwrap(),
+            index_on(def, &[("store", "store__wm_new")], "idx_store__wm").unwrap(),
             "CREATE UNIQUE INDEX CONCURRENTLY idx_store__wm ON public.items USING btree (user_id, store__wm_new) WHERE store__wm_new <> 'x'::text"
         );
         let expr = "CREATE INDEX i ON public.items USING btree (lower(store))";
-        assert!(index_on(expr, "store", "n", "i2").unwrap().contains("(lower(n))"));
+        assert!(index_on(expr, &[("store", "n")], "i2").unwrap().contains("(lower(n))"));
     }
 
     #[test]
     fn a_check_or_foreign_key_is_rebuilt_not_valid_on_the_new_column() {
-        let check = constraint_on(r#""items""#, "store_check", "CHECK ((store <> ''::text))", "store", "store__wm_new").unwrap();
+        let check = constraint_on(
+            r#""items""#,
+            "store_check",
+            "CHECK ((store <> ''::text))",
+            &[("store", "store__wm_new")],
+        )
+        .unwrap();
         assert_eq!(
             check,
             r#"ALTER TABLE items ADD CONSTRAINT store_check CHECK (store__wm_new <> ''::text) NOT VALID"#
@@ -332,14 +388,53 @@ mod tests {
             r#""items""#,
             "items_store_fk",
             "FOREIGN KEY (store) REFERENCES stores(store) ON DELETE CASCADE",
-            "store",
-            "n",
+            &[("store", "n")],
         )
         .unwrap();
         assert!(
             fk.contains("FOREIGN KEY (n) REFERENCES stores (store) ON DELETE CASCADE NOT VALID"),
             "{fk}"
         );
-        assert_eq!(constraint_on("t", "u", "UNIQUE (store)", "store", "n"), None);
+        assert_eq!(constraint_on("t", "u", "UNIQUE (store)", &[("store", "n")]), None);
+    }
+
+    #[test]
+    fn an_index_on_two_changed_columns_moves_both_at_once() {
+        let def = "CREATE INDEX i ON public.items USING btree (user_id, store, currency)";
+        assert_eq!(
+            index_on(def, &[("store", "store__wm_new"), ("currency", "currency__wm_new")], "i__wm").unwrap(),
+            "CREATE INDEX CONCURRENTLY i__wm ON public.items USING btree (user_id, store__wm_new, currency__wm_new)"
+        );
+        let check = constraint_on("t", "c", "CHECK ((a <> b))", &[("a", "a2"), ("b", "b2")]).unwrap();
+        assert_eq!(check, "ALTER TABLE t ADD CONSTRAINT c CHECK (a2 <> b2) NOT VALID");
+    }
+
+    #[test]
+    fn reads_several_type_changes_of_one_table_and_a_default_statement() {
+        let store = r#"ALTER TABLE "items" ALTER COLUMN "store" SET DATA TYPE "public"."store" USING "store"::"public"."store";"#;
+        let currency =
+            r#"ALTER TABLE "items" ALTER COLUMN "currency" SET DATA TYPE "public"."currency" USING "currency"::"public"."currency";"#;
+        let both = change_types(&format!("{store}\n{currency}")).unwrap();
+        assert_eq!(both.iter().map(|c| c.column.as_str()).collect::<Vec<_>>(), ["store", "currency"]);
+        assert_eq!(change_types(store).unwrap(), vec![change_type(store).unwrap()]);
+        let other = r#"ALTER TABLE "lists" ALTER COLUMN "store" SET DATA TYPE text;"#;
+        assert_eq!(change_types(&format!("{store}\n{other}")), None, "another table");
+        assert_eq!(change_types(&format!("{store}\n{store}")), None, "a column twice");
+        assert_eq!(change_types(""), None);
+        assert_eq!(
+            column_default(r#"ALTER TABLE "items" ALTER COLUMN "currency" SET DEFAULT 'USD'::"public"."currency";"#),
+            Some((r#""items""#.to_string(), "currency".to_string()))
+        );
+        assert_eq!(
+            column_default(r#"ALTER TABLE "s"."items" ALTER COLUMN "c" DROP DEFAULT;"#),
+            Some((r#""s"."items""#.to_string(), "c".to_string()))
+        );
+        for not in [
+            r#"ALTER TABLE "items" ALTER COLUMN "c" SET NOT NULL;"#,
+            r#"ALTER TABLE "items" ALTER COLUMN "c" SET DEFAULT 1, ALTER COLUMN "d" SET DEFAULT 2;"#,
+            store,
+        ] {
+            assert_eq!(column_default(not), None, "{not}");
+        }
     }
 }

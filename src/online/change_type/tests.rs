@@ -1,4 +1,5 @@
 use super::*;
+use crate::sql::change_type::change_type;
 
 const STORE: &str = r#"ALTER TABLE "wishlist_items" ALTER COLUMN "store" SET DATA TYPE "public"."wishlist_store" USING "store"::"public"."wishlist_store";"#;
 
@@ -30,7 +31,7 @@ fn facts() -> Facts {
 #[test]
 fn the_steps_expand_then_name_their_phase_and_read_back_the_same_statement() {
     let steps = steps(&Statement::new(STORE, 3)).unwrap();
-    assert_eq!(steps.len(), EXPAND_STEPS + 3);
+    assert_eq!(steps.len(), expand_steps(1) + 3);
     assert_eq!(
         steps[0],
         r#"ALTER TABLE "wishlist_items" ADD COLUMN "store__wm_new" public.wishlist_store"#
@@ -46,7 +47,7 @@ fn the_steps_expand_then_name_their_phase_and_read_back_the_same_statement() {
         .filter_map(|s| phase(&Statement::new(s.clone(), 3)).map(|p| p.0))
         .collect();
     assert_eq!(phases, [Phase::Backfill, Phase::Rebuild, Phase::Swap]);
-    assert_eq!(phase(&Statement::new(steps[6].clone(), 3)).unwrap().1, ct());
+    assert_eq!(phase(&Statement::new(steps[6].clone(), 3)).unwrap().1, vec![ct()]);
     assert_eq!(phase(&Statement::new(STORE, 3)), None);
     // Every step parses as SQL.
     for s in &steps {
@@ -70,7 +71,7 @@ fn refused_without_a_primary_key_or_with_a_dependent_view() {
 
 #[test]
 fn rebuilds_not_null_constraints_and_indexes_on_the_new_column_then_swaps_their_names() {
-    let r = rebuild(&ct(), &facts()).unwrap();
+    let r = rebuild(&[(ct(), facts())]).unwrap();
     let sql: Vec<&str> = r
         .iter()
         .map(|s| match s {
@@ -87,7 +88,7 @@ fn rebuilds_not_null_constraints_and_indexes_on_the_new_column_then_swaps_their_
             "CREATE INDEX CONCURRENTLY idx_wishlist_user_store__wm ON public.wishlist_items USING btree (user_id, store__wm_new)",
         ]
     );
-    let swap = swap(&ct(), &facts());
+    let swap = swap(&[(ct(), facts())]);
     assert_eq!(swap[3], r#"ALTER TABLE "wishlist_items" DROP COLUMN "store""#);
     assert_eq!(swap[4], r#"ALTER TABLE "wishlist_items" RENAME COLUMN "store__wm_new" TO "store""#);
     assert!(swap.contains(&r#"ALTER INDEX "idx_wishlist_user_store__wm" RENAME TO "idx_wishlist_user_store""#.to_string()));
@@ -108,7 +109,7 @@ fn a_nullable_column_keeps_a_refused_value_from_becoming_null_at_the_swap() {
         not_null: false,
         ..facts()
     };
-    let r = rebuild(&ct(), &nullable).unwrap();
+    let r = rebuild(&[(ct(), nullable.clone())]).unwrap();
     let Rebuild::Constraint { name, sql } = &r[0] else {
         panic!("{r:?}")
     };
@@ -118,7 +119,7 @@ fn a_nullable_column_keeps_a_refused_value_from_becoming_null_at_the_swap() {
         r#"ALTER TABLE "wishlist_items" ADD CONSTRAINT "wishlist_items_store__wm_converted" CHECK (("store" IS NULL) = ("store__wm_new" IS NULL)) NOT VALID"#
     );
     assert!(matches!(&r[1], Rebuild::Validate { name, .. } if name == "wishlist_items_store__wm_converted"));
-    let swap = swap(&ct(), &nullable);
+    let swap = swap(&[(ct(), nullable)]);
     let drop_check = swap
         .iter()
         .position(|s| s.contains(r#"DROP CONSTRAINT "wishlist_items_store__wm_converted""#));
@@ -129,7 +130,7 @@ fn a_nullable_column_keeps_a_refused_value_from_becoming_null_at_the_swap() {
 
 #[test]
 fn the_backfill_walks_the_key_in_order_and_skips_converted_rows() {
-    let b = backfill(&ct(), &facts().key, 20);
+    let b = backfill(&[ct()], &facts().key, 20);
     assert!(
         b.next
             .contains(r#"WHERE ("id") > (($2::text[])[1]::uuid) ORDER BY "id" LIMIT $1::int"#),
@@ -138,12 +139,16 @@ fn the_backfill_walks_the_key_in_order_and_skips_converted_rows() {
     );
     assert!(
         b.next
-            .contains(r#"AND "store__wm_new" IS DISTINCT FROM (store::public.wishlist_store)"#),
+            .contains(r#"AND ("store__wm_new" IS DISTINCT FROM (store::public.wishlist_store))"#),
         "{}",
         b.next
     );
-    assert!(b.refused.contains(r#"NOT "wishlist_items_store__wm_ok"(wm_t)"#), "{}", b.refused);
-    for sql in [&b.first, &b.next, &b.fallback, &b.refused] {
+    assert!(
+        b.refused[0].contains(r#"NOT "wishlist_items_store__wm_ok"(wm_t)"#),
+        "{}",
+        b.refused[0]
+    );
+    for sql in [&b.first, &b.next, &b.fallback, &b.refused[0]] {
         assert!(pg_query::parse(sql).is_ok(), "{sql}");
     }
 }
@@ -162,4 +167,94 @@ fn names_fit_postgres() {
     let long = "x".repeat(70);
     assert_eq!(name(&long, "__wm").len(), 63);
     assert!(name(&long, "__wm").ends_with("__wm"));
+}
+
+const CURRENCY: &str = r#"ALTER TABLE "wishlist_items" ALTER COLUMN "currency" SET DATA TYPE "public"."wishlist_currency" USING "currency"::"public"."wishlist_currency";"#;
+
+fn merged() -> Vec<Column> {
+    let currency = change_type(CURRENCY).unwrap();
+    let both = IndexFact {
+        name: "idx_store_currency".into(),
+        def: "CREATE INDEX idx_store_currency ON public.wishlist_items USING btree (store, currency)".into(),
+        constraint: None,
+    };
+    let mut store = facts();
+    store.indexes.push(both.clone());
+    let currency_facts = Facts {
+        not_null: false,
+        default: Some("'USD'::wishlist_currency".into()),
+        indexes: vec![both],
+        constraints: vec![],
+        ..facts()
+    };
+    vec![(ct(), store), (currency, currency_facts)]
+}
+
+#[test]
+fn a_merged_change_rebuilds_an_index_on_both_columns_once_and_swaps_both_in_one_transaction() {
+    let cols = merged();
+    let r = rebuild(&cols).unwrap();
+    let indexes: Vec<&str> = r
+        .iter()
+        .filter_map(|s| match s {
+            Rebuild::Index { sql, .. } => Some(sql.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        indexes,
+        [
+            "CREATE INDEX CONCURRENTLY idx_wishlist_user_store__wm ON public.wishlist_items USING btree (user_id, store__wm_new)",
+            "CREATE INDEX CONCURRENTLY idx_store_currency__wm ON public.wishlist_items USING btree (store__wm_new, currency__wm_new)",
+        ]
+    );
+    // Each column keeps its own guarantee: store's NOT NULL, currency's converted-together check.
+    let checks: Vec<&str> = r
+        .iter()
+        .filter_map(|s| match s {
+            Rebuild::Constraint { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "wishlist_items_store__wm_not_null",
+            "wishlist_items_currency__wm_converted",
+            "store_not_empty__wm"
+        ]
+    );
+    let swap = swap(&cols);
+    for once in [
+        r#"ALTER INDEX "idx_store_currency__wm" RENAME TO "idx_store_currency""#,
+        r#"ALTER TABLE "wishlist_items" RENAME COLUMN "currency__wm_new" TO "currency""#,
+        r#"ALTER TABLE "wishlist_items" ALTER COLUMN "currency" SET DEFAULT 'USD'::wishlist_currency"#,
+        r#"DROP FUNCTION "wishlist_items_currency__wm_ok"("wishlist_items")"#,
+    ] {
+        assert_eq!(swap.iter().filter(|s| *s == once).count(), 1, "{once} in {swap:?}");
+    }
+    assert_eq!(swap.iter().filter(|s| s.starts_with("DROP TRIGGER")).count(), 1);
+    let undo = undo(&[cols[0].0.clone(), cols[1].0.clone()]);
+    assert!(undo.contains(&r#"ALTER TABLE "wishlist_items" DROP COLUMN IF EXISTS "currency__wm_new""#.to_string()));
+}
+
+#[test]
+fn a_merged_backfill_writes_every_new_column_in_one_pass_and_checks_each_column_apart() {
+    let cts: Vec<ChangeType> = merged().into_iter().map(|(c, _)| c).collect();
+    let b = backfill(&cts, &facts().key, 20);
+    assert!(
+        b.next.contains(
+            r#"SET "store__wm_new" = (store::public.wishlist_store), "currency__wm_new" = (currency::public.wishlist_currency) WHERE"#
+        ),
+        "{}",
+        b.next
+    );
+    assert!(b.next.contains(r#" OR "currency__wm_new" IS DISTINCT FROM"#), "{}", b.next);
+    assert_eq!(b.refused.len(), 2);
+    assert!(b.refused[1].contains(r#"NOT "wishlist_items_currency__wm_ok"(wm_t)"#));
+    let steps = steps_merged(&[&Statement::new(STORE, 3), &Statement::new(CURRENCY, 5)]).unwrap();
+    assert_eq!(steps.len(), expand_steps(2) + 3);
+    for s in &steps {
+        assert!(pg_query::parse(s).is_ok(), "{s}");
+    }
 }
