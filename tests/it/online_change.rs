@@ -100,9 +100,17 @@ async fn a_type_change_runs_expand_backfill_swap_under_writers_and_ends_where_th
     let plan = run(&mut wm(&db.url, dir.path(), &["plan", "--online", LARGE[0], LARGE[1]]))
         .expect(0)
         .report();
-    let store = &plan["online"][0]["statements"][2];
-    assert_eq!(store["recipe"], "expandBackfillSwap", "{plan}");
-    assert!(store["estimatedMs"].is_u64(), "{plan}");
+    // store's and currency's changes are one recipe, carried by currency's statement (5); the
+    // SET DEFAULT between them runs as written before it.
+    let statements = &plan["online"][0]["statements"];
+    assert_eq!(
+        (&statements[2]["decision"], &statements[2]["into"]),
+        (&serde_json::json!("merged"), &serde_json::json!(5)),
+        "{plan}"
+    );
+    assert_eq!(statements[3]["decision"], "asWritten", "{plan}");
+    assert_eq!(statements[4]["recipe"], "expandBackfillSwap", "{plan}");
+    assert!(statements[4]["estimatedMs"].is_u64(), "{plan}");
 
     let stop = Arc::new(AtomicBool::new(false));
     let writing = writers(&db, stop.clone());
@@ -122,6 +130,9 @@ async fn a_type_change_runs_expand_backfill_swap_under_writers_and_ends_where_th
     assert_eq!(report["status"], "applied", "{report}");
     assert!(writes > 20, "the writers kept writing ({writes})");
     assert!(migrated.stderr.contains("backfill"), "progress on stderr: {}", migrated.stderr);
+    let backfills = report["backfills"].as_array().unwrap();
+    assert_eq!(backfills.len(), 1, "one backfill pass for both columns: {report}");
+    assert_eq!(backfills[0]["column"], "store, currency", "{report}");
 
     // Every row converted, none lost, the old columns gone.
     assert_eq!(
@@ -279,7 +290,7 @@ async fn a_backfill_cut_by_its_deadline_continues_on_the_next_run_converting_eac
         .as_array()
         .unwrap()
         .iter()
-        .find(|b| b["column"] == "store")
+        .find(|b| b["column"] == "store, currency")
         .unwrap_or_else(|| panic!("{report}"));
     assert_eq!(store["rows"], 3000, "{report}");
     assert_eq!(
@@ -360,7 +371,7 @@ async fn a_run_killed_mid_backfill_continues_where_it_stopped_keeping_the_rows_w
         .as_array()
         .unwrap()
         .iter()
-        .find(|b| b["column"] == "store")
+        .find(|b| b["column"] == "store, currency")
         .unwrap_or_else(|| panic!("{report}"));
     assert_eq!(store["rows"], 3001, "{report}");
     assert_eq!(store["written"], 3001 - before, "each row converted once: {report}");
@@ -370,4 +381,53 @@ async fn a_run_killed_mid_backfill_continues_where_it_stopped_keeping_the_rows_w
     );
     assert_eq!(one(&db, "select count(*)::text from wishlist_items where store is null").await, "0");
     assert_eq!(ledger(&db).await.len(), 2);
+}
+
+/// The table's updated-row counter, once the server has counted every finished backend's
+/// updates (a backend reports its counts when it ends, the CLI's included).
+async fn updated_rows(db: &TestDb, at_least: i64) -> i64 {
+    let client = db.client().await;
+    let mut n = 0;
+    for _ in 0..100 {
+        client.batch_execute("select pg_stat_clear_snapshot()").await.unwrap();
+        n = client
+            .query_one("select n_tup_upd from pg_stat_user_tables where relname = 'wishlist_items'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n >= at_least {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_type_changes_of_one_table_write_each_row_once_in_one_backfill_pass() {
+    let dir = copy_fixture("migrations");
+    let db = wishlist(dir.path()).await;
+    let before = updated_rows(&db, 0).await;
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
+        .expect(0)
+        .report();
+    assert_eq!(report["status"], "applied", "{report}");
+    let backfills = report["backfills"].as_array().unwrap();
+    assert_eq!(backfills.len(), 1, "{report}");
+    assert_eq!(
+        (&backfills[0]["rows"], &backfills[0]["written"]),
+        (&serde_json::json!(3000), &serde_json::json!(3000)),
+        "{report}"
+    );
+    // The server's own count: 3000 rows updated in all, not 3000 per changed column.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(updated_rows(&db, before + 3000).await - before, 3000);
+    assert_eq!(
+        one(&db, "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'currency'").await,
+        "wishlist_currency"
+    );
+    assert_eq!(
+        one(&db, "select pg_get_expr(adbin, adrelid) from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum where a.attrelid = 'wishlist_items'::regclass and a.attname = 'currency'").await,
+        "'USD'::wishlist_currency"
+    );
 }
