@@ -323,7 +323,9 @@ async fn the_lambda_takes_online_from_the_request() {
     );
     assert!(plain["online"].is_null(), "{plain}");
     let online = response(lambda.invoke(json!({"action": "plan", "online": true})), "plan online");
-    assert_eq!(online["online"][0]["statements"][2]["recipe"], "expandBackfillSwap", "{online}");
+    // store's type change runs in currency's recipe (statement 5): one backfill pass for both.
+    assert_eq!(online["online"][0]["statements"][2]["decision"], "merged", "{online}");
+    assert_eq!(online["online"][0]["statements"][4]["recipe"], "expandBackfillSwap", "{online}");
     assert!(!online["warnings"].to_string().contains("no recipe"), "{online}");
     let (error_type, message) = lambda
         .invoke(json!({"action": "status", "online": true}))

@@ -431,3 +431,33 @@ async fn two_type_changes_of_one_table_write_each_row_once_in_one_backfill_pass(
         "'USD'::wishlist_currency"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_view_on_a_column_merged_into_a_later_recipe_refuses_the_run_naming_it() {
+    let dir = copy_fixture("migrations");
+    let db = wishlist(dir.path()).await;
+    // store's change runs in currency's recipe; the view reads store alone.
+    db.client()
+        .await
+        .batch_execute("create view item_stores as select id, store from wishlist_items")
+        .await
+        .unwrap();
+    let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
+        .expect(3)
+        .report();
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("statement 3") && message.contains("the view item_stores") && message.contains("wishlist_items.store"),
+        "names the statement and what stands in the way: {message}"
+    );
+    assert_eq!(
+        one(
+            &db,
+            "select count(*)::text from pg_attribute where attrelid = 'wishlist_items'::regclass and attname like '%wm%'"
+        )
+        .await,
+        "0",
+        "nothing ran"
+    );
+    assert_eq!(ledger(&db).await.len(), 1);
+}
