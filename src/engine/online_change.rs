@@ -288,7 +288,9 @@ impl Applier<'_> {
         let mut attempt = 0;
         let mut told = Instant::now();
         client
-            .batch_execute(&format!("SET {BACKFILL_SETTING} = 'on'"))
+            // Each batch's commit need not wait for its WAL to reach disk: a batch lost to a
+            // server crash is one the next run's backfill finds unconverted and writes again.
+            .batch_execute(&format!("SET {BACKFILL_SETTING} = 'on'; SET synchronous_commit = off"))
             .await
             .map_err(|e| error(e.into(), false, resumable.into()))?;
         loop {
@@ -344,7 +346,9 @@ impl Applier<'_> {
             // Throttled: a quarter of the batch's time left to the table's traffic.
             tokio::time::sleep(took / 4).await;
         }
-        let _ = client.batch_execute(&format!("RESET {BACKFILL_SETTING}")).await;
+        let _ = client
+            .batch_execute(&format!("RESET {BACKFILL_SETTING}; RESET synchronous_commit"))
+            .await;
         progress.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(target: PROGRESS, tag = %m.tag, table = %ct.table_name, %columns, rows = progress.rows, written = progress.written, duration_ms = progress.duration_ms, "backfilled");
         self.backfills.lock().expect("not poisoned").push(progress);

@@ -153,8 +153,11 @@ pub fn steps_merged(statements: &[&Statement]) -> Option<Vec<String>> {
         )
     }));
     out.extend([
+        // The WHEN spares the backfill's own UPDATE a PL/pgSQL call per row (it writes the new
+        // columns itself): a plain expression, evaluated without entering the function.
         format!(
-            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {}()",
+            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW \
+             WHEN (current_setting('{BACKFILL_SETTING}', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION {}()",
             first.trigger, first.sync_function
         ),
         phase(Phase::Backfill),
