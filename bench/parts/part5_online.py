@@ -282,7 +282,9 @@ def run(ctx):
         "until after it. Writer latency is per statement and counted while the migration runs: the longest one is how "
         "long writes were blocked. The backfill's rate: the proposal's is its backfill migration's rows over its "
         "duration; `--online`'s is read from the server (`n_tup_upd` of the table, sampled every 0.5 s; the "
-        "stretches faster than any writer). `--online` runs whatever recipes this build has: when it "
+        "stretches faster than any writer). `--online` runs 0001's two type changes of `wishlist_items` (`store`, "
+        "then `currency`) as one expand/backfill/swap: one backfill pass writes both new columns. It runs whatever "
+        "recipes this build has: when it "
         "refuses, the row says why and the bench goes on. The schemas are compared by `pg_dump --schema-only` with "
         "each table's columns sorted (a swap puts the new column last).",
         "",

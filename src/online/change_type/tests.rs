@@ -42,6 +42,11 @@ fn the_steps_expand_then_name_their_phase_and_read_back_the_same_statement() {
         "a refused value never fails a writer"
     );
     assert!(steps[3].starts_with(r#"CREATE TRIGGER "wishlist_items_store__wm_sync" BEFORE INSERT OR UPDATE ON "wishlist_items""#));
+    assert!(
+        steps[3].contains("WHEN (current_setting('wishlist_migrator.backfill', true) IS DISTINCT FROM 'on')"),
+        "the backfill's own UPDATE does not enter the function: {}",
+        steps[3]
+    );
     let phases: Vec<Phase> = steps
         .iter()
         .filter_map(|s| phase(&Statement::new(s.clone(), 3)).map(|p| p.0))
