@@ -195,7 +195,10 @@ async fn values_the_new_type_refuses_stop_the_run_with_the_column_untouched() {
     let db = wishlist(dir.path()).await;
     db.client()
         .await
-        .batch_execute("update wishlist_items set store = 'Nope' where sort_order in (17, 2024)")
+        .batch_execute(
+            "update wishlist_items set store = 'Nope' where sort_order in (17, 2024);
+             update wishlist_items set currency = 'XYZ' where sort_order = 99",
+        )
         .await
         .unwrap();
 
@@ -203,9 +206,16 @@ async fn values_the_new_type_refuses_stop_the_run_with_the_column_untouched() {
     let report = failed.report();
     assert_eq!(report["error"]["type"], "ValuesRefused", "{report}");
     let message = report["error"]["message"].as_str().unwrap();
+    // One recipe changes both columns: the error names each column with its own count.
     assert!(
-        message.contains("wishlist_items.store in 2 row(s)") && message.contains("SELECT"),
+        message.contains("wishlist_items.store in 2 row(s)")
+            && message.contains("wishlist_items.currency in 1 row(s)")
+            && message.contains("SELECT"),
         "{message}"
+    );
+    assert!(
+        !message.contains("XYZ") && !failed.stderr.contains("XYZ"),
+        "no row value shown: {message}"
     );
     assert!(
         !message.contains("Nope") && !failed.stderr.contains("Nope"),
@@ -237,12 +247,21 @@ async fn values_the_new_type_refuses_stop_the_run_with_the_column_untouched() {
         one(&db, "select count(*)::text from wishlist_items where store = 'Nope'").await,
         "2"
     );
+    assert_eq!(
+        one(
+            &db,
+            "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'currency'"
+        )
+        .await,
+        "text",
+        "currency untouched too"
+    );
     assert_eq!(ledger(&db).await.len(), 1);
 
     // Fixed, the next run starts the recipe again and finishes.
     db.client()
         .await
-        .batch_execute("update wishlist_items set store = 'Other' where store = 'Nope'")
+        .batch_execute("update wishlist_items set store = 'Other' where store = 'Nope'; update wishlist_items set currency = 'USD' where currency = 'XYZ'")
         .await
         .unwrap();
     let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
