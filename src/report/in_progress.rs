@@ -165,4 +165,17 @@ mod tests {
         };
         assert!(of(&migrated(true, SegmentStatus::PartiallyApplied), &lost).is_none());
     }
+
+    #[test]
+    fn a_statement_merged_into_a_later_recipe_sends_no_step_of_its_own() {
+        let merged = plan(vec![
+            Decision::Merged { into: 3 },
+            Decision::AsWritten,
+            Decision::Recipe {
+                recipe: "expandBackfillSwap".into(),
+                steps: vec!["step".into(); 8],
+            },
+        ]);
+        assert_eq!(steps_of(&merged), 1 + 8);
+    }
 }

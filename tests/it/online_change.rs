@@ -427,6 +427,20 @@ async fn two_type_changes_of_one_table_write_each_row_once_in_one_backfill_pass(
     let dir = copy_fixture("migrations");
     let db = wishlist(dir.path()).await;
     let before = updated_rows(&db, 0).await;
+    // `plan --online` as a person reads it: store's change is in currency's recipe, whose steps
+    // are printed once.
+    let mut human = cli();
+    human
+        .env("DATABASE_URL", &db.url)
+        .arg("--migrations")
+        .arg(dir.path())
+        .args(["plan", "--online", LARGE[0], LARGE[1]]);
+    let plan = run(&mut human).expect(0).stdout;
+    assert!(
+        plan.contains("statement 3 (line 3) in statement 5's recipe (one backfill pass, one swap)"),
+        "{plan}"
+    );
+    assert_eq!(plan.matches("-- wishlist-migrator: online backfill").count(), 1, "{plan}");
     let report = run(&mut wm(&db.url, dir.path(), &["migrate", "--online", LARGE[0], LARGE[1]]))
         .expect(0)
         .report();
