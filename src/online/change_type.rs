@@ -434,11 +434,25 @@ pub fn backfill(cts: &[ChangeType], key: &[KeyColumn], shown: usize) -> Backfill
         cols.iter().map(|c| format!("{c}::text")).collect::<Vec<_>>().join(", ")
     );
     let desc = cols.iter().map(|c| format!("{c} DESC")).collect::<Vec<_>>().join(", ");
-    let batch = |filter: &str, set: &str, changed: &str| {
+    // The batch's last key, one scalar subquery per column: the UPDATE then reads the batch as
+    // one range of the primary key's index (from the last batch's key to this one's), not as
+    // one index lookup per key of a list; in one statement it sees the same rows as `b`.
+    let upto = format!(
+        "{tuple} <= ({})",
+        cols.iter().map(|c| format!("(SELECT {c} FROM l)")).collect::<Vec<_>>().join(", ")
+    );
+    let batch = |from: &str, set: &str, changed: &str| {
+        let filter = if from.is_empty() { String::new() } else { format!("WHERE {from}") };
+        let range = if from.is_empty() {
+            upto.clone()
+        } else {
+            format!("{from} AND {upto}")
+        };
         format!(
             "WITH b AS (SELECT {list} FROM {t} {filter} ORDER BY {list} LIMIT $1::int), \
-             u AS (UPDATE {t} SET {set} WHERE {tuple} IN (SELECT {list} FROM b){changed} RETURNING 1) \
-             SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM u), (SELECT {as_text} FROM b ORDER BY {desc} LIMIT 1)"
+             l AS (SELECT {list} FROM b ORDER BY {desc} LIMIT 1), \
+             u AS (UPDATE {t} SET {set} WHERE {range}{changed} RETURNING 1) \
+             SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM u), (SELECT {as_text} FROM l)"
         )
     };
     let new = |ct: &ChangeType| quote(&names(ct).new_column);
@@ -459,8 +473,8 @@ pub fn backfill(cts: &[ChangeType], key: &[KeyColumn], shown: usize) -> Backfill
     );
     Backfill {
         first: batch("", &set, &changed),
-        next: batch(&format!("WHERE {after}"), &set, &changed),
-        fallback: batch(&format!("WHERE $2::text[] IS NULL OR {after}"), &nulls, ""),
+        next: batch(&after, &set, &changed),
+        fallback: batch(&format!("($2::text[] IS NULL OR {after})"), &nulls, ""),
         refused: cts
             .iter()
             .map(|ct| {

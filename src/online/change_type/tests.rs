@@ -156,6 +156,27 @@ fn the_backfill_walks_the_key_in_order_and_skips_converted_rows() {
     for sql in [&b.first, &b.next, &b.fallback, &b.refused[0]] {
         assert!(pg_query::parse(sql).is_ok(), "{sql}");
     }
+    assert!(
+        b.next
+            .contains(r#"WHERE ("id") > (($2::text[])[1]::uuid) AND ("id") <= ((SELECT "id" FROM l)) AND"#),
+        "the UPDATE reads one range of the key: {}",
+        b.next
+    );
+    let pair = [("tenant", "int4"), ("sku", "text")].map(|(name, type_sql)| KeyColumn {
+        name: name.into(),
+        type_sql: type_sql.into(),
+    });
+    let composite = backfill(&[ct()], &pair, 20);
+    assert!(
+        composite.next.contains(
+            r#"("tenant", "sku") > (($2::text[])[1]::int4, ($2::text[])[2]::text) AND ("tenant", "sku") <= ((SELECT "tenant" FROM l), (SELECT "sku" FROM l))"#
+        ),
+        "a row comparison of scalars, which the index reads as a range: {}",
+        composite.next
+    );
+    for sql in [&composite.first, &composite.next, &composite.fallback] {
+        assert!(pg_query::parse(sql).is_ok(), "{sql}");
+    }
 }
 
 #[test]
