@@ -489,8 +489,9 @@ pub fn backfill(cts: &[ChangeType], key: &[KeyColumn], shown: usize) -> Backfill
     }
 }
 
-/// The next batch's size: the last one scaled toward `target_ms`, at most doubling or halving,
-/// between 100 and 50,000 rows.
+/// The next batch's size: the last one scaled toward `target_ms`, at most doubling or halving
+/// (one batch that ran fast on cached pages must not make the next overshoot the writers'
+/// bound), between 100 and 50,000 rows.
 pub fn next_batch(size: i64, took_ms: u64, target_ms: u64) -> i64 {
     let scaled = (size as f64 * target_ms as f64 / took_ms.max(1) as f64) as i64;
     scaled.clamp(size / 2, size * 2).clamp(100, 50_000)
