@@ -28,6 +28,8 @@ const BATCH_TARGET_MS: u64 = 150;
 const FIRST_BATCH: i32 = 1000;
 /// How many offending keys a refusal lists.
 const SHOWN_KEYS: usize = 20;
+/// What a `VALIDATE CONSTRAINT` fails with when a row breaks the check.
+const CHECK_VIOLATION: &str = "23514";
 
 type Failed = (MigrationError, PgError);
 
@@ -357,6 +359,32 @@ impl Applier<'_> {
         progress.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(target: PROGRESS, tag = %m.tag, table = %ct.table_name, %columns, rows = progress.rows, written = progress.written, duration_ms = progress.duration_ms, "backfilled");
         self.backfills.lock().expect("not poisoned").push(progress);
+        self.refuse_values(client, m, i, i, statement, cols, timeouts, resumable).await
+    }
+
+    /// Each column's values the new type refuses, looked for in the whole table: none, and the
+    /// recipe goes on; some, and the expand is taken back and the run stops with ValuesRefused,
+    /// naming every column that has some, its count and keys (never a value). `backfill` is the
+    /// backfill step's index, which the undo counts the expand steps back from.
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse_values(
+        &self,
+        client: &impl GenericClient,
+        m: &Migration,
+        i: usize,
+        backfill: usize,
+        statement: &Statement,
+        cols: &[Column],
+        timeouts: &Timeouts,
+        resumable: &str,
+    ) -> Result<(), Failed> {
+        let cts: Vec<ChangeType> = cols.iter().map(|(ct, _)| ct.clone()).collect();
+        let facts = &cols[0].1;
+        let columns = cts.iter().map(|c| c.column.as_str()).collect::<Vec<_>>().join(", ");
+        let error = |pg: PgError, deadline: bool, advice: String| {
+            (MigrationError::at_statement(&m.tag, i, statement, pg.clone(), deadline, advice), pg)
+        };
+        let sql = recipe::backfill(&cts, &facts.key, SHOWN_KEYS);
         // Each column's refused values: the error names every column that has some.
         let mut refused = Vec::new();
         for ((ct, _), query) in cols.iter().zip(&sql.refused) {
@@ -373,7 +401,7 @@ impl Applier<'_> {
             return Ok(());
         }
         let total: i64 = refused.iter().map(|r| r.1).sum();
-        self.undo(client, m, i, &cts, timeouts).await.map_err(|e| {
+        self.undo(client, m, backfill, &cts, timeouts).await.map_err(|e| {
             error(
                 e,
                 false,
@@ -527,7 +555,16 @@ impl Applier<'_> {
                     if self.constraint_state(client, ct, &name).await.map_err(|e| error(e, advice))? == Some(true) {
                         continue;
                     }
-                    self.with_lock_retries(client, m, i, &sql).await.map_err(|e| error(e, advice))?;
+                    if let Err(e) = self.with_lock_retries(client, m, i, &sql).await {
+                        // A value the new type refuses, written after the backfill looked and
+                        // before the check held, fails the check's validation: it is named as
+                        // the backfill names one, not left as a bare violation.
+                        if e.is(CHECK_VIOLATION) {
+                            // The rebuild is the step after the backfill.
+                            self.refuse_values(client, m, i, i - 1, statement, cols, timeouts, advice).await?;
+                        }
+                        return Err(error(e, advice));
+                    }
                 }
             }
         }

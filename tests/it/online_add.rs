@@ -506,16 +506,19 @@ async fn a_refused_value_written_after_the_backfill_into_a_nullable_column_stops
         .unwrap();
     writing.await.expect("the refused value was written in the window");
     let report = migrated.report();
-    assert_ne!(migrated.code, 0, "{report}");
+    assert_eq!(migrated.code, 3, "{report}");
     assert_ne!(report["status"], "applied", "{report}");
-    // Known gap (for engine/online_change.rs, owned by the "merge" work): the run stops at the
-    // VALIDATE of the recipe's `__wm_converted` check as a MigrationFailed (23514) whose advice
-    // says the next run continues the rebuild, not as ValuesRefused naming the row's key. Not
-    // asserted here, so the fix need not change this test.
+    // Written after the backfill looked, the value fails the validation of the recipe's check
+    // that old and new are NULL together; it is named as the backfill names one.
+    assert_eq!(report["error"]["type"], "ValuesRefused", "{report}");
     let message = report["error"]["message"].as_str().unwrap();
     assert!(
         !message.contains("XYZ") && !migrated.stderr.contains("XYZ"),
         "no row value shown: {message}"
+    );
+    assert!(
+        message.contains("wishlist_items.currency in 1 row(s)"),
+        "names the column and the count: {message}"
     );
 
     // Nothing was lost and no NULL was written: the column is still text, with the value.
