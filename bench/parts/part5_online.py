@@ -251,7 +251,7 @@ def run_size(ctx, rows):
             # Today's --online has no recipe for 0001's SET DATA TYPE: reported, not broken.
             res["refused"] = refusal(report["error"])
         else:
-            raise BenchError(f"{key} on {db} exited {code}: {json.dumps(report)[:600]}")
+            raise BenchError(f"{key} on {db} exited {code}: {json.dumps(report.get('error', report))[:600]}")
         results[key] = res
         ctx.drop_db(db)
     ctx.drop_db(TEMPLATE)

@@ -13,6 +13,7 @@ pub mod invocation;
 pub mod model;
 pub mod online_add;
 pub mod online_change;
+pub mod online_refused;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;

@@ -1,7 +1,7 @@
 //! The three steps of `--online`'s expand/backfill/swap recipe that read the catalog when they
-//! run (`online::change_type` plans them, pure): the batched backfill with its check of the
-//! values the new type refuses, the rebuild of the column's NOT NULL, indexes and constraints
-//! on the new column, and the swap. Each ends with its history row, so a run stopped in one
+//! run (`online::change_type` plans them, pure): the batched backfill (then the values the new
+//! type refuses, in `online_refused`), the rebuild of the column's NOT NULL, indexes and
+//! constraints on the new column, and the swap. Each ends with its history row, so a run stopped in one
 //! continues it on the next run: the backfill skips the rows already converted (each row is
 //! written once), the rebuild what the catalog shows built, and the swap commits with its row.
 
@@ -26,14 +26,12 @@ use crate::sql::change_type::ChangeType;
 /// batch waits until the batch commits, so this bounds its wait (the target: never 200 ms).
 const BATCH_TARGET_MS: u64 = 150;
 const FIRST_BATCH: i32 = 1000;
-/// How many offending keys a refusal lists.
-const SHOWN_KEYS: usize = 20;
 /// What a `VALIDATE CONSTRAINT` fails with when a row breaks the check.
 const CHECK_VIOLATION: &str = "23514";
 
-type Failed = (MigrationError, PgError);
+pub(super) type Failed = (MigrationError, PgError);
 
-fn pg(message: impl Into<String>) -> PgError {
+pub(super) fn pg(message: impl Into<String>) -> PgError {
     PgError {
         sqlstate: None,
         message: message.into(),
@@ -229,7 +227,7 @@ impl Applier<'_> {
 
     /// `sql` (a whole transaction, or one statement) tried again while its lock is not granted
     /// within the step's `lock_timeout`, with the online pauses.
-    async fn with_lock_retries(&self, client: &impl GenericClient, m: &Migration, i: usize, sql: &str) -> Result<(), PgError> {
+    pub(super) async fn with_lock_retries(&self, client: &impl GenericClient, m: &Migration, i: usize, sql: &str) -> Result<(), PgError> {
         let mut attempt = 0;
         loop {
             match client.batch_execute(sql).await.map_err(PgError::from) {
@@ -266,7 +264,7 @@ impl Applier<'_> {
             (MigrationError::at_statement(&m.tag, i, statement, pg.clone(), deadline, advice), pg)
         };
         let resumable = "The backfill stopped between batches: what it converted is committed and the trigger keeps it in step. Run again (--online): it continues the backfill, skipping the rows already converted";
-        let sql = recipe::backfill(&cts, &facts.key, SHOWN_KEYS);
+        let sql = recipe::backfill(&cts, &facts.key, super::online_refused::SHOWN_KEYS);
         let estimated: i64 = client
             .query_one(
                 "select greatest(reltuples, 0)::int8 from pg_class where oid = to_regclass($1)",
@@ -362,131 +360,12 @@ impl Applier<'_> {
         self.refuse_values(client, m, i, i, statement, cols, timeouts, resumable).await
     }
 
-    /// Each column's values the new type refuses, looked for in the whole table: none, and the
-    /// recipe goes on; some, and the expand is taken back and the run stops with ValuesRefused,
-    /// naming every column that has some, its count and keys (never a value). `backfill` is the
-    /// backfill step's index, which the undo counts the expand steps back from.
-    #[allow(clippy::too_many_arguments)]
-    async fn refuse_values(
-        &self,
-        client: &impl GenericClient,
-        m: &Migration,
-        i: usize,
-        backfill: usize,
-        statement: &Statement,
-        cols: &[Column],
-        timeouts: &Timeouts,
-        resumable: &str,
-    ) -> Result<(), Failed> {
-        let cts: Vec<ChangeType> = cols.iter().map(|(ct, _)| ct.clone()).collect();
-        let facts = &cols[0].1;
-        let columns = cts.iter().map(|c| c.column.as_str()).collect::<Vec<_>>().join(", ");
-        let error = |pg: PgError, deadline: bool, advice: String| {
-            (MigrationError::at_statement(&m.tag, i, statement, pg.clone(), deadline, advice), pg)
-        };
-        let sql = recipe::backfill(&cts, &facts.key, SHOWN_KEYS);
-        // Each column's refused values: the error names every column that has some.
-        let mut refused = Vec::new();
-        for ((ct, _), query) in cols.iter().zip(&sql.refused) {
-            let row = client
-                .query_one(query, &[])
-                .await
-                .map_err(|e| error(e.into(), false, resumable.into()))?;
-            let (count, keys): (i64, Vec<String>) = (row.get(0), row.get(1));
-            if count > 0 {
-                refused.push((ct, count, keys));
-            }
-        }
-        if refused.is_empty() {
-            return Ok(());
-        }
-        let total: i64 = refused.iter().map(|r| r.1).sum();
-        self.undo(client, m, backfill, &cts, timeouts).await.map_err(|e| {
-            error(
-                e,
-                false,
-                format!("The new type refuses {total} value(s), and taking the recipe's trigger, functions and new column(s) back failed: run again to retry, or drop them by hand"),
-            )
-        })?;
-        let key = facts.key.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ");
-        let as_text = facts
-            .key
-            .iter()
-            .map(|k| format!("{}::text", crate::sql::online::quote(&k.name)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let said = refused
-            .iter()
-            .map(|(ct, count, keys)| {
-                format!(
-                    "the new type {} refuses the value of {}.{} in {count} row(s); their primary key ({key}): {}{}",
-                    ct.new_type,
-                    ct.table_name,
-                    ct.column,
-                    keys.iter().map(|k| format!("({k})")).collect::<Vec<_>>().join(", "),
-                    if *count as usize > keys.len() { ", …" } else { "" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        let queries = refused
-            .iter()
-            .map(|(ct, _, keys)| {
-                format!(
-                    "SELECT {key}, {col} FROM {t} WHERE array_to_string(ARRAY[{as_text}], ', ') IN ({listed})",
-                    col = crate::sql::online::quote(&ct.column),
-                    t = ct.table,
-                    listed = keys
-                        .iter()
-                        .map(|k| crate::db::ledger::quote_literal(k))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        let mut error = error(
-            pg(said),
-            false,
-            format!(
-                "Nothing was lost: the column(s) {columns} are untouched, and the recipe's trigger, functions and new column(s) were dropped. \
-                 See the values with: {queries}; fix them (or add them to the type), then run again"
-            ),
-        );
-        error.0.refused_values = true;
-        Err(error)
-    }
-
     /// A batch that failed: at the deadline (cancelled, or its lock not granted before the
     /// time left ran out) the error says so, and either way the backfill resumes next run.
     fn backfill_failed(&self, e: PgError, error: &impl Fn(PgError, bool, String) -> Failed, resumable: &str) -> Failed {
         let out_of_time = crate::engine::invocation::time_left(self.deadline).is_some_and(|left| left < Duration::from_secs(1));
         let deadline = self.deadline.is_some() && (e.is(crate::engine::applier::QUERY_CANCELED) || out_of_time);
         error(e, deadline, resumable.into())
-    }
-
-    /// The expand taken back, and the expand steps' history rows with it: the next run starts
-    /// the recipe from its first step.
-    async fn undo(
-        &self,
-        client: &impl GenericClient,
-        m: &Migration,
-        i: usize,
-        cts: &[ChangeType],
-        _timeouts: &Timeouts,
-    ) -> Result<(), PgError> {
-        let first = (i + 1 - recipe::expand_steps(cts.len())) as i32;
-        let forget = format!(
-            "DELETE FROM {h} WHERE tag = {tag} AND action = 'statement' AND statement_index >= {first}
-               AND id > coalesce((SELECT max(id) FROM {h} WHERE tag = {tag} AND action IN ('apply', 'rollback') AND succeeded), 0)",
-            h = self.ledger.history(),
-            tag = crate::db::ledger::quote_literal(&m.tag),
-        );
-        let batch = format!("BEGIN; {}; {forget}; COMMIT", recipe::undo(cts).join("; "));
-        self.with_lock_retries(client, m, i, &batch).await?;
-        let columns = cts.iter().map(|c| c.column.as_str()).collect::<Vec<_>>().join(", ");
-        tracing::warn!(target: PROGRESS, tag = %m.tag, table = %cts[0].table_name, %columns, "values a new type refuses: the expand was taken back, the column(s) untouched");
-        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
