@@ -294,7 +294,12 @@ def run(ctx):
         results = run_size(ctx, rows)
         md += render(ctx, rows, results)
         a, o, p = results["as written"], results["--online"], results["proposal"]
-        ctx.part5 = ctx.part5 or {"rewrite": (a["dt"], a["w"]), "online": (p["dt"], p["w"])}
+        online = o if o.get("w") else None
+        ctx.part5 = ctx.part5 or {
+            "rewrite": (a["dt"], a["w"]),
+            "online": (online["dt"], online["w"]) if online else None,
+            "proposal": (p["dt"], p["w"]),
+        }
         ctx.headline.append((f"5. 0001 on {fmt_rows(rows)} rows as written: writes blocked", f"{fmt_ms(a['w']['max'])} ms (migration {a['dt']:.1f} s)", "— (measured)", "see part 5"))
         ctx.headline.append((
             f"5. … `--online`: writes blocked",
