@@ -14,6 +14,7 @@ pub mod model;
 pub mod online_add;
 pub mod online_change;
 pub mod online_refused;
+pub mod online_step;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;

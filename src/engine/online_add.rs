@@ -12,6 +12,7 @@ use crate::db::connection::PgError;
 use crate::engine::applier::{Applier, QUERY_CANCELED};
 use crate::engine::error::MigrationError;
 use crate::engine::invocation::time_left;
+use crate::engine::online_step::Failed;
 use crate::engine::outcome::BackfillProgress;
 use crate::engine::progress::PROGRESS;
 use crate::migrations::source::Migration;
@@ -26,8 +27,6 @@ const BATCH_TARGET_MS: u64 = 150;
 const FIRST_BATCH: i32 = 1000;
 /// How often the progress line is printed at most.
 const TELL_EVERY: Duration = Duration::from_secs(1);
-
-type Failed = (MigrationError, PgError);
 
 /// The table's primary key, in its order; empty without one (or without the table).
 async fn primary_key(client: &impl GenericClient, table: &str) -> Result<Vec<KeyColumn>, PgError> {

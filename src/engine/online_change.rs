@@ -12,9 +12,9 @@ use tokio_postgres::GenericClient;
 use crate::db::connection::PgError;
 use crate::engine::applier::{Applier, Timeouts};
 use crate::engine::error::MigrationError;
+use crate::engine::online_step::{pg, Failed};
 use crate::engine::outcome::BackfillProgress;
 use crate::engine::progress::PROGRESS;
-use crate::engine::retry::LOCK_NOT_AVAILABLE;
 use crate::migrations::source::Migration;
 use crate::migrations::statement::Statement;
 use crate::online::change_type::{
@@ -28,17 +28,6 @@ const BATCH_TARGET_MS: u64 = 150;
 const FIRST_BATCH: i32 = 1000;
 /// What a `VALIDATE CONSTRAINT` fails with when a row breaks the check.
 const CHECK_VIOLATION: &str = "23514";
-
-pub(super) type Failed = (MigrationError, PgError);
-
-pub(super) fn pg(message: impl Into<String>) -> PgError {
-    PgError {
-        sqlstate: None,
-        message: message.into(),
-        detail: None,
-        hint: None,
-    }
-}
 
 /// What the catalog says of `ct`'s column: read at the edge, right before a step needs it.
 /// `None` when the table or column is not there (yet). `default` converts the column's
@@ -223,28 +212,6 @@ impl Applier<'_> {
         self.record_alone(client, m, i, statement)
             .await
             .map_err(|e| error(e, false, "Recording the step failed; the next run does it again without harm"))
-    }
-
-    /// `sql` (a whole transaction, or one statement) tried again while its lock is not granted
-    /// within the step's `lock_timeout`, with the online pauses.
-    pub(super) async fn with_lock_retries(&self, client: &impl GenericClient, m: &Migration, i: usize, sql: &str) -> Result<(), PgError> {
-        let mut attempt = 0;
-        loop {
-            match client.batch_execute(sql).await.map_err(PgError::from) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    match self.online_retry(&e, attempt) {
-                        Some(pause) if e.is(LOCK_NOT_AVAILABLE) => {
-                            attempt += 1;
-                            tracing::info!(target: PROGRESS, tag = %m.tag, statement = i + 1, attempt, "lock not granted within 500 ms: gave way to the table's traffic, trying this step again");
-                            tokio::time::sleep(pause).await;
-                        }
-                        _ => return Err(e),
-                    }
-                }
-            }
-        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -7,7 +7,7 @@ use tokio_postgres::GenericClient;
 use crate::db::connection::PgError;
 use crate::engine::applier::{Applier, Timeouts};
 use crate::engine::error::MigrationError;
-use crate::engine::online_change::{pg, Failed};
+use crate::engine::online_step::{pg, Failed};
 use crate::engine::progress::PROGRESS;
 use crate::migrations::source::Migration;
 use crate::migrations::statement::Statement;
