@@ -6,7 +6,6 @@
 //!
 //! "Large" is `--large-table-rows 1000` over 3000 rows: the recipe is the same at any size.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,28 +73,6 @@ fn writers(db: &TestDb, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<(D
             })
         })
         .collect()
-}
-
-/// `pg_dump --schema-only` of the application's schema, its lines sorted.
-fn schema(db: &TestDb) -> Vec<String> {
-    let out = Command::new(pg_tool("pg_dump"))
-        .args(["--schema-only", "--no-owner", "--exclude-schema=drizzle"])
-        .arg(&db.url)
-        .output()
-        .expect("run pg_dump");
-    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
-    let mut lines: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("--") && !l.starts_with('\\') && !l.trim().is_empty())
-        .map(|l| l.trim_end_matches(',').to_string())
-        .collect();
-    lines.sort();
-    lines
-}
-
-async fn one(db: &TestDb, sql: &str) -> String {
-    db.client().await.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 fn backfill<'r>(report: &'r serde_json::Value, column: &str) -> &'r serde_json::Value {
@@ -190,12 +167,12 @@ async fn volatile_defaults_are_added_then_backfilled_under_writers_and_end_where
     );
     assert!(row.get::<_, i64>(3) > rows - 5, "random() per row, not once for the table");
     assert_eq!(
-        one(&db, "select string_agg(attname || ':' || attnotnull, ',' order by attnum) from pg_attribute where attrelid = 'items'::regclass and attnum > 0").await,
+        db.one("select string_agg(attname || ':' || attnotnull, ',' order by attnum) from pg_attribute where attrelid = 'items'::regclass and attnum > 0").await,
         "id:true,qty:false,token:true,score:false,seen_at:false"
     );
 
     // What drizzle's own file builds, column order included; the same ledger; nothing pending.
-    assert_eq!(schema(&db), schema(&twin));
+    assert_eq!(db.schema_lines(), twin.schema_lines());
     assert_eq!(ledger(&db).await, ledger(&twin).await);
     let peer = drizzle_peer(&db.url, dir.path(), &[]);
     assert_eq!(peer.code, 0, "{}", peer.stderr);
@@ -277,7 +254,7 @@ async fn a_run_killed_mid_backfill_continues_writing_each_row_once() {
     blocker.batch_execute("rollback").await.unwrap();
     // The killed run's backend finishes the batch it was waiting in (the server learns of the
     // kill only when it answers); its end frees the migration lock.
-    while one(&db, "select count(*)::text from pg_locks where locktype = 'advisory'").await != "0" {
+    while db.one("select count(*)::text from pg_locks where locktype = 'advisory'").await != "0" {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let kept = filled(&db).await;
@@ -294,14 +271,11 @@ async fn a_run_killed_mid_backfill_continues_writing_each_row_once() {
     for (id, value) in &kept {
         assert!(after.contains(&(*id, value.clone())), "row {id} was written once: its value kept");
     }
-    assert_eq!(one(&db, "select count(distinct token)::text from items").await, "3020");
+    assert_eq!(db.one("select count(distinct token)::text from items").await, "3020");
     assert_eq!(ledger(&db).await.len(), 2);
     assert_eq!(
-        one(
-            &db,
-            "select count(*)::text from pg_constraint where conrelid = 'items'::regclass and conname like '%online%'"
-        )
-        .await,
+        db.one("select count(*)::text from pg_constraint where conrelid = 'items'::regclass and conname like '%online%'")
+            .await,
         "0"
     );
 }
@@ -331,7 +305,7 @@ async fn a_backfill_cut_by_its_deadline_says_so_and_the_next_run_finishes_it() {
         .report();
     assert_eq!(report["status"], "applied", "{report}");
     assert_eq!(backfill(&report, "token")["written"], 3000 - done, "{report}");
-    assert_eq!(one(&db, "select count(distinct token)::text from items").await, "3000");
+    assert_eq!(db.one("select count(distinct token)::text from items").await, "3000");
     assert_eq!(ledger(&db).await.len(), 2);
 }
 
@@ -363,7 +337,7 @@ async fn the_teams_own_volatile_function_is_found_volatile_by_postgres_and_runs_
         .expect(0)
         .report();
     assert_eq!(report["online"][0]["statements"][0]["recipe"], "addThenBackfillDefault", "{report}");
-    assert_eq!(one(&db, "select count(distinct code)::text from items").await, "3000");
+    assert_eq!(db.one("select count(distinct code)::text from items").await, "3000");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -523,12 +497,12 @@ async fn a_refused_value_written_after_the_backfill_into_a_nullable_column_stops
 
     // Nothing was lost and no NULL was written: the column is still text, with the value.
     assert_eq!(
-        one(&db, "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'currency'").await,
+        db.one("select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'currency'").await,
         "text"
     );
-    assert_eq!(one(&db, "select currency from wishlist_items where sort_order = 17").await, "XYZ");
+    assert_eq!(db.one("select currency from wishlist_items where sort_order = 17").await, "XYZ");
     assert_eq!(
-        one(&db, "select count(*)::text from wishlist_items where currency is null").await,
+        db.one("select count(*)::text from wishlist_items where currency is null").await,
         "0"
     );
     assert_eq!(ledger(&db).await.len(), 1, "no ledger row");
@@ -544,11 +518,11 @@ async fn a_refused_value_written_after_the_backfill_into_a_nullable_column_stops
         .report();
     assert_eq!(report["status"], "applied", "{report}");
     assert_eq!(
-        one(&db, "select currency::text from wishlist_items where sort_order = 17").await,
+        db.one("select currency::text from wishlist_items where sort_order = 17").await,
         "EUR"
     );
     assert_eq!(
-        one(&db, "select count(*)::text from wishlist_items where currency is null").await,
+        db.one("select count(*)::text from wishlist_items where currency is null").await,
         "0"
     );
     assert_eq!(ledger(&db).await.len(), 2);

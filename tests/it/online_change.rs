@@ -5,7 +5,6 @@
 //!
 //! "Large" is `--large-table-rows 1000` over 3000 rows: the recipe is the same at any size.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,29 +66,6 @@ fn writers(db: &TestDb, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<u6
         .collect()
 }
 
-/// `pg_dump --schema-only` of the application's schema, its lines sorted (column order aside,
-/// and a trailing comma with it).
-fn schema(db: &TestDb) -> Vec<String> {
-    let out = Command::new(pg_tool("pg_dump"))
-        .args(["--schema-only", "--no-owner", "--exclude-schema=drizzle"])
-        .arg(&db.url)
-        .output()
-        .expect("run pg_dump");
-    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
-    let mut lines: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("--") && !l.starts_with('\\') && !l.trim().is_empty())
-        .map(|l| l.trim_end_matches(',').to_string())
-        .collect();
-    lines.sort();
-    lines
-}
-
-async fn one(db: &TestDb, sql: &str) -> String {
-    db.client().await.query_one(sql, &[]).await.unwrap().get(0)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_type_change_runs_expand_backfill_swap_under_writers_and_ends_where_the_file_ends() {
     let dir = copy_fixture("migrations");
@@ -136,8 +112,7 @@ async fn a_type_change_runs_expand_backfill_swap_under_writers_and_ends_where_th
 
     // Every row converted, none lost, the old columns gone.
     assert_eq!(
-        one(
-            &db,
+        db.one(
             "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'store'"
         )
         .await,
@@ -155,16 +130,13 @@ async fn a_type_change_runs_expand_backfill_swap_under_writers_and_ends_where_th
     assert!(counts.get::<_, i64>(0) >= 3000);
     assert_eq!((counts.get::<_, i64>(1), counts.get::<_, i64>(2)), (0, 0), "every value converted");
     assert_eq!(
-        one(
-            &db,
-            "select count(*)::text from pg_attribute where attrelid = 'wishlist_items'::regclass and attname like '%wm%'"
-        )
-        .await,
+        db.one("select count(*)::text from pg_attribute where attrelid = 'wishlist_items'::regclass and attname like '%wm%'")
+            .await,
         "0"
     );
 
     // What drizzle's own file builds, up to column order; the same ledger rows.
-    assert_eq!(schema(&db), schema(&twin));
+    assert_eq!(db.schema_lines(), twin.schema_lines());
     assert_eq!(ledger(&db).await, ledger(&twin).await);
     let status = run(&mut wm(&db.url, dir.path(), &["status"])).expect(0).report();
     assert_eq!(status["status"], "upToDate", "{status}");
@@ -172,7 +144,7 @@ async fn a_type_change_runs_expand_backfill_swap_under_writers_and_ends_where_th
     let peer = drizzle_peer(&db.url, dir.path(), &[]);
     assert_eq!(peer.code, 0, "{}", peer.stderr);
     assert_eq!(ledger(&db).await, ledger(&twin).await);
-    assert_eq!(schema(&db), schema(&twin));
+    assert_eq!(db.schema_lines(), twin.schema_lines());
 
     let drift = run(&mut wm(&db.url, dir.path(), &["drift"])).expect(0).report();
     assert_eq!(drift["status"], "ok", "{drift}");
@@ -180,8 +152,7 @@ async fn a_type_change_runs_expand_backfill_swap_under_writers_and_ends_where_th
     // The hand-written down file still works.
     run(&mut wm(&db.url, dir.path(), &["rollback", "--to", BEFORE, "--allow-data-loss"])).expect(0);
     assert_eq!(
-        one(
-            &db,
+        db.one(
             "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'store'"
         )
         .await,
@@ -224,33 +195,24 @@ async fn values_the_new_type_refuses_stop_the_run_with_the_column_untouched() {
 
     // The column is untouched, the recipe's objects gone, nothing lost.
     assert_eq!(
-        one(
-            &db,
+        db.one(
             "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'store'"
         )
         .await,
         "text"
     );
     assert_eq!(
-        one(&db, "select count(*)::text from pg_attribute where attrelid = 'wishlist_items'::regclass and attname like '%wm%' and not attisdropped").await,
+        db.one("select count(*)::text from pg_attribute where attrelid = 'wishlist_items'::regclass and attname like '%wm%' and not attisdropped").await,
         "0"
     );
     assert_eq!(
-        one(
-            &db,
-            "select count(*)::text from pg_trigger where tgrelid = 'wishlist_items'::regclass"
-        )
-        .await,
+        db.one("select count(*)::text from pg_trigger where tgrelid = 'wishlist_items'::regclass")
+            .await,
         "0"
     );
+    assert_eq!(db.one("select count(*)::text from wishlist_items where store = 'Nope'").await, "2");
     assert_eq!(
-        one(&db, "select count(*)::text from wishlist_items where store = 'Nope'").await,
-        "2"
-    );
-    assert_eq!(
-        one(
-            &db,
-            "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'currency'"
+        db.one("select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'currency'"
         )
         .await,
         "text",
@@ -269,7 +231,7 @@ async fn values_the_new_type_refuses_stop_the_run_with_the_column_untouched() {
         .report();
     assert_eq!(report["status"], "applied", "{report}");
     assert_eq!(
-        one(&db, "select count(*)::text from wishlist_items where store = 'Other'").await,
+        db.one("select count(*)::text from wishlist_items where store = 'Other'").await,
         "601",
         "600 + the 2 fixed - the Other among them"
     );
@@ -317,7 +279,7 @@ async fn a_backfill_cut_by_its_deadline_continues_on_the_next_run_converting_eac
         3000 - converted,
         "only the rows the first run had not converted: {report}"
     );
-    assert_eq!(one(&db, "select count(*)::text from wishlist_items where store is null").await, "0");
+    assert_eq!(db.one("select count(*)::text from wishlist_items where store is null").await, "0");
     assert_eq!(ledger(&db).await.len(), 2);
 }
 
@@ -371,7 +333,7 @@ async fn a_run_killed_mid_backfill_continues_where_it_stopped_keeping_the_rows_w
     // The killed run's backend finishes the batch it was waiting in (the server learns of the
     // kill only when it answers): that batch commits once, and the next run does not redo it.
     // Its end frees the migration lock.
-    while one(&db, "select count(*)::text from pg_locks where locktype = 'advisory'").await != "0" {
+    while db.one("select count(*)::text from pg_locks where locktype = 'advisory'").await != "0" {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // A writer between the runs: the trigger converts its row, and it is kept.
@@ -395,10 +357,10 @@ async fn a_run_killed_mid_backfill_continues_where_it_stopped_keeping_the_rows_w
     assert_eq!(store["rows"], 3001, "{report}");
     assert_eq!(store["written"], 3001 - before, "each row converted once: {report}");
     assert_eq!(
-        one(&db, "select store::text from wishlist_items where title = 'between'").await,
+        db.one("select store::text from wishlist_items where title = 'between'").await,
         "Barweer"
     );
-    assert_eq!(one(&db, "select count(*)::text from wishlist_items where store is null").await, "0");
+    assert_eq!(db.one("select count(*)::text from wishlist_items where store is null").await, "0");
     assert_eq!(ledger(&db).await.len(), 2);
 }
 
@@ -456,11 +418,11 @@ async fn two_type_changes_of_one_table_write_each_row_once_in_one_backfill_pass(
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(updated_rows(&db, before + 3000).await - before, 3000);
     assert_eq!(
-        one(&db, "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'currency'").await,
+        db.one("select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'wishlist_items'::regclass and attname = 'currency'").await,
         "wishlist_currency"
     );
     assert_eq!(
-        one(&db, "select pg_get_expr(adbin, adrelid) from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum where a.attrelid = 'wishlist_items'::regclass and a.attname = 'currency'").await,
+        db.one("select pg_get_expr(adbin, adrelid) from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum where a.attrelid = 'wishlist_items'::regclass and a.attname = 'currency'").await,
         "'USD'::wishlist_currency"
     );
 }
@@ -484,11 +446,8 @@ async fn a_view_on_a_column_merged_into_a_later_recipe_refuses_the_run_naming_it
         "names the statement and what stands in the way: {message}"
     );
     assert_eq!(
-        one(
-            &db,
-            "select count(*)::text from pg_attribute where attrelid = 'wishlist_items'::regclass and attname like '%wm%'"
-        )
-        .await,
+        db.one("select count(*)::text from pg_attribute where attrelid = 'wishlist_items'::regclass and attname like '%wm%'")
+            .await,
         "0",
         "nothing ran"
     );

@@ -127,6 +127,31 @@ impl TestDb {
         connect(&self.url).await
     }
 
+    /// The one value the query returns, as text.
+    pub async fn one(&self, sql: &str) -> String {
+        self.client().await.query_one(sql, &[]).await.unwrap().get(0)
+    }
+
+    /// `pg_dump --schema-only` of the application's schema (drizzle's ledger schema left out),
+    /// its lines sorted: two databases built the same way compare equal whatever their column
+    /// order (a trailing comma goes with it).
+    pub fn schema_lines(&self) -> Vec<String> {
+        let out = Command::new(pg_tool("pg_dump"))
+            .args(["--schema-only", "--no-owner", "--exclude-schema=drizzle"])
+            .arg(&self.url)
+            .output()
+            .expect("run pg_dump");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        let mut lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("--") && !l.starts_with('\\') && !l.trim().is_empty())
+            .map(|l| l.trim_end_matches(',').to_string())
+            .collect();
+        lines.sort();
+        lines
+    }
+
     /// The cluster-wide name `create_role(name, ..)` gives its role.
     pub fn role_name(&self, name: &str) -> String {
         format!("{name}_{}", self.name)
