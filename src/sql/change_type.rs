@@ -3,7 +3,7 @@
 //! constraint as `pg_get_indexdef` / `pg_get_constraintdef` print it) with their column
 //! references moved in the tree, printed back by libpg_query's deparser.
 
-use pg_query::protobuf::{AlterTableType, ConstrType, Node};
+use pg_query::protobuf::{AlterTableCmd, AlterTableType, ConstrType, Node, RangeVar};
 use pg_query::NodeEnum;
 
 use crate::sql::online::quote;
@@ -24,21 +24,7 @@ pub struct ChangeType {
 /// The type change `piece` makes, when it is one statement with that one subcommand and no
 /// `COLLATE` (which the new column would have to carry).
 pub fn change_type(piece: &str) -> Option<ChangeType> {
-    if piece.contains('\0') {
-        return None;
-    }
-    let mut stmts = pg_query::parse(piece).ok()?.protobuf.stmts;
-    if stmts.len() != 1 {
-        return None;
-    }
-    let NodeEnum::AlterTableStmt(alter) = stmts.pop()?.stmt?.node? else {
-        return None;
-    };
-    let relation = alter.relation?;
-    let [node] = alter.cmds.as_slice() else { return None };
-    let Some(NodeEnum::AlterTableCmd(cmd)) = node.node.as_ref() else {
-        return None;
-    };
+    let (relation, cmd) = one_alter_command(piece)?;
     if cmd.subtype != AlterTableType::AtAlterColumnType as i32 || cmd.name.is_empty() {
         return None;
     }
@@ -98,21 +84,7 @@ pub fn change_types(sql: &str) -> Option<Vec<ChangeType>> {
 /// that only sets or drops one column's default: `ALTER TABLE t ALTER COLUMN c SET DEFAULT e`
 /// or `DROP DEFAULT`, one subcommand.
 pub fn column_default(piece: &str) -> Option<(String, String)> {
-    if piece.contains('\0') {
-        return None;
-    }
-    let mut stmts = pg_query::parse(piece).ok()?.protobuf.stmts;
-    if stmts.len() != 1 {
-        return None;
-    }
-    let NodeEnum::AlterTableStmt(alter) = stmts.pop()?.stmt?.node? else {
-        return None;
-    };
-    let relation = alter.relation?;
-    let [node] = alter.cmds.as_slice() else { return None };
-    let Some(NodeEnum::AlterTableCmd(cmd)) = node.node.as_ref() else {
-        return None;
-    };
+    let (relation, cmd) = one_alter_command(piece)?;
     if cmd.subtype != AlterTableType::AtColumnDefault as i32 || cmd.name.is_empty() {
         return None;
     }
@@ -121,6 +93,28 @@ pub fn column_default(piece: &str) -> Option<(String, String)> {
         s => format!("{}.{}", quote(s), quote(&relation.relname)),
     };
     Some((table, cmd.name.clone()))
+}
+
+/// The table and the one subcommand of `piece`, when it is one `ALTER TABLE` with exactly one.
+fn one_alter_command(piece: &str) -> Option<(RangeVar, AlterTableCmd)> {
+    if piece.contains('\0') {
+        return None;
+    }
+    let mut stmts = pg_query::parse(piece).ok()?.protobuf.stmts;
+    if stmts.len() != 1 {
+        return None;
+    }
+    let NodeEnum::AlterTableStmt(mut alter) = stmts.pop()?.stmt?.node? else {
+        return None;
+    };
+    let relation = alter.relation?;
+    if alter.cmds.len() != 1 {
+        return None;
+    }
+    let Some(NodeEnum::AlterTableCmd(cmd)) = alter.cmds.pop()?.node else {
+        return None;
+    };
+    Some((relation, *cmd))
 }
 
 fn null() -> Node {
